@@ -1,0 +1,1 @@
+namespace Wayback.Ltx; internal static class Placeholder {}
