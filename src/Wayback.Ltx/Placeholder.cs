@@ -1,1 +1,0 @@
-namespace Wayback.Ltx; internal static class Placeholder {}

@@ -1,1 +1,0 @@
-namespace Wayback.Ltx.Tests; public class Smoke { [Xunit.Fact] public void Runs() { using var c = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=:memory:"); c.Open(); var cmd = c.CreateCommand(); cmd.CommandText="select sqlite_version()"; Xunit.Assert.Equal("x", cmd.ExecuteScalar()); } }
