@@ -21,11 +21,13 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
     private readonly InputBuffer _input;
     private readonly FrameSource? _frame;
     private readonly Lz4.FrameDecoder? _legacyFrame;
-    private readonly ArrayBufferWriter<byte>? _expectedIndex;
     private readonly uint _lockPgno;
     private byte[] _compressed = [];
     private readonly byte[] _v1Head = new byte[V1PageHeaderSize];
     private ulong _crc = ulong.MaxValue;
+    // The page index the pages read so far call for, kept as a CRC and a length so memory stays constant.
+    private ulong _indexCrc = ulong.MaxValue;
+    private long _indexLength;
     private ulong _pageChecksums;
     private uint _lastPgno;
     private bool _ended;
@@ -43,7 +45,6 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
             _frame = new FrameSource(input, name);
         if (format == LtxFormat.V3)
         {
-            _expectedIndex = new ArrayBufferWriter<byte>();
             _legacyFrame = new Lz4.FrameDecoder();
             _compressed = ArrayPool<byte>.Shared.Rent(Lz4.BlockBound((int)header.PageSize));
         }
@@ -246,7 +247,8 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         int len = Varint.Write(entry, pgno);
         len += Varint.Write(entry[len..], (ulong)offset);
         len += Varint.Write(entry[len..], (ulong)frameSize);
-        _expectedIndex!.Write(entry[..len]);
+        _indexCrc = Crc64.Update(_indexCrc, entry[..len]);
+        _indexLength += len;
         return pgno;
     }
 
@@ -334,21 +336,29 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
 
     private async ValueTask ReadIndexAsync(CancellationToken ct)
     {
-        var index = _expectedIndex!;
-        index.GetSpan(1)[0] = 0;
-        index.Advance(1);
-        var expected = index.WrittenSpan.ToArray();
-        int need = expected.Length + 8;
-        if (!await _input.EnsureAsync(need, ct).ConfigureAwait(false))
-            throw LtxException.Truncated(Name, "the page index");
-        var got = _input.Available[..need];
-        if (!got[..expected.Length].SequenceEqual(expected))
+        _indexCrc = Crc64.Update(_indexCrc, [0]);
+        long expectedLength = _indexLength + 1;
+        ulong actualCrc = ulong.MaxValue;
+        for (long remaining = expectedLength; remaining > 0;)
+        {
+            int chunk = (int)Math.Min(remaining, 32 * 1024);
+            if (!await _input.EnsureAsync(chunk, ct).ConfigureAwait(false))
+                throw LtxException.Truncated(Name, "the page index");
+            var bytes = _input.Available[..chunk];
+            actualCrc = Crc64.Update(actualCrc, bytes);
+            _crc = Crc64.Update(_crc, bytes);
+            _input.Advance(chunk);
+            remaining -= chunk;
+        }
+        if (actualCrc != _indexCrc)
             throw LtxException.Invalid(Name, "the page index does not match the pages in the file");
-        ulong size = BinaryPrimitives.ReadUInt64BigEndian(got[expected.Length..]);
-        if (size != (ulong)expected.Length)
-            throw LtxException.Invalid(Name, $"the page index size says {size} bytes, but the index is {expected.Length} bytes");
-        _crc = Crc64.Update(_crc, got);
-        _input.Advance(need);
+        if (!await _input.EnsureAsync(8, ct).ConfigureAwait(false))
+            throw LtxException.Truncated(Name, "the page index size");
+        ulong size = BinaryPrimitives.ReadUInt64BigEndian(_input.Available);
+        if (size != (ulong)expectedLength)
+            throw LtxException.Invalid(Name, $"the page index size says {size} bytes, but the index is {expectedLength} bytes");
+        _crc = Crc64.Update(_crc, _input.Available[..8]);
+        _input.Advance(8);
     }
 
     public void Dispose()
