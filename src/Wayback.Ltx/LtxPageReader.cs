@@ -158,7 +158,12 @@ public sealed class LtxPageReader : IAsyncDisposable
         DecodeFrame(frame.Span, e.Pgno, page.Span);
     }
 
-    private void DecodeFrame(ReadOnlySpan<byte> frame, uint pgno, Span<byte> page)
+    /// <summary>Reads raw bytes of the file (e.g. a run of adjacent page frames).</summary>
+    internal ValueTask ReadRangeAsync(long offset, Memory<byte> into, CancellationToken ct) =>
+        ReadAtAsync(_stream, offset, into, Name, "page data", ct);
+
+    /// <summary>Decodes one page frame as stored at an index entry.</summary>
+    internal void DecodeFrame(ReadOnlySpan<byte> frame, uint pgno, Span<byte> page)
     {
         uint stored = BinaryPrimitives.ReadUInt32BigEndian(frame);
         ushort flags = BinaryPrimitives.ReadUInt16BigEndian(frame[4..]);
