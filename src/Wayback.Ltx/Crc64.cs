@@ -12,7 +12,9 @@ namespace Wayback.Ltx;
 /// </summary>
 /// <remarks>
 /// Buffers of <see cref="VectorThreshold"/> bytes or more are folded with carry-less multiplication
-/// (PCLMULQDQ) when the CPU has it; the slicing-by-8 table handles the rest and is the reference.
+/// (PCLMULQDQ, or VPCLMULQDQ on 512-bit registers) when the CPU has it; the slicing-by-8 table handles
+/// the rest and is the reference. The folding kernels skip tiered compilation: unoptimized, their
+/// intrinsics are calls, several times slower, and a short-lived process would never see them tier up.
 /// </remarks>
 public static class Crc64
 {
@@ -26,10 +28,20 @@ public static class Crc64
     private const int Lanes = 8;
     private const int Stride = Lanes * 16;
 
+    // The 512-bit path: four accumulators of four 16-byte lanes each, 256 bytes an iteration.
+    private const int WideAccumulators = 4;
+    private const int WideStride = WideAccumulators * 64;
+
+    /// <summary>From here on the 512-bit path, where the CPU has it, is at least as fast as the 128-bit one.</summary>
+    internal const int WideThreshold = WideStride;
+
+    // The farthest fold distance either path needs, in 16-byte blocks.
+    private const int MaxFoldBlocks = WideStride / 16;
+
     // Slicing-by-8 tables: Table[k][b] is the CRC of byte b followed by k zero bytes.
     private static readonly ulong[] s_tables = BuildTables();
 
-    // s_fold[d] folds a 16-byte accumulator forward over d blocks of 16 bytes (d = 1..Lanes).
+    // s_fold[d] folds a 16-byte accumulator forward over d blocks of 16 bytes (d = 1..MaxFoldBlocks).
     private static readonly Vector128<ulong>[] s_fold = BuildFoldConstants();
 
     /// <summary>The CRC of <paramref name="data"/>.</summary>
@@ -39,11 +51,18 @@ public static class Crc64
     public static ulong Append(ulong crc, ReadOnlySpan<byte> data) => ~Update(~crc, data);
 
     /// <summary>Runs the register over data without the initial and final inversion.</summary>
-    internal static ulong Update(ulong crc, ReadOnlySpan<byte> data) =>
-        data.Length >= VectorThreshold && IsVectorized ? UpdateVector(crc, data) : UpdateTable(crc, data);
+    internal static ulong Update(ulong crc, ReadOnlySpan<byte> data)
+    {
+        if (data.Length < VectorThreshold || !IsVectorized)
+            return UpdateTable(crc, data);
+        return data.Length >= WideThreshold && IsWideVectorized ? UpdateVector512(crc, data) : UpdateVector(crc, data);
+    }
 
     /// <summary>Whether <see cref="Update"/> takes the carry-less multiplication path on this CPU.</summary>
     internal static bool IsVectorized => Pclmulqdq.IsSupported && Sse2.IsSupported;
+
+    /// <summary>Whether it can fold 64 bytes per instruction (VPCLMULQDQ on 512-bit registers).</summary>
+    internal static bool IsWideVectorized => IsVectorized && Pclmulqdq.V512.IsSupported && Avx512F.IsSupported;
 
     internal static ulong UpdateTable(ulong crc, ReadOnlySpan<byte> data)
     {
@@ -75,6 +94,7 @@ public static class Crc64
     /// high-order half and the high qword L the low-order half. Moving a block d·128 bits forward is
     /// H·x^(d·128+64) + L·x^(d·128) (mod P), i.e. two 64×64 carry-less products that fit in 128 bits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static ulong UpdateVector(ulong crc, ReadOnlySpan<byte> data)
     {
         if (!IsVectorized)
@@ -86,8 +106,8 @@ public static class Crc64
         ref byte p = ref MemoryMarshal.GetReference(data);
         nuint n = (nuint)data.Length;
         nuint i;
-        // The register goes into the first 8 bytes, as the table path xors it into the first word.
         Vector128<ulong> acc;
+        // In both branches the register goes into the first 8 bytes, as the table xors it into the first word.
 
         if (n >= 2 * Stride)
         {
@@ -121,7 +141,53 @@ public static class Crc64
             i = 16;
         }
 
-        Vector128<ulong> kBlock = k[1];
+        return Finish(acc, data, i);
+    }
+
+    /// <summary>
+    /// The 512-bit fold: at least <see cref="WideStride"/> bytes. Each 128-bit lane of a 512-bit
+    /// register is an accumulator as in <see cref="UpdateVector"/>, and every lane folds by the same
+    /// distance, so one broadcast constant serves all four.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static ulong UpdateVector512(ulong crc, ReadOnlySpan<byte> data)
+    {
+        if (!IsWideVectorized)
+            throw new PlatformNotSupportedException("VPCLMULQDQ on 512-bit registers is not available.");
+        if (data.Length < WideStride)
+            throw new ArgumentException($"the 512-bit path needs at least {WideStride} bytes", nameof(data));
+
+        Vector128<ulong>[] k = s_fold;
+        ref byte p = ref MemoryMarshal.GetReference(data);
+        nuint n = (nuint)data.Length;
+        Vector512<ulong> y0 = Load512(ref p, 0 * 64) ^ Vector512.CreateScalar(crc);
+        Vector512<ulong> y1 = Load512(ref p, 1 * 64);
+        Vector512<ulong> y2 = Load512(ref p, 2 * 64);
+        Vector512<ulong> y3 = Load512(ref p, 3 * 64);
+        Vector512<ulong> kStride = Broadcast(k[WideStride / 16]);
+        nuint i;
+        for (i = WideStride; n - i >= WideStride; i += WideStride)
+        {
+            y0 = Fold512(y0, kStride) ^ Load512(ref p, i + 0 * 64);
+            y1 = Fold512(y1, kStride) ^ Load512(ref p, i + 1 * 64);
+            y2 = Fold512(y2, kStride) ^ Load512(ref p, i + 2 * 64);
+            y3 = Fold512(y3, kStride) ^ Load512(ref p, i + 3 * 64);
+        }
+        Vector512<ulong> y = Fold512(y0, Broadcast(k[12])) ^ Fold512(y1, Broadcast(k[8])) ^ Fold512(y2, Broadcast(k[4])) ^ y3;
+        // Lane 0 holds the earliest 16 bytes of y, lane 3 the latest.
+        Vector256<ulong> lower = y.GetLower(), upper = y.GetUpper();
+        Vector128<ulong> acc = Fold(lower.GetLower(), k[3]) ^ Fold(lower.GetUpper(), k[2]) ^
+                               Fold(upper.GetLower(), k[1]) ^ upper.GetUpper();
+        return Finish(acc, data, i);
+    }
+
+    /// <summary>Folds the remaining whole blocks into <paramref name="acc"/>, then reduces it and runs the tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static ulong Finish(Vector128<ulong> acc, ReadOnlySpan<byte> data, nuint i)
+    {
+        ref byte p = ref MemoryMarshal.GetReference(data);
+        nuint n = (nuint)data.Length;
+        Vector128<ulong> kBlock = s_fold[1];
         for (; n - i >= 16; i += 16)
             acc = Fold(acc, kBlock) ^ Load(ref p, i);
 
@@ -129,13 +195,23 @@ public static class Crc64
         // zero register. Then the tail.
         Span<byte> last = stackalloc byte[16];
         acc.AsByte().CopyTo(last);
-        crc = UpdateTable(0, last);
+        ulong crc = UpdateTable(0, last);
         return UpdateTable(crc, data[(int)i..]);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<ulong> Load(ref byte p, nuint offset) =>
         Vector128.LoadUnsafe(ref p, offset).AsUInt64();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Load512(ref byte p, nuint offset) =>
+        Vector512.LoadUnsafe(ref p, offset).AsUInt64();
+
+    private static Vector512<ulong> Broadcast(Vector128<ulong> k) => Vector512.Create(Vector256.Create(k, k), Vector256.Create(k, k));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> Fold512(Vector512<ulong> x, Vector512<ulong> k) =>
+        Pclmulqdq.V512.CarrylessMultiply(x, k, 0x00) ^ Pclmulqdq.V512.CarrylessMultiply(x, k, 0x11);
 
     // k.lo multiplies H (the low qword), k.hi multiplies L; see BuildFoldConstants.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -163,8 +239,8 @@ public static class Crc64
     /// </summary>
     private static Vector128<ulong>[] BuildFoldConstants()
     {
-        var k = new Vector128<ulong>[Lanes + 1];
-        for (int d = 1; d <= Lanes; d++)
+        var k = new Vector128<ulong>[MaxFoldBlocks + 1];
+        for (int d = 1; d <= MaxFoldBlocks; d++)
             k[d] = Vector128.Create(XPowModP(d * 128 + 63), XPowModP(d * 128 - 1));
         return k;
     }

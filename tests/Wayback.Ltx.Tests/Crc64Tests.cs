@@ -40,7 +40,7 @@ public class Crc64Tests
     [Fact]
     public void The_fold_constants_are_the_powers_for_their_distance()
     {
-        for (int d = 1; d <= 8; d++)
+        for (int d = 1; d <= 16; d++)
         {
             var (high, low) = Crc64.FoldConstants(d);
             // x^(8m+63) is a message of m bytes, so m = 16d for the high half and 16d-8 for the low.
@@ -68,11 +68,13 @@ public class Crc64Tests
             Assert.True(expected == Crc64.Update(register, data), $"Update, length {length}, offset {offset}");
             if (Crc64.IsVectorized && length >= 16)
                 Assert.True(expected == Crc64.UpdateVector(register, data), $"UpdateVector, length {length}, offset {offset}");
+            if (Crc64.IsWideVectorized && length >= 256)
+                Assert.True(expected == Crc64.UpdateVector512(register, data), $"UpdateVector512, length {length}, offset {offset}");
         }
     }
 
     [Fact]
-    public void The_vector_path_matches_the_table_at_random_offsets_lengths_and_registers()
+    public void The_vector_paths_match_the_table_at_random_offsets_lengths_and_registers()
     {
         var rng = new Random(Seed + 1);
         var buffer = new byte[8192];
@@ -83,12 +85,14 @@ public class Crc64Tests
             int length = rng.Next(16, buffer.Length - offset + 1);
             ulong register = (ulong)rng.NextInt64() * 3;
             var data = buffer.AsSpan(offset, length);
-            Assert.True(Crc64.UpdateTable(register, data) == Fast(register, data),
-                $"length {length}, offset {offset}, register {register:x16}");
+            ulong expected = Crc64.UpdateTable(register, data);
+            Assert.True(expected == Fast(register, data), $"length {length}, offset {offset}, register {register:x16}");
+            if (Crc64.IsWideVectorized && length >= 256)
+                Assert.True(expected == Crc64.UpdateVector512(register, data), $"512-bit, length {length}, offset {offset}, register {register:x16}");
         }
     }
 
-    // Without PCLMULQDQ the vector path cannot run; Update (the table) is then what is checked.
+    // Without PCLMULQDQ the 128-bit path cannot run; Update (the table) is then what is checked.
     private static ulong Fast(ulong register, ReadOnlySpan<byte> data) =>
         Crc64.IsVectorized ? Crc64.UpdateVector(register, data) : Crc64.Update(register, data);
 
@@ -125,6 +129,8 @@ public class Crc64Tests
         var data = buffer.AsSpan(7);
         Assert.Equal(Crc64.UpdateTable(ulong.MaxValue, data), Crc64.Update(ulong.MaxValue, data));
         Assert.Equal(Crc64.UpdateTable(0, data), Crc64.Update(0, data));
+        if (Crc64.IsVectorized)
+            Assert.Equal(Crc64.UpdateTable(1, data), Crc64.UpdateVector(1, data));
     }
 
     [Fact]
