@@ -68,7 +68,9 @@ public class Crc64Tests
             Assert.True(expected == Crc64.Update(register, data), $"Update, length {length}, offset {offset}");
             if (Crc64.IsVectorized && length >= 16)
                 Assert.True(expected == Crc64.UpdateVector(register, data), $"UpdateVector, length {length}, offset {offset}");
-            if (Crc64.IsWideVectorized && length >= 256)
+            if (Crc64.IsVectorized256 && length >= Crc64.WideThreshold)
+                Assert.True(expected == Crc64.UpdateVector256(register, data), $"UpdateVector256, length {length}, offset {offset}");
+            if (Crc64.IsWideVectorized && length >= Crc64.WideThreshold)
                 Assert.True(expected == Crc64.UpdateVector512(register, data), $"UpdateVector512, length {length}, offset {offset}");
         }
     }
@@ -87,7 +89,9 @@ public class Crc64Tests
             var data = buffer.AsSpan(offset, length);
             ulong expected = Crc64.UpdateTable(register, data);
             Assert.True(expected == Fast(register, data), $"length {length}, offset {offset}, register {register:x16}");
-            if (Crc64.IsWideVectorized && length >= 256)
+            if (Crc64.IsVectorized256 && length >= Crc64.WideThreshold)
+                Assert.True(expected == Crc64.UpdateVector256(register, data), $"256-bit, length {length}, offset {offset}, register {register:x16}");
+            if (Crc64.IsWideVectorized && length >= Crc64.WideThreshold)
                 Assert.True(expected == Crc64.UpdateVector512(register, data), $"512-bit, length {length}, offset {offset}, register {register:x16}");
         }
     }
@@ -129,8 +133,13 @@ public class Crc64Tests
         var data = buffer.AsSpan(7);
         Assert.Equal(Crc64.UpdateTable(ulong.MaxValue, data), Crc64.Update(ulong.MaxValue, data));
         Assert.Equal(Crc64.UpdateTable(0, data), Crc64.Update(0, data));
+        ulong expected = Crc64.UpdateTable(1, data);
         if (Crc64.IsVectorized)
-            Assert.Equal(Crc64.UpdateTable(1, data), Crc64.UpdateVector(1, data));
+            Assert.Equal(expected, Crc64.UpdateVector(1, data));
+        if (Crc64.IsVectorized256)
+            Assert.Equal(expected, Crc64.UpdateVector256(1, data));
+        if (Crc64.IsWideVectorized)
+            Assert.Equal(expected, Crc64.UpdateVector512(1, data));
     }
 
     [Fact]
