@@ -173,6 +173,9 @@ public sealed class LtxPageReader : IAsyncDisposable
         if (flags == LtxDecoder.V3PageFlagBlock)
         {
             const int head = LtxDecoder.V3PageHeaderSize + LtxDecoder.V3SizePrefixSize;
+            // The index only guarantees a page header; a block frame also needs its size prefix.
+            if (frame.Length < head)
+                throw LtxException.Invalid(Name, $"page {pgno}'s frame is {frame.Length} bytes, too short for its size prefix");
             uint size = BinaryPrimitives.ReadUInt32BigEndian(frame[6..]);
             if (size != (uint)(frame.Length - head))
                 throw LtxException.Invalid(Name, $"page {pgno}'s size prefix disagrees with the page index");

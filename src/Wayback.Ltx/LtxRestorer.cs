@@ -27,6 +27,11 @@ public static class LtxRestorer
         uint pageSize = last.Header.PageSize;
         uint commit = last.Header.Commit;
         uint lockPgno = last.Header.LockPgno;
+        // Every page 1..commit (but the lock page) must come from some file's index, so a commit larger
+        // than all of them together is corrupt: fail before it sizes the checksums or the output.
+        long held = chain.Sum(r => (long)r.Index.Count);
+        if (commit > held + 1)
+            throw LtxException.Invalid(last.Name, $"restore is missing pages: the commit is {commit} pages, but the chain holds only {held}");
         var pages = new PageChecksums(pageSize);
         pages.Resize(commit);
         output?.SetLength((long)commit * pageSize);
