@@ -22,7 +22,6 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
     private readonly FrameSource? _frame;
     private readonly Lz4.FrameDecoder? _legacyFrame;
     private readonly uint _lockPgno;
-    private byte[] _compressed = [];
     private readonly byte[] _v1Head = new byte[V1PageHeaderSize];
     private ulong _crc = ulong.MaxValue;
     // The page index the pages read so far call for, kept as a CRC and a length so memory stays constant.
@@ -46,7 +45,6 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         if (format == LtxFormat.V3)
         {
             _legacyFrame = new Lz4.FrameDecoder();
-            _compressed = ArrayPool<byte>.Shared.Rent(Lz4.BlockBound((int)header.PageSize));
         }
     }
 
@@ -215,7 +213,7 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
             uint size = BinaryPrimitives.ReadUInt32BigEndian(_input.Available);
             _crc = Crc64.Update(_crc, _input.Available[..V3SizePrefixSize]);
             _input.Advance(V3SizePrefixSize);
-            if (size == 0 || size > (uint)_compressed.Length)
+            if (size == 0 || size > (uint)Lz4.BlockBound((int)Header.PageSize))
                 throw LtxException.Invalid(Name, $"page {pgno} has an impossible compressed size of {size} bytes for page size {Header.PageSize}");
             if (!await _input.EnsureAsync((int)size, ct).ConfigureAwait(false))
                 throw LtxException.Truncated(Name, $"the data of page {pgno}");
@@ -366,11 +364,6 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         _frame?.Dispose();
         _legacyFrame?.Dispose();
         _input.Dispose();
-        if (_compressed.Length > 0)
-        {
-            ArrayPool<byte>.Shared.Return(_compressed);
-            _compressed = [];
-        }
         if (!_leaveOpen)
             _stream.Dispose();
     }
