@@ -1,0 +1,20 @@
+namespace Wayback.Agent.Capture;
+
+/// <summary>Settings of the capture loop; the defaults suit a normal application.</summary>
+public sealed record CaptureOptions
+{
+    /// <summary>Once the WAL's current generation holds this many frames, the agent checkpoints and lets it restart.</summary>
+    public int CheckpointFrames { get; init; } = 1000;
+
+    /// <summary>Past this WAL file size the agent truncates the WAL (after a burst left it large).</summary>
+    public long TruncateWalBytes { get; init; } = 64L << 20;
+
+    /// <summary>How long the agent waits for SQLite's write lock when it lets the WAL restart; it skips the round otherwise.</summary>
+    public int WriteLockTimeoutMs { get; init; } = 100;
+
+    /// <summary>How often the page checksums and position are persisted (and always on a clean stop).</summary>
+    public TimeSpan StateInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Switch a database that is not in WAL mode to WAL (the agent can only capture WAL mode).</summary>
+    public bool SwitchToWal { get; init; } = true;
+}

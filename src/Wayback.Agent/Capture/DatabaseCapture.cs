@@ -1,0 +1,801 @@
+using System.Buffers;
+using Microsoft.Data.Sqlite;
+using Microsoft.Win32.SafeHandles;
+using Wayback.Agent.Journal;
+using Wayback.Agent.Native;
+using Wayback.Agent.Wal;
+using Wayback.Ltx;
+
+namespace Wayback.Agent.Capture;
+
+/// <summary>
+/// What the shipper asks the capture loop to do when the server's position cannot be reached from the
+/// journal: with <see cref="ServerPages"/>, send the pages that differ from the server's state as one
+/// transaction after (<see cref="ServerTxid"/>, <see cref="ServerChecksum"/>); without, send a snapshot
+/// with a TXID above both positions.
+/// </summary>
+public sealed record ResyncRequest(ulong ServerTxid, ulong ServerChecksum, PageChecksums? ServerPages, string Reason);
+
+/// <summary>
+/// Captures every committed transaction of one live SQLite database from its WAL into the journal, one
+/// LTX file (one TXID) per transaction. Not thread-safe: one loop calls <see cref="SyncAsync"/>; the
+/// shipper talks to it only through <see cref="RequestResync"/>.
+/// </summary>
+public sealed class DatabaseCapture : IAsyncDisposable
+{
+    private readonly string _dbPath;
+    private readonly string _walPath;
+    private readonly AgentJournal _journal;
+    private readonly CaptureOptions _options;
+    private readonly IAgentLog _log;
+    private readonly string _name;
+
+    private PageChecksums? _pages;
+    private ulong _txid;
+    private WalCursor? _cursor;
+    private uint _cursorSeq;
+    private bool _cursorVerified;
+    // True while the agent has held a read transaction ever since it read the WAL to its end: a WAL restart
+    // seen now then cannot have dropped unread frames (see docs/agent.md, "Holding the WAL").
+    private bool _genTrusted;
+    // Set after the agent's own TRUNCATE checkpoint emptied the WAL with every frame captured.
+    private bool _truncatedByUs;
+    private (ulong Dev, ulong Ino)? _stateFileId;
+    private (ulong Dev, ulong Ino)? _fileId;
+    private (ulong Dev, ulong Ino)? _walId;
+    private SqliteSession? _session;
+    private SafeFileHandle? _wal;
+    // The agent's one descriptor on the database file, open as long as its SQLite connections are: closing
+    // any descriptor of a file drops every POSIX lock this process holds on it - SQLite's included.
+    private SafeFileHandle? _db;
+    private string? _resyncReason;
+    private ResyncRequest? _request;
+    private readonly Lock _requestLock = new();
+    private long _lastStateWrite;
+    private ulong _persistedTxid;
+    private bool _dirty;
+    private bool _reloadNeeded;
+    private bool _missingLogged;
+    private bool _modeLogged;
+
+    public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
+    {
+        _dbPath = Path.GetFullPath(databasePath);
+        _walPath = _dbPath + "-wal";
+        _journal = journal;
+        _options = options ?? new CaptureOptions();
+        _log = log ?? NullAgentLog.Instance;
+        _name = Path.GetFileName(_dbPath);
+    }
+
+    /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
+    public ulong Txid => _txid;
+
+    /// <summary>The database checksum after <see cref="Txid"/>.</summary>
+    public ulong Checksum => _pages?.Checksum ?? 0;
+
+    public uint PageSize => _pages?.PageSize ?? 0;
+
+    /// <summary>The TXID whose state (page checksums) is persisted; journal files above it are still needed to rebuild it.</summary>
+    public ulong PersistedTxid => Volatile.Read(ref _persistedTxid);
+
+    public long CheckpointCount { get; private set; }
+    public long WalRestarts { get; private set; }
+    public long Resyncs { get; private set; }
+    public long WalBytes { get; private set; }
+
+    /// <summary>The reason capture is currently degraded (not WAL mode, database missing), or null.</summary>
+    public string? Problem { get; private set; }
+
+    /// <summary>Raised after new journal files are durable.</summary>
+    public event Action<IReadOnlyList<JournalEntry>>? Captured;
+
+    /// <summary>Loads the persisted state and replays the journal files newer than it.</summary>
+    public async Task OpenAsync(CancellationToken ct = default)
+    {
+        _pages = null;
+        _txid = 0;
+        _cursor = null;
+        _persistedTxid = 0;
+        var state = await AgentState.TryReadAsync(_journal.StatePath, ct).ConfigureAwait(false);
+        if (state is not null)
+        {
+            _pages = state.Pages;
+            _txid = state.Txid;
+            _stateFileId = state.FileId;
+            if (state.Wal is { } w)
+                _cursor = new WalCursor(w.Salt1, w.Salt2, w.Offset, 0, 0);
+            _persistedTxid = state.Txid;
+        }
+        await ReplayJournalAsync(ct).ConfigureAwait(false);
+        if (_pages is null)
+            _resyncReason = "first sync: sending a snapshot";
+        _lastStateWrite = Environment.TickCount64;
+    }
+
+    private async Task ReplayJournalAsync(CancellationToken ct)
+    {
+        var buffer = new byte[LtxChecksum.MaxPageSize];
+        foreach (var e in _journal.Entries())
+        {
+            if (e.MaxTxid <= _txid && _pages is not null)
+                continue;
+            bool follows = e.IsSnapshot || (_pages is not null && e.MinTxid == _txid + 1 && e.PreApplyChecksum == _pages.Checksum);
+            if (!follows)
+            {
+                _log.Warn($"{_name}: journal file {Path.GetFileName(e.Path)} does not follow the agent's state (TXID {_txid}); dropping it and what follows");
+                _journal.DeleteAfter(_txid);
+                break;
+            }
+            try
+            {
+                await using var decoder = await LtxDecoder.OpenFileAsync(e.Path, LtxFormat.V3, ct).ConfigureAwait(false);
+                var h = decoder.Header;
+                var pages = e.IsSnapshot || _pages is null || _pages.PageSize != h.PageSize ? new PageChecksums(h.PageSize) : _pages.Clone();
+                uint pgno;
+                while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
+                    pages.Update(pgno, buffer.AsSpan(0, (int)h.PageSize));
+                pages.Resize(h.Commit);
+                if (pages.Checksum != decoder.Trailer.PostApplyChecksum)
+                    throw new LtxException($"{e.Path}: post-apply checksum does not match its pages");
+                _pages = pages;
+                _txid = h.MaxTxid;
+                _cursor = h.WalOffset == 0 ? null : new WalCursor(h.WalSalt1, h.WalSalt2, h.WalOffset + h.WalSize, 0, 0);
+                _dirty = true;
+            }
+            catch (Exception ex) when (ex is LtxException or IOException)
+            {
+                _log.Warn($"{_name}: journal file {Path.GetFileName(e.Path)} is damaged ({ex.Message}); dropping it and what follows");
+                _journal.DeleteAfter(_txid);
+                break;
+            }
+        }
+        _cursorVerified = false;
+    }
+
+    /// <summary>Asks for a resync at the next <see cref="SyncAsync"/> (from the shipper, after a 409).</summary>
+    public void RequestResync(ResyncRequest request)
+    {
+        lock (_requestLock)
+            _request = request;
+    }
+
+    /// <summary>
+    /// One pass: notices a replaced or missing database, captures every transaction committed since the
+    /// last pass, checkpoints when the WAL is long enough. Returns how many transactions it captured.
+    /// </summary>
+    public async Task<int> SyncAsync(CancellationToken ct = default)
+    {
+        if (_reloadNeeded)
+        {
+            await OpenAsync(ct).ConfigureAwait(false);
+            _reloadNeeded = false;
+            _genTrusted = false;
+        }
+        if (!EnsureDatabase())
+            return 0;
+        if (!EnsureWalMode())
+            return await ResyncAsync(_pages, _txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
+        EnsureWalHandle();
+
+        ResyncRequest? request;
+        lock (_requestLock)
+        {
+            request = _request;
+            _request = null;
+        }
+        if (request is not null)
+            return await HandleRequestAsync(request, ct).ConfigureAwait(false);
+
+        if (_resyncReason is { } reason)
+            return await ResyncAsync(_pages, _txid, reason, ct: ct).ConfigureAwait(false);
+
+        int captured = await CaptureWalAsync(ct).ConfigureAwait(false);
+        if (_resyncReason is { } reason2)
+            return captured + await ResyncAsync(_pages, _txid, reason2, ct: ct).ConfigureAwait(false);
+        captured += await MaybeCheckpointAsync(ct).ConfigureAwait(false);
+        await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
+        return captured;
+    }
+
+    // ---- the database file: present, the same file, in WAL mode ----
+
+    private bool EnsureDatabase()
+    {
+        var id = Posix.FileId(_dbPath);
+        if (id is null || new FileInfo(_dbPath).Length == 0 && !File.Exists(_walPath))
+        {
+            if (!_missingLogged)
+            {
+                _log.Warn(id is null
+                    ? $"{_name}: the database file is gone (deleted or moved away); waiting for it to come back"
+                    : $"{_name}: the database file is empty; waiting for the first write");
+                _missingLogged = true;
+            }
+            Problem = id is null ? "database missing" : "database empty";
+            CloseSession();
+            return false;
+        }
+        if (_missingLogged)
+        {
+            _log.Info($"{_name}: the database file is back");
+            _missingLogged = false;
+            Problem = null;
+        }
+        if (_session is null)
+        {
+            OpenSession();
+            _genTrusted = false;
+            if (_fileId is not null && _fileId != id || _fileId is null && _stateFileId is not null && _stateFileId != id)
+            {
+                _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
+                _resyncReason ??= "the database file was replaced";
+            }
+            _fileId = id;
+            return true;
+        }
+        if (id != _fileId)
+        {
+            _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
+            CloseSession();
+            OpenSession();
+            _fileId = id;
+            _resyncReason ??= "the database file was replaced";
+        }
+        return true;
+    }
+
+    private bool EnsureWalMode()
+    {
+        if (IsWalModeOnDisk())
+        {
+            if (_modeLogged)
+            {
+                _log.Info($"{_name}: back in WAL mode; capturing every transaction again");
+                _modeLogged = false;
+                Problem = null;
+            }
+            return true;
+        }
+        string mode = SafeJournalMode();
+        if (!_modeLogged)
+        {
+            _log.Error($"{_name}: the database is not in WAL mode (journal_mode={mode}) - the application switched it out of WAL, or it was never in it. " +
+                "Wayback captures each transaction only in WAL mode; until it is back, changes are captured by comparing pages, merged into one transaction per pass");
+            _modeLogged = true;
+            Problem = $"journal_mode={mode}";
+        }
+        if (_options.SwitchToWal)
+        {
+            try
+            {
+                _session!.ReleaseHold();
+                string now = _session.SetWalMode();
+                if (now == "wal")
+                {
+                    _log.Warn($"{_name}: switched the database back to WAL mode (PRAGMA journal_mode=WAL)");
+                    _resyncReason ??= "the database was out of WAL mode";
+                    _genTrusted = false;
+                    return IsWalModeOnDisk() || true;
+                }
+            }
+            catch (SqliteException e)
+            {
+                _log.Warn($"{_name}: could not switch the database to WAL mode yet ({e.Message}); will retry");
+            }
+        }
+        return false;
+    }
+
+    private string SafeJournalMode()
+    {
+        try
+        {
+            return _session!.JournalMode();
+        }
+        catch (SqliteException)
+        {
+            return "unknown";
+        }
+    }
+
+    /// <summary>The file format bytes at offsets 18 and 19 of the database header are 2 in WAL mode.</summary>
+    private bool IsWalModeOnDisk()
+    {
+        Span<byte> h = stackalloc byte[20];
+        int n = RandomAccess.Read(_db!, h, 0);
+        if (n < 20)
+            return File.Exists(_walPath); // a new database whose first pages are still only in the WAL
+        return h[18] == 2 && h[19] == 2;
+    }
+
+    private void EnsureWalHandle()
+    {
+        var id = Posix.FileId(_walPath);
+        if (_wal is not null && id == _walId)
+            return;
+        _wal?.Dispose();
+        _wal = null;
+        _walId = id;
+        if (id is not null)
+            _wal = File.OpenHandle(_walPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+    }
+
+    private void OpenSession()
+    {
+        _db = File.OpenHandle(_dbPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        _session = SqliteSession.Open(_dbPath);
+    }
+
+    private void CloseSession()
+    {
+        _session?.Dispose();
+        _session = null;
+        _db?.Dispose();
+        _db = null;
+        _wal?.Dispose();
+        _wal = null;
+        _walId = null;
+        _genTrusted = false;
+    }
+
+    // ---- the normal path: read the WAL from the cursor ----
+
+    private async Task<int> CaptureWalAsync(CancellationToken ct)
+    {
+        var session = _session!;
+        if (!session.Holding)
+        {
+            session.EnsureHold();
+            _genTrusted = false;
+        }
+        EnsureWalHandle();
+        var header = _wal is null ? null : WalReader.ReadHeader(_wal);
+        WalBytes = _wal is null ? 0 : RandomAccess.GetLength(_wal);
+        if (header is null)
+        {
+            if (_cursor is null || _truncatedByUs)
+                return 0; // the WAL is empty and so was it at the captured state
+            _resyncReason = "the WAL was emptied (truncated) while the agent was not watching";
+            return 0;
+        }
+        if (_pages is not null && header.Value.PageSize != _pages.PageSize)
+        {
+            _resyncReason = $"the page size changed from {_pages.PageSize} to {header.Value.PageSize}";
+            return 0;
+        }
+
+        if (_cursor is not { } cursor || !cursor.SameGeneration(header.Value))
+        {
+            bool restartWeSaw = _genTrusted && (_cursor is null
+                || header.Value.Salt1 == _cursor.Value.Salt1 + 1 && header.Value.CheckpointSequence == _cursorSeq + 1);
+            if (!restartWeSaw)
+            {
+                _resyncReason = "the WAL was restarted while the agent was not watching";
+                return 0;
+            }
+            _cursor = WalCursor.Start(header.Value);
+            _cursorSeq = header.Value.CheckpointSequence;
+            _cursorVerified = true;
+            _truncatedByUs = false;
+            WalRestarts++;
+        }
+        else if (!_cursorVerified)
+        {
+            // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
+            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, ct);
+            WalCursor? found = cursor.Offset == WalHeader.Size ? WalCursor.Start(header.Value) : null;
+            foreach (var tx in all.Transactions)
+                if (tx.End.Offset == cursor.Offset)
+                    found = tx.End;
+            if (found is null)
+            {
+                _resyncReason = "the WAL no longer matches the agent's stored position";
+                return 0;
+            }
+            _cursor = found;
+            _cursorSeq = header.Value.CheckpointSequence;
+            _cursorVerified = true;
+        }
+
+        int captured = 0;
+        while (true)
+        {
+            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, ct: ct);
+            if (scan.Transactions.Count > 0)
+                captured += await WriteTransactionsAsync(scan.Transactions, header.Value, ct).ConfigureAwait(false);
+            if (!scan.MoreAvailable)
+                break;
+        }
+        // Everything up to the current hold's snapshot has been read: hand over to a fresh hold.
+        session.RotateHold();
+        _genTrusted = true;
+        return captured;
+    }
+
+    private async Task<int> WriteTransactionsAsync(List<WalTransaction> transactions, WalHeader header, CancellationToken ct)
+    {
+        var pages = _pages ?? throw new InvalidOperationException("no captured state to continue from");
+        var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
+        var sorted = new List<uint>();
+        try
+        {
+            foreach (var tx in transactions)
+            {
+                ulong txid = _txid + 1;
+                var ltx = new LtxHeader
+                {
+                    PageSize = header.PageSize,
+                    Commit = tx.Commit,
+                    MinTxid = txid,
+                    MaxTxid = txid,
+                    TimestampMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                    PreApplyChecksum = pages.Checksum,
+                    WalOffset = tx.StartOffset,
+                    WalSize = tx.End.Offset - tx.StartOffset,
+                    WalSalt1 = header.Salt1,
+                    WalSalt2 = header.Salt2,
+                };
+                sorted.Clear();
+                foreach (var p in tx.Pages.Keys)
+                    if (p <= tx.Commit && p != pages.LockPgno)
+                        sorted.Add(p);
+                sorted.Sort();
+                var (temp, fs) = _journal.CreateTemp(txid, txid);
+                LtxTrailer trailer;
+                try
+                {
+                    await using var encoder = await LtxEncoder.CreateAsync(fs, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
+                    foreach (var pgno in sorted)
+                    {
+                        RandomAccess.Read(_wal!, buffer.AsSpan(0, (int)header.PageSize), tx.Pages[pgno] + WalHeader.FrameHeaderSize);
+                        pages.Update(pgno, buffer.AsSpan(0, (int)header.PageSize));
+                        await encoder.WritePageAsync(pgno, buffer.AsMemory(0, (int)header.PageSize), ct).ConfigureAwait(false);
+                    }
+                    pages.Resize(tx.Commit);
+                    trailer = await encoder.FinishAsync(pages.Checksum, ct).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await fs.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
+                _journal.Stage(temp, fs, ltx, trailer);
+                _txid = txid;
+                _cursor = tx.End;
+            }
+            var done = _journal.CommitStaged();
+            _dirty = true;
+            Captured?.Invoke(done);
+            return done.Count;
+        }
+        catch
+        {
+            // The page checksums were updated in place: rebuild them from what is durable.
+            _journal.DropStaged();
+            _reloadNeeded = true;
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // ---- checkpoints ----
+
+    private async Task<int> MaybeCheckpointAsync(CancellationToken ct)
+    {
+        if (_cursor is not { } cursor || _pages is null || _wal is null)
+            return 0;
+        var header = WalReader.ReadHeader(_wal);
+        if (header is null || !cursor.SameGeneration(header.Value))
+            return 0;
+        long frames = (cursor.Offset - WalHeader.Size) / header.Value.FrameSize;
+        bool truncate = WalBytes > _options.TruncateWalBytes;
+        if (frames < _options.CheckpointFrames && !truncate)
+            return 0;
+        var session = _session!;
+
+        // 1. Copy what can be copied without blocking anyone (up to the agent's own hold).
+        session.Checkpoint("PASSIVE");
+
+        // 2. For a moment, no commit can happen: read the last frames, checkpoint the rest, and take a new
+        //    hold that (the WAL being fully copied back) no longer pins it, so the next writer restarts it.
+        if (!session.TryBeginWriteLock(_options.WriteLockTimeoutMs))
+            return 0;
+        int captured = 0;
+        CheckpointResult result;
+        try
+        {
+            var h = WalReader.ReadHeader(_wal);
+            if (h is null || !_cursor!.Value.SameGeneration(h.Value))
+                return 0;
+            var scan = WalReader.Scan(_wal, h.Value, _cursor.Value, int.MaxValue, ct);
+            if (scan.Transactions.Count > 0)
+                captured = await WriteTransactionsAsync(scan.Transactions, h.Value, ct).ConfigureAwait(false);
+            session.ReleaseHold();
+            result = session.Checkpoint("PASSIVE");
+            session.RotateHold();
+        }
+        finally
+        {
+            session.EndWriteLock();
+        }
+        CheckpointCount++;
+
+        // 3. After a burst the WAL file stays as large as it grew: truncate it.
+        if (truncate && result.Complete)
+        {
+            long ours = (_cursor!.Value.Offset - WalHeader.Size) / header.Value.FrameSize;
+            session.ReleaseHold();
+            CheckpointResult t;
+            try
+            {
+                t = session.Checkpoint("TRUNCATE", busyTimeoutMs: 20);
+            }
+            finally
+            {
+                session.RotateHold();
+            }
+            if (!t.Busy)
+            {
+                WalBytes = RandomAccess.GetLength(_wal);
+                if (t.Log == ours)
+                {
+                    // If a writer slipped in between, the next WAL header shows a checkpoint sequence two ahead
+                    // instead of one, and the agent falls back to comparing pages.
+                    _truncatedByUs = true;
+                    _genTrusted = true;
+                }
+                else
+                {
+                    _resyncReason = "a writer committed while the agent truncated the WAL";
+                }
+                _log.Info($"{_name}: truncated the WAL (it had grown past {_options.TruncateWalBytes >> 20} MiB)");
+            }
+        }
+        return captured;
+    }
+
+    // ---- resync: compare the live database with a known state ----
+
+    private async Task<int> HandleRequestAsync(ResyncRequest request, CancellationToken ct)
+    {
+        // Capture what is pending first so nothing is lost if the request cannot be served.
+        if (_resyncReason is null && _pages is not null)
+            await CaptureWalAsync(ct).ConfigureAwait(false);
+        if (request.ServerPages is { } serverPages)
+        {
+            _journal.DeleteAfter(request.ServerTxid);
+            return await ResyncAsync(serverPages, request.ServerTxid, request.Reason, ct: ct, baselineChecksum: request.ServerChecksum).ConfigureAwait(false);
+        }
+        _journal.DeleteAfter(0);
+        ulong above = Math.Max(_txid, request.ServerTxid);
+        return await ResyncAsync(null, above, request.Reason, ct: ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Reads the whole live database (WAL overlay on the file) under a hold, and writes either one
+    /// transaction with the pages that differ from <paramref name="baseline"/> (at <paramref name="baseTxid"/>)
+    /// or, without a baseline or when the page size changed, a snapshot at <paramref name="baseTxid"/> + 1.
+    /// </summary>
+    private async Task<int> ResyncAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy = false,
+        ulong? baselineChecksum = null, CancellationToken ct = default)
+    {
+        var session = _session!;
+        for (int attempt = 0; ; attempt++)
+        {
+            if (legacy)
+                session.ReleaseHold();
+            session.EnsureHold();
+            try
+            {
+                int? n = await TryResyncOnceAsync(baseline, baseTxid, reason, legacy, baselineChecksum, ct).ConfigureAwait(false);
+                if (n is { } count)
+                {
+                    Resyncs++;
+                    return count;
+                }
+            }
+            finally
+            {
+                if (legacy)
+                    session.ReleaseHold(); // outside WAL mode a read transaction blocks writers: hold it only while reading
+            }
+            if (attempt >= 20)
+                throw new IOException($"{_name}: the database kept changing while the agent compared it; will retry");
+            session.ReleaseHold();
+            await Task.Delay(5 * (attempt + 1), ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<int?> TryResyncOnceAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy, ulong? baselineChecksum, CancellationToken ct)
+    {
+        EnsureWalHandle();
+        WalHeader? header = legacy || _wal is null ? null : WalReader.ReadHeader(_wal);
+        var overlay = new Dictionary<uint, long>();
+        uint commit;
+        uint pageSize;
+        WalCursor? end = header is { } hh ? WalCursor.Start(hh) : null;
+        var db = _db!;
+        long dbLength = RandomAccess.GetLength(db);
+        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, ct) : null;
+        if (scan is { Transactions.Count: > 0 })
+        {
+            foreach (var tx in scan.Transactions)
+                foreach (var (p, off) in tx.Pages)
+                    overlay[p] = off;
+            commit = scan.Transactions[^1].Commit;
+            pageSize = header!.Value.PageSize;
+            end = scan.End;
+        }
+        else
+        {
+            var head = new byte[SqliteDatabaseFile.HeaderSize];
+            if (RandomAccess.Read(db, head, 0) < head.Length)
+                return 0; // nothing written yet
+            pageSize = SqliteDatabaseFile.ReadPageSize(head, _dbPath);
+            commit = (uint)(dbLength / pageSize);
+        }
+
+        var source = new PageSource(header is null ? null : _wal, db, overlay, pageSize);
+        var fresh = new PageChecksums(pageSize);
+        var buffer = ArrayPool<byte>.Shared.Rent((int)pageSize);
+        try
+        {
+            for (uint p = 1; p <= commit; p++)
+            {
+                if (p == fresh.LockPgno)
+                {
+                    fresh.Resize(p);
+                    continue;
+                }
+                source.Read(p, buffer);
+                fresh.Update(p, buffer.AsSpan(0, (int)pageSize));
+            }
+            fresh.Resize(commit);
+            if (!SameWal(header))
+                return null;
+
+            bool snapshot = baseline is null || baseline.PageSize != pageSize || baseline.PageCount == 0;
+            ulong txid = baseTxid + 1;
+            var changed = new List<uint>();
+            if (!snapshot)
+            {
+                for (uint p = 1; p <= commit; p++)
+                    if (p != fresh.LockPgno && fresh[p] != baseline![p])
+                        changed.Add(p);
+            }
+            ulong baseChecksum = baselineChecksum ?? baseline?.Checksum ?? 0;
+            if (!snapshot && changed.Count == 0 && commit == baseline!.PageCount && baseChecksum == fresh.Checksum)
+            {
+                // Nothing changed behind the agent's back.
+                _log.Info($"{_name}: {reason}; the database matches the captured state at TXID {baseTxid}, nothing to send");
+                Adopt(fresh, baseTxid, end, header);
+                return 0;
+            }
+
+            var ltx = new LtxHeader
+            {
+                PageSize = pageSize,
+                Commit = commit,
+                MinTxid = snapshot ? 1 : txid,
+                MaxTxid = txid,
+                TimestampMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                PreApplyChecksum = snapshot ? 0 : baseChecksum,
+                WalOffset = end is { } e ? e.Offset : 0,
+                WalSalt1 = end?.Salt1 ?? 0,
+                WalSalt2 = end?.Salt2 ?? 0,
+            };
+            var (temp, fs) = _journal.CreateTemp(ltx.MinTxid, ltx.MaxTxid);
+            LtxTrailer trailer;
+            bool consistent = true;
+            try
+            {
+                await using var encoder = await LtxEncoder.CreateAsync(fs, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
+                IEnumerable<uint> pgnos = snapshot ? Enumerable.Range(1, (int)commit).Select(i => (uint)i).Where(p => p != fresh.LockPgno) : changed;
+                foreach (var p in pgnos)
+                {
+                    source.Read(p, buffer);
+                    if (LtxChecksum.Page(p, buffer.AsSpan(0, (int)pageSize)) != fresh[p])
+                    {
+                        consistent = false;
+                        break;
+                    }
+                    await encoder.WritePageAsync(p, buffer.AsMemory(0, (int)pageSize), ct).ConfigureAwait(false);
+                }
+                trailer = consistent ? await encoder.FinishAsync(snapshot ? null : fresh.Checksum, ct).ConfigureAwait(false) : default;
+            }
+            catch
+            {
+                await fs.DisposeAsync().ConfigureAwait(false);
+                File.Delete(temp);
+                throw;
+            }
+            if (!consistent || !SameWal(header))
+            {
+                await fs.DisposeAsync().ConfigureAwait(false);
+                File.Delete(temp);
+                return null;
+            }
+            _journal.Stage(temp, fs, ltx, trailer);
+            var done = _journal.CommitStaged();
+            _log.Warn(snapshot
+                ? $"{_name}: {reason}; captured a snapshot of {commit} pages as TXID {txid}"
+                : $"{_name}: {reason}; captured the {changed.Count} changed page(s) as one transaction, TXID {txid}");
+            Adopt(fresh, txid, end, header);
+            await MaybePersistStateAsync(force: true, ct).ConfigureAwait(false);
+            Captured?.Invoke(done);
+            return 1;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private bool SameWal(WalHeader? before)
+    {
+        if (before is null)
+            return true;
+        var now = _wal is null ? null : WalReader.ReadHeader(_wal);
+        return now is { } n && n.Salt1 == before.Value.Salt1 && n.Salt2 == before.Value.Salt2;
+    }
+
+    private void Adopt(PageChecksums pages, ulong txid, WalCursor? end, WalHeader? header)
+    {
+        _pages = pages;
+        _txid = txid;
+        _cursor = end;
+        _cursorSeq = header?.CheckpointSequence ?? 0;
+        _cursorVerified = true;
+        _genTrusted = _session!.Holding;
+        _truncatedByUs = false;
+        _resyncReason = null;
+        _stateFileId = _fileId;
+        _dirty = true;
+    }
+
+    // ---- state ----
+
+    private async Task MaybePersistStateAsync(bool force, CancellationToken ct)
+    {
+        if (_pages is null || !_dirty)
+            return;
+        if (!force && Environment.TickCount64 - _lastStateWrite < _options.StateInterval.TotalMilliseconds)
+            return;
+        await PersistStateAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Writes the page checksums and position to the journal directory.</summary>
+    public async Task PersistStateAsync(CancellationToken ct = default)
+    {
+        if (_pages is null)
+            return;
+        var state = new AgentState
+        {
+            Txid = _txid,
+            Pages = _pages,
+            Wal = _cursor is { } c ? (c.Salt1, c.Salt2, c.Offset) : null,
+            FileId = _fileId ?? _stateFileId,
+        };
+        await AgentState.WriteAsync(_journal.StatePath, state, ct).ConfigureAwait(false);
+        Volatile.Write(ref _persistedTxid, _txid);
+        _lastStateWrite = Environment.TickCount64;
+        _dirty = false;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await PersistStateAsync().ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            _log.Warn($"{_name}: could not save the agent's state on stop ({e.Message}); it will be rebuilt from the journal");
+        }
+        CloseSession();
+    }
+}

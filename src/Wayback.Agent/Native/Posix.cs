@@ -1,0 +1,60 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+
+namespace Wayback.Agent.Native;
+
+/// <summary>The few POSIX calls .NET does not wrap: a file's identity (device and inode).</summary>
+internal static partial class Posix
+{
+    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static unsafe partial int StatNative(string path, byte* buf);
+
+    /// <summary>
+    /// (device, inode) of a path, or null if it does not exist. A database deleted and recreated, or
+    /// replaced by renaming another file over it, gets a new inode while its path stays the same.
+    /// </summary>
+    public static unsafe (ulong Dev, ulong Ino)? FileId(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            // Elsewhere the creation time stands in for the inode; good enough to notice a replaced file.
+            var fi = new FileInfo(path);
+            return fi.Exists ? (0UL, (ulong)fi.CreationTimeUtc.Ticks) : null;
+        }
+        // struct stat is 144 bytes on x86-64 and 128 on arm64; st_dev and st_ino lead in both.
+        byte* buf = stackalloc byte[256];
+        if (StatNative(path, buf) != 0)
+            return null;
+        var span = new ReadOnlySpan<byte>(buf, 16);
+        return (BinaryPrimitives.ReadUInt64LittleEndian(span), BinaryPrimitives.ReadUInt64LittleEndian(span[8..]));
+    }
+
+    /// <summary>fsyncs a directory so that renames and creations in it are durable.</summary>
+    public static void FsyncDirectory(string dir)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
+            return;
+        // .NET will not open a directory as a file; open(2) it read-only and fsync(2) the descriptor.
+        int fd = OpenNative(dir, 0 /* O_RDONLY */);
+        if (fd < 0)
+            throw new IOException($"cannot open directory {dir} to fsync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (FsyncNative(fd) != 0)
+                throw new IOException($"fsync of directory {dir} failed (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally
+        {
+            CloseNative(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int OpenNative(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FsyncNative(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int CloseNative(int fd);
+}

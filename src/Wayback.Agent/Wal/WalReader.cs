@@ -1,0 +1,154 @@
+using System.Buffers;
+using Microsoft.Win32.SafeHandles;
+
+namespace Wayback.Agent.Wal;
+
+/// <summary>
+/// Where reading a WAL stopped: the generation (salts), the offset of the next frame, and the running
+/// checksum at that offset, which the next frame's checksum must continue from.
+/// </summary>
+public readonly record struct WalCursor(uint Salt1, uint Salt2, long Offset, uint S1, uint S2)
+{
+    /// <summary>The cursor at the first frame of a WAL generation.</summary>
+    public static WalCursor Start(WalHeader h) => new(h.Salt1, h.Salt2, WalHeader.Size, h.Checksum1, h.Checksum2);
+
+    public bool SameGeneration(WalHeader h) => h.Salt1 == Salt1 && h.Salt2 == Salt2;
+
+    public override string ToString() => $"salts {Salt1:x8}/{Salt2:x8} offset {Offset}";
+}
+
+/// <summary>One committed transaction in the WAL: its frames and, for each page, its newest frame.</summary>
+public sealed class WalTransaction
+{
+    public required long StartOffset { get; init; }
+
+    /// <summary>The cursor just after the commit frame.</summary>
+    public required WalCursor End { get; init; }
+
+    /// <summary>The database size in pages after the commit.</summary>
+    public required uint Commit { get; init; }
+
+    public required int FrameCount { get; init; }
+
+    /// <summary>Page number → file offset of the newest frame holding it in this transaction.</summary>
+    public required Dictionary<uint, long> Pages { get; init; }
+}
+
+/// <summary>What one scan of the WAL found.</summary>
+public sealed class WalScan
+{
+    public List<WalTransaction> Transactions { get; } = [];
+
+    /// <summary>The cursor after the last commit frame read (or the start cursor if none).</summary>
+    public WalCursor End { get; set; }
+
+    /// <summary>Frames read after the last commit frame (an open or torn transaction, re-read later).</summary>
+    public int UncommittedFrames { get; set; }
+
+    /// <summary>True if the scan stopped because it reached its frame budget, not the end of the log.</summary>
+    public bool MoreAvailable { get; set; }
+}
+
+/// <summary>
+/// Reads committed transactions out of a live WAL file. Every frame is checked against the header's
+/// salts and the running checksum; the first frame that fails ends the log (that is how SQLite itself
+/// finds the end). Frames after the last commit frame are never returned: the writer may still change them.
+/// </summary>
+public static class WalReader
+{
+    /// <summary>Reads the WAL header, or null if the file is missing, short or not a valid header.</summary>
+    public static WalHeader? ReadHeader(SafeFileHandle wal)
+    {
+        Span<byte> b = stackalloc byte[WalHeader.Size];
+        int n = RandomAccess.Read(wal, b, 0);
+        return n < WalHeader.Size ? null : WalHeader.TryRead(b);
+    }
+
+    /// <summary>
+    /// Scans from <paramref name="from"/> (which must be in <paramref name="header"/>'s generation and on a
+    /// frame boundary) and returns the committed transactions found, at most about
+    /// <paramref name="maxFrames"/> frames' worth.
+    /// </summary>
+    public static WalScan Scan(SafeFileHandle wal, WalHeader header, WalCursor from, int maxFrames = 1 << 16, CancellationToken ct = default)
+    {
+        if (!from.SameGeneration(header))
+            throw new ArgumentException($"cursor ({from}) is not in the WAL's generation (salts {header.Salt1:x8}/{header.Salt2:x8})");
+        int frameSize = header.FrameSize;
+        if ((from.Offset - WalHeader.Size) % frameSize != 0)
+            throw new ArgumentException($"cursor offset {from.Offset} is not on a frame boundary");
+        var scan = new WalScan { End = from };
+        int perRead = Math.Max(1, (1 << 20) / frameSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(perRead * frameSize);
+        try
+        {
+            long offset = from.Offset;
+            uint s1 = from.S1, s2 = from.S2;
+            var pages = new Dictionary<uint, long>();
+            long txStart = offset;
+            int txFrames = 0;
+            int frames = 0;
+            bool big = header.BigEndianChecksum;
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                int got = RandomAccess.Read(wal, buffer.AsSpan(0, perRead * frameSize), offset);
+                int whole = got / frameSize;
+                if (whole == 0)
+                    break;
+                bool stop = false;
+                for (int i = 0; i < whole; i++)
+                {
+                    var frame = buffer.AsSpan(i * frameSize, frameSize);
+                    var fh = WalFrameHeader.Read(frame);
+                    if (fh.Salt1 != header.Salt1 || fh.Salt2 != header.Salt2 || fh.Pgno == 0)
+                    {
+                        stop = true;
+                        break;
+                    }
+                    var (c1, c2) = WalChecksum.Compute(frame[..8], big, s1, s2);
+                    (c1, c2) = WalChecksum.Compute(frame[WalHeader.FrameHeaderSize..], big, c1, c2);
+                    if (c1 != fh.Checksum1 || c2 != fh.Checksum2)
+                    {
+                        stop = true;
+                        break;
+                    }
+                    s1 = c1;
+                    s2 = c2;
+                    pages[fh.Pgno] = offset;
+                    offset += frameSize;
+                    txFrames++;
+                    frames++;
+                    if (fh.IsCommit)
+                    {
+                        var end = new WalCursor(header.Salt1, header.Salt2, offset, s1, s2);
+                        scan.Transactions.Add(new WalTransaction
+                        {
+                            StartOffset = txStart,
+                            End = end,
+                            Commit = fh.Commit,
+                            FrameCount = txFrames,
+                            Pages = pages,
+                        });
+                        scan.End = end;
+                        pages = new Dictionary<uint, long>();
+                        txStart = offset;
+                        txFrames = 0;
+                        if (frames >= maxFrames)
+                        {
+                            scan.MoreAvailable = true;
+                            return scan;
+                        }
+                    }
+                }
+                if (stop || got < perRead * frameSize)
+                    break;
+            }
+            scan.UncommittedFrames = txFrames;
+            return scan;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

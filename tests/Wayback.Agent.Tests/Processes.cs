@@ -1,0 +1,83 @@
+using System.Diagnostics;
+
+namespace Wayback.Agent.Tests;
+
+/// <summary>Separate processes the tests drive: the sqlite3 CLI, the test writer, the wayback CLI.</summary>
+public static class Processes
+{
+    public static string WaybackDll => Path.Combine(AppContext.BaseDirectory, "wayback.dll");
+    public static string WriterDll => Path.Combine(AppContext.BaseDirectory, "Wayback.TestWriter.dll");
+
+    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    /// <summary>Runs the sqlite3 CLI on a database with SQL on stdin; throws if it fails.</summary>
+    public static async Task<string> Sqlite3Async(string db, string sql, bool check = true)
+    {
+        var r = await RunAsync("sqlite3", [db], sql);
+        if (check && r.ExitCode != 0)
+            throw new InvalidOperationException($"sqlite3 failed ({r.ExitCode}): {r.Stderr}");
+        return r.Stdout;
+    }
+
+    public static async Task<Result> Sqlite3ResultAsync(string db, string sql) => await RunAsync("sqlite3", [db], sql);
+
+    /// <summary>Runs the test writer (a Microsoft.Data.Sqlite program) to completion.</summary>
+    public static async Task<Result> WriterAsync(params string[] args)
+    {
+        var r = await RunAsync("dotnet", [WriterDll, .. args]);
+        if (r.ExitCode != 0)
+            throw new InvalidOperationException($"test writer failed ({r.ExitCode}): {r.Stderr}");
+        return r;
+    }
+
+    /// <summary>Starts the test writer without waiting.</summary>
+    public static Process StartWriter(params string[] args) => Start("dotnet", [WriterDll, .. args]);
+
+    /// <summary>Starts the wayback CLI without waiting (stderr and stdout collected into <paramref name="log"/>).</summary>
+    public static Process StartWayback(System.Collections.Concurrent.ConcurrentQueue<string>? log, IDictionary<string, string>? env, params string[] args)
+    {
+        var p = Start("dotnet", [WaybackDll, .. args], env, log);
+        return p;
+    }
+
+    public static async Task<Result> WaybackAsync(IDictionary<string, string>? env, params string[] args) =>
+        await RunAsync("dotnet", [WaybackDll, .. args], env: env);
+
+    public static Process Start(string file, string[] args, IDictionary<string, string>? env = null, System.Collections.Concurrent.ConcurrentQueue<string>? log = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        if (env is not null)
+            foreach (var (k, v) in env)
+                psi.Environment[k] = v;
+        var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) log?.Enqueue(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) log?.Enqueue(e.Data); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    public static async Task<Result> RunAsync(string file, string[] args, string? stdin = null, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        if (env is not null)
+            foreach (var (k, v) in env)
+                psi.Environment[k] = v;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"{file} not found");
+        if (stdin is not null)
+        {
+            await p.StandardInput.WriteAsync(stdin);
+            p.StandardInput.Close();
+        }
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await p.WaitForExitAsync(cts.Token);
+        return new Result(p.ExitCode, await stdout, await stderr);
+    }
+}
