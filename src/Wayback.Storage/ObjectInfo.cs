@@ -1,0 +1,59 @@
+namespace Wayback.Storage;
+
+/// <summary>What a store knows about one object.</summary>
+/// <param name="Key">The object's key.</param>
+/// <param name="Size">Its length in bytes.</param>
+/// <param name="LastModified">When it was last written, as the store records it.</param>
+/// <param name="ETag">An opaque version tag: equal tags mean the same version. Compare it, never parse it.</param>
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag);
+
+/// <summary>The outcome of a successful <see cref="IObjectStore.PutAsync"/>.</summary>
+/// <param name="Key">The key written.</param>
+/// <param name="Size">The number of bytes stored.</param>
+/// <param name="ETag">The new version's tag, the same one <see cref="IObjectStore.StatAsync"/> reports.</param>
+public sealed record PutResult(string Key, long Size, string? ETag);
+
+/// <summary>Options for <see cref="IObjectStore.PutAsync"/>.</summary>
+public sealed record PutOptions
+{
+    /// <summary>Create-only: fail with <see cref="ObjectAlreadyExistsException"/> if the key exists.</summary>
+    public static PutOptions CreateOnlyPut { get; } = new() { CreateOnly = true };
+
+    /// <summary>
+    /// Write only if no object has the key. Decided by the store itself (a conditional write on S3, a
+    /// hard link on a local disk), so two writers racing for one key get exactly one winner.
+    /// </summary>
+    public bool CreateOnly { get; init; }
+}
+
+/// <summary>A byte range of an object: <see cref="Length"/> bytes from <see cref="Offset"/>, or to the end.</summary>
+public readonly record struct ByteRange
+{
+    /// <summary>A range of <paramref name="length"/> bytes from <paramref name="offset"/> (to the end when null).</summary>
+    public ByteRange(long offset, long? length = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        if (length is { } l)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(l, nameof(length));
+            if (offset > long.MaxValue - l)
+            {
+                throw new ArgumentOutOfRangeException(nameof(length), "offset + length overflows.");
+            }
+        }
+
+        Offset = offset;
+        Length = length;
+    }
+
+    /// <summary>The first byte.</summary>
+    public long Offset { get; }
+
+    /// <summary>How many bytes at most; null means to the end of the object.</summary>
+    public long? Length { get; }
+
+    /// <summary>The range from <paramref name="offset"/> to the end of the object.</summary>
+    public static ByteRange From(long offset) => new(offset);
+
+    public override string ToString() => Length is { } l ? $"bytes {Offset}-{Offset + l - 1}" : $"bytes {Offset}-";
+}
