@@ -3,7 +3,7 @@ using Wayback.Bench;
 using Wayback.Ltx;
 
 // dotnet run -c Release --project bench/Wayback.Bench -- [ltx|all] [--quick]
-IBenchSuite[] suites = [new LtxBenchmarks()];
+IBenchSuite[] suites = [new LtxBenchmarks(), new ServerBenchmarks()];
 
 bool quick = false;
 string selected = "all";

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Cli.Commands.Ltx;
+using Wayback.Cli.Commands.Server;
 
 namespace Wayback.Cli;
 
@@ -10,6 +11,9 @@ public static class Program
         var root = new RootCommand("Wayback: continuous backups and point-in-time restore for SQLite.")
         {
             LtxCommand.Create(),
+            ServeCommand.Create(),
+            ClustersCommand.Create(),
+            TokensCommand.Create(),
         };
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }

@@ -1,0 +1,337 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using Wayback.Ltx;
+
+namespace Wayback.Bench;
+
+/// <summary>
+/// The backup server as a client sees it: the real <c>wayback serve</c> process on loopback with the
+/// local-directory store, fed single-page LTX transactions the way the agent sends them (whatever is
+/// pending goes in one request, one request in flight per database).
+/// </summary>
+internal sealed class ServerBenchmarks : IBenchSuite
+{
+    private const string AdminToken = "bench-admin-token-0123456789";
+    private const uint PageSize = 4096;
+    private const int MaxBatch = 256;
+
+    public string Name => "server";
+
+    public async IAsyncEnumerable<BenchRow> RunAsync(BenchOptions options, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var seconds = TimeSpan.FromSeconds(options.Quick ? 4 : 10);
+
+        Harness.Log("server: one database, one client, as fast as it acknowledges");
+        using (var server = await ServerProcess.StartAsync(ct))
+        {
+            var (txPerSec, batch) = await ThroughputAsync(server, seconds, ct);
+            yield return new BenchRow("single-page transactions acknowledged, 1 db, 1 client, loopback, local store",
+                $"{txPerSec:N0} tx/s (avg {batch:F1} per request)", "-", null, ">= 5,000 tx/s", Harness.YesNo(txPerSec >= 5000));
+
+            Harness.Log("server: ack latency at 1,000 tx/s");
+            var (p50, p99, achieved) = await LatencyAsync(server, 1000, seconds, ct);
+            yield return new BenchRow("ack latency at 1,000 tx/s (p50 / p99), 1 db",
+                $"{p50:F2} / {p99:F2} ms ({achieved:N0} tx/s)", "-", null, "p99 < 20 ms", Harness.YesNo(p99 < 20 && achieved >= 950));
+        }
+
+        int dbs = 1000;
+        Harness.Log($"server: {dbs} databases at 1 tx/s each");
+        using (var server = await ServerProcess.StartAsync(ct))
+        {
+            var r = await ManyDatabasesAsync(server, dbs, options.Quick ? TimeSpan.FromSeconds(15) : TimeSpan.FromSeconds(40), ct);
+            yield return new BenchRow($"{dbs:N0} databases at 1 tx/s each: all keep up (p99 ack)",
+                $"{r.KeptUp:N0}/{dbs:N0} kept up, p99 {r.P99Ms:F1} ms", "-", null, "all keep up", Harness.YesNo(r.KeptUp == dbs));
+            yield return new BenchRow($"{dbs:N0} databases at 1 tx/s each: server peak RSS",
+                $"{r.PeakRssMiB:N0} MiB", "-", null, "< 300 MB", Harness.YesNo(r.PeakRssMiB * 1.048576 < 300));
+        }
+    }
+
+    /// <summary>A client database that makes single-page transactions (a snapshot first).</summary>
+    private sealed class ClientDb(int seed)
+    {
+        private readonly PageChecksums _sums = new(PageSize);
+        private readonly byte[] _page = new byte[PageSize];
+        private readonly Random _random = new(seed);
+        private const uint Pages = 16;
+        public ulong Txid;
+
+        public byte[] Snapshot()
+        {
+            var h = new LtxHeader { PageSize = PageSize, Commit = Pages, MinTxid = 1, MaxTxid = 1, TimestampMs = Now() };
+            Txid = 1;
+            return Encode(h, Enumerable.Range(1, (int)Pages).Select(p => (uint)p));
+        }
+
+        public byte[] Tx()
+        {
+            var h = new LtxHeader { PageSize = PageSize, Commit = Pages, MinTxid = Txid + 1, MaxTxid = Txid + 1, TimestampMs = Now(), PreApplyChecksum = _sums.Checksum };
+            Txid++;
+            return Encode(h, [(uint)_random.Next(1, (int)Pages + 1)]);
+        }
+
+        private byte[] Encode(LtxHeader h, IEnumerable<uint> pages)
+        {
+            using var ms = new MemoryStream();
+            var enc = LtxEncoder.CreateAsync(ms, h, LtxFormat.V3, leaveOpen: true).AsTask().GetAwaiter().GetResult();
+            foreach (var p in pages)
+            {
+                _random.NextBytes(_page.AsSpan(0, 200));
+                _sums.Update(p, _page);
+                enc.WritePageAsync(p, _page).AsTask().GetAwaiter().GetResult();
+            }
+            _sums.Resize(h.Commit);
+            enc.FinishAsync(h.IsSnapshot ? null : _sums.Checksum).AsTask().GetAwaiter().GetResult();
+            enc.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            return ms.ToArray();
+        }
+
+        private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+    }
+
+    private static async Task PostAsync(ServerProcess server, string token, string db, IReadOnlyList<byte[]> files, CancellationToken ct)
+    {
+        var content = new ByteArrayContent(files.Count == 1 ? files[0] : files.SelectMany(f => f).ToArray());
+        using var req = new HttpRequestMessage(HttpMethod.Post, $"/db/tx?db={db}") { Content = content };
+        req.Headers.TryAddWithoutValidation("Authorization", "FlyV1 " + token);
+        req.Headers.Add("Wayback-Ltx-Format", "v3");
+        if (files.Count > 1)
+            req.Headers.Add("Wayback-Ltx-Lengths", string.Join(',', files.Select(f => f.Length)));
+        using var resp = await server.Http.SendAsync(req, ct);
+        if (!resp.IsSuccessStatusCode)
+            throw new InvalidOperationException($"write refused: {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
+    }
+
+    private static async Task<(double TxPerSec, double Batch)> ThroughputAsync(ServerProcess server, TimeSpan duration, CancellationToken ct)
+    {
+        string token = await server.CreateClusterAsync("throughput", ct);
+        var db = new ClientDb(1);
+        await PostAsync(server, token, "db", [db.Snapshot()], ct);
+        var pending = Channel.CreateBounded<byte[]>(4096);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var producer = Task.Run(async () =>
+        {
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                    await pending.Writer.WriteAsync(db.Tx(), stop.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        });
+        // Warm up, then measure.
+        long acked = 0, requests = 0;
+        var watch = Stopwatch.StartNew();
+        var batch = new List<byte[]>(MaxBatch);
+        long measuredFrom = 0;
+        TimeSpan warm = TimeSpan.FromSeconds(1);
+        bool measuring = false;
+        while (watch.Elapsed < duration + warm)
+        {
+            batch.Clear();
+            batch.Add(await pending.Reader.ReadAsync(ct));
+            while (batch.Count < MaxBatch && pending.Reader.TryRead(out var next))
+                batch.Add(next);
+            await PostAsync(server, token, "db", batch, ct);
+            if (!measuring && watch.Elapsed >= warm)
+            {
+                measuring = true;
+                measuredFrom = watch.ElapsedTicks;
+                acked = 0;
+                requests = 0;
+                continue;
+            }
+            acked += batch.Count;
+            requests++;
+        }
+        double secs = (double)(watch.ElapsedTicks - measuredFrom) / Stopwatch.Frequency;
+        await stop.CancelAsync();
+        await producer;
+        return (acked / secs, (double)acked / Math.Max(1, requests));
+    }
+
+    private static async Task<(double P50, double P99, double Achieved)> LatencyAsync(ServerProcess server, int rate, TimeSpan duration, CancellationToken ct)
+    {
+        string token = await server.CreateClusterAsync("latency", ct);
+        var db = new ClientDb(2);
+        await PostAsync(server, token, "db", [db.Snapshot()], ct);
+        var pending = Channel.CreateUnbounded<(byte[] File, long Due)>();
+        int total = (int)(rate * duration.TotalSeconds);
+        var start = Stopwatch.GetTimestamp();
+        var producer = Task.Run(async () =>
+        {
+            for (int i = 0; i < total; i++)
+            {
+                long due = start + (long)(i * (double)Stopwatch.Frequency / rate);
+                while (Stopwatch.GetTimestamp() < due)
+                {
+                    if (due - Stopwatch.GetTimestamp() > Stopwatch.Frequency / 500)
+                        await Task.Delay(1, ct);
+                    else
+                        Thread.SpinWait(50);
+                }
+                await pending.Writer.WriteAsync((db.Tx(), due), ct);
+            }
+            pending.Writer.Complete();
+        }, ct);
+        var latencies = new List<double>(total);
+        var batch = new List<(byte[] File, long Due)>();
+        while (await pending.Reader.WaitToReadAsync(ct))
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && pending.Reader.TryRead(out var next))
+                batch.Add(next);
+            if (batch.Count == 0)
+                continue;
+            await PostAsync(server, token, "db", batch.Select(b => b.File).ToList(), ct);
+            long now = Stopwatch.GetTimestamp();
+            foreach (var b in batch)
+                latencies.Add((now - b.Due) * 1000.0 / Stopwatch.Frequency);
+        }
+        await producer;
+        double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        latencies.Sort();
+        return (latencies[latencies.Count / 2], latencies[(int)(latencies.Count * 0.99)], latencies.Count / elapsed);
+    }
+
+    private sealed record ManyResult(int KeptUp, double P99Ms, double PeakRssMiB);
+
+    private static async Task<ManyResult> ManyDatabasesAsync(ServerProcess server, int count, TimeSpan duration, CancellationToken ct)
+    {
+        ThreadPool.SetMinThreads(Math.Max(256, Environment.ProcessorCount), 256);
+        string token = await server.CreateClusterAsync("many", ct);
+        var dbs = Enumerable.Range(0, count).Select(i => new ClientDb(100 + i)).ToArray();
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct },
+            async (i, token2) => await PostAsync(server, token, $"db{i:D4}", [dbs[i].Snapshot()], token2));
+        var latencies = new double[count][];
+        var late = new int[count];
+        var start = Stopwatch.GetTimestamp();
+        int seconds = (int)duration.TotalSeconds;
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = count, CancellationToken = ct }, async (i, token2) =>
+        {
+            var mine = new List<double>(seconds);
+            // Spread the databases evenly over each second.
+            long offset = (long)(i * (double)Stopwatch.Frequency / count);
+            for (int s = 0; s < seconds; s++)
+            {
+                long due = start + offset + s * Stopwatch.Frequency;
+                long wait = due - Stopwatch.GetTimestamp();
+                if (wait > 0)
+                    await Task.Delay(TimeSpan.FromSeconds((double)wait / Stopwatch.Frequency), token2);
+                await PostAsync(server, token, $"db{i:D4}", [dbs[i].Tx()], token2);
+                double ms = (Stopwatch.GetTimestamp() - due) * 1000.0 / Stopwatch.Frequency;
+                mine.Add(ms);
+                if (ms > 1000)
+                    late[i]++;
+            }
+            latencies[i] = [.. mine];
+        });
+        var pos = await server.PositionsAsync(token, ct);
+        int keptUp = Enumerable.Range(0, count).Count(i => late[i] == 0 && pos.GetValueOrDefault($"db{i:D4}") == dbs[i].Txid);
+        var all = latencies.SelectMany(l => l).Order().ToList();
+        return new ManyResult(keptUp, all[(int)(all.Count * 0.99)], server.PeakRssBytes() / 1048576.0);
+    }
+
+    /// <summary>The real <c>wayback serve</c> (wayback.dll next to this benchmark) on a free loopback port.</summary>
+    private sealed class ServerProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly string _data;
+
+        private ServerProcess(Process process, string data, HttpClient http)
+        {
+            _process = process;
+            _data = data;
+            Http = http;
+        }
+
+        public HttpClient Http { get; }
+
+        public static async Task<ServerProcess> StartAsync(CancellationToken ct)
+        {
+            string data = Path.Combine(Path.GetTempPath(), "wayback-bench-" + Guid.NewGuid().ToString("n")[..8]);
+            int port;
+            using (var l = new TcpListener(IPAddress.Loopback, 0))
+            {
+                l.Start();
+                port = ((IPEndPoint)l.LocalEndpoint).Port;
+            }
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken })
+                psi.ArgumentList.Add(a);
+            var p = Process.Start(psi)!;
+            p.OutputDataReceived += (_, _) => { };
+            p.ErrorDataReceived += (_, e) => { if (e.Data is { } line && line.Contains("fail", StringComparison.Ordinal)) Harness.Log("  server: " + line); };
+            p.BeginOutputReadLine();
+            p.BeginErrorReadLine();
+            var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
+            var http = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(2) };
+            var watch = Stopwatch.StartNew();
+            while (true)
+            {
+                if (p.HasExited)
+                    throw new InvalidOperationException("wayback serve exited at startup");
+                try
+                {
+                    using var r = await http.GetAsync("/healthz", ct);
+                    if (r.IsSuccessStatusCode)
+                        return new ServerProcess(p, data, http);
+                }
+                catch (HttpRequestException)
+                {
+                }
+                if (watch.Elapsed > TimeSpan.FromSeconds(60))
+                    throw new InvalidOperationException("wayback serve did not start");
+                await Task.Delay(100, ct);
+            }
+        }
+
+        public async Task<string> CreateClusterAsync(string name, CancellationToken ct)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name }) };
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+            using var resp = await Http.SendAsync(req, ct);
+            return JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("token").GetString()!;
+        }
+
+        public async Task<Dictionary<string, ulong>> PositionsAsync(string token, CancellationToken ct)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, "/pos");
+            req.Headers.TryAddWithoutValidation("Authorization", token);
+            using var resp = await Http.SendAsync(req, ct);
+            var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement;
+            return doc.EnumerateObject().ToDictionary(p => p.Name, p => Convert.ToUInt64(p.Value.GetProperty("txid").GetString(), 16));
+        }
+
+        public long PeakRssBytes()
+        {
+            foreach (var line in File.ReadAllLines($"/proc/{_process.Id}/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+            return 0;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                _process.WaitForExit();
+            }
+            _process.Dispose();
+            Http.Dispose();
+            try
+            {
+                Directory.Delete(_data, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}

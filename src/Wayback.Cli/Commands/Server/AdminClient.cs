@@ -1,0 +1,82 @@
+using System.CommandLine;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Wayback.Cli.Commands.Server;
+
+/// <summary>The admin API over HTTP, for <c>clusters</c> and <c>tokens</c>; options shared by both.</summary>
+internal sealed class AdminClient(HttpClient http) : IDisposable
+{
+    public const string DefaultServer = "http://127.0.0.1:20202";
+
+    public static Option<string?> ServerOption() => new("--server") { Description = $"Server URL (env WAYBACK_SERVER; default {DefaultServer})." };
+    public static Option<string?> TokenOption() => new("--token") { Description = "Admin token (env WAYBACK_TOKEN)." };
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of a table." };
+
+    public static AdminClient Create(string? server, string? token)
+    {
+        server ??= Environment.GetEnvironmentVariable("WAYBACK_SERVER");
+        if (string.IsNullOrWhiteSpace(server))
+            server = DefaultServer;
+        token ??= Environment.GetEnvironmentVariable("WAYBACK_TOKEN");
+        if (string.IsNullOrWhiteSpace(token))
+            throw new ArgumentException("an admin token is needed: pass --token or set WAYBACK_TOKEN (wayback serve printed it; it is also in DATA/admin-token)");
+        if (!Uri.TryCreate(server, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
+        var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
+        return new AdminClient(http);
+    }
+
+    public async Task<JsonElement?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+            request.Content = JsonContent.Create(body);
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new IOException($"cannot reach the server at {http.BaseAddress}: {e.Message}; is `wayback serve` running there?", e);
+        }
+        using (response)
+        {
+            string text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                string message = text;
+                try
+                {
+                    using var doc = JsonDocument.Parse(text);
+                    if (doc.RootElement.TryGetProperty("error", out var e))
+                        message = e.GetString() ?? text;
+                }
+                catch (JsonException)
+                {
+                }
+                throw new IOException($"the server refused ({(int)response.StatusCode}): {message}");
+            }
+            if (string.IsNullOrWhiteSpace(text))
+                return null;
+            using var ok = JsonDocument.Parse(text);
+            return ok.RootElement.Clone();
+        }
+    }
+
+    public void Dispose() => http.Dispose();
+
+    public static string Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) ? v.ToString() : "";
+
+    public static async Task WriteTableAsync(TextWriter w, string[] headers, IEnumerable<string[]> rows)
+    {
+        var all = rows.ToList();
+        var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
+        await w.WriteLineAsync(string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd()).ConfigureAwait(false);
+        foreach (var r in all)
+            await w.WriteLineAsync(string.Join("  ", r.Select((c, i) => c.PadRight(widths[i]))).TrimEnd()).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,90 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Wayback.Server.Clusters;
+using Wayback.Server.Databases;
+using Wayback.Server.Hosting;
+using Wayback.Storage;
+
+namespace Wayback.Server.Api;
+
+/// <summary><c>/healthz</c> (no token) and <c>/metrics</c> (admin token; Prometheus text format).</summary>
+internal static class OpsEndpoints
+{
+    public static void MapOps(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerMetrics metrics)
+    {
+        app.MapGet("/healthz", () =>
+        {
+            bool up = metrics.Get("wayback_store_up") > 0;
+            return TypedResults.Json(new { status = up ? "ok" : "degraded", store = up ? "up" : "failing", databases = dbs.All.Count(d => d.Exists) },
+                ApiResults.Json, statusCode: up ? 200 : 503);
+        });
+
+        app.MapGet("/metrics", () => TypedResults.Text(Render(dbs, metrics), "text/plain; version=0.0.4; charset=utf-8"))
+            .AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: true, next));
+    }
+
+    public static void Describe(ServerMetrics m)
+    {
+        m.Describe("wayback_db_txid", "gauge", "Last TXID of the database.");
+        m.Describe("wayback_db_hwm", "gauge", "Highest TXID durable in the object store.");
+        m.Describe("wayback_db_buffer_bytes", "gauge", "Bytes in the local buffer not yet in the object store.");
+        m.Describe("wayback_db_level_bytes", "gauge", "Bytes stored per level (1 = sealed segments with the transaction log, 2, 3, snapshot).");
+        m.Describe("wayback_db_level_files", "gauge", "Objects stored per level.");
+        m.Describe("wayback_ingest_transactions_total", "counter", "Transactions (LTX files) accepted.");
+        m.Describe("wayback_ingest_bytes_total", "counter", "Bytes of accepted LTX files, as stored.");
+        m.Describe("wayback_ingest_requests_total", "counter", "Write requests accepted.");
+        m.Describe("wayback_ingest_seconds_total", "counter", "Time spent in accepted write requests.");
+        m.Describe("wayback_ingest_errors_total", "counter", "Write requests refused or failed.");
+        m.Describe("wayback_uploads_total", "counter", "Segments uploaded to the object store.");
+        m.Describe("wayback_upload_seconds_total", "counter", "Time spent sealing and uploading segments.");
+        m.Describe("wayback_upload_errors_total", "counter", "Failed segment uploads (retried with backoff).");
+        m.Describe("wayback_compactions_total", "counter", "Compactions by level (2, 3, snapshot).");
+        m.Describe("wayback_compaction_seconds_total", "counter", "Time spent compacting, by level.");
+        m.Describe("wayback_compaction_errors_total", "counter", "Failed compactions (retried later).");
+        m.Describe("wayback_retention_deleted_total", "counter", "Objects deleted by retention.");
+        m.Describe("wayback_store_up", "gauge", "1 while the last object-store write succeeded, 0 after a failure.");
+        m.Describe("wayback_store_requests_total", "counter", "Object-store requests by kind.");
+        m.Describe("wayback_store_errors_total", "counter", "Failed object-store requests by kind.");
+        m.Describe("wayback_store_retries_total", "counter", "Object-store requests retried.");
+        m.Describe("wayback_store_bytes_written_total", "counter", "Bytes written to the object store.");
+    }
+
+    private static string Render(DatabaseManager dbs, ServerMetrics metrics)
+    {
+        var extra = new List<(string, double)>();
+        foreach (var d in dbs.All.Where(d => d.Exists))
+        {
+            (string, string)[] l = [("cluster", d.Cluster), ("db", d.Name)];
+            void Add(string name, double v) => extra.Add((ServerMetrics.Series(name, l), v));
+            Add("wayback_db_txid", d.Pos.Txid);
+            Add("wayback_db_hwm", d.Hwm);
+            Add("wayback_db_buffer_bytes", d.BufferedBytes);
+            Add("wayback_ingest_transactions_total", d.TransactionsIn);
+            Add("wayback_ingest_bytes_total", d.BytesIn);
+            Add("wayback_ingest_requests_total", d.RequestsIn);
+            Add("wayback_ingest_seconds_total", d.IngestSeconds);
+            Add("wayback_ingest_errors_total", d.IngestErrors);
+            Add("wayback_uploads_total", d.Uploads);
+            Add("wayback_upload_seconds_total", d.UploadSeconds);
+            Add("wayback_upload_errors_total", d.UploadErrors);
+            for (int level = 0; level <= 3; level++)
+            {
+                var files = d.Level(level).ToList();
+                string name = level == 0 ? "snapshot" : level.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                extra.Add((ServerMetrics.Series("wayback_db_level_bytes", [.. l, ("level", name)]), files.Sum(f => f.Size)));
+                extra.Add((ServerMetrics.Series("wayback_db_level_files", [.. l, ("level", name)]), files.Count));
+            }
+        }
+        var store = dbs.Engine.Store.Metrics.Snapshot();
+        foreach (var kind in Enum.GetValues<StoreRequestKind>())
+        {
+            string k = kind.ToString().ToLowerInvariant();
+            extra.Add((ServerMetrics.Series("wayback_store_requests_total", [("kind", k)]), store.Requests(kind)));
+            extra.Add((ServerMetrics.Series("wayback_store_errors_total", [("kind", k)]), store.Errors(kind)));
+        }
+        extra.Add(("wayback_store_retries_total", store.Retries));
+        extra.Add(("wayback_store_bytes_written_total", store.BytesWritten));
+        return metrics.Render(extra);
+    }
+}

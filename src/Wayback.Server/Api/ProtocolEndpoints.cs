@@ -1,0 +1,205 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Wayback.Ltx;
+using Wayback.Server.Clusters;
+using Wayback.Server.Databases;
+
+namespace Wayback.Server.Api;
+
+/// <summary>The LiteFS Cloud protocol: <c>GET /pos</c>, <c>POST /db/tx</c>, <c>GET /db/snapshot</c>.</summary>
+internal static class ProtocolEndpoints
+{
+    public const string LengthsHeader = "Wayback-Ltx-Lengths";
+    public const string FormatHeader = "Wayback-Ltx-Format";
+    public const string HwmHeader = "Litefs-Hwm";
+    public const int MaxFilesPerRequest = 100_000;
+
+    public static void MapProtocol(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
+    {
+        var group = app.MapGroup("").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: false, next));
+
+        group.MapGet("/pos", (HttpContext context, CancellationToken ct) => Guard(context, () =>
+        {
+            string cluster = Auth.ClusterOf(context, registry);
+            var map = dbs.InCluster(cluster).ToDictionary(d => d.Name, d => PosJson.From(d.Pos), StringComparer.Ordinal);
+            return Task.FromResult<IResult>(TypedResults.Json(map, ApiResults.Json));
+        }));
+
+        group.MapPost("/db/tx", (HttpContext context, CancellationToken ct) => Guard(context, () => WriteTxAsync(context, registry, dbs, ct)));
+
+        group.MapGet("/db/snapshot", (HttpContext context, CancellationToken ct) => Guard(context, () => SnapshotAsync(context, registry, dbs, ct)));
+    }
+
+    /// <summary>Turns the errors a handler can expect into protocol errors.</summary>
+    internal static async Task<IResult> Guard(HttpContext context, Func<Task<IResult>> handler)
+    {
+        try
+        {
+            return await handler().ConfigureAwait(false);
+        }
+        catch (ApiException e)
+        {
+            return ApiResults.Error(e, context);
+        }
+        catch (UploadException e)
+        {
+            return ApiResults.Error(400, ErrorCodes.BadRequest, e.Message);
+        }
+        catch (LtxException e)
+        {
+            return ApiResults.Error(500, ErrorCodes.Internal, "stored data failed verification: " + e.Message);
+        }
+        catch (Wayback.Storage.StorageException e)
+        {
+            return ApiResults.Error(ApiException.Storage("the object store failed: " + e.Message), context);
+        }
+        catch (IOException e) when (!context.RequestAborted.IsCancellationRequested)
+        {
+            return ApiResults.Error(ApiException.Storage("local disk error: " + e.Message), context);
+        }
+    }
+
+    internal static string DbName(HttpContext context)
+    {
+        string? name = context.Request.Query["db"];
+        if (Names.Problem(name, "database") is { } problem)
+            throw ApiException.BadName(problem);
+        return name!;
+    }
+
+    private static async Task<IResult> WriteTxAsync(HttpContext context, ClusterRegistry registry, DatabaseManager dbs, CancellationToken ct)
+    {
+        string cluster = Auth.ClusterOf(context, registry);
+        string name = DbName(context);
+        var request = context.Request;
+        long max = dbs.Engine.Options.MaxUploadBytes;
+        if (request.ContentLength is { } cl && cl > max)
+            throw new ApiException(413, ErrorCodes.TooLarge, $"the upload is {cl} bytes; the server accepts at most {max}");
+
+        LtxFormat? format = null;
+        string? formatText = request.Headers[FormatHeader];
+        if (!string.IsNullOrEmpty(formatText))
+        {
+            try
+            {
+                format = LtxFormatNames.Parse(formatText);
+            }
+            catch (ArgumentException e)
+            {
+                throw ApiException.BadRequest(e.Message);
+            }
+        }
+
+        List<long>? lengths = null;
+        string? lengthsText = request.Headers[LengthsHeader];
+        if (!string.IsNullOrEmpty(lengthsText))
+        {
+            lengths = [];
+            long sum = 0;
+            foreach (var part in lengthsText.Split(','))
+            {
+                if (!long.TryParse(part.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n < LtxHeader.Size || n > max)
+                    throw ApiException.BadRequest($"{LengthsHeader} holds an impossible length '{(part.Length > 20 ? part[..20] + "..." : part)}'");
+                if (lengths.Count == MaxFilesPerRequest)
+                    throw ApiException.BadRequest($"at most {MaxFilesPerRequest} files per request");
+                lengths.Add(n);
+                sum += n;
+                if (sum > max)
+                    throw new ApiException(413, ErrorCodes.TooLarge, $"the announced files add up to more than {max} bytes");
+            }
+            if (request.ContentLength is { } total && total != sum)
+                throw ApiException.BadRequest($"{LengthsHeader} adds up to {sum} bytes but Content-Length is {total}");
+        }
+
+        var db = dbs.GetOrCreate(cluster, name);
+        var result = await db.WriteAsync(new BodyStream(request.Body), lengths, format, ct).ConfigureAwait(false);
+        context.Response.Headers[HwmHeader] = Hex.Format(result.Hwm);
+        return TypedResults.Json(new WriteAnswer(PosJson.From(result.Pos), Hex.Format(result.Hwm), result.Files), ApiResults.Json);
+    }
+
+    private sealed record WriteAnswer(PosJson Pos, string Hwm, int Files);
+
+    private static async Task<IResult> SnapshotAsync(HttpContext context, ClusterRegistry registry, DatabaseManager dbs, CancellationToken ct)
+    {
+        string cluster = Auth.ClusterOf(context, registry);
+        string name = DbName(context);
+        var db = dbs.Find(cluster, name) ?? throw ApiException.NotFound($"database '{name}' not found in cluster '{cluster}'");
+        var query = context.Request.Query;
+        string formatText = ((string?)query["format"] ?? "v1").ToLowerInvariant();
+        if (formatText is not ("v1" or "v3" or "sqlite"))
+            throw ApiException.BadRequest("format must be v1, v3 or sqlite");
+
+        ulong? txid = null;
+        if (query["txid"] is { Count: > 0 } t)
+        {
+            string s = t.ToString();
+            if (Hex.TryParse(s, out ulong hex))
+                txid = hex;
+            else if (ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out ulong dec) && dec > 0)
+                txid = dec;
+            else
+                throw ApiException.BadRequest("txid must be a decimal number or 16 hex digits");
+        }
+        if (query["timestamp"] is { Count: > 0 } ts)
+        {
+            if (txid is not null)
+                throw ApiException.BadRequest("give txid or timestamp, not both");
+            long ms = ParseTimestamp(ts.ToString());
+            txid = await db.TxidAtAsync(ms, ct).ConfigureAwait(false)
+                ?? throw ApiException.NotFound($"'{name}' has no transaction committed at or before {DateTimeOffset.FromUnixTimeMilliseconds(ms):O}");
+        }
+
+        var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
+        string temp = dbs.Engine.TempPath("snapshot");
+        var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16,
+            FileOptions.Asynchronous | FileOptions.DeleteOnClose);
+        try
+        {
+            ulong planTxid = plan.Txid;
+            long planTs = plan.TimestampMs;
+            var restored = await db.RestoreAsync(plan, file, ct).ConfigureAwait(false);
+            file.Position = 0;
+            var response = context.Response;
+            response.Headers["Wayback-Txid"] = Hex.Format(planTxid);
+            response.Headers["Wayback-Post-Apply-Checksum"] = Hex.Format(restored.Checksum);
+            response.ContentType = "application/octet-stream";
+            return new StreamingResult(async body =>
+            {
+                try
+                {
+                    if (formatText == "sqlite")
+                        await file.CopyToAsync(body, ct).ConfigureAwait(false);
+                    else
+                        await LtxSnapshot.WriteAsync(file, restored.PageSize, body, planTxid, formatText == "v1" ? LtxFormat.V1 : LtxFormat.V3,
+                            timestampMs: planTs, name: name, ct: ct).ConfigureAwait(false);
+                }
+                finally
+                {
+                    await file.DisposeAsync().ConfigureAwait(false);
+                }
+            });
+        }
+        catch
+        {
+            await file.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    internal static long ParseTimestamp(string s)
+    {
+        if (long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out long ms))
+            return ms;
+        if (DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when))
+            return when.ToUnixTimeMilliseconds();
+        throw ApiException.BadRequest("timestamp must be RFC 3339 (2025-01-02T15:04:05Z) or Unix milliseconds");
+    }
+
+    /// <summary>Writes the body with a callback, after the status and headers have been set.</summary>
+    private sealed class StreamingResult(Func<Stream, Task> write) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext) => write(httpContext.Response.Body);
+    }
+}

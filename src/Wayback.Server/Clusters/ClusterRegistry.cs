@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Wayback.Server.Api;
+using Wayback.Server.Storage;
+using Wayback.Storage;
+
+namespace Wayback.Server.Clusters;
+
+/// <summary>A cluster as stored in <c>clusters/NAME/cluster.json</c>.</summary>
+public sealed record ClusterInfo(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("retentionSeconds")] long RetentionSeconds,
+    [property: JsonPropertyName("createdAt")] DateTimeOffset CreatedAt)
+{
+    [JsonIgnore]
+    public TimeSpan Retention => TimeSpan.FromSeconds(RetentionSeconds);
+}
+
+/// <summary>A token as stored in <c>clusters/NAME/tokens/ID.json</c>: only its SHA-256, never the token.</summary>
+public sealed record TokenInfo(
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("cluster")] string Cluster,
+    [property: JsonPropertyName("sha256")] string Sha256,
+    [property: JsonPropertyName("createdAt")] DateTimeOffset CreatedAt);
+
+/// <summary>Who a request is: the admin, or a token of one cluster.</summary>
+public sealed record Caller(bool IsAdmin, string? Cluster, string? TokenId);
+
+/// <summary>
+/// Clusters and their tokens. The object store holds them (the source of truth); this keeps a copy in
+/// memory, loaded once at startup and changed only through this class.
+/// </summary>
+public sealed class ClusterRegistry
+{
+    private const string TokenPrefix = "wb_";
+    private readonly IObjectStore _store;
+    private readonly byte[] _adminHash;
+    private readonly ConcurrentDictionary<string, ClusterInfo> _clusters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TokenInfo> _tokens = new(StringComparer.Ordinal);
+
+    public ClusterRegistry(IObjectStore store, string adminToken)
+    {
+        _store = store;
+        _adminHash = Sha256(adminToken);
+    }
+
+    public IEnumerable<ClusterInfo> Clusters => _clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal);
+
+    public ClusterInfo? Find(string name) => _clusters.GetValueOrDefault(name);
+
+    public IEnumerable<TokenInfo> Tokens(string cluster) =>
+        _tokens.Values.Where(t => t.Cluster == cluster).OrderBy(t => t.CreatedAt);
+
+    /// <summary>Reads a cluster or token object found by the startup listing.</summary>
+    internal async Task LoadAsync(StoreKeys.Parsed parsed, string key, CancellationToken ct)
+    {
+        switch (parsed)
+        {
+            case StoreKeys.ClusterFile c when Names.IsValid(c.Cluster):
+                var info = await ReadJsonAsync<ClusterInfo>(key, ct).ConfigureAwait(false);
+                if (info is not null && info.Name == c.Cluster)
+                    _clusters[info.Name] = info;
+                break;
+            case StoreKeys.TokenFile t:
+                var token = await ReadJsonAsync<TokenInfo>(key, ct).ConfigureAwait(false);
+                if (token is not null && token.Id == t.Id && token.Cluster == t.Cluster)
+                    _tokens[token.Id] = token;
+                break;
+        }
+    }
+
+    /// <summary>Drops tokens whose cluster is gone (a delete interrupted halfway).</summary>
+    internal IReadOnlyList<TokenInfo> OrphanedTokens() => _tokens.Values.Where(t => !_clusters.ContainsKey(t.Cluster)).ToList();
+
+    internal void ForgetToken(string id) => _tokens.TryRemove(id, out _);
+
+    /// <summary>
+    /// Checks an <c>Authorization</c> header: <c>FlyV1 T</c>, <c>Bearer T</c> or a bare token. Null when it
+    /// opens nothing. Hashes are compared in constant time; the token itself is never kept or logged.
+    /// </summary>
+    public Caller? Authenticate(string? authorization)
+    {
+        var token = StripScheme(authorization);
+        if (string.IsNullOrEmpty(token))
+            return null;
+        var hash = Sha256(token);
+        if (CryptographicOperations.FixedTimeEquals(hash, _adminHash))
+            return new Caller(true, null, null);
+        if (TryParseId(token, out var id) && _tokens.TryGetValue(id, out var info)
+            && CryptographicOperations.FixedTimeEquals(hash, Convert.FromHexString(info.Sha256))
+            && _clusters.ContainsKey(info.Cluster))
+            return new Caller(false, info.Cluster, info.Id);
+        return null;
+    }
+
+    public static string? StripScheme(string? header)
+    {
+        if (header is null)
+            return null;
+        var h = header.Trim();
+        foreach (var scheme in new[] { "FlyV1 ", "Bearer " })
+            if (h.StartsWith(scheme, StringComparison.OrdinalIgnoreCase))
+                return h[scheme.Length..].Trim();
+        return h;
+    }
+
+    /// <summary>Creates a cluster and its first token; returns the token (shown once).</summary>
+    public async Task<(ClusterInfo Cluster, string Token, TokenInfo Info)> CreateClusterAsync(string name, TimeSpan retention, CancellationToken ct)
+    {
+        if (Names.Problem(name, "cluster") is { } problem)
+            throw ApiException.BadName(problem);
+        if (retention <= TimeSpan.Zero)
+            throw ApiException.BadRequest("retention must be positive");
+        var info = new ClusterInfo(name, (long)retention.TotalSeconds, DateTimeOffset.UtcNow);
+        try
+        {
+            await PutJsonAsync(StoreKeys.Cluster(name), info, createOnly: true, ct).ConfigureAwait(false);
+        }
+        catch (ObjectAlreadyExistsException)
+        {
+            throw new ApiException(409, ErrorCodes.Exists, $"cluster '{name}' already exists");
+        }
+        _clusters[name] = info;
+        var (token, tokenInfo) = await CreateTokenAsync(name, ct).ConfigureAwait(false);
+        return (info, token, tokenInfo);
+    }
+
+    public async Task<(string Token, TokenInfo Info)> CreateTokenAsync(string cluster, CancellationToken ct)
+    {
+        if (!_clusters.ContainsKey(cluster))
+            throw ApiException.NotFound($"cluster '{cluster}' does not exist");
+        string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+        string token = TokenPrefix + id + "_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+        var info = new TokenInfo(id, cluster, Convert.ToHexStringLower(Sha256(token)), DateTimeOffset.UtcNow);
+        await PutJsonAsync(StoreKeys.Token(cluster, id), info, createOnly: true, ct).ConfigureAwait(false);
+        _tokens[id] = info;
+        return (token, info);
+    }
+
+    public async Task RevokeTokenAsync(string cluster, string id, CancellationToken ct)
+    {
+        if (!_tokens.TryGetValue(id, out var info) || info.Cluster != cluster)
+            throw ApiException.NotFound($"cluster '{cluster}' has no token '{id}'");
+        // Forget first: from this moment the token opens nothing, even if the delete below fails.
+        _tokens.TryRemove(id, out _);
+        try
+        {
+            await _store.DeleteAsync(StoreKeys.Token(cluster, id), ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            _tokens[id] = info;
+            throw;
+        }
+    }
+
+    /// <summary>Removes a cluster and its tokens from the registry and the store (the data is the caller's to delete).</summary>
+    public async Task DeleteClusterAsync(string name, CancellationToken ct)
+    {
+        if (!_clusters.TryRemove(name, out var info))
+            throw ApiException.NotFound($"cluster '{name}' does not exist");
+        try
+        {
+            await _store.DeleteAsync(StoreKeys.Cluster(name), ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            _clusters[name] = info;
+            throw;
+        }
+        foreach (var t in _tokens.Values.Where(t => t.Cluster == name).ToList())
+        {
+            _tokens.TryRemove(t.Id, out _);
+            await _store.DeleteAsync(StoreKeys.Token(name, t.Id), ct).ConfigureAwait(false);
+        }
+    }
+
+    private static bool TryParseId(string token, out string id)
+    {
+        id = "";
+        if (!token.StartsWith(TokenPrefix, StringComparison.Ordinal) || token.Length < TokenPrefix.Length + 13 || token[TokenPrefix.Length + 12] != '_')
+            return false;
+        id = token.Substring(TokenPrefix.Length, 12);
+        return true;
+    }
+
+    internal static byte[] Sha256(string s) => SHA256.HashData(Encoding.UTF8.GetBytes(s));
+
+    private static string Base64Url(byte[] b) => Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private async Task PutJsonAsync<T>(string key, T value, bool createOnly, CancellationToken ct)
+    {
+        using var ms = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(value));
+        await _store.PutAsync(key, ms, createOnly ? PutOptions.CreateOnlyPut : null, ct).ConfigureAwait(false);
+    }
+
+    private async Task<T?> ReadJsonAsync<T>(string key, CancellationToken ct) where T : class
+    {
+        try
+        {
+            await using var s = await _store.GetAsync(key, null, ct).ConfigureAwait(false);
+            return await JsonSerializer.DeserializeAsync<T>(s, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+}

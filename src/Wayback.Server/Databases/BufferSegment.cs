@@ -1,0 +1,272 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using Wayback.Ltx;
+using Wayback.Server.Storage;
+
+namespace Wayback.Server.Databases;
+
+/// <summary>Test seam: makes buffer writes fail the way a full disk does.</summary>
+public sealed class BufferFaults
+{
+    /// <summary>Called before each append and sync; a returned exception is thrown instead of writing.</summary>
+    public Func<Exception?>? OnWrite { get; set; }
+
+    internal void Check()
+    {
+        if (OnWrite?.Invoke() is { } e)
+            throw e;
+    }
+}
+
+/// <summary>
+/// One append-only file of the local write buffer: the transactions a database received since the last
+/// seal, each stored as a v3 LTX file behind its length. A transaction counts once the file has been
+/// fdatasync'd; opening a file after a crash verifies every record and cuts off a torn tail.
+/// </summary>
+/// <remarks>Layout: <c>"WBBUF001"</c> | u64 start TXID | records of (u64 length | v3 LTX file).</remarks>
+internal sealed partial class BufferSegment : IDisposable
+{
+    public const int HeaderSize = 16;
+    private const int RecordHeaderSize = 8;
+    private static ReadOnlySpan<byte> Magic => "WBBUF001"u8;
+
+    private readonly FileStream _file;
+    private readonly BufferFaults? _faults;
+    private readonly List<LogEntry> _entries = [];
+
+    private BufferSegment(string path, ulong start, FileStream file, BufferFaults? faults)
+    {
+        Path = path;
+        Start = start;
+        _file = file;
+        _faults = faults;
+    }
+
+    public string Path { get; }
+
+    /// <summary>The first TXID this file holds in the log.</summary>
+    public ulong Start { get; }
+
+    /// <summary>The bytes that are durable (every record up to here has been synced).</summary>
+    public long Length { get; private set; }
+
+    public IReadOnlyList<LogEntry> Entries => _entries;
+
+    public ulong MaxTxid => _entries.Count == 0 ? Start - 1 : _entries[^1].MaxTxid;
+
+    /// <summary>When the first record was appended (for the L1 window), by this process's clock.</summary>
+    public DateTime? FirstAppendUtc { get; private set; }
+
+    public static string FileName(ulong start) => $"{start:x16}.buf";
+
+    public static BufferSegment Create(string directory, ulong start, BufferFaults? faults)
+    {
+        faults?.Check();
+        Directory.CreateDirectory(directory);
+        var path = System.IO.Path.Combine(directory, FileName(start));
+        var file = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+        try
+        {
+            Span<byte> head = stackalloc byte[HeaderSize];
+            Magic.CopyTo(head);
+            BinaryPrimitives.WriteUInt64BigEndian(head[8..], start);
+            file.Write(head);
+            DataSync(file);
+            SyncDirectory(directory);
+            return new BufferSegment(path, start, file, faults) { Length = HeaderSize };
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Opens a buffer file left by an earlier run: verifies every record (file checksum and chain) and cuts
+    /// the file after the last good one. Returns null for a file whose header itself is torn.
+    /// </summary>
+    public static async Task<(BufferSegment? Segment, long CutBytes)> RecoverAsync(string path, BufferFaults? faults, CancellationToken ct)
+    {
+        var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, 1, FileOptions.None);
+        try
+        {
+            long size = file.Length;
+            var head = new byte[HeaderSize];
+            if (size < HeaderSize || await file.ReadAtLeastAsync(head, HeaderSize, false, ct).ConfigureAwait(false) < HeaderSize || !head.AsSpan(0, 8).SequenceEqual(Magic))
+            {
+                file.Dispose();
+                return (null, size);
+            }
+            var segment = new BufferSegment(path, BinaryPrimitives.ReadUInt64BigEndian(head.AsSpan(8)), file, faults);
+            long pos = HeaderSize;
+            var lenBytes = new byte[RecordHeaderSize];
+            while (pos + RecordHeaderSize <= size)
+            {
+                file.Position = pos;
+                await file.ReadExactlyAsync(lenBytes, ct).ConfigureAwait(false);
+                long len = (long)BinaryPrimitives.ReadUInt64BigEndian(lenBytes);
+                if (len < LtxHeader.Size || len > size - pos - RecordHeaderSize)
+                    break;
+                var entry = await TryVerifyAsync(file, pos + RecordHeaderSize, len, segment, ct).ConfigureAwait(false);
+                if (entry is null)
+                    break;
+                segment._entries.Add(entry);
+                pos += RecordHeaderSize + len;
+            }
+            segment.Length = pos;
+            if (pos < size)
+            {
+                file.SetLength(pos);
+                DataSync(file);
+            }
+            if (segment._entries.Count > 0)
+                segment.FirstAppendUtc = DateTime.UtcNow;
+            return (segment, size - pos);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<LogEntry?> TryVerifyAsync(FileStream file, long offset, long length, BufferSegment segment, CancellationToken ct)
+    {
+        try
+        {
+            await using var decoder = await LtxDecoder.OpenAsync(new SubStream(file, offset, length, leaveOpen: true), LtxFormat.V3, segment.Path, ct: ct).ConfigureAwait(false);
+            var trailer = await decoder.VerifyAsync(ct).ConfigureAwait(false);
+            var h = decoder.Header;
+            var prev = segment._entries.Count > 0 ? segment._entries[^1] : null;
+            ulong start = prev is null ? segment.Start : prev.MaxTxid + 1;
+            if (prev is not null && (h.IsSnapshot || h.MinTxid != start || h.PreApplyChecksum != prev.PostApply))
+                return null;
+            if (prev is null && !h.IsSnapshot && h.MinTxid != start)
+                return null;
+            return new LogEntry(offset, length, start, h.MinTxid, h.MaxTxid, h.TimestampMs, h.PreApplyChecksum, trailer.PostApplyChecksum, h.Commit, h.PageSize);
+        }
+        catch (LtxException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Appends one LTX file written by <paramref name="write"/> (which gets the stream positioned where the
+    /// file goes and returns its entry, offsets relative to that start). Not durable until <see cref="SyncAsync"/>;
+    /// not counted until <see cref="Commit"/>.
+    /// </summary>
+    public async Task<LogEntry> AppendAsync(Func<Stream, Task<LogEntry>> write)
+    {
+        _faults?.Check();
+        long at = _tail;
+        _file.Position = at + RecordHeaderSize;
+        var entry = await write(_file).ConfigureAwait(false);
+        long len = _file.Position - at - RecordHeaderSize;
+        var lenBytes = new byte[RecordHeaderSize];
+        BinaryPrimitives.WriteUInt64BigEndian(lenBytes, (ulong)len);
+        RandomAccess.Write(_file.SafeFileHandle, lenBytes, at);
+        _tail = at + RecordHeaderSize + len;
+        entry = entry with { Offset = at + RecordHeaderSize, Length = len };
+        _uncommitted.Add(entry);
+        return entry;
+    }
+
+    private long _tail = -1;
+    private readonly List<LogEntry> _uncommitted = [];
+
+    /// <summary>Begins a batch of appends at the durable end.</summary>
+    public void Begin()
+    {
+        _tail = Length;
+        _uncommitted.Clear();
+    }
+
+    /// <summary>fdatasyncs everything appended (on a sync thread, so no request thread blocks on the disk).</summary>
+    public Task SyncAsync()
+    {
+        _faults?.Check();
+        return SyncThreads.RunAsync(() => DataSync(_file));
+    }
+
+    /// <summary>The appended records are durable: count them.</summary>
+    public void Commit()
+    {
+        if (_uncommitted.Count > 0 && FirstAppendUtc is null)
+            FirstAppendUtc = DateTime.UtcNow;
+        _entries.AddRange(_uncommitted);
+        _uncommitted.Clear();
+        Length = _tail;
+    }
+
+    /// <summary>Drops what was appended since <see cref="Begin"/>.</summary>
+    public void Rollback()
+    {
+        _uncommitted.Clear();
+        _tail = Length;
+        _file.SetLength(Length);
+    }
+
+    /// <summary>Opens a separate read handle (readers never move the writer's position).</summary>
+    public FileStream OpenRead() =>
+        new(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.RandomAccess);
+
+    public void Dispose() => _file.Dispose();
+
+    public void Delete()
+    {
+        _file.Dispose();
+        File.Delete(Path);
+    }
+
+    private static void DataSync(FileStream file)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            file.Flush(flushToDisk: true);
+            return;
+        }
+        int fd = (int)file.SafeFileHandle.DangerousGetHandle();
+        int rc;
+        do
+        {
+            rc = FDataSync(fd);
+        }
+        while (rc != 0 && Marshal.GetLastPInvokeError() == 4 /* EINTR */);
+        if (rc != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"fdatasync failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+        }
+    }
+
+    internal static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        int fd = Open(directory, 0);
+        if (fd < 0)
+            return;
+        try
+        {
+            _ = FSync(fd);
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int FDataSync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FSync(int fd);
+}

@@ -1,0 +1,419 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Wayback.Ltx;
+using Wayback.Server.Storage;
+
+namespace Wayback.Server.Databases;
+
+internal sealed partial class Database
+{
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
+
+    /// <summary>Whether the buffer has something to seal now (window over, segment full, or already sealed and waiting).</summary>
+    public bool UploadDue(DateTime nowUtc) =>
+        !Deleted && nowUtc >= _nextUploadAttempt &&
+        (_pending.Count > 0 || (_open is { Entries.Count: > 0 } o &&
+            (nowUtc - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes)));
+
+    /// <summary>
+    /// Seals the buffer (when due, or always with <paramref name="force"/>) into segment objects and uploads
+    /// them in TXID order: one PUT per window. Never blocks ingest for longer than the rotation itself.
+    /// </summary>
+    public async Task UploadAsync(bool force, CancellationToken ct)
+    {
+        if (Interlocked.Exchange(ref _uploading, 1) == 1)
+            return;
+        try
+        {
+            if (!await _lock.WaitAsync(force ? Timeout.Infinite : 0, ct).ConfigureAwait(false))
+                return;
+            try
+            {
+                if (_open is { Entries.Count: > 0 } o && (force || DateTime.UtcNow - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes))
+                {
+                    _pending.Add(o);
+                    _open = null;
+                }
+            }
+            finally
+            {
+                _lock.Release();
+            }
+
+            while (!ct.IsCancellationRequested)
+            {
+                BufferSegment? segment;
+                await _lock.WaitAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    segment = _pending.FirstOrDefault();
+                }
+                finally
+                {
+                    _lock.Release();
+                }
+                if (segment is null)
+                    break;
+                if (!await UploadOneAsync(segment, ct).ConfigureAwait(false))
+                    break;
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _uploading, 0);
+        }
+    }
+
+    private async Task<bool> UploadOneAsync(BufferSegment segment, CancellationToken ct)
+    {
+        long started = Stopwatch.GetTimestamp();
+        string temp = _engine.TempPath("seal");
+        await _engine.UploadSlots.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            Directory.CreateDirectory(_engine.TempDirectory);
+            string key = StoreKeys.Segment(Cluster, Name, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot);
+            SegmentIndex index;
+            long size;
+            await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            {
+                index = await SegmentObject.BuildAsync(segment, fs, ct).ConfigureAwait(false);
+                await fs.FlushAsync(ct).ConfigureAwait(false);
+                size = fs.Length;
+                fs.Position = 0;
+                await _engine.Store.PutAsync(key, fs, null, ct).ConfigureAwait(false);
+            }
+            var stored = new StoredFile(key, 1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot, size)
+            {
+                Index = index,
+                TimestampMs = index.L1.TimestampMs,
+                PostApply = index.L1.PostApply,
+            };
+            await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                _levels[1].RemoveAll(f => f.Key == key);
+                _levels[1].Add(stored);
+                _pending.Remove(segment);
+                if (!_engine.StoreIsLocal)
+                    _hwm = Math.Max(_hwm, segment.MaxTxid);
+                if (_engine.Leases.IsLeased(segment.Path))
+                {
+                    segment.Dispose();
+                    _deferredDeletes.Add(segment.Path);
+                }
+                else
+                {
+                    segment.Delete();
+                }
+            }
+            finally
+            {
+                _lock.Release();
+            }
+            _uploadFailures = 0;
+            Interlocked.Increment(ref Uploads);
+            UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
+            _engine.Metrics.Set("wayback_store_up", 1);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            _uploadFailures++;
+            Interlocked.Increment(ref UploadErrors);
+            _engine.Metrics.Set("wayback_store_up", 0);
+            var delay = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 10)));
+            _nextUploadAttempt = DateTime.UtcNow + delay;
+            _engine.Log.LogWarning("{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
+                Label, segment.Start, segment.MaxTxid, _uploadFailures, delay, e.Message);
+            return false;
+        }
+        finally
+        {
+            _engine.UploadSlots.Release();
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Background work on the store: L2 and L3 compaction, snapshots, retention, deferred deletes.</summary>
+    public async Task MaintainAsync(TimeSpan retention, CancellationToken ct)
+    {
+        if (Deleted)
+            return;
+        await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
+        await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
+        await SnapshotAsync(ct).ConfigureAwait(false);
+        await RetainAsync(retention, ct).ConfigureAwait(false);
+        foreach (var path in _deferredDeletes.ToList())
+        {
+            if (_engine.Leases.IsLeased(path))
+                continue;
+            File.Delete(path);
+            _deferredDeletes.Remove(path);
+        }
+    }
+
+    /// <summary>
+    /// Compacts runs of files of the level below that fall in one closed window (by commit time) into one
+    /// file of <paramref name="level"/>. A run starting with a snapshot file starts a new run.
+    /// </summary>
+    private async Task CompactLevelAsync(int level, TimeSpan window, CancellationToken ct)
+    {
+        List<(StoredFile File, Piece Piece, long Ts)> inputs = [];
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ulong covered = _levels[level].Count == 0 ? 0 : _levels[level].Max(f => f.Max);
+            foreach (var f in _levels[level - 1].Where(f => !f.Retired && f.Start > covered).OrderBy(f => f.Start))
+            {
+                Piece piece;
+                if (level == 2)
+                {
+                    var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
+                    piece = SegmentL1(f, index);
+                }
+                else
+                {
+                    if (f.TimestampMs is null)
+                        await ReadTailAsync(f, ct).ConfigureAwait(false);
+                    piece = new Piece(f.Start, f.Max, f.Snap, level - 1, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
+                }
+                inputs.Add((f, piece, f.TimestampMs ?? 0));
+            }
+        }
+        finally
+        {
+            _lock.Release();
+        }
+
+        long windowMs = (long)window.TotalMilliseconds;
+        long closedBefore = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)(_engine.Options.L1Window + Grace).TotalMilliseconds;
+        int i = 0;
+        while (i < inputs.Count)
+        {
+            long bucket = inputs[i].Ts / windowMs;
+            int j = i + 1;
+            while (j < inputs.Count && !inputs[j].File.Snap && inputs[j].Ts / windowMs == bucket && inputs[j].File.Start == inputs[j - 1].File.Max + 1)
+                j++;
+            var run = inputs.GetRange(i, j - i);
+            bool closed = (bucket + 1) * windowMs <= closedBefore;
+            if (!closed)
+                break;
+            if (run.Count >= 2)
+                await CompactRunAsync(level, run.Select(r => r.Piece).ToList(), ct).ConfigureAwait(false);
+            i = j;
+        }
+    }
+
+    private async Task CompactRunAsync(int level, List<Piece> run, CancellationToken ct)
+    {
+        long started = Stopwatch.GetTimestamp();
+        var first = run[0];
+        var last = run[^1];
+        string key = StoreKeys.Level(Cluster, Name, level, first.Start, last.Max, first.Snapshot);
+        var result = await WriteCompactionAsync(key, run, ct).ConfigureAwait(false);
+        if (result is not { } r)
+            return;
+        await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            _levels[level].RemoveAll(f => f.Key == key);
+            _levels[level].Add(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
+            _levels[level].Sort((a, b) => a.Max.CompareTo(b.Max));
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        RecordCompaction(level.ToString(System.Globalization.CultureInfo.InvariantCulture), started);
+    }
+
+    private void RecordCompaction(string level, long started)
+    {
+        _engine.Metrics.Add("wayback_compactions_total", 1, ("cluster", Cluster), ("db", Name), ("level", level));
+        _engine.Metrics.Add("wayback_compaction_seconds_total", Stopwatch.GetElapsedTime(started).TotalSeconds, ("cluster", Cluster), ("db", Name), ("level", level));
+    }
+
+    /// <summary>Compacts <paramref name="pieces"/> (a chain) into one object at <paramref name="key"/>; null if it failed (logged, retried later).</summary>
+    private async Task<(long Size, ulong PostApply)?> WriteCompactionAsync(string key, IReadOnlyList<Piece> pieces, CancellationToken ct)
+    {
+        string temp = _engine.TempPath("compact");
+        using var lease = _engine.Leases.Acquire(pieces.Select(p => p.LeaseName));
+        try
+        {
+            Directory.CreateDirectory(_engine.TempDirectory);
+            var decoders = await OpenDecodersAsync(pieces, ct).ConfigureAwait(false);
+            try
+            {
+                await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                var trailer = await LtxCompactor.CompactAsync(decoders, fs, LtxFormat.V3, ct: ct).ConfigureAwait(false);
+                await fs.FlushAsync(ct).ConfigureAwait(false);
+                long size = fs.Length;
+                fs.Position = 0;
+                await _engine.Store.PutAsync(key, fs, null, ct).ConfigureAwait(false);
+                return (size, trailer.PostApplyChecksum);
+            }
+            finally
+            {
+                foreach (var d in decoders)
+                    await d.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
+            _engine.Log.LogWarning("{Db}: compaction into {Key} failed: {Error}", Label, key, e.Message);
+            return null;
+        }
+        finally
+        {
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Stores a full snapshot once the newest start point is older than the snapshot interval.</summary>
+    private async Task SnapshotAsync(CancellationToken ct)
+    {
+        Plan plan;
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var lastSegment = _levels[1].Where(f => !f.Retired).MaxBy(f => f.Max);
+            if (lastSegment is null)
+                return;
+            long newestStart = 0;
+            ulong newestStartTxid = 0;
+            foreach (var f in _levels.SelectMany(l => l).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+            {
+                if (f.TimestampMs is null)
+                {
+                    if (f.Level == 1)
+                        await EnsureIndexAsync(f, ct).ConfigureAwait(false);
+                    else
+                        await ReadTailAsync(f, ct).ConfigureAwait(false);
+                }
+                newestStart = Math.Max(newestStart, f.TimestampMs ?? 0);
+                newestStartTxid = Math.Max(newestStartTxid, f.Max);
+            }
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            if (lastSegment.Max <= newestStartTxid || now - newestStart < (long)_engine.Options.SnapshotInterval.TotalMilliseconds)
+                return;
+            plan = await PlanLockedAsync(lastSegment.Max, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        using (plan)
+        {
+            long started = Stopwatch.GetTimestamp();
+            string key = StoreKeys.Snapshot(Cluster, Name, plan.Txid);
+            var result = await WriteCompactionAsync(key, plan.Pieces, ct).ConfigureAwait(false);
+            if (result is not { } r)
+                return;
+            await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                _levels[0].RemoveAll(f => f.Key == key);
+                _levels[0].Add(new StoredFile(key, 0, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
+                _levels[0].Sort((a, b) => a.Max.CompareTo(b.Max));
+            }
+            finally
+            {
+                _lock.Release();
+            }
+            RecordCompaction("snapshot", started);
+        }
+    }
+
+    /// <summary>
+    /// Deletes what no restore point inside the retention window needs: everything that ends at or before
+    /// the newest start point (snapshot) committed before the window opened, except that start point and
+    /// the newest segment. Files a reader holds are left for a later round.
+    /// </summary>
+    private async Task RetainAsync(TimeSpan retention, CancellationToken ct)
+    {
+        long cutoff = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)retention.TotalMilliseconds;
+        List<StoredFile> doomed;
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            StoredFile? anchor = null;
+            foreach (var f in _levels.SelectMany(l => l).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+            {
+                if (f.TimestampMs is null)
+                    continue; // timestamps of start points are loaded by SnapshotAsync
+                if (f.TimestampMs <= cutoff && (anchor is null || f.Max > anchor.Max))
+                    anchor = f;
+            }
+            if (anchor is null)
+                return;
+            var newestSegment = _levels[1].Where(f => !f.Retired).MaxBy(f => f.Max);
+            doomed = _levels.SelectMany(l => l)
+                .Where(f => !f.Retired && f != anchor && f != newestSegment && f.Max <= anchor.Max && !_engine.Leases.IsLeased(f.Key))
+                .ToList();
+            foreach (var f in doomed)
+                f.Retired = true;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        if (doomed.Count == 0)
+            return;
+        try
+        {
+            await _engine.Store.DeleteManyAsync(doomed.Select(f => f.Key), ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _engine.Log.LogWarning("{Db}: retention could not delete {Count} objects: {Error}", Label, doomed.Count, e.Message);
+            foreach (var f in doomed)
+                f.Retired = false;
+            return;
+        }
+        await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            foreach (var l in _levels)
+                l.RemoveAll(f => f.Retired && doomed.Contains(f));
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        _engine.Metrics.Add("wayback_retention_deleted_total", doomed.Count, ("cluster", Cluster), ("db", Name));
+    }
+
+    /// <summary>Forgets the database and deletes its buffer files (the caller deletes its objects).</summary>
+    public async Task MarkDeletedAsync()
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            Deleted = true;
+            foreach (var b in BufferSegments().ToList())
+                b.Delete();
+            _pending.Clear();
+            _open = null;
+            if (Directory.Exists(BufferDirectory))
+                Directory.Delete(BufferDirectory, recursive: true);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+}

@@ -1,0 +1,207 @@
+using Wayback.Ltx;
+using Wayback.Server.Api;
+using Wayback.Server.Storage;
+
+namespace Wayback.Server.Databases;
+
+internal sealed partial class Database
+{
+    /// <summary>A planned read: the chain, and leases that keep its files from being deleted until disposed.</summary>
+    internal sealed class Plan(IReadOnlyList<Piece> pieces, IDisposable lease) : IDisposable
+    {
+        public IReadOnlyList<Piece> Pieces { get; } = pieces;
+        public ulong Txid => Pieces[^1].Max;
+        public long TimestampMs => Pieces[^1].TimestampMs;
+        public void Dispose() => lease.Dispose();
+    }
+
+    /// <summary>The TXID of the last transaction committed at or before <paramref name="timestampMs"/>, or null.</summary>
+    public async Task<ulong?> TxidAtAsync(long timestampMs, CancellationToken ct)
+    {
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ulong? best = null;
+            foreach (var seg in _levels[1].Where(s => !s.Retired))
+            {
+                var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+                foreach (var e in index.Log)
+                    if (e.TimestampMs <= timestampMs)
+                        best = e.MaxTxid;
+            }
+            foreach (var b in BufferSegments())
+                foreach (var e in b.Entries)
+                    if (e.TimestampMs <= timestampMs)
+                        best = e.MaxTxid;
+            return best;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Plans a read of the database as of <paramref name="txid"/> (null: the current position).</summary>
+    public async Task<Plan> PlanAsync(ulong? txid, CancellationToken ct)
+    {
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (!Exists)
+                throw ApiException.NotFound($"database '{Name}' has no data");
+            return await PlanLockedAsync(txid ?? _pos.Txid, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private IEnumerable<BufferSegment> BufferSegments()
+    {
+        foreach (var p in _pending)
+            yield return p;
+        if (_open is not null)
+            yield return _open;
+    }
+
+    /// <summary>
+    /// The newest start point (a snapshot: a snapshot object, or any file that starts with one) at or
+    /// before <paramref name="target"/>, then the fewest files that fit between it and the target, largest
+    /// level first, then single transactions. Fails if the target is not a restore point.
+    /// </summary>
+    private async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
+    {
+        if (target == 0 || target > _pos.Txid)
+            throw ApiException.NotFound($"database '{Name}' has no TXID {target} (its position is {_pos})");
+        var candidates = new List<Piece>();
+        foreach (var f in _levels[0].Where(f => !f.Retired && f.Max <= target))
+            candidates.Add(new Piece(1, f.Max, true, 0, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
+        for (int level = 3; level >= 2; level--)
+            foreach (var f in _levels[level].Where(f => !f.Retired && f.Snap && f.Max <= target))
+                candidates.Add(new Piece(f.Start, f.Max, true, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
+        foreach (var f in _levels[1].Where(f => !f.Retired && f.Snap && f.Start <= target))
+        {
+            var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
+            if (f.Max <= target)
+                candidates.Add(SegmentL1(f, index));
+            else if (index.Log[0].MaxTxid <= target)
+                candidates.Add(SegmentEntry(f, index.Log[0]));
+        }
+        foreach (var b in BufferSegments())
+            if (b.Entries.Count > 0 && b.Entries[0].IsSnapshot && b.Entries[0].MaxTxid <= target)
+                candidates.Add(BufferEntry(b, b.Entries[0]));
+        var start = candidates.OrderByDescending(c => c.Max).ThenBy(c => c.Level == 0 ? 0 : 1).FirstOrDefault()
+            ?? throw ApiException.NotFound($"database '{Name}' has no snapshot at or before TXID {target} (retention may have removed it)");
+
+        var chain = new List<Piece> { start };
+        ulong at = start.Max;
+        while (at < target)
+        {
+            var next = await NextPieceAsync(at + 1, target, ct).ConfigureAwait(false)
+                ?? throw ApiException.NotFound($"TXID {target} of '{Name}' is not a restore point: no file starts at TXID {at + 1} and ends at or before it");
+            chain.Add(next);
+            at = next.Max;
+        }
+        var lease = _engine.Leases.Acquire(chain.Select(p => p.LeaseName));
+        return new Plan(chain, lease);
+    }
+
+    private async Task<Piece?> NextPieceAsync(ulong start, ulong target, CancellationToken ct)
+    {
+        for (int level = 3; level >= 2; level--)
+        {
+            var f = _levels[level].FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
+            if (f is not null)
+                return new Piece(f.Start, f.Max, false, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
+        }
+        var seg = _levels[1].FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
+        if (seg is not null)
+        {
+            var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+            if (seg.Start == start && seg.Max <= target && !seg.Snap)
+                return SegmentL1(seg, index);
+            var e = FindEntry(index.Log, start);
+            if (e is not null && e.MaxTxid <= target && !e.IsSnapshot)
+                return SegmentEntry(seg, e);
+            return null;
+        }
+        foreach (var b in BufferSegments())
+        {
+            var e = FindEntry(b.Entries, start);
+            if (e is not null)
+                return e.MaxTxid <= target && !e.IsSnapshot ? BufferEntry(b, e) : null;
+        }
+        return null;
+    }
+
+    private static LogEntry? FindEntry(IReadOnlyList<LogEntry> entries, ulong start)
+    {
+        int lo = 0, hi = entries.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            ulong s = entries[mid].Start;
+            if (s == start)
+                return entries[mid];
+            if (s < start) lo = mid + 1; else hi = mid - 1;
+        }
+        return null;
+    }
+
+    private static Piece SegmentL1(StoredFile f, SegmentIndex index) =>
+        new(f.Start, f.Max, f.Snap, 1, f.Key, null, index.L1.Offset, index.L1.Length, index.L1.TimestampMs);
+
+    private static Piece SegmentEntry(StoredFile f, LogEntry e) =>
+        new(e.Start, e.MaxTxid, e.IsSnapshot, -1, f.Key, null, e.Offset, e.Length, e.TimestampMs);
+
+    private static Piece BufferEntry(BufferSegment b, LogEntry e) =>
+        new(e.Start, e.MaxTxid, e.IsSnapshot, -1, null, b.Path, e.Offset, e.Length, e.TimestampMs);
+
+    /// <summary>Opens a seekable stream over one piece.</summary>
+    internal Stream OpenPiece(Piece p)
+    {
+        if (p.Key is not null)
+            return new StoreRangeStream(_engine.Store, p.Key, p.Offset, p.Length);
+        var file = new FileStream(p.LocalPath!, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.RandomAccess);
+        return new SubStream(file, p.Offset, p.Length);
+    }
+
+    /// <summary>Builds the database of a plan into <paramref name="output"/> (or only its page checksums).</summary>
+    internal async Task<RestoreResult> RestoreAsync(Plan plan, Stream? output, CancellationToken ct)
+    {
+        using (plan)
+        {
+            var readers = new List<LtxPageReader>(plan.Pieces.Count);
+            try
+            {
+                foreach (var p in plan.Pieces)
+                    readers.Add(await LtxPageReader.OpenAsync(OpenPiece(p), p.LeaseName, ct: ct).ConfigureAwait(false));
+                return await LtxRestorer.RestoreAsync(readers, output, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (var r in readers)
+                    await r.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Opens streaming decoders over a plan's pieces (for compaction).</summary>
+    internal async Task<List<LtxDecoder>> OpenDecodersAsync(IEnumerable<Piece> pieces, CancellationToken ct)
+    {
+        var list = new List<LtxDecoder>();
+        try
+        {
+            foreach (var p in pieces)
+                list.Add(await LtxDecoder.OpenAsync(OpenPiece(p), LtxFormat.V3, p.LeaseName, ct: ct).ConfigureAwait(false));
+            return list;
+        }
+        catch
+        {
+            foreach (var d in list)
+                await d.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+}

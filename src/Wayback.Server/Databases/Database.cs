@@ -1,0 +1,420 @@
+using System.Buffers;
+using Microsoft.Extensions.Logging;
+using Wayback.Ltx;
+using Wayback.Server.Api;
+using Wayback.Server.Storage;
+using Wayback.Storage;
+
+namespace Wayback.Server.Databases;
+
+/// <summary>What an accepted write left: the new position and the HWM.</summary>
+public readonly record struct WriteResult(Position Pos, ulong Hwm, int Files);
+
+/// <summary>
+/// One database of one cluster: its position, page checksums, local write buffer and the catalog of its
+/// objects in the store. Writes are serialized by <see cref="_lock"/>; reads plan under it and then read
+/// without it, holding leases on what they read.
+/// </summary>
+internal sealed partial class Database
+{
+    private readonly Engine _engine;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private Position _pos;
+    private ulong _hwm;
+    private uint _pageSize;
+    private PageChecksums? _pages;
+    private BufferSegment? _open;
+    private bool _openBroken;
+    private readonly List<BufferSegment> _pending = [];
+    private readonly List<StoredFile>[] _levels = [[], [], [], []];
+    private readonly List<string> _deferredDeletes = [];
+    private DateTime _nextUploadAttempt = DateTime.MinValue;
+    private int _uploadFailures;
+    private int _uploading;
+
+    public Database(Engine engine, string cluster, string name)
+    {
+        _engine = engine;
+        Cluster = cluster;
+        Name = name;
+        BufferDirectory = Path.Combine(engine.BufferDirectory, cluster, name);
+    }
+
+    public string Cluster { get; }
+    public string Name { get; }
+    public string BufferDirectory { get; }
+    public bool Deleted { get; private set; }
+
+    public Position Pos => _pos;
+    public ulong Hwm => _hwm;
+    public uint PageSize => _pageSize;
+    public long LastWriteMs { get; private set; }
+    public bool Exists => _pos.Txid > 0;
+
+    // Counters for /metrics.
+    public long TransactionsIn;
+    public long BytesIn;
+    public long RequestsIn;
+    public double IngestSeconds;
+    public long IngestErrors;
+    public long UploadErrors;
+    public long Uploads;
+    public double UploadSeconds;
+
+    /// <summary>Bytes in the local buffer that the store does not hold yet.</summary>
+    public long BufferedBytes
+    {
+        get
+        {
+            long n = _open?.Length ?? 0;
+            foreach (var p in _pending)
+                n += p.Length;
+            return n;
+        }
+    }
+
+    internal IReadOnlyList<StoredFile> Level(int level) => _levels[level];
+
+    private string Label => $"{Cluster}/{Name}";
+
+    // ---------------------------------------------------------------- startup
+
+    /// <summary>Registers an object found by the startup listing.</summary>
+    internal void AddStored(StoreKeys.DataFile f, long size) =>
+        _levels[f.Level].Add(new StoredFile(KeyOf(f.Level, f.Start, f.Max, f.Snap), f.Level, f.Start, f.Max, f.Snap, size));
+
+    private string KeyOf(int level, ulong start, ulong max, bool snap) => level switch
+    {
+        0 => StoreKeys.Snapshot(Cluster, Name, max),
+        1 => StoreKeys.Segment(Cluster, Name, start, max, snap),
+        _ => StoreKeys.Level(Cluster, Name, level, start, max, snap),
+    };
+
+    /// <summary>
+    /// After the listing: finds the position the store holds (from the newest object), then recovers the
+    /// local buffer files that continue it. Called once, before any request.
+    /// </summary>
+    internal async Task LoadAsync(CancellationToken ct)
+    {
+        foreach (var l in _levels)
+            l.Sort((a, b) => a.Max.CompareTo(b.Max));
+        var newest = _levels.SelectMany(l => l).OrderByDescending(f => f.Max).ThenBy(f => f.Level == 1 ? 0 : 1).FirstOrDefault();
+        if (newest is not null)
+        {
+            var (post, pageSize, ts) = await ReadTailAsync(newest, ct).ConfigureAwait(false);
+            _pos = new Position(newest.Max, post);
+            _pageSize = pageSize;
+            LastWriteMs = ts;
+        }
+        _hwm = _pos.Txid;
+        ulong stored = _pos.Txid;
+
+        if (!Directory.Exists(BufferDirectory))
+            return;
+        var files = Directory.GetFiles(BufferDirectory, "*.buf").Order(StringComparer.Ordinal).ToList();
+        foreach (var path in files)
+        {
+            var (segment, cut) = await BufferSegment.RecoverAsync(path, _engine.Faults, ct).ConfigureAwait(false);
+            if (cut > 0)
+                _engine.Log.LogWarning("{Db}: cut a torn tail of {Bytes} bytes off buffer file {Path}", Label, cut, path);
+            if (segment is null || segment.Entries.Count == 0)
+            {
+                segment?.Delete();
+                if (segment is null)
+                    File.Delete(path);
+                continue;
+            }
+            if (segment.MaxTxid <= stored)
+            {
+                // Uploaded before the crash, deleted after: the store has it.
+                segment.Delete();
+                continue;
+            }
+            var first = segment.Entries[0];
+            bool follows = segment.Start == _pos.Txid + 1 && (first.IsSnapshot || first.PreApply == (_pos.Txid == 0 ? LtxChecksum.Empty : _pos.Checksum));
+            if (!follows)
+            {
+                string orphan = path + ".orphan";
+                segment.Dispose();
+                File.Move(path, orphan, overwrite: true);
+                _engine.Log.LogError("{Db}: buffer file {Path} does not continue the store's position {Pos}; kept as {Orphan}", Label, path, _pos, orphan);
+                continue;
+            }
+            _pending.Add(segment);
+            var last = segment.Entries[^1];
+            _pos = new Position(last.MaxTxid, last.PostApply);
+            _pageSize = last.PageSize;
+            LastWriteMs = last.TimestampMs;
+        }
+        // The newest buffer file stays open for appends; the ones before it wait for upload.
+        if (_pending.Count > 0)
+        {
+            _open = _pending[^1];
+            _pending.RemoveAt(_pending.Count - 1);
+        }
+        if (_engine.StoreIsLocal)
+            _hwm = _pos.Txid;
+    }
+
+    private async Task<(ulong PostApply, uint PageSize, long TimestampMs)> ReadTailAsync(StoredFile f, CancellationToken ct)
+    {
+        if (f.Level == 1)
+        {
+            var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
+            return (index.L1.PostApply, index.L1.PageSize, index.L1.TimestampMs);
+        }
+        await using var reader = await LtxPageReader.OpenAsync(new StoreRangeStream(_engine.Store, f.Key, 0, f.Size), f.Key, ct: ct).ConfigureAwait(false);
+        f.TimestampMs = reader.Header.TimestampMs;
+        f.PostApply = reader.Trailer.PostApplyChecksum;
+        return (reader.Trailer.PostApplyChecksum, reader.Header.PageSize, reader.Header.TimestampMs);
+    }
+
+    internal async Task<SegmentIndex> EnsureIndexAsync(StoredFile f, CancellationToken ct)
+    {
+        if (f.Index is { } cached)
+            return cached;
+        var index = await SegmentObject.ReadIndexAsync(_engine.Store, f.Key, f.Size, f.Start, ct).ConfigureAwait(false);
+        if (index.L1.MaxTxid != f.Max)
+            throw new LtxException($"{f.Key}: its index ends at TXID {index.L1.MaxTxid}, its name at {f.Max}");
+        f.Index = index;
+        f.TimestampMs = index.L1.TimestampMs;
+        f.PostApply = index.L1.PostApply;
+        return index;
+    }
+
+    // ---------------------------------------------------------------- ingest
+
+    /// <summary>
+    /// Accepts the LTX files of one request: each must follow the position the one before it left, its
+    /// pages are re-encoded as v3 into the buffer and its post-apply checksum recomputed; the request is
+    /// fdatasync'd once and then counts. Anything wrong refuses the whole request and stores nothing.
+    /// </summary>
+    public async Task<WriteResult> WriteAsync(Stream body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (Deleted)
+                throw ApiException.NotFound($"database '{Name}' was deleted");
+            if (BufferedBytes > _engine.Options.MaxBufferBytes)
+                throw ApiException.Storage($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
+            await EnsurePagesAsync(ct).ConfigureAwait(false);
+            var result = await WriteLockedAsync(body, lengths, format, ct).ConfigureAwait(false);
+            Interlocked.Increment(ref RequestsIn);
+            IngestSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+            return result;
+        }
+        catch
+        {
+            Interlocked.Increment(ref IngestErrors);
+            throw;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private async Task<WriteResult> WriteLockedAsync(Stream body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    {
+        var startPos = _pos;
+        var startPages = _pages;
+        uint startPageSize = _pageSize;
+        var journal = new PageJournal(_pages);
+        int count = lengths?.Count ?? 1;
+        BufferSegment? segment = null;
+        var pages = _pages;
+        var cur = _pos;
+        long bytes = 0;
+        var buffer = ArrayPool<byte>.Shared.Rent(65536);
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                var source = lengths is null ? body : new ExactLengthStream(body, lengths[i]);
+                string fileName = count == 1 ? "the LTX file" : $"file {i + 1} of {count}";
+                LtxDecoder decoder;
+                try
+                {
+                    decoder = await LtxDecoder.OpenAsync(source, format, fileName, leaveOpen: true, ct).ConfigureAwait(false);
+                }
+                catch (LtxException e)
+                {
+                    throw new ApiException(400, ErrorCodes.BadLtx, e.Message);
+                }
+                await using (decoder)
+                {
+                    var h = decoder.Header;
+                    if (!h.HasChecksums)
+                        throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} has no database checksums (flag 0x2); the server tracks positions by checksum");
+                    if (h.IsSnapshot)
+                    {
+                        if (i > 0)
+                            throw ApiException.BadRequest($"{fileName} is a snapshot; a snapshot must be the first file of a request");
+                        if (cur.Txid > 0 && h.MaxTxid <= cur.Txid)
+                            throw ApiException.Mismatch($"snapshot up to TXID {h.MaxTxid} is not ahead of the position {cur}", cur);
+                    }
+                    else
+                    {
+                        ulong expected = cur.Txid == 0 ? 0 : cur.Checksum;
+                        if (h.MinTxid != cur.Txid + 1 || h.PreApplyChecksum != expected)
+                            throw ApiException.Mismatch(
+                                $"{fileName} (TXID {h.MinTxid}, pre-apply {h.PreApplyChecksum:x16}) does not follow the position {cur}", cur);
+                        if (pages is null || pages.PageSize != h.PageSize)
+                            throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} has page size {h.PageSize}, the database {pages?.PageSize}");
+                    }
+
+                    segment ??= OpenSegmentForBatch(h.IsSnapshot, cur);
+                    var target = h.IsSnapshot ? new PageChecksums(h.PageSize) : pages!;
+                    ulong start = cur.Txid + 1;
+                    var entry = await segment.AppendAsync(async output =>
+                    {
+                        var header = h with
+                        {
+                            Flags = 0,
+                            TimestampMs = h.TimestampMs > 0 ? h.TimestampMs : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                        };
+                        await using var encoder = await LtxEncoder.CreateAsync(output, header, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
+                        int size = (int)h.PageSize;
+                        uint pgno;
+                        while ((pgno = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
+                        {
+                            journal.Update(target, pgno, buffer.AsSpan(0, size));
+                            await encoder.WritePageAsync(pgno, buffer.AsMemory(0, size), ct).ConfigureAwait(false);
+                        }
+                        journal.Resize(target, h.Commit);
+                        ulong computed = target.Checksum;
+                        if (computed != decoder.Trailer.PostApplyChecksum)
+                            throw new ApiException(400, ErrorCodes.BadChecksum,
+                                $"{fileName}: post-apply checksum {decoder.Trailer.PostApplyChecksum:x16} is wrong; applying the file gives {computed:x16}");
+                        await encoder.FinishAsync(computed, ct).ConfigureAwait(false);
+                        return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, header.TimestampMs, h.PreApplyChecksum, computed, h.Commit, h.PageSize);
+                    }).ConfigureAwait(false);
+                    if (lengths is not null && source is ExactLengthStream exact && exact.Remaining != 0)
+                        throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} is shorter than its announced length");
+                    pages = target;
+                    cur = new Position(entry.MaxTxid, entry.PostApply);
+                    bytes += entry.Length;
+                }
+            }
+            if (lengths is not null && await body.ReadAsync(buffer.AsMemory(0, 1), ct).ConfigureAwait(false) != 0)
+                throw ApiException.BadRequest("the request body is longer than the lengths in Wayback-Ltx-Lengths");
+
+            await segment!.SyncAsync().ConfigureAwait(false);
+            segment.Commit();
+        }
+        catch (Exception e)
+        {
+            if (segment is not null)
+            {
+                try
+                {
+                    segment.Rollback();
+                }
+                catch (IOException)
+                {
+                    // The file may now hold bytes we did not acknowledge: reopen and verify it on the next write.
+                    _openBroken = true;
+                }
+            }
+            journal.Rollback();
+            _pages = startPages;
+            _pos = startPos;
+            _pageSize = startPageSize;
+            if (e is IOException io and not UploadException)
+                throw ApiException.Storage($"cannot write to the local buffer: {io.Message}");
+            throw;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        _pages = pages;
+        _pos = cur;
+        _pageSize = pages!.PageSize;
+        LastWriteMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Interlocked.Add(ref TransactionsIn, count);
+        Interlocked.Add(ref BytesIn, bytes);
+        if (_engine.StoreIsLocal)
+            _hwm = _pos.Txid;
+        return new WriteResult(_pos, _hwm, count);
+    }
+
+    private static async ValueTask<uint> ReadPageAsync(LtxDecoder decoder, byte[] buffer, bool snapshot, CancellationToken ct)
+    {
+        try
+        {
+            return await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false);
+        }
+        catch (LtxException e) when (snapshot && e.Message.Contains("post-apply checksum mismatch", StringComparison.Ordinal))
+        {
+            throw new ApiException(400, ErrorCodes.BadChecksum, e.Message);
+        }
+        catch (LtxException e)
+        {
+            throw new ApiException(400, ErrorCodes.BadLtx, e.Message);
+        }
+    }
+
+    /// <summary>The buffer file this request appends to: a new one for a snapshot (it restarts the database) or after a failure.</summary>
+    private BufferSegment OpenSegmentForBatch(bool snapshot, Position cur)
+    {
+        if (_open is not null && (_openBroken || (snapshot && _open.Entries.Count > 0) || _open.Length > _engine.Options.MaxSegmentBytes))
+        {
+            if (_open.Entries.Count > 0)
+                _pending.Add(_open);
+            else
+                _open.Delete();
+            _open = null;
+            _openBroken = false;
+        }
+        if (_open is not null && _open.Entries.Count == 0 && _open.Start != cur.Txid + 1)
+        {
+            _open.Delete();
+            _open = null;
+        }
+        try
+        {
+            _open ??= BufferSegment.Create(BufferDirectory, cur.Txid + 1, _engine.Faults);
+        }
+        catch (IOException e)
+        {
+            throw ApiException.Storage($"cannot create a buffer file: {e.Message}");
+        }
+        _open.Begin();
+        return _open;
+    }
+
+    /// <summary>Rebuilds the page checksums from the store and buffer after a restart (once, on the first write).</summary>
+    private async Task EnsurePagesAsync(CancellationToken ct)
+    {
+        if (_openBroken && _open is not null)
+        {
+            // Reopen what is on disk; anything beyond the acknowledged position was never acknowledged.
+            string path = _open.Path;
+            _open.Dispose();
+            var (segment, _) = await BufferSegment.RecoverAsync(path, _engine.Faults, ct).ConfigureAwait(false);
+            _open = segment;
+            _openBroken = false;
+            if (segment is not null && segment.Entries.Count > 0 && segment.MaxTxid != _pos.Txid && segment.MaxTxid > _pos.Txid)
+            {
+                var last = segment.Entries[^1];
+                _pos = new Position(last.MaxTxid, last.PostApply);
+                _pages = null;
+            }
+        }
+        if (_pages is not null || _pos.Txid == 0)
+            return;
+        var plan = await PlanLockedAsync(_pos.Txid, ct).ConfigureAwait(false);
+        var result = await RestoreAsync(plan, null, ct).ConfigureAwait(false);
+        if (result.Txid != _pos.Txid || result.Checksum != _pos.Checksum)
+            throw new ApiException(500, ErrorCodes.Internal, $"rebuilding '{Name}' gave {result.Txid:x16}/{result.Checksum:x16}, not the position {_pos}");
+        _pages = result.Pages;
+        _pageSize = result.PageSize;
+    }
+}
+
+/// <summary>The client's upload failed (cut connection, body shorter than announced): not the server's disk.</summary>
+public sealed class UploadException(string message, Exception? inner = null) : IOException(message, inner);

@@ -1,0 +1,33 @@
+namespace Wayback.Server.Databases;
+
+/// <summary>
+/// One object of a database in the store: a sealed segment (level 1), an L2 or L3 compaction, or a
+/// snapshot (level 0). Known from its key; the segment index and timestamps are read when first needed.
+/// </summary>
+internal sealed class StoredFile(string key, int level, ulong start, ulong max, bool snap, long size)
+{
+    public string Key { get; } = key;
+    public int Level { get; } = level;
+    public ulong Start { get; } = start;
+    public ulong Max { get; } = max;
+
+    /// <summary>The file (for a segment: its L1) starts with a snapshot, so it holds the whole database.</summary>
+    public bool Snap { get; } = snap;
+    public long Size { get; } = size;
+    public SegmentIndex? Index { get; set; }
+
+    /// <summary>The commit time of its last transaction, once known.</summary>
+    public long? TimestampMs { get; set; }
+
+    /// <summary>The database checksum after its last transaction, once known.</summary>
+    public ulong? PostApply { get; set; }
+
+    /// <summary>Being deleted by retention: planners skip it.</summary>
+    public bool Retired { get; set; }
+}
+
+/// <summary>One file of a restore chain: a whole object, a range of one (a segment's L1 or one transaction), or a buffer record.</summary>
+internal sealed record Piece(ulong Start, ulong Max, bool Snapshot, int Level, string? Key, string? LocalPath, long Offset, long Length, long TimestampMs)
+{
+    public string LeaseName => Key ?? LocalPath!;
+}

@@ -1,0 +1,188 @@
+using System.Globalization;
+
+namespace Wayback.Server.Hosting;
+
+/// <summary>Everything <c>wayback serve</c> can be told. Defaults are the embedded setup of the README.</summary>
+public sealed class ServerOptions
+{
+    /// <summary>The data directory: the local store (unless S3), the write buffer, temporary files, the admin token.</summary>
+    public string DataDirectory { get; set; } = "./wayback-data";
+
+    /// <summary>host:port to listen on; port 0 picks a free one.</summary>
+    public string Listen { get; set; } = "127.0.0.1:20202";
+
+    /// <summary>The admin token; null means read or generate <c>DATA/admin-token</c>.</summary>
+    public string? AdminToken { get; set; }
+
+    public string? S3Bucket { get; set; }
+    public string? S3Endpoint { get; set; }
+    public string? S3Region { get; set; }
+    public string S3Prefix { get; set; } = "";
+    public bool S3PathStyle { get; set; }
+    public string? S3Profile { get; set; }
+
+    /// <summary>How long transactions collect in the local buffer before they are sealed into one L1 object.</summary>
+    public TimeSpan L1Window { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan L2Window { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan L3Window { get; set; } = TimeSpan.FromHours(1);
+    public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Retention of a cluster created without <c>--retention</c>.</summary>
+    public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>The largest request body accepted on <c>POST /db/tx</c>.</summary>
+    public long MaxUploadBytes { get; set; } = 16L << 30;
+
+    /// <summary>A buffer segment is sealed early once it holds this many bytes.</summary>
+    public long MaxSegmentBytes { get; set; } = 256L << 20;
+
+    /// <summary>Writes are refused (503) while the unsealed local buffer of one database holds more than this.</summary>
+    public long MaxBufferBytes { get; set; } = 8L << 30;
+
+    /// <summary>How often the background compactor and retention look for work.</summary>
+    public TimeSpan BackgroundInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The first retry of a failed upload waits this long, doubling up to 30 s.</summary>
+    public TimeSpan UploadRetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    public bool UsesS3 => !string.IsNullOrEmpty(S3Bucket);
+
+    /// <summary>One setting: its flag (without dashes; also the YAML key) and environment variable.</summary>
+    public sealed record Setting(string Name, string Description, Action<ServerOptions, string> Apply)
+    {
+        public string Env => "WAYBACK_" + Name.Replace('-', '_').ToUpperInvariant();
+        public string Flag => "--" + Name;
+    }
+
+    /// <summary>Every setting, in the order the README lists them.</summary>
+    public static IReadOnlyList<Setting> Settings { get; } =
+    [
+        new("data", "Data directory: local store, write buffer, admin token (default ./wayback-data).", (o, v) => o.DataDirectory = v),
+        new("listen", "Address to listen on, host:port (default 127.0.0.1:20202).", (o, v) => o.Listen = v),
+        new("admin-token", "Admin token (default: DATA/admin-token, generated and printed once).", (o, v) => o.AdminToken = v),
+        new("s3-bucket", "Store everything in this S3 bucket instead of DATA/store.", (o, v) => o.S3Bucket = v),
+        new("s3-endpoint", "S3-compatible endpoint URL (MinIO, R2, ...); default AWS.", (o, v) => o.S3Endpoint = v),
+        new("s3-region", "S3 region (default from the AWS environment, or us-east-1 with an endpoint).", (o, v) => o.S3Region = v),
+        new("s3-prefix", "Key prefix inside the bucket.", (o, v) => o.S3Prefix = v),
+        new("s3-path-style", "Address the bucket as endpoint/bucket (true/false).", (o, v) => o.S3PathStyle = ParseBool(v, "s3-path-style")),
+        new("s3-profile", "Named AWS profile for credentials (default: the AWS credential chain).", (o, v) => o.S3Profile = v),
+        new("l1-window", "L1 window: transactions buffered locally, then one object per database (default 10s).", (o, v) => o.L1Window = ParseDuration(v, "l1-window")),
+        new("l2-window", "L2 compaction window (default 5m).", (o, v) => o.L2Window = ParseDuration(v, "l2-window")),
+        new("l3-window", "L3 compaction window (default 1h).", (o, v) => o.L3Window = ParseDuration(v, "l3-window")),
+        new("snapshot-interval", "How often a full snapshot of each database is stored (default 24h).", (o, v) => o.SnapshotInterval = ParseDuration(v, "snapshot-interval")),
+        new("retention", "Retention of clusters created without --retention (default 720h).", (o, v) => o.DefaultRetention = ParseDuration(v, "retention")),
+        new("max-upload-size", "Largest accepted request body, bytes or with KiB/MiB/GiB (default 16GiB).", (o, v) => o.MaxUploadBytes = ParseSize(v, "max-upload-size")),
+        new("max-buffer-size", "Writes get 503 while a database's unsealed buffer exceeds this (default 8GiB).", (o, v) => o.MaxBufferBytes = ParseSize(v, "max-buffer-size")),
+    ];
+
+    /// <summary>
+    /// Builds options from, in rising precedence: defaults, the YAML file, <c>WAYBACK_*</c> environment
+    /// variables, and <paramref name="flags"/> (setting name → value, only those given).
+    /// </summary>
+    public static ServerOptions Load(string? configPath, IReadOnlyDictionary<string, string> flags, Func<string, string?>? env = null)
+    {
+        env ??= Environment.GetEnvironmentVariable;
+        var o = new ServerOptions();
+        var byName = Settings.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        configPath ??= env("WAYBACK_CONFIG");
+        if (!string.IsNullOrEmpty(configPath))
+        {
+            foreach (var (key, value) in YamlConfig.Read(configPath))
+            {
+                string name = key.Replace('_', '-');
+                if (!byName.TryGetValue(name, out var s))
+                    throw new ArgumentException($"{configPath}: unknown setting '{key}'; known: {string.Join(", ", byName.Keys)}");
+                s.Apply(o, value);
+            }
+        }
+        foreach (var s in Settings)
+            if (env(s.Env) is { Length: > 0 } v)
+                s.Apply(o, v);
+        foreach (var (name, value) in flags)
+        {
+            if (!byName.TryGetValue(name, out var s))
+                throw new ArgumentException($"unknown setting '{name}'");
+            s.Apply(o, value);
+        }
+        o.Validate();
+        return o;
+    }
+
+    public void Validate()
+    {
+        if (L1Window <= TimeSpan.Zero || L2Window <= TimeSpan.Zero || L3Window <= TimeSpan.Zero || SnapshotInterval <= TimeSpan.Zero)
+            throw new ArgumentException("windows and intervals must be positive durations");
+        if (DefaultRetention <= TimeSpan.Zero)
+            throw new ArgumentException("retention must be a positive duration");
+        if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0)
+            throw new ArgumentException("sizes must be positive");
+        if (AdminToken is { } t && t.Length < 16)
+            throw new ArgumentException("the admin token must be at least 16 characters");
+        _ = ParseListen(Listen);
+    }
+
+    public static (string Host, int Port) ParseListen(string listen)
+    {
+        int colon = listen.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(listen.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int port) || port > 65535)
+            throw new ArgumentException($"invalid listen address '{listen}': expected host:port, e.g. 127.0.0.1:20202");
+        return (listen[..colon].Trim('[', ']'), port);
+    }
+
+    public static bool ParseBool(string v, string what) => v.Trim().ToLowerInvariant() switch
+    {
+        "true" or "1" or "yes" or "on" => true,
+        "false" or "0" or "no" or "off" or "" => false,
+        _ => throw new ArgumentException($"invalid {what} '{v}': expected true or false"),
+    };
+
+    /// <summary>Go-style durations: <c>250ms</c>, <c>10s</c>, <c>5m</c>, <c>1h30m</c>, <c>720h</c>, plus <c>d</c> for days.</summary>
+    public static TimeSpan ParseDuration(string text, string what = "duration")
+    {
+        var s = text.Trim();
+        if (s.Length == 0)
+            throw new ArgumentException($"invalid {what}: empty");
+        double totalMs = 0;
+        int i = 0;
+        while (i < s.Length)
+        {
+            int start = i;
+            while (i < s.Length && (char.IsAsciiDigit(s[i]) || s[i] == '.'))
+                i++;
+            if (start == i || !double.TryParse(s.AsSpan(start, i - start), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n))
+                throw new ArgumentException($"invalid {what} '{text}': expected e.g. 10s, 5m, 1h, 720h");
+            int unitStart = i;
+            while (i < s.Length && char.IsAsciiLetter(s[i]))
+                i++;
+            double unitMs = s[unitStart..i] switch
+            {
+                "ms" => 1,
+                "s" => 1000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => throw new ArgumentException($"invalid {what} '{text}': unknown unit '{s[unitStart..i]}' (use ms, s, m, h, d)"),
+            };
+            totalMs += n * unitMs;
+        }
+        return TimeSpan.FromMilliseconds(totalMs);
+    }
+
+    public static long ParseSize(string text, string what = "size")
+    {
+        var s = text.Trim();
+        long mult = 1;
+        foreach (var (suffix, m) in new[] { ("KiB", 1L << 10), ("MiB", 1L << 20), ("GiB", 1L << 30), ("TiB", 1L << 40), ("KB", 1000L), ("MB", 1000_000L), ("GB", 1000_000_000L), ("B", 1L) })
+        {
+            if (s.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+            {
+                mult = m;
+                s = s[..^suffix.Length].Trim();
+                break;
+            }
+        }
+        if (!double.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double n) || n <= 0)
+            throw new ArgumentException($"invalid {what} '{text}': expected e.g. 512MiB or 16GiB");
+        return (long)(n * mult);
+    }
+}

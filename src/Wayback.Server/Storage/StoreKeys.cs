@@ -1,0 +1,75 @@
+using System.Globalization;
+
+namespace Wayback.Server.Storage;
+
+/// <summary>
+/// Where everything lives in the object store. Names are validated before they reach here, so every
+/// key is a valid <see cref="Wayback.Storage.ObjectKey"/>.
+/// </summary>
+internal static class StoreKeys
+{
+    public const string ClustersPrefix = "clusters/";
+
+    public static string Cluster(string cluster) => $"clusters/{cluster}/cluster.json";
+    public static string TokensPrefix(string cluster) => $"clusters/{cluster}/tokens/";
+    public static string Token(string cluster, string id) => $"clusters/{cluster}/tokens/{id}.json";
+    public static string ClusterPrefix(string cluster) => $"clusters/{cluster}/";
+    public static string DatabasesPrefix(string cluster) => $"clusters/{cluster}/dbs/";
+    public static string DatabasePrefix(string cluster, string db) => $"clusters/{cluster}/dbs/{db}/";
+
+    /// <summary>
+    /// A file's name: the first and last TXID of the log it covers, and <c>.snap</c> when its first file is
+    /// a snapshot (it restarts the database, so it holds every page).
+    /// </summary>
+    public static string FileName(ulong start, ulong max, bool startsWithSnapshot, string extension) =>
+        $"{start:x16}-{max:x16}{(startsWithSnapshot ? ".snap" : "")}.{extension}";
+
+    public static string Segment(string cluster, string db, ulong start, ulong max, bool snap) =>
+        DatabasePrefix(cluster, db) + "l1/" + FileName(start, max, snap, "seg");
+
+    public static string Level(string cluster, string db, int level, ulong start, ulong max, bool snap) =>
+        DatabasePrefix(cluster, db) + $"l{level}/" + FileName(start, max, snap, "ltx");
+
+    public static string Snapshot(string cluster, string db, ulong txid) =>
+        DatabasePrefix(cluster, db) + "snapshots/" + FileName(1, txid, true, "ltx");
+
+    /// <summary>What a key under <c>clusters/</c> is.</summary>
+    public abstract record Parsed;
+    public sealed record ClusterFile(string Cluster) : Parsed;
+    public sealed record TokenFile(string Cluster, string Id) : Parsed;
+    /// <summary>Level 1 = sealed segment, 2/3 = compactions, 0 = snapshot.</summary>
+    public sealed record DataFile(string Cluster, string Db, int Level, ulong Start, ulong Max, bool Snap) : Parsed;
+
+    public static Parsed? Parse(string key)
+    {
+        var parts = key.Split('/');
+        if (parts.Length < 3 || parts[0] != "clusters")
+            return null;
+        string cluster = parts[1];
+        if (parts.Length == 3 && parts[2] == "cluster.json")
+            return new ClusterFile(cluster);
+        if (parts.Length == 4 && parts[2] == "tokens" && parts[3].EndsWith(".json", StringComparison.Ordinal))
+            return new TokenFile(cluster, parts[3][..^5]);
+        if (parts.Length == 6 && parts[2] == "dbs")
+        {
+            int level = parts[4] switch { "l1" => 1, "l2" => 2, "l3" => 3, "snapshots" => 0, _ => -1 };
+            if (level < 0)
+                return null;
+            string ext = level == 1 ? ".seg" : ".ltx";
+            var name = parts[5];
+            if (!name.EndsWith(ext, StringComparison.Ordinal))
+                return null;
+            name = name[..^ext.Length];
+            bool snap = name.EndsWith(".snap", StringComparison.Ordinal);
+            if (snap)
+                name = name[..^5];
+            if (name.Length != 33 || name[16] != '-'
+                || !ulong.TryParse(name.AsSpan(0, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong start)
+                || !ulong.TryParse(name.AsSpan(17, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong max)
+                || start == 0 || start > max)
+                return null;
+            return new DataFile(cluster, parts[3], level, start, max, snap);
+        }
+        return null;
+    }
+}

@@ -1,0 +1,186 @@
+using Wayback.Storage;
+
+namespace Wayback.Server.Storage;
+
+/// <summary>A read-only, seekable window of <c>length</c> bytes at <c>offset</c> of a seekable stream.</summary>
+internal sealed class SubStream(Stream inner, long offset, long length, bool leaveOpen = false) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => false;
+    public override long Length => length;
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        int n = (int)Math.Min(buffer.Length, Math.Max(0, length - _position));
+        if (n == 0)
+            return 0;
+        inner.Position = offset + _position;
+        n = inner.Read(buffer[..n]);
+        _position += n;
+        return n;
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        int n = (int)Math.Min(buffer.Length, Math.Max(0, length - _position));
+        if (n == 0)
+            return 0;
+        inner.Position = offset + _position;
+        n = await inner.ReadAsync(buffer[..n], ct).ConfigureAwait(false);
+        _position += n;
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+        ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public override long Seek(long o, SeekOrigin origin) => Position = origin switch
+    {
+        SeekOrigin.Begin => o,
+        SeekOrigin.Current => _position + o,
+        _ => length + o,
+    };
+
+    public override void Flush() { }
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !leaveOpen)
+            inner.Dispose();
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>
+/// Exactly <c>length</c> bytes of a forward-only stream (one file of a multi-file request body). Reading
+/// past them returns 0; a source that ends early throws <see cref="EndOfStreamException"/>.
+/// </summary>
+internal sealed class ExactLengthStream : Stream
+{
+    private readonly Stream _inner;
+    private readonly long _length;
+    private long _remaining;
+
+    public ExactLengthStream(Stream inner, long length)
+    {
+        _inner = inner;
+        _length = length;
+        _remaining = length;
+    }
+
+    public long Remaining => _remaining;
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => _length;
+    public override long Position { get => _length - _remaining; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        if (_remaining == 0 || buffer.Length == 0)
+            return 0;
+        int n = await _inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, _remaining)], ct).ConfigureAwait(false);
+        if (n == 0)
+            throw new Wayback.Server.Databases.UploadException($"the request body ended {_remaining} bytes before the length it announced");
+        _remaining -= n;
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+        ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    /// <summary>Reads and drops what is left, so the next file starts where it should.</summary>
+    public async Task DrainAsync(CancellationToken ct)
+    {
+        var buffer = new byte[8192];
+        while (_remaining > 0 && await ReadAsync(buffer, ct).ConfigureAwait(false) > 0) { }
+    }
+
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}
+
+/// <summary>
+/// A seekable, read-only view of a byte range of a stored object, read with ranged GETs. Keeps the last
+/// range it fetched, and fetches at least <see cref="MinFetch"/> bytes at a time, so reading a page index
+/// and then runs of pages costs a few requests, not one per read.
+/// </summary>
+internal sealed class StoreRangeStream(IObjectStore store, string key, long offset, long length) : Stream
+{
+    private const int MinFetch = 256 * 1024;
+    private byte[] _buffer = [];
+    private long _bufferStart;
+    private int _bufferCount;
+    private long _position;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => false;
+    public override long Length => length;
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+        ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> destination, CancellationToken ct = default)
+    {
+        int want = (int)Math.Min(destination.Length, Math.Max(0, length - _position));
+        if (want == 0)
+            return 0;
+        if (_position < _bufferStart || _position >= _bufferStart + _bufferCount)
+            await FetchAsync(_position, want, ct).ConfigureAwait(false);
+        int from = (int)(_position - _bufferStart);
+        int n = Math.Min(want, _bufferCount - from);
+        _buffer.AsSpan(from, n).CopyTo(destination.Span);
+        _position += n;
+        return n;
+    }
+
+    private async Task FetchAsync(long position, int want, CancellationToken ct)
+    {
+        int size = (int)Math.Min(Math.Max(want, MinFetch), length - position);
+        if (_buffer.Length < size)
+            _buffer = new byte[size];
+        await using var s = await store.GetAsync(key, new ByteRange(offset + position, size), ct).ConfigureAwait(false);
+        int got = await s.ReadAtLeastAsync(_buffer.AsMemory(0, size), size, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        if (got < size)
+            throw new StorageException($"'{key}' is shorter than expected: {got} of {size} bytes at offset {offset + position}", key);
+        _bufferStart = position;
+        _bufferCount = got;
+    }
+
+    public override long Seek(long o, SeekOrigin origin) => Position = origin switch
+    {
+        SeekOrigin.Begin => o,
+        SeekOrigin.Current => _position + o,
+        _ => length + o,
+    };
+
+    public override void Flush() { }
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

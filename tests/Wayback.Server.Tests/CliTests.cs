@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Wayback.Server.Tests;
+
+/// <summary><c>wayback clusters</c> and <c>wayback tokens</c>, run as the real process against a real server.</summary>
+public sealed class CliTests
+{
+    private static async Task<(int Code, string Out, string Err)> RunAsync(IDictionary<string, string>? env, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wayback.dll"));
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        psi.Environment.Remove("WAYBACK_TOKEN");
+        psi.Environment.Remove("WAYBACK_SERVER");
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
+            psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var o = p.StandardOutput.ReadToEndAsync();
+        var e = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await o, await e);
+    }
+
+    [Fact]
+    public async Task Clusters_and_tokens_commands_create_list_revoke_and_delete()
+    {
+        await using var s = await TestServer.StartAsync();
+        string url = s.Server.Address.ToString();
+        string[] auth = ["--server", url, "--token", TestServer.AdminToken];
+
+        var (code, stdout, stderr) = await RunAsync(null, ["clusters", "create", "prod", "--retention", "48h", "--json", .. auth]);
+        Assert.True(code == 0, stderr);
+        var created = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal("prod", created.GetProperty("cluster").GetString());
+        string token = created.GetProperty("token").GetString()!;
+        Assert.Equal(200, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", token))).Status);
+
+        // The environment works as well as the flags.
+        var env = new Dictionary<string, string> { ["WAYBACK_SERVER"] = url, ["WAYBACK_TOKEN"] = TestServer.AdminToken };
+        (code, stdout, _) = await RunAsync(env, "clusters", "list");
+        Assert.Equal(0, code);
+        Assert.Contains("prod", stdout);
+        Assert.Contains("48h", stdout);
+
+        (code, stdout, _) = await RunAsync(env, "tokens", "create", "prod", "--json");
+        Assert.Equal(0, code);
+        var second = JsonDocument.Parse(stdout).RootElement;
+        string id = second.GetProperty("id").GetString()!;
+        Assert.Equal(200, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", second.GetProperty("token").GetString()))).Status);
+
+        (code, stdout, _) = await RunAsync(env, "tokens", "list", "prod", "--json");
+        Assert.Equal(2, JsonDocument.Parse(stdout).RootElement.GetArrayLength());
+        Assert.DoesNotContain(token, stdout); // only ids: tokens are stored as hashes
+
+        (code, _, _) = await RunAsync(env, "tokens", "revoke", "prod", id);
+        Assert.Equal(0, code);
+        Assert.Equal(401, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", second.GetProperty("token").GetString()))).Status);
+
+        (code, _, stderr) = await RunAsync(env, "clusters", "create", "prod");
+        Assert.Equal(1, code);
+        Assert.Contains("already exists", stderr);
+
+        (code, _, _) = await RunAsync(env, "clusters", "delete", "prod");
+        Assert.Equal(0, code);
+        Assert.Equal(401, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", token))).Status);
+
+        (code, _, stderr) = await RunAsync(null, "clusters", "list", "--server", url);
+        Assert.Equal(2, code);
+        Assert.Contains("WAYBACK_TOKEN", stderr);
+        (code, _, stderr) = await RunAsync(null, "clusters", "list", "--server", url, "--token", "wrong-token-wrong-token");
+        Assert.Equal(1, code);
+        Assert.Contains("401", stderr);
+    }
+
+    [Fact]
+    public async Task Serve_reads_settings_from_yaml_env_and_flags_in_that_order()
+    {
+        string dir = TestServer.NewDataDirectory();
+        string yaml = Path.Combine(dir, "wayback.yaml");
+        await File.WriteAllTextAsync(yaml, "data: /nonexistent-from-yaml\nl1-window: 3s\nretention: 48h\nlisten: 127.0.0.1:1\n");
+        var env = new Dictionary<string, string?> { ["WAYBACK_L1_WINDOW"] = "5s", ["WAYBACK_DATA"] = dir };
+        var o = Hosting.ServerOptions.Load(yaml, new Dictionary<string, string> { ["listen"] = "127.0.0.1:0" }, n => env.GetValueOrDefault(n));
+        Assert.Equal(dir, o.DataDirectory);
+        Assert.Equal(TimeSpan.FromSeconds(5), o.L1Window);
+        Assert.Equal(TimeSpan.FromHours(48), o.DefaultRetention);
+        Assert.Equal("127.0.0.1:0", o.Listen);
+        await File.WriteAllTextAsync(yaml, "bogus: 1\n");
+        Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(yaml, new Dictionary<string, string>(), _ => null));
+        Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(null, new Dictionary<string, string> { ["l2-window"] = "soon" }, _ => null));
+
+        // Without an admin token, one is generated, printed once and kept under the data directory.
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", dir, "--listen", "127.0.0.1:0" })
+            psi.ArgumentList.Add(a);
+        psi.Environment.Remove("WAYBACK_ADMIN_TOKEN");
+        using var p = Process.Start(psi)!;
+        string first = (await p.StandardOutput.ReadLineAsync())!;
+        string token = (await p.StandardOutput.ReadLineAsync())!;
+        p.Kill();
+        await p.WaitForExitAsync();
+        Assert.Contains("admin token", first);
+        Assert.Equal(token, (await File.ReadAllTextAsync(Path.Combine(dir, "admin-token"))).Trim());
+        Directory.Delete(dir, recursive: true);
+    }
+}

@@ -1,0 +1,75 @@
+namespace Wayback.Server.Tests;
+
+public sealed class CompactionTests
+{
+    private static void ShortWindows(Hosting.ServerOptions o)
+    {
+        o.L1Window = TimeSpan.FromMilliseconds(200);
+        o.L2Window = TimeSpan.FromSeconds(1);
+        o.L3Window = TimeSpan.FromSeconds(3);
+        o.SnapshotInterval = TimeSpan.FromSeconds(2);
+        o.BackgroundInterval = TimeSpan.FromMilliseconds(200);
+    }
+
+    [Fact]
+    public async Task Background_compaction_builds_L2_L3_and_snapshots_and_every_transaction_still_restores()
+    {
+        await using var s = await TestServer.StartAsync(configure: ShortWindows);
+        var token = await s.CreateClusterAsync("prod");
+        var model = new LtxModel { KeepImages = true };
+        await s.WriteAsync(token, "db", model.Snapshot(6));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        int i = 0;
+        while (watch.Elapsed < TimeSpan.FromSeconds(8))
+        {
+            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2, grow: i++ % 7 == 0))).Status);
+            await Task.Delay(60);
+        }
+        await FaultTests.WaitForAsync(() => Task.FromResult(
+            s.StoredKeys().Any(k => k.Contains("/l2/")) && s.StoredKeys().Any(k => k.Contains("/l3/")) && s.StoredKeys().Any(k => k.Contains("/snapshots/"))));
+
+        foreach (var t in model.ImageAt.Keys.Order())
+        {
+            var (status, bytes) = await s.SnapshotAsync(token, "db", $"&txid={t}&format=v3");
+            Assert.True(status == 200, $"txid {t}: {status}");
+            Assert.Equal(model.ImageAt[t], (await Snapshots.DecodeAsync(bytes)).Image);
+        }
+        // Restoring by time picks the last transaction committed at or before it.
+        var (st, latest) = await s.SnapshotAsync(token, "db", "&timestamp=" + Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O")));
+        Assert.Equal(200, st);
+        Assert.Equal(model.Txid, (await Snapshots.DecodeAsync(latest)).Txid);
+        Assert.Equal(404, (await s.SnapshotAsync(token, "db", "&timestamp=2001-01-01T00:00:00Z")).Status);
+    }
+
+    [Fact]
+    public async Task Retention_deletes_what_no_restore_point_inside_the_window_needs()
+    {
+        await using var s = await TestServer.StartAsync(configure: ShortWindows);
+        var token = await s.CreateClusterAsync("prod", "4s");
+        var model = new LtxModel { KeepImages = true };
+        await s.WriteAsync(token, "db", model.Snapshot(4));
+        var times = new Dictionary<ulong, DateTimeOffset> { [1] = DateTimeOffset.UtcNow };
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (watch.Elapsed < TimeSpan.FromSeconds(12))
+        {
+            await s.WriteAsync(token, "db", model.Tx());
+            times[model.Txid] = DateTimeOffset.UtcNow;
+            await Task.Delay(100);
+        }
+        await FaultTests.WaitForAsync(async () =>
+        {
+            await s.Server.MaintainAsync();
+            var (status, _) = await s.SnapshotAsync(token, "db", "&txid=2");
+            return status == 404;
+        });
+        Assert.True((ulong)s.StoredKeys().Count(k => k.Contains("/l1/")) < model.Txid / 2);
+        // Everything committed inside the window still restores.
+        var cutoff = DateTimeOffset.UtcNow.AddSeconds(-3);
+        foreach (var (t, when) in times.Where(kv => kv.Value > cutoff))
+        {
+            var (status, bytes) = await s.SnapshotAsync(token, "db", $"&txid={t}");
+            Assert.True(status == 200, $"txid {t} at {when:O} (cutoff {cutoff:O}): {status}");
+            Assert.Equal(model.ImageAt[t], (await Snapshots.DecodeAsync(bytes)).Image);
+        }
+    }
+}
