@@ -167,22 +167,60 @@ internal sealed partial class Database
         return new SubStream(file, p.Offset, p.Length);
     }
 
+    /// <summary>Restores open one page reader per file; past this many, runs of files are compacted first.</summary>
+    private const int MaxOpenReaders = 256;
+
     /// <summary>Builds the database of a plan into <paramref name="output"/> (or only its page checksums).</summary>
     internal async Task<RestoreResult> RestoreAsync(Plan plan, Stream? output, CancellationToken ct)
     {
+        var temps = new List<string>();
         using (plan)
         {
             var readers = new List<LtxPageReader>(plan.Pieces.Count);
             try
             {
-                foreach (var p in plan.Pieces)
-                    readers.Add(await LtxPageReader.OpenAsync(OpenPiece(p), p.LeaseName, ct: ct).ConfigureAwait(false));
+                // Thousands of single transactions (a big window, a restart with a full buffer) would hold a
+                // reader each: merge them 64 at a time into temporary files first.
+                var streams = new List<(Func<Stream> Open, string Name)>();
+                var pieces = plan.Pieces;
+                for (int i = 0; i < pieces.Count;)
+                {
+                    int n = pieces.Count - i > MaxOpenReaders && i > 0 ? Math.Min(SegmentObject.MergeFanIn, pieces.Count - i) : 1;
+                    if (n == 1)
+                    {
+                        var p = pieces[i];
+                        streams.Add((() => OpenPiece(p), p.LeaseName));
+                    }
+                    else
+                    {
+                        Directory.CreateDirectory(_engine.TempDirectory);
+                        string temp = _engine.TempPath("restore");
+                        temps.Add(temp);
+                        var decoders = await OpenDecodersAsync(pieces.Skip(i).Take(n), ct).ConfigureAwait(false);
+                        try
+                        {
+                            await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                            await LtxCompactor.CompactAsync(decoders, fs, LtxFormat.V3, ct: ct).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            foreach (var d in decoders)
+                                await d.DisposeAsync().ConfigureAwait(false);
+                        }
+                        streams.Add((() => new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.Asynchronous | FileOptions.RandomAccess), temp));
+                    }
+                    i += n;
+                }
+                foreach (var (open, name) in streams)
+                    readers.Add(await LtxPageReader.OpenAsync(open(), name, ct: ct).ConfigureAwait(false));
                 return await LtxRestorer.RestoreAsync(readers, output, ct).ConfigureAwait(false);
             }
             finally
             {
                 foreach (var r in readers)
                     await r.DisposeAsync().ConfigureAwait(false);
+                foreach (var t in temps)
+                    File.Delete(t);
             }
         }
     }

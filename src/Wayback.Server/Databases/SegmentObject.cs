@@ -24,7 +24,10 @@ internal static class SegmentObject
     private const int TailSize = 16;
     private static ReadOnlySpan<byte> Magic => "WBSEG001"u8;
 
-    public static async Task<SegmentIndex> BuildAsync(BufferSegment segment, Stream output, CancellationToken ct)
+    /// <summary>At most this many files are merged at once; more are merged in a tree of temporary files.</summary>
+    internal const int MergeFanIn = 64;
+
+    public static async Task<SegmentIndex> BuildAsync(BufferSegment segment, Stream output, string tempDirectory, CancellationToken ct)
     {
         var entries = segment.Entries;
         if (entries.Count == 0)
@@ -37,23 +40,12 @@ internal static class SegmentObject
         }
         else
         {
-            var decoders = new List<LtxDecoder>(entries.Count);
-            try
-            {
-                foreach (var e in entries)
-                    decoders.Add(await LtxDecoder.OpenAsync(new SubStream(source, e.Offset, e.Length, leaveOpen: true), LtxFormat.V3, segment.Path, ct: ct).ConfigureAwait(false));
-                long before = output.Position;
-                var trailer = await LtxCompactor.CompactAsync(decoders, output, LtxFormat.V3, ct: ct).ConfigureAwait(false);
-                var first = entries[0];
-                var last = entries[^1];
-                l1 = new LogEntry(0, output.Position - before, first.Start, first.MinTxid, last.MaxTxid, last.TimestampMs,
-                    first.PreApply, trailer.PostApplyChecksum, last.Commit, last.PageSize);
-            }
-            finally
-            {
-                foreach (var d in decoders)
-                    await d.DisposeAsync().ConfigureAwait(false);
-            }
+            long before = output.Position;
+            var trailer = await CompactTreeAsync(segment.Path, entries, output, tempDirectory, ct).ConfigureAwait(false);
+            var first = entries[0];
+            var last = entries[^1];
+            l1 = new LogEntry(0, output.Position - before, first.Start, first.MinTxid, last.MaxTxid, last.TimestampMs,
+                first.PreApply, trailer.PostApplyChecksum, last.Commit, last.PageSize);
         }
 
         var log = new List<LogEntry>(entries.Count);
@@ -75,6 +67,60 @@ internal static class SegmentObject
         Magic.CopyTo(tail.AsSpan(8));
         await output.WriteAsync(tail, ct).ConfigureAwait(false);
         return index;
+    }
+
+    /// <summary>
+    /// Compacts the buffer's files into <paramref name="output"/>. A window can hold tens of thousands of
+    /// transactions, and a k-way merge holds a page per input, so files are merged <see cref="MergeFanIn"/>
+    /// at a time into temporary files, and those again, until one merge remains.
+    /// </summary>
+    private static async Task<LtxTrailer> CompactTreeAsync(string path, IReadOnlyList<LogEntry> entries, Stream output, string tempDirectory, CancellationToken ct)
+    {
+        // Each source opens a fresh decoder: a range of the buffer file, or a temporary file of a lower round.
+        var sources = entries.Select(e => (Func<Task<LtxDecoder>>)(async () =>
+        {
+            var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous);
+            return await LtxDecoder.OpenAsync(new SubStream(fs, e.Offset, e.Length), LtxFormat.V3, path, ct: ct).ConfigureAwait(false);
+        })).ToList();
+        var temps = new List<string>();
+        try
+        {
+            while (sources.Count > MergeFanIn)
+            {
+                var next = new List<Func<Task<LtxDecoder>>>();
+                for (int i = 0; i < sources.Count; i += MergeFanIn)
+                {
+                    string temp = Path.Combine(tempDirectory, $"merge-{Guid.NewGuid():n}.ltx");
+                    temps.Add(temp);
+                    await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                        await MergeAsync(sources.GetRange(i, Math.Min(MergeFanIn, sources.Count - i)), fs, ct).ConfigureAwait(false);
+                    next.Add(async () => await LtxDecoder.OpenFileAsync(temp, LtxFormat.V3, ct).ConfigureAwait(false));
+                }
+                sources = next;
+            }
+            return await MergeAsync(sources, output, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var t in temps)
+                File.Delete(t);
+        }
+    }
+
+    private static async Task<LtxTrailer> MergeAsync(List<Func<Task<LtxDecoder>>> sources, Stream output, CancellationToken ct)
+    {
+        var decoders = new List<LtxDecoder>(sources.Count);
+        try
+        {
+            foreach (var open in sources)
+                decoders.Add(await open().ConfigureAwait(false));
+            return await LtxCompactor.CompactAsync(decoders, output, LtxFormat.V3, ct: ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            foreach (var d in decoders)
+                await d.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private static byte[] Encode(SegmentIndex index)

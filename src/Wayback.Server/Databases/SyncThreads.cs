@@ -18,8 +18,29 @@ internal static class SyncThreads
             new Thread(Run) { IsBackground = true, Name = "wayback-fsync-" + i }.Start();
     }
 
+    /// <summary>Syncs run on the caller's thread while few are in flight: a hop costs more than it saves then.</summary>
+    private const int MaxInline = 2;
+    private static int _inline;
+
     public static Task RunAsync(Action sync)
     {
+        if (Interlocked.Increment(ref _inline) <= MaxInline)
+        {
+            try
+            {
+                sync();
+                return Task.CompletedTask;
+            }
+            catch (Exception e)
+            {
+                return Task.FromException(e);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inline);
+            }
+        }
+        Interlocked.Decrement(ref _inline);
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Queue.Add((sync, done));
         return done.Task;
