@@ -54,8 +54,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private long _lastStateWrite;
     private ulong _persistedTxid;
     private bool _dirty;
-    private bool _reloadNeeded;
     private bool _missingLogged;
+    private bool _wasMissing;
     private bool _modeLogged;
 
     public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
@@ -166,12 +166,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     public async Task<int> SyncAsync(CancellationToken ct = default)
     {
-        if (_reloadNeeded)
-        {
-            await OpenAsync(ct).ConfigureAwait(false);
-            _reloadNeeded = false;
-            _genTrusted = false;
-        }
         if (!EnsureDatabase())
             return 0;
         if (!EnsureWalMode())
@@ -214,6 +208,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             }
             Problem = id is null ? "database missing" : "database empty";
             CloseSession();
+            _wasMissing = true;
             return false;
         }
         if (_missingLogged)
@@ -226,12 +221,14 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             OpenSession();
             _genTrusted = false;
-            if (_fileId is not null && _fileId != id || _fileId is null && _stateFileId is not null && _stateFileId != id)
+            // A file that came back after being gone is another file, even if the kernel reused its inode number.
+            if (_wasMissing || _fileId is not null && _fileId != id || _fileId is null && _stateFileId is not null && _stateFileId != id)
             {
                 _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
                 _resyncReason ??= "the database file was replaced";
             }
             _fileId = id;
+            _wasMissing = false;
             return true;
         }
         if (id != _fileId)
@@ -371,7 +368,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 || header.Value.Salt1 == _cursor.Value.Salt1 + 1 && header.Value.CheckpointSequence == _cursorSeq + 1);
             if (!restartWeSaw)
             {
-                _resyncReason = "the WAL was restarted while the agent was not watching";
+                _resyncReason = $"the WAL was restarted while the agent was not watching (checkpoint sequence {_cursorSeq} -> {header.Value.CheckpointSequence}" +
+                    $"{(_genTrusted ? "" : ", not held")})";
                 return 0;
             }
             _cursor = WalCursor.Start(header.Value);
@@ -383,7 +381,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         else if (!_cursorVerified)
         {
             // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
-            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, ct);
+            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, ct: ct);
             WalCursor? found = cursor.Offset == WalHeader.Size ? WalCursor.Start(header.Value) : null;
             foreach (var tx in all.Transactions)
                 if (tx.End.Offset == cursor.Offset)
@@ -401,7 +399,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         int captured = 0;
         while (true)
         {
-            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, ct: ct);
+            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, maxFrames: 16384, maxTransactions: 256, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured += await WriteTransactionsAsync(scan.Transactions, header.Value, ct).ConfigureAwait(false);
             if (!scan.MoreAvailable)
@@ -416,6 +414,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private async Task<int> WriteTransactionsAsync(List<WalTransaction> transactions, WalHeader header, CancellationToken ct)
     {
         var pages = _pages ?? throw new InvalidOperationException("no captured state to continue from");
+        // A batch is all or nothing: the page checksums are updated in place, so remember the old values.
+        var undo = new List<(uint Pgno, ulong Checksum)>();
+        uint startCount = pages.PageCount;
+        var start = (Txid: _txid, Cursor: _cursor);
+        // A batch is bounded, so it is finished rather than cancelled half-way.
+        ct = CancellationToken.None;
         var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
         var sorted = new List<uint>();
         try
@@ -449,9 +453,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     foreach (var pgno in sorted)
                     {
                         RandomAccess.Read(_wal!, buffer.AsSpan(0, (int)header.PageSize), tx.Pages[pgno] + WalHeader.FrameHeaderSize);
+                        undo.Add((pgno, pages[pgno]));
                         pages.Update(pgno, buffer.AsSpan(0, (int)header.PageSize));
                         await encoder.WritePageAsync(pgno, buffer.AsMemory(0, (int)header.PageSize), ct).ConfigureAwait(false);
                     }
+                    for (uint p = tx.Commit + 1; p <= pages.PageCount; p++)
+                        undo.Add((p, pages[p]));
                     pages.Resize(tx.Commit);
                     trailer = await encoder.FinishAsync(pages.Checksum, ct).ConfigureAwait(false);
                 }
@@ -471,9 +478,13 @@ public sealed class DatabaseCapture : IAsyncDisposable
         }
         catch
         {
-            // The page checksums were updated in place: rebuild them from what is durable.
             _journal.DropStaged();
-            _reloadNeeded = true;
+            pages.Resize(Math.Max(pages.PageCount, startCount));
+            for (int i = undo.Count - 1; i >= 0; i--)
+                pages.Set(undo[i].Pgno, undo[i].Checksum);
+            pages.Resize(startCount);
+            _txid = start.Txid;
+            _cursor = start.Cursor;
             throw;
         }
         finally
@@ -511,7 +522,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             var h = WalReader.ReadHeader(_wal);
             if (h is null || !_cursor!.Value.SameGeneration(h.Value))
                 return 0;
-            var scan = WalReader.Scan(_wal, h.Value, _cursor.Value, int.MaxValue, ct);
+            var scan = WalReader.Scan(_wal, h.Value, _cursor.Value, int.MaxValue, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured = await WriteTransactionsAsync(scan.Transactions, h.Value, ct).ConfigureAwait(false);
             session.ReleaseHold();
@@ -620,7 +631,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         WalCursor? end = header is { } hh ? WalCursor.Start(hh) : null;
         var db = _db!;
         long dbLength = RandomAccess.GetLength(db);
-        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, ct) : null;
+        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, ct: ct) : null;
         if (scan is { Transactions.Count: > 0 })
         {
             foreach (var tx in scan.Transactions)

@@ -65,11 +65,11 @@ public static class WalReader
     }
 
     /// <summary>
-    /// Scans from <paramref name="from"/> (which must be in <paramref name="header"/>'s generation and on a
+    /// Scans from <paramref name="from"/> (whole transactions only, so a budget may be exceeded by one) (which must be in <paramref name="header"/>'s generation and on a
     /// frame boundary) and returns the committed transactions found, at most about
     /// <paramref name="maxFrames"/> frames' worth.
     /// </summary>
-    public static WalScan Scan(SafeFileHandle wal, WalHeader header, WalCursor from, int maxFrames = 1 << 16, CancellationToken ct = default)
+    public static WalScan Scan(SafeFileHandle wal, WalHeader header, WalCursor from, int maxFrames = 1 << 16, int maxTransactions = int.MaxValue, CancellationToken ct = default)
     {
         if (!from.SameGeneration(header))
             throw new ArgumentException($"cursor ({from}) is not in the WAL's generation (salts {header.Salt1:x8}/{header.Salt2:x8})");
@@ -133,7 +133,7 @@ public static class WalReader
                         pages = new Dictionary<uint, long>();
                         txStart = offset;
                         txFrames = 0;
-                        if (frames >= maxFrames)
+                        if (frames >= maxFrames || scan.Transactions.Count >= maxTransactions)
                         {
                             scan.MoreAvailable = true;
                             return scan;

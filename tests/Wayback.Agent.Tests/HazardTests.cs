@@ -1,0 +1,293 @@
+using Wayback.Agent.Capture;
+using Wayback.Agent.Journal;
+using Wayback.Ltx;
+using Wayback.Ltx.Tests;
+
+namespace Wayback.Agent.Tests;
+
+/// <summary>Each hazard of docs/wal-capture.md, with real SQLite writers in other processes.</summary>
+public class HazardTests
+{
+    /// <summary>Stops the agent, checkpoints the database, and checks the journal's newest state is it, byte for byte.</summary>
+    private static async Task<ulong> AssertJournalEqualsDatabaseAsync(TempDir tmp, string db, CaptureRunner? runner)
+    {
+        if (runner is not null)
+            await runner.DisposeAsync();
+        await JournalRestore.CheckpointAsync(db);
+        var chain = await JournalRestore.AssertChainAsync(db);
+        var latest = tmp.File("latest-" + Guid.NewGuid().ToString("n")[..6] + ".db");
+        await JournalRestore.RestoreAsync(db, chain[^1].Txid, latest);
+        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(latest));
+        Assert.Equal("ok", JournalRestore.IntegrityCheck(latest));
+        return chain[^1].Txid;
+    }
+
+    private static async Task<LtxHeader> HeaderOfAsync(string path)
+    {
+        await using var d = await LtxDecoder.OpenFileAsync(path, LtxFormat.V3);
+        return d.Header;
+    }
+
+    private static async Task<List<uint>> PagesOfAsync(string path)
+    {
+        var pages = new List<uint>();
+        await using var d = await LtxDecoder.OpenFileAsync(path, LtxFormat.V3);
+        var buf = new byte[d.Header.PageSize];
+        uint p;
+        while ((p = await d.ReadPageAsync(buf)) != 0)
+            pages.Add(p);
+        return pages;
+    }
+
+    private static List<uint> DifferingPages(string a, string b, uint pageSize)
+    {
+        var x = File.ReadAllBytes(a);
+        var y = File.ReadAllBytes(b);
+        var diff = new List<uint>();
+        long pages = y.Length / pageSize;
+        for (uint p = 1; p <= pages; p++)
+        {
+            var pb = y.AsSpan((int)((p - 1) * pageSize), (int)pageSize);
+            var pa = (p - 1) * pageSize < x.Length ? x.AsSpan((int)((p - 1) * pageSize), (int)pageSize) : default;
+            if (!pa.SequenceEqual(pb))
+                diff.Add(p);
+        }
+        return diff;
+    }
+
+    [Fact]
+    public async Task An_open_transaction_spilled_into_the_wal_is_not_captured_and_what_replaces_it_is()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.Sqlite3Async(db, "PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB); INSERT INTO t VALUES (1, randomblob(100));");
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        long walBefore = new FileInfo(db + "-wal").Length;
+
+        // A tiny page cache makes SQLite spill the open transaction's pages into the WAL before it commits.
+        var spiller = Processes.Start("sqlite3", [db], null);
+        var sql = "PRAGMA cache_size=2;\nBEGIN;\nINSERT INTO t SELECT value + 100, randomblob(3000) FROM generate_series(1, 200);\n.shell sleep 3\nROLLBACK;\n";
+        var spill = Processes.RunAsync("sqlite3", [db], sql);
+        spiller.Kill();
+        for (int i = 0; i < 100 && new FileInfo(db + "-wal").Length < walBefore + 100_000; i++)
+            await Task.Delay(20);
+        Assert.True(new FileInfo(db + "-wal").Length > walBefore + 100_000, "the open transaction did not spill into the WAL");
+        Assert.Equal(0, await runner.SyncAsync());
+        Assert.Equal(1UL, runner.Capture.Txid);
+        var r = await spill;
+        Assert.Equal(0, r.ExitCode);
+
+        // The rolled-back frames get overwritten by the next transaction; the torn tail behind it stays unread.
+        await Processes.Sqlite3Async(db, "INSERT INTO t VALUES (2, randomblob(100));");
+        Assert.Equal(1, await runner.SyncAsync());
+        Assert.Equal([1L, 2L], JournalRestore.Rows(await RestoreLatestAsync(tmp, db)));
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+    }
+
+    private static async Task<string> RestoreLatestAsync(TempDir tmp, string db)
+    {
+        var chain = await JournalRestore.AssertChainAsync(db);
+        var path = tmp.File("r-" + Guid.NewGuid().ToString("n")[..6] + ".db");
+        await JournalRestore.RestoreAsync(db, chain[^1].Txid, path);
+        return path;
+    }
+
+    [Fact]
+    public async Task Writes_while_the_agent_is_stopped_that_restart_the_wal_come_back_as_one_transaction_of_exactly_the_changed_pages()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "50");
+        var runner = await CaptureRunner.OpenAsync(db);
+        runner.Start();
+        await Processes.WriterAsync("--db", db, "--rows", "50");
+        await runner.StopAsync();
+        ulong before = runner.Capture.Txid;
+        await runner.DisposeAsync();
+        var atStop = tmp.File("at-stop.db");
+        await JournalRestore.RestoreAsync(db, before, atStop);
+
+        // The application goes on alone: enough to checkpoint and restart the WAL several times.
+        await Processes.WriterAsync("--db", db, "--rows", "500", "--autocheckpoint", "20");
+        await Processes.Sqlite3Async(db, "UPDATE t SET payload = randomblob(50) WHERE n % 7 = 0;");
+
+        runner = await CaptureRunner.OpenAsync(db);
+        Assert.Equal(1, await runner.SyncAsync());
+        Assert.True(runner.Log.Contains("restarted while the agent was not watching") || runner.Log.Contains("emptied"), runner.Log.ToString());
+        var entries = JournalRestore.Entries(db);
+        var resync = entries[^1];
+        Assert.Equal(before + 1, resync.MinTxid);
+        Assert.Equal(before + 1, resync.MaxTxid);
+        await runner.DisposeAsync();
+        await JournalRestore.CheckpointAsync(db);
+        Assert.Equal(DifferingPages(atStop, db, 4096), await PagesOfAsync(resync.Path));
+        Assert.Equal(before + 1, await AssertJournalEqualsDatabaseAsync(tmp, db, null));
+        Assert.Equal(Enumerable.Range(1, 600).Select(i => (long)i), JournalRestore.Rows(await RestoreLatestAsync(tmp, db)));
+    }
+
+    [Fact]
+    public async Task A_restart_of_the_agent_with_nothing_changed_resumes_without_a_resync()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "20");
+        var runner = await CaptureRunner.OpenAsync(db);
+        runner.Start();
+        // The application keeps a connection open (another process), so the WAL survives the agent's restart.
+        var keeper = Processes.Start("sqlite3", [db, "SELECT count(*) FROM sqlite_schema;", ".shell sleep 60"]);
+        await Task.Delay(200);
+        await Processes.WriterAsync("--db", db, "--rows", "30");
+        await runner.StopAsync();
+        ulong txid = runner.Capture.Txid;
+        await runner.DisposeAsync();
+
+        runner = await CaptureRunner.OpenAsync(db);
+        Assert.True(txid == runner.Capture.Txid, $"{txid} != {runner.Capture.Txid}");
+        Assert.True(0 == await runner.SyncAsync(), runner.Log.ToString());
+        Assert.True(0 == runner.Capture.Resyncs, runner.Log.ToString());
+        await Processes.WriterAsync("--db", db, "--rows", "5");
+        Assert.True(5 == await runner.SyncAsync(), runner.Log.ToString());
+        Assert.True(0 == runner.Capture.Resyncs, runner.Log.ToString());
+        keeper.Kill(entireProcessTree: true);
+        await keeper.WaitForExitAsync();
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+    }
+
+    [Fact]
+    public async Task A_second_agent_on_the_same_database_is_refused_with_a_clear_message()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "1");
+        using var first = AgentJournal.Open(db);
+        var e = Assert.Throws<AgentLockedException>(() => AgentJournal.Open(db));
+        Assert.Contains("already being replicated by another wayback agent", e.Message);
+        Assert.Contains($"pid {Environment.ProcessId}", e.Message);
+        first.Dispose();
+        using var again = AgentJournal.Open(db);
+    }
+
+    [Fact]
+    public async Task A_database_deleted_and_recreated_is_noticed_and_its_new_content_captured()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "40");
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        File.Delete(db);
+        File.Delete(db + "-wal");
+        File.Delete(db + "-shm");
+        await runner.SyncAsync();
+        Assert.True(runner.Log.Contains("gone"), runner.Log.ToString());
+        await Processes.WriterAsync("--db", db, "--rows", "7", "--start", "1000");
+        await runner.SyncAsync();
+        Assert.True(runner.Log.Contains("was replaced"), runner.Log.ToString());
+        await Processes.WriterAsync("--db", db, "--rows", "3");
+        await runner.SyncAsync();
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+        Assert.Equal(Enumerable.Range(1000, 10).Select(i => (long)i), JournalRestore.Rows(await RestoreLatestAsync(tmp, db)));
+    }
+
+    [Fact]
+    public async Task A_database_replaced_by_one_with_another_page_size_is_sent_as_a_snapshot()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "40", "--page-size", "4096");
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        ulong before = runner.Capture.Txid;
+        var other = tmp.File("other.db");
+        await Processes.WriterAsync("--db", other, "--rows", "25", "--page-size", "8192");
+        await Processes.Sqlite3Async(other, "PRAGMA wal_checkpoint(TRUNCATE);");
+        File.Move(other, db, overwrite: true); // a restore by copying a file over the database
+        await runner.SyncAsync();
+        var last = JournalRestore.Entries(db)[^1];
+        Assert.True(last.IsSnapshot);
+        Assert.Equal(before + 1, last.MaxTxid);
+        Assert.Equal(8192u, (await HeaderOfAsync(last.Path)).PageSize);
+        await Processes.WriterAsync("--db", db, "--rows", "5");
+        await runner.SyncAsync();
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+    }
+
+    [Fact]
+    public async Task Leaving_wal_mode_while_the_agent_runs_is_refused_by_sqlite_and_capture_goes_on()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "10");
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        // SQLite needs every other connection closed to leave WAL mode; the agent's are open.
+        var r = await Processes.Sqlite3ResultAsync(db, ".timeout 2000\nPRAGMA journal_mode=DELETE;\n");
+        Assert.Contains("locked", r.Stderr + r.Stdout);
+        await Processes.WriterAsync("--db", db, "--rows", "10");
+        Assert.Equal(10, await runner.SyncAsync());
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+    }
+
+    [Fact]
+    public async Task A_database_switched_out_of_wal_mode_while_the_agent_was_stopped_is_reported_switched_back_and_captured()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "10");
+        var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        await runner.DisposeAsync();
+        await Processes.Sqlite3Async(db, "PRAGMA journal_mode=DELETE;");
+        await Processes.WriterAsync("--db", db, "--rows", "10", "--no-wal");
+        Assert.Contains("delete", await Processes.Sqlite3Async(db, "PRAGMA journal_mode;"));
+
+        runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        Assert.True(runner.Log.Contains("not in WAL mode (journal_mode=delete)"), runner.Log.ToString());
+        Assert.True(runner.Log.Contains("switched the database back to WAL mode"), runner.Log.ToString());
+        Assert.Contains("wal", await Processes.Sqlite3Async(db, "PRAGMA journal_mode;"));
+        await Processes.WriterAsync("--db", db, "--rows", "3");
+        await runner.SyncAsync();
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+        Assert.Equal(Enumerable.Range(1, 23).Select(i => (long)i), JournalRestore.Rows(await RestoreLatestAsync(tmp, db)));
+    }
+
+    [Theory]
+    [InlineData(512)]
+    [InlineData(1024)]
+    [InlineData(4096)]
+    [InlineData(16384)]
+    [InlineData(65536)]
+    public async Task Every_page_size_is_captured_exactly(int pageSize)
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "0", "--page-size", pageSize.ToString());
+        await using var runner = await CaptureRunner.OpenAsync(db, new CaptureOptions { CheckpointFrames = 50 });
+        await runner.SyncAsync();
+        runner.Start();
+        await Processes.WriterAsync("--db", db, "--rows", "300", "--payload", "700");
+        await runner.StopAsync();
+        var chain = await JournalRestore.AssertChainAsync(db);
+        Assert.True(301UL == chain[^1].Txid, $"TXID {chain[^1].Txid}\n{runner.Log}");
+        Assert.Equal((uint)pageSize, (await HeaderOfAsync(JournalRestore.Entries(db)[^1].Path)).PageSize);
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+    }
+
+    [Fact]
+    public async Task A_vacuum_that_shrinks_the_database_is_captured_with_its_smaller_size()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "400", "--payload", "2000");
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        await Processes.Sqlite3Async(db, "DELETE FROM t WHERE n > 20;");
+        await Processes.Sqlite3Async(db, "VACUUM;");
+        Assert.Equal(2, await runner.SyncAsync());
+        var last = await HeaderOfAsync(JournalRestore.Entries(db)[^1].Path);
+        Assert.True(last.Commit < 50, $"commit {last.Commit} after VACUUM");
+        await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+    }
+}
