@@ -46,6 +46,9 @@ internal sealed class LtxBenchmarks : IBenchSuite
 
         Harness.Log("ltx: decode");
         yield return await DecodeAsync(options, pages, peer, encoded, what, ct);
+
+        await foreach (var row in CompactionBenchmarks.RunAsync(options, ct))
+            yield return row;
     }
 
     private static async ValueTask<BenchRow> CrcLargeBufferAsync(BenchOptions options)

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using Wayback.Ltx;
+
+namespace Wayback.Bench;
+
+/// <summary>
+/// Compacting 100 files of 1,000 pages each (and of 4,000 each, to show memory does not grow with the
+/// number of pages). The peer is the floor: decoding the same inputs without writing anything.
+/// </summary>
+internal static class CompactionBenchmarks
+{
+    private const int PageSize = 4096;
+    private const int Files = 100;
+
+    public static async IAsyncEnumerable<BenchRow> RunAsync(BenchOptions options, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        long? smallPeak = null;
+        foreach (int pagesPerFile in new[] { 1000, 4000 })
+        {
+            Harness.Log($"ltx: compaction of {Files} files × {pagesPerFile:N0} pages");
+            var (row, peak) = await RunOneAsync(options, pagesPerFile, smallPeak, ct);
+            smallPeak ??= peak;
+            yield return row;
+        }
+    }
+
+    private static async Task<(BenchRow Row, long Peak)> RunOneAsync(BenchOptions options, int pagesPerFile, long? smallPeak, CancellationToken ct)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"wayback-bench-compact-{Environment.ProcessId}-{pagesPerFile}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var files = await WriteHistoryAsync(dir, pagesPerFile, ct);
+            long inputPageBytes = (long)Files * pagesPerFile * PageSize;
+            string output = Path.Combine(dir, "out.ltx");
+            long peak = 0;
+            var (ours, peer) = await Harness.CompareAsync(options,
+                async () => peak = Math.Max(peak, await MeasurePeakAsync(() => LtxCompactor.CompactFilesAsync(files, output, ct: ct))),
+                async () => await DecodeAllAsync(files, ct),
+                repetitions: options.Quick ? 3 : 5);
+            double mbps = inputPageBytes / ours / 1e6;
+            string memory = $"{Harness.Format(mbps, "MB/s")}, peak +{peak / (1 << 20)} MiB";
+            string met = smallPeak is { } small
+                ? $"{Harness.YesNo(peak <= small * 1.5 + (8 << 20))} (×{(double)pagesPerFile / 1000:F0} pages: +{peak / (1 << 20)} vs +{small / (1 << 20)} MiB)"
+                : "baseline";
+            return (new BenchRow($"Compact {Files} files × {pagesPerFile:N0} pages (4 KiB)", memory,
+                Harness.Format(inputPageBytes / peer / 1e6, "MB/s") + " (decode only)", ours / peer,
+                "memory flat in pages", met), peak);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>A history: snapshot-free incremental files, each touching random pages of a growing database.</summary>
+    private static async Task<List<string>> WriteHistoryAsync(string dir, int pagesPerFile, CancellationToken ct)
+    {
+        var random = new Random(7);
+        var page = new byte[PageSize];
+        var files = new List<string>();
+        uint dbPages = (uint)(pagesPerFile * 10);
+        ulong checksum = LtxChecksum.Flag | 0x1234;
+        for (int f = 0; f < Files; f++)
+        {
+            ulong txid = (ulong)f + 2;
+            var pgnos = new SortedSet<uint>();
+            while (pgnos.Count < pagesPerFile)
+                pgnos.Add((uint)random.Next(1, (int)dbPages + 1));
+            pgnos.Remove(LtxChecksum.LockPgno(PageSize));
+            string path = Path.Combine(dir, $"{txid:x16}-{txid:x16}.ltx");
+            var header = new LtxHeader { PageSize = PageSize, Commit = dbPages, MinTxid = txid, MaxTxid = txid, TimestampMs = 1_700_000_000_000 + f, PreApplyChecksum = checksum };
+            await using (var fs = File.Create(path))
+            await using (var enc = await LtxEncoder.CreateAsync(fs, header, LtxFormat.V3, leaveOpen: true, ct))
+            {
+                foreach (var pgno in pgnos)
+                {
+                    FillPage(page, random);
+                    await enc.WritePageAsync(pgno, page, ct);
+                }
+                checksum = LtxChecksum.Flag | (ulong)random.NextInt64();
+                await enc.FinishAsync(checksum, ct);
+            }
+            files.Add(path);
+        }
+        return files;
+    }
+
+    private static void FillPage(byte[] page, Random random)
+    {
+        // Half text-like, half zeros: compresses about 2x, like a SQLite leaf page.
+        Array.Clear(page);
+        for (int i = 0; i < page.Length / 2; i++)
+            page[i] = (byte)('a' + random.Next(16));
+    }
+
+    private static async Task DecodeAllAsync(List<string> files, CancellationToken ct)
+    {
+        foreach (var f in files)
+        {
+            await using var d = await LtxDecoder.OpenFileAsync(f, LtxFormat.V3, ct);
+            await d.VerifyAsync(ct);
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> and returns how far the process's resident memory rose above where it started.</summary>
+    private static async Task<long> MeasurePeakAsync(Func<Task> work)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        using var process = Process.GetCurrentProcess();
+        process.Refresh();
+        long baseline = process.WorkingSet64, peak = baseline;
+        using var done = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!done.IsCancellationRequested)
+            {
+                process.Refresh();
+                peak = Math.Max(peak, process.WorkingSet64);
+                try { await Task.Delay(2, done.Token); } catch (OperationCanceledException) { }
+            }
+        });
+        await work();
+        done.Cancel();
+        await sampler;
+        return Math.Max(0, peak - baseline);
+    }
+}
