@@ -39,8 +39,9 @@ internal sealed class ServerBenchmarks : IBenchSuite
         using (var server = await ServerProcess.StartAsync(ct))
         {
             var (p50, p99, achieved) = await LatencyAsync(server, 1000, seconds, ct);
+            double serverP99 = await server.IngestP99BoundMsAsync(ct);
             yield return new BenchRow("ack latency at 1,000 tx/s (p50 / p99), 1 db",
-                $"{p50:F2} / {p99:F2} ms ({achieved:N0} tx/s)", "-", null, "p99 < 20 ms", Harness.YesNo(p99 < 20 && achieved >= 950));
+                $"{p50:F2} / {p99:F2} ms ({achieved:N0} tx/s; server-side p99 <= {serverP99:G} ms)", "-", null, "p99 < 20 ms", Harness.YesNo(p99 < 20 && achieved >= 950));
         }
 
         int dbs = 1000;
@@ -308,6 +309,22 @@ internal sealed class ServerBenchmarks : IBenchSuite
             using var resp = await Http.SendAsync(req, ct);
             var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement;
             return doc.EnumerateObject().ToDictionary(p => p.Name, p => Convert.ToUInt64(p.Value.GetProperty("txid").GetString(), 16));
+        }
+
+        /// <summary>The upper bound of the histogram bucket that holds the server's 99th-percentile write time.</summary>
+        public async Task<double> IngestP99BoundMsAsync(CancellationToken ct)
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+            using var resp = await Http.SendAsync(req, ct);
+            var buckets = (await resp.Content.ReadAsStringAsync(ct)).Split('\n')
+                .Where(l => l.StartsWith("wayback_ingest_duration_seconds_bucket{le=\"", StringComparison.Ordinal))
+                .Select(l => (Le: l.Split('"')[1], Count: double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)))
+                .OrderBy(b => b.Le == "+Inf" ? double.PositiveInfinity : double.Parse(b.Le, System.Globalization.CultureInfo.InvariantCulture))
+                .ToList();
+            double total = buckets[^1].Count;
+            var hit = buckets.First(b => b.Count >= total * 0.99);
+            return hit.Le == "+Inf" ? double.PositiveInfinity : double.Parse(hit.Le, System.Globalization.CultureInfo.InvariantCulture) * 1000;
         }
 
         public long PeakRssBytes()

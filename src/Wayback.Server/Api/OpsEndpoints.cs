@@ -36,6 +36,7 @@ internal static class OpsEndpoints
         m.Describe("wayback_ingest_requests_total", "counter", "Write requests accepted.");
         m.Describe("wayback_ingest_seconds_total", "counter", "Time spent in accepted write requests.");
         m.Describe("wayback_ingest_errors_total", "counter", "Write requests refused or failed.");
+        m.Describe("wayback_ingest_duration_seconds", "histogram", "Time from the start of a write request's processing to its answer (accepted writes).");
         m.Describe("wayback_uploads_total", "counter", "Segments uploaded to the object store.");
         m.Describe("wayback_upload_seconds_total", "counter", "Time spent sealing and uploading segments.");
         m.Describe("wayback_upload_errors_total", "counter", "Failed segment uploads (retried with backoff).");

@@ -202,7 +202,9 @@ internal sealed partial class Database
             await EnsurePagesAsync(ct).ConfigureAwait(false);
             var result = await WriteLockedAsync(body, lengths, format, ct).ConfigureAwait(false);
             Interlocked.Increment(ref RequestsIn);
-            IngestSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+            double took = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+            IngestSeconds += took;
+            _engine.Metrics.ObserveIngest(took);
             return result;
         }
         catch

@@ -20,6 +20,42 @@ public sealed class ServerMetrics
 
     public void Set(string name, double value, params (string Key, string Value)[] labels) => _values[Series(name, labels)] = value;
 
+    private static readonly double[] LatencyBuckets = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+    private readonly long[] _ingestBuckets = new long[LatencyBuckets.Length + 1];
+    private long _ingestCount;
+    private double _ingestSum;
+    private readonly Lock _histogramLock = new();
+
+    /// <summary>Records how long one accepted write took (a Prometheus histogram, wayback_ingest_duration_seconds).</summary>
+    public void ObserveIngest(double seconds)
+    {
+        int i = Array.FindIndex(LatencyBuckets, b => seconds <= b);
+        lock (_histogramLock)
+        {
+            _ingestBuckets[i < 0 ? LatencyBuckets.Length : i]++;
+            _ingestCount++;
+            _ingestSum += seconds;
+        }
+    }
+
+    private IEnumerable<(string, double)> Histogram()
+    {
+        lock (_histogramLock)
+        {
+            long cumulative = 0;
+            var list = new List<(string, double)>();
+            for (int i = 0; i < LatencyBuckets.Length; i++)
+            {
+                cumulative += _ingestBuckets[i];
+                list.Add((Series("wayback_ingest_duration_seconds_bucket", [("le", LatencyBuckets[i].ToString(CultureInfo.InvariantCulture))]), cumulative));
+            }
+            list.Add((Series("wayback_ingest_duration_seconds_bucket", [("le", "+Inf")]), _ingestCount));
+            list.Add(("wayback_ingest_duration_seconds_sum", _ingestSum));
+            list.Add(("wayback_ingest_duration_seconds_count", _ingestCount));
+            return list;
+        }
+    }
+
     public double Get(string name, params (string Key, string Value)[] labels) => _values.GetValueOrDefault(Series(name, labels));
 
     public static string Series(string name, (string Key, string Value)[] labels)
@@ -36,13 +72,16 @@ public sealed class ServerMetrics
         return sb.Append('}').ToString();
     }
 
+    private static string Family(string name) =>
+        name.StartsWith("wayback_ingest_duration_seconds", StringComparison.Ordinal) ? "wayback_ingest_duration_seconds" : name;
+
     private static string Escape(string v) => v.Replace("\\", "\\\\").Replace("\"", "\\\"").Replace("\n", "\\n");
 
     /// <summary>Writes every series, grouped by metric, with HELP and TYPE lines; <paramref name="extra"/> adds scrape-time series.</summary>
     public string Render(IEnumerable<(string Series, double Value)> extra)
     {
-        var all = _values.Select(kv => (kv.Key, kv.Value)).Concat(extra)
-            .GroupBy(s => s.Item1.Split('{')[0])
+        var all = _values.Select(kv => (kv.Key, kv.Value)).Concat(extra).Concat(Histogram())
+            .GroupBy(s => Family(s.Item1.Split('{')[0]))
             .OrderBy(g => g.Key, StringComparer.Ordinal);
         var sb = new StringBuilder();
         foreach (var g in all)
@@ -52,7 +91,9 @@ public sealed class ServerMetrics
                 sb.Append("# HELP ").Append(g.Key).Append(' ').AppendLine(m.Help);
                 sb.Append("# TYPE ").Append(g.Key).Append(' ').AppendLine(m.Type);
             }
-            foreach (var (series, value) in g.OrderBy(s => s.Item1, StringComparer.Ordinal))
+            // Histogram buckets stay in the order they were made (by bound); everything else sorts by series.
+            var ordered = g.Key == "wayback_ingest_duration_seconds" ? g.AsEnumerable() : g.OrderBy(s => s.Item1, StringComparer.Ordinal);
+            foreach (var (series, value) in ordered)
                 sb.Append(series).Append(' ').AppendLine(value.ToString("R", CultureInfo.InvariantCulture));
         }
         return sb.ToString();
