@@ -60,7 +60,8 @@ internal static class OpsEndpoints
             void Add(string name, double v) => extra.Add((ServerMetrics.Series(name, l), v));
             Add("wayback_db_txid", d.Pos.Txid);
             Add("wayback_db_hwm", d.Hwm);
-            Add("wayback_db_buffer_bytes", d.BufferedBytes);
+            var stats = d.SnapshotStats();
+            Add("wayback_db_buffer_bytes", stats.BufferedBytes);
             Add("wayback_ingest_transactions_total", d.TransactionsIn);
             Add("wayback_ingest_bytes_total", d.BytesIn);
             Add("wayback_ingest_requests_total", d.RequestsIn);
@@ -71,10 +72,9 @@ internal static class OpsEndpoints
             Add("wayback_upload_errors_total", d.UploadErrors);
             for (int level = 0; level <= 3; level++)
             {
-                var files = d.Level(level).ToList();
                 string name = level == 0 ? "snapshot" : level.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                extra.Add((ServerMetrics.Series("wayback_db_level_bytes", [.. l, ("level", name)]), files.Sum(f => f.Size)));
-                extra.Add((ServerMetrics.Series("wayback_db_level_files", [.. l, ("level", name)]), files.Count));
+                extra.Add((ServerMetrics.Series("wayback_db_level_bytes", [.. l, ("level", name)]), stats.Levels[level].Bytes));
+                extra.Add((ServerMetrics.Series("wayback_db_level_files", [.. l, ("level", name)]), stats.Levels[level].Files));
             }
         }
         var store = dbs.Engine.Store.Metrics.Snapshot();

@@ -75,6 +75,26 @@ internal sealed partial class Database
 
     internal IReadOnlyList<StoredFile> Level(int level) => _levels[level];
 
+    /// <summary>What /metrics shows of the catalog and buffer.</summary>
+    internal sealed record Stats(long BufferedBytes, (int Files, long Bytes)[] Levels);
+
+    private Stats _stats = new(0, new (int, long)[4]);
+
+    /// <summary>A consistent copy taken under the lock; if a long write holds it, the last copy.</summary>
+    internal Stats SnapshotStats()
+    {
+        if (!_lock.Wait(TimeSpan.FromMilliseconds(100)))
+            return _stats;
+        try
+        {
+            return _stats = new Stats(BufferedBytes, _levels.Select(l => (l.Count, l.Sum(f => f.Size))).ToArray());
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
     private string Label => $"{Cluster}/{Name}";
 
     // ---------------------------------------------------------------- startup
