@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Cli.Commands.Ltx;
+using Wayback.Cli.Commands.Replicate;
 using Wayback.Cli.Commands.Server;
 
 namespace Wayback.Cli;
@@ -11,6 +12,7 @@ public static class Program
         var root = new RootCommand("Wayback: continuous backups and point-in-time restore for SQLite.")
         {
             LtxCommand.Create(),
+            ReplicateCommand.Create(),
             ServeCommand.Create(),
             ClustersCommand.Create(),
             TokensCommand.Create(),

@@ -30,6 +30,24 @@ public static class Processes
         return r;
     }
 
+    /// <summary>
+    /// An application connection that stays open (a sqlite3 process), so the WAL outlives the writers and
+    /// the agent's restarts, as it does next to a long-running application. Kill it with the process tree.
+    /// </summary>
+    public static async Task<Process> StartKeeperAsync(string db)
+    {
+        var p = Start("sqlite3", [db, "SELECT count(*) FROM sqlite_schema;", ".shell sleep 300"]);
+        await Task.Delay(300);
+        return p;
+    }
+
+    public static async Task StopAsync(Process p)
+    {
+        if (!p.HasExited)
+            p.Kill(entireProcessTree: true);
+        await p.WaitForExitAsync();
+    }
+
     /// <summary>Starts the test writer without waiting.</summary>
     public static Process StartWriter(params string[] args) => Start("dotnet", [WriterDll, .. args]);
 

@@ -41,7 +41,7 @@ if (pageSize > 0)
 if (!opts.ContainsKey("no-wal"))
     Exec("PRAGMA journal_mode = WAL");
 Exec($"PRAGMA wal_autocheckpoint = {autockpt}");
-Exec("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY, payload BLOB)");
+Exec("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY, payload BLOB, at INTEGER)");
 if (start < 0)
 {
     using var c = conn.CreateCommand();
@@ -50,9 +50,10 @@ if (start < 0)
 }
 
 using var insert = conn.CreateCommand();
-insert.CommandText = "INSERT INTO t (n, payload) VALUES ($n, randomblob($size))";
+insert.CommandText = "INSERT INTO t (n, payload, at) VALUES ($n, randomblob($size), $at)";
 var pn = insert.Parameters.Add("$n", SqliteType.Integer);
 insert.Parameters.AddWithValue("$size", payload);
+var pat = insert.Parameters.Add("$at", SqliteType.Integer);
 var clock = Stopwatch.StartNew();
 long n = start;
 long txCount = (rows + perTx - 1) / perTx;
@@ -74,6 +75,7 @@ try
         for (int r = 0; r < perTx && n < start + rows; r++)
         {
             pn.Value = n++;
+            pat.Value = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             insert.ExecuteNonQuery();
         }
         tx.Commit();

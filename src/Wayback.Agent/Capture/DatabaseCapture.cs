@@ -71,6 +71,17 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
     public ulong Txid => _txid;
 
+    /// <summary>
+    /// (TXID, checksum) of the newest transaction whose journal file is durable; safe to read from another
+    /// thread (the shipper), unlike <see cref="Txid"/> which moves while a batch is being written.
+    /// </summary>
+    public (ulong Txid, ulong Checksum) DurablePosition => _durable;
+
+    private volatile Tuple<ulong, ulong> _durableBox = Tuple.Create(0UL, 0UL);
+    private (ulong, ulong) _durable => (_durableBox.Item1, _durableBox.Item2);
+
+    private void PublishDurable() => _durableBox = Tuple.Create(_txid, _pages?.Checksum ?? 0);
+
     /// <summary>The database checksum after <see cref="Txid"/>.</summary>
     public ulong Checksum => _pages?.Checksum ?? 0;
 
@@ -108,8 +119,13 @@ public sealed class DatabaseCapture : IAsyncDisposable
             _persistedTxid = state.Txid;
         }
         await ReplayJournalAsync(ct).ConfigureAwait(false);
+        PublishDurable();
         if (_pages is null)
             _resyncReason = "first sync: sending a snapshot";
+        else if (_cursor is null)
+            // The WAL was empty at the captured state; since then the application may have written and
+            // checkpointed with no agent watching, which leaves no trace in the WAL. Compare.
+            _resyncReason = "checking the database against the agent's stored state (the WAL was empty when the agent stopped)";
         _lastStateWrite = Environment.TickCount64;
     }
 
@@ -352,7 +368,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (header is null)
         {
             if (_cursor is null || _truncatedByUs)
-                return 0; // the WAL is empty and so was it at the captured state
+            {
+                // The WAL is empty, as it was at the captured state, and the hold keeps it from being
+                // filled and emptied again unseen: whatever appears next is read from its first frame.
+                _genTrusted = true;
+                return 0;
+            }
             _resyncReason = "the WAL was emptied (truncated) while the agent was not watching";
             return 0;
         }
@@ -473,6 +494,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             }
             var done = _journal.CommitStaged();
             _dirty = true;
+            PublishDurable();
             Captured?.Invoke(done);
             return done.Count;
         }
@@ -766,6 +788,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _resyncReason = null;
         _stateFileId = _fileId;
         _dirty = true;
+        PublishDurable();
     }
 
     // ---- state ----

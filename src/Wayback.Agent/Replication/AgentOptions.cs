@@ -1,0 +1,33 @@
+using Wayback.Agent.Capture;
+
+namespace Wayback.Agent.Replication;
+
+/// <summary>One database to replicate and its name on the server.</summary>
+public sealed record DatabaseTarget(string Path, string Name)
+{
+    /// <summary>The name a database gets by default: its file name, as LiteFS names databases.</summary>
+    public static DatabaseTarget FromPath(string path, string? name = null) =>
+        new(System.IO.Path.GetFullPath(path), string.IsNullOrEmpty(name) ? System.IO.Path.GetFileName(path) : name);
+}
+
+/// <summary>Settings of <c>wayback replicate</c>.</summary>
+public sealed record AgentOptions
+{
+    public required Uri Server { get; init; }
+    public required string Token { get; init; }
+
+    /// <summary>Past this journal size the agent warns (log, metric) and keeps capturing.</summary>
+    public long JournalLimitBytes { get; init; } = 1L << 30;
+
+    /// <summary>How often capture looks at the WAL when no file event woke it.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Most files and bytes in one write request.</summary>
+    public int MaxBatchFiles { get; init; } = 1000;
+    public long MaxBatchBytes { get; init; } = 32L << 20;
+
+    /// <summary>Fetch the latest state from the server when the database file does not exist.</summary>
+    public bool RestoreIfMissing { get; init; }
+
+    public CaptureOptions Capture { get; init; } = new();
+}

@@ -1,0 +1,76 @@
+using Wayback.Agent.Metrics;
+using Wayback.Agent.Shipping;
+
+namespace Wayback.Agent.Replication;
+
+/// <summary>The agent: every configured database replicated to one server, and the metrics endpoint.</summary>
+public sealed class Replicator : IAsyncDisposable
+{
+    private readonly List<DatabaseReplicator> _databases = [];
+    private readonly ServerClient _client;
+    private readonly IAgentLog _log;
+    private MetricsServer? _metrics;
+
+    public Replicator(IReadOnlyList<DatabaseTarget> targets, AgentOptions options, IAgentLog log)
+    {
+        var names = targets.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1);
+        if (names is not null)
+            throw new ArgumentException($"two databases would both be called '{names.Key}' on the server; give them names in the config file");
+        var paths = targets.GroupBy(t => t.Path).FirstOrDefault(g => g.Count() > 1);
+        if (paths is not null)
+            throw new ArgumentException($"{paths.Key} is listed twice");
+        _client = new ServerClient(options.Server, options.Token);
+        _log = log;
+        foreach (var t in targets)
+            _databases.Add(new DatabaseReplicator(t, options, _client, log));
+    }
+
+    public IReadOnlyList<DatabaseReplicator> Databases => _databases;
+
+    /// <summary>Where the metrics endpoint listens, once started.</summary>
+    public System.Net.IPEndPoint? MetricsEndPoint => _metrics?.EndPoint;
+
+    public async Task OpenAsync(string? metricsAddress, CancellationToken ct)
+    {
+        foreach (var d in _databases)
+            await d.OpenAsync(ct).ConfigureAwait(false);
+        if (metricsAddress is not null)
+        {
+            _metrics = MetricsServer.Start(metricsAddress, RenderMetrics);
+            _log.Info($"metrics on http://{_metrics.EndPoint}/metrics");
+        }
+    }
+
+    public string RenderMetrics() => PrometheusText.Render(_databases.Select(d => d.Metrics));
+
+    /// <summary>Replicates until cancelled (Ctrl-C, SIGTERM), then saves each database's state.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        await Task.WhenAll(_databases.Select(d => d.RunAsync(ct))).ConfigureAwait(false);
+    }
+
+    /// <summary>Captures and ships everything pending; true if the server holds it all.</summary>
+    public async Task<bool> RunOnceAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        bool all = true;
+        foreach (var d in _databases)
+        {
+            bool ok = await d.RunOnceAsync(timeout, ct).ConfigureAwait(false);
+            if (ok)
+                _log.Info($"{d.Target.Name}: the server holds every transaction (TXID {d.Capture.Txid})");
+            else
+                _log.Error($"{d.Target.Name}: could not ship everything (local TXID {d.Capture.Txid}, server TXID {d.ServerPosition?.Txid ?? 0})");
+            all &= ok;
+        }
+        return all;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_metrics is not null)
+            await _metrics.DisposeAsync().ConfigureAwait(false);
+        foreach (var d in _databases)
+            await d.DisposeAsync().ConfigureAwait(false);
+        _client.Dispose();
+    }
+}

@@ -1,0 +1,98 @@
+using System.CommandLine;
+using Wayback.Agent;
+using Wayback.Agent.Journal;
+using Wayback.Agent.Replication;
+using Wayback.Agent.Shipping;
+
+namespace Wayback.Cli.Commands.Replicate;
+
+/// <summary><c>wayback replicate</c>: the agent. Captures every transaction of the databases and ships it.</summary>
+internal static class ReplicateCommand
+{
+    public sealed record Settings(
+        IReadOnlyList<string> Databases, string? Server, string? Token, string? Config, bool Once, bool RestoreIfMissing,
+        string? MetricsAddr, string? JournalLimit, TimeSpan OnceTimeout);
+
+    public static Command Create()
+    {
+        var dbs = new Argument<string[]>("DB") { Description = "SQLite databases to replicate (or list them in --config).", Arity = ArgumentArity.ZeroOrMore };
+        var server = new Option<string?>("--server") { Description = "The wayback server's URL. Env WAYBACK_SERVER or LITEFS_CLOUD_ENDPOINT." };
+        var token = new Option<string?>("--token") { Description = "A token of the cluster to back up into. Env WAYBACK_TOKEN or LITEFS_CLOUD_TOKEN." };
+        var config = new Option<string?>("--config") { Description = "YAML file: server, token, metrics-addr, journal-limit, databases (path, name). Env WAYBACK_CONFIG." };
+        var once = new Option<bool>("--once") { Description = "Capture and ship everything pending, then exit (0 if the server holds it all)." };
+        var restore = new Option<bool>("--restore-if-missing") { Description = "When a database file does not exist, restore its latest state from the server first." };
+        var metrics = new Option<string?>("--metrics-addr") { Description = "Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9091) at /metrics." };
+        var limit = new Option<string?>("--journal-limit") { Description = "Warn (log and metric) when a database's local journal grows past this size; default 1GiB." };
+        var cmd = new Command("replicate", "Back up SQLite databases continuously: every committed transaction, captured from the WAL and shipped to a wayback server.")
+        {
+            dbs, server, token, config, once, restore, metrics, limit,
+        };
+        cmd.SetAction((r, ct) => RunAsync(new Settings(r.GetValue(dbs) ?? [], r.GetValue(server), r.GetValue(token),
+            r.GetValue(config) ?? Environment.GetEnvironmentVariable("WAYBACK_CONFIG"), r.GetValue(once), r.GetValue(restore),
+            r.GetValue(metrics), r.GetValue(limit), TimeSpan.FromMinutes(10)), Console.Out, Console.Error, ct));
+        return cmd;
+    }
+
+    public static Task<int> RunAsync(Settings s, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
+        CliErrors.RunAsync(stderr, async () =>
+        {
+            var config = s.Config is null ? new ReplicateConfig() : ReplicateConfig.Load(s.Config);
+            string? serverText = s.Server ?? Env("WAYBACK_SERVER") ?? Env("LITEFS_CLOUD_ENDPOINT") ?? config.Server;
+            string? token = s.Token ?? Env("WAYBACK_TOKEN") ?? Env("LITEFS_CLOUD_TOKEN") ?? config.Token;
+            if (serverText is null)
+                throw new ArgumentException("no server: pass --server URL (or set WAYBACK_SERVER)");
+            if (token is null)
+                throw new ArgumentException("no token: pass --token TOKEN (or set WAYBACK_TOKEN); `wayback clusters create` makes one");
+            if (!Uri.TryCreate(serverText.EndsWith('/') ? serverText : serverText + "/", UriKind.Absolute, out var server) || server.Scheme is not ("http" or "https"))
+                throw new ArgumentException($"--server '{serverText}' is not an http(s) URL");
+            var targets = s.Databases.Select(d => DatabaseTarget.FromPath(d))
+                .Concat(config.Databases.Select(d => DatabaseTarget.FromPath(d.Path!, d.Name))).ToList();
+            if (targets.Count == 0)
+                throw new ArgumentException("no database to replicate: name one (wayback replicate app.db) or list them in --config");
+            string? limit = s.JournalLimit ?? config.JournalLimit;
+            var options = new AgentOptions
+            {
+                Server = server,
+                Token = token,
+                RestoreIfMissing = s.RestoreIfMissing || config.RestoreIfMissing == true,
+                JournalLimitBytes = limit is null ? 1L << 30 : ReplicateConfig.ParseSize(limit),
+            };
+            var log = new TextAgentLog(stderr);
+            try
+            {
+                await using var agent = new Replicator(targets, options, log);
+                await agent.OpenAsync(s.MetricsAddr ?? config.MetricsAddr, ct).ConfigureAwait(false);
+                if (s.Once)
+                {
+                    bool ok = await agent.RunOnceAsync(s.OnceTimeout, ct).ConfigureAwait(false);
+                    return ok ? CliErrors.Ok : CliErrors.Failed;
+                }
+                try
+                {
+                    await agent.RunAsync(ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                }
+                log.Info("stopping: state saved, the journal keeps whatever the server has not acknowledged");
+                return CliErrors.Ok;
+            }
+            catch (AgentLockedException e)
+            {
+                await stderr.WriteLineAsync("error: " + e.Message).ConfigureAwait(false);
+                return CliErrors.Failed;
+            }
+            catch (ServerException e)
+            {
+                await stderr.WriteLineAsync("error: " + e.Message).ConfigureAwait(false);
+                return CliErrors.Failed;
+            }
+            catch (HttpRequestException e)
+            {
+                await stderr.WriteLineAsync($"error: cannot reach the server at {server}: {e.Message}").ConfigureAwait(false);
+                return CliErrors.Failed;
+            }
+        });
+
+    private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
+}

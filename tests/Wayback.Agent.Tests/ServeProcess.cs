@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using Wayback.Ltx.Tests;
+
+namespace Wayback.Agent.Tests;
+
+/// <summary>The real <c>wayback serve</c> on a loopback port, with a temporary data directory and one cluster.</summary>
+public sealed class ServeProcess : IAsyncDisposable
+{
+    public const string AdminToken = "agent-tests-admin-token-0123456789";
+    private readonly TempDir _data;
+
+    private ServeProcess(Process process, string url, TempDir data, string clusterToken, ConcurrentQueue<string> log)
+    {
+        Process = process;
+        Url = url;
+        _data = data;
+        ClusterToken = clusterToken;
+        Log = log;
+        Http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(5) };
+        Http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + clusterToken);
+    }
+
+    public Process Process { get; }
+    public string Url { get; }
+    public string ClusterToken { get; }
+    public ConcurrentQueue<string> Log { get; }
+
+    /// <summary>An HTTP client authorised for the test cluster.</summary>
+    public HttpClient Http { get; }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public static async Task<ServeProcess> StartAsync()
+    {
+        var data = new TempDir();
+        int port = FreePort();
+        var log = new ConcurrentQueue<string>();
+        var p = Processes.Start("dotnet", [Processes.WaybackDll, "serve", "--data", data.Path, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken], log: log);
+        string url = $"http://127.0.0.1:{port}";
+        using var admin = new HttpClient { BaseAddress = new Uri(url) };
+        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            Assert.False(p.HasExited, "wayback serve exited at startup:\n" + string.Join("\n", log));
+            try
+            {
+                if ((await admin.GetAsync("/healthz")).IsSuccessStatusCode)
+                    break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "wayback serve did not start");
+            await Task.Delay(100);
+        }
+        var resp = await admin.PostAsJsonAsync("/admin/clusters", new { name = "test" });
+        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
+        return new ServeProcess(p, url, data, doc.RootElement.GetProperty("token").GetString()!, log);
+    }
+
+    /// <summary>The server's position of a database: (TXID, checksum), or null.</summary>
+    public async Task<(ulong Txid, ulong Checksum)?> PositionAsync(string db)
+    {
+        using var doc = JsonDocument.Parse(await Http.GetStringAsync("/pos"));
+        if (!doc.RootElement.TryGetProperty(db, out var p))
+            return null;
+        return (Convert.ToUInt64(p.GetProperty("txid").GetString(), 16), Convert.ToUInt64(p.GetProperty("postApplyChecksum").GetString(), 16));
+    }
+
+    /// <summary>Downloads the database at a TXID (or the latest) as a SQLite file.</summary>
+    public async Task<string> DownloadAsync(string db, ulong? txid, string output)
+    {
+        var resp = await Http.GetAsync($"/db/snapshot?db={db}&format=sqlite" + (txid is { } t ? $"&txid={t}" : ""));
+        Assert.True(resp.IsSuccessStatusCode, $"snapshot of {db} at {txid}: {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync()}");
+        await File.WriteAllBytesAsync(output, await resp.Content.ReadAsByteArrayAsync());
+        return output;
+    }
+
+    /// <summary>Environment for a <c>wayback replicate</c> process pointed at this server.</summary>
+    public Dictionary<string, string> AgentEnv() => new() { ["WAYBACK_SERVER"] = Url, ["WAYBACK_TOKEN"] = ClusterToken };
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        if (!Process.HasExited)
+        {
+            Process.Kill(entireProcessTree: true);
+            await Process.WaitForExitAsync();
+        }
+        Process.Dispose();
+        _data.Dispose();
+    }
+}
