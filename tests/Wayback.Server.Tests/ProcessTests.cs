@@ -10,7 +10,7 @@ namespace Wayback.Server.Tests;
 /// <summary>The real <c>wayback serve</c> process, killed with SIGKILL while it works.</summary>
 public sealed class ProcessTests
 {
-    private sealed class ServeProcess : IDisposable
+    internal sealed class ServeProcess : IDisposable
     {
         public required Process Process { get; init; }
         public required HttpClient Http { get; init; }
@@ -82,7 +82,7 @@ public sealed class ProcessTests
         }
     }
 
-    private static async Task<string> CreateClusterAsync(ServeProcess p)
+    internal static async Task<string> CreateClusterAsync(ServeProcess p)
     {
         var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name = "prod" }) };
         req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", TestServer.AdminToken);
@@ -90,7 +90,7 @@ public sealed class ProcessTests
         return JsonDocument.Parse(await resp.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString()!;
     }
 
-    private static async Task<ulong> PositionAsync(ServeProcess p, string token)
+    internal static async Task<ulong> PositionAsync(ServeProcess p, string token)
     {
         var resp = await p.SendAsync(HttpMethod.Get, "/pos", token);
         var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync()).RootElement;

@@ -141,6 +141,42 @@ public sealed class S3Tests(MotoServer moto)
     }
 
     [Fact]
+    public async Task The_real_process_on_a_bucket_comes_back_on_an_empty_disk_after_kill_9()
+    {
+        string bucket = await moto.CreateBucketAsync();
+        string[] s3 = ["--s3-bucket", bucket, "--s3-endpoint", moto.Endpoint, "--s3-region", "us-east-1", "--s3-path-style", "--l1-window", "200ms"];
+        var model = new LtxModel();
+        string token;
+        string first = TestServer.NewDataDirectory();
+        using (var p = await ProcessTests.ServeProcess.StartAsync(first, s3))
+        {
+            token = await ProcessTests.CreateClusterAsync(p);
+            Assert.True((await p.SendAsync(HttpMethod.Post, "/db/tx?db=db", token, new ByteArrayContent(model.Snapshot(4)))).IsSuccessStatusCode);
+            ulong hwm = 0;
+            for (int i = 0; i < 100 && hwm < 3; i++)
+            {
+                var resp = await p.SendAsync(HttpMethod.Post, "/db/tx?db=db", token, new ByteArrayContent(model.Tx()));
+                hwm = Convert.ToUInt64(resp.Headers.GetValues("Litefs-Hwm").Single(), 16);
+                await Task.Delay(100);
+            }
+            Assert.True(hwm >= 3);
+            p.Kill9();
+        }
+        string second = TestServer.NewDataDirectory();
+        using (var p = await ProcessTests.ServeProcess.StartAsync(second, s3))
+        {
+            // Whatever the bucket held at the kill is served from an empty disk; the rest is in the first disk's buffer.
+            ulong pos = await ProcessTests.PositionAsync(p, token);
+            Assert.True(pos >= 3, $"position {pos}");
+            Assert.True(model.ChecksumAt.ContainsKey(pos));
+            var snap = await p.SendAsync(HttpMethod.Get, "/db/snapshot?db=db", token);
+            Assert.Equal(model.ChecksumAt[pos], (await Snapshots.DecodeAsync(await snap.Content.ReadAsByteArrayAsync())).Checksum);
+        }
+        Directory.Delete(first, recursive: true);
+        Directory.Delete(second, recursive: true);
+    }
+
+    [Fact]
     public async Task Steady_writes_make_one_put_per_window_and_an_idle_database_makes_no_requests()
     {
         string bucket = await moto.CreateBucketAsync();

@@ -48,7 +48,7 @@ public sealed class ServerOptions
     public bool UsesS3 => !string.IsNullOrEmpty(S3Bucket);
 
     /// <summary>One setting: its flag (without dashes; also the YAML key) and environment variable.</summary>
-    public sealed record Setting(string Name, string Description, Action<ServerOptions, string> Apply)
+    public sealed record Setting(string Name, string Description, Action<ServerOptions, string> Apply, bool IsSwitch = false)
     {
         public string Env => "WAYBACK_" + Name.Replace('-', '_').ToUpperInvariant();
         public string Flag => "--" + Name;
@@ -64,7 +64,7 @@ public sealed class ServerOptions
         new("s3-endpoint", "S3-compatible endpoint URL (MinIO, R2, ...); default AWS.", (o, v) => o.S3Endpoint = v),
         new("s3-region", "S3 region (default from the AWS environment, or us-east-1 with an endpoint).", (o, v) => o.S3Region = v),
         new("s3-prefix", "Key prefix inside the bucket.", (o, v) => o.S3Prefix = v),
-        new("s3-path-style", "Address the bucket as endpoint/bucket (true/false).", (o, v) => o.S3PathStyle = ParseBool(v, "s3-path-style")),
+        new("s3-path-style", "Address the bucket as endpoint/bucket (true/false).", (o, v) => o.S3PathStyle = ParseBool(v, "s3-path-style"), IsSwitch: true),
         new("s3-profile", "Named AWS profile for credentials (default: the AWS credential chain).", (o, v) => o.S3Profile = v),
         new("l1-window", "L1 window: transactions buffered locally, then one object per database (default 10s).", (o, v) => o.L1Window = ParseDuration(v, "l1-window")),
         new("l2-window", "L2 compaction window (default 5m).", (o, v) => o.L2Window = ParseDuration(v, "l2-window")),
