@@ -226,6 +226,11 @@ internal sealed partial class Database
             _levels[level].RemoveAll(f => f.Key == key);
             _levels[level].Add(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
             _levels[level].Sort((a, b) => a.Max.CompareTo(b.Max));
+            // Restores now read the L2 file for this range: the segments' indexes (one entry per
+            // transaction) leave memory and are read again only if a restore needs a single transaction.
+            if (level == 2)
+                foreach (var f in _levels[1].Where(f => f.Start >= first.Start && f.Max <= last.Max))
+                    f.Index = null;
         }
         finally
         {

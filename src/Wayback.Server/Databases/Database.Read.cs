@@ -21,13 +21,23 @@ internal sealed partial class Database
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
+            // target; only that one's index is read.
             ulong? best = null;
-            foreach (var seg in _levels[1].Where(s => !s.Retired))
+            foreach (var seg in _levels[1].Where(s => !s.Retired).OrderBy(s => s.Start))
             {
+                if (seg.TimestampMs is null)
+                    await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+                if (seg.TimestampMs <= timestampMs)
+                {
+                    best = seg.Max;
+                    continue;
+                }
                 var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
                 foreach (var e in index.Log)
                     if (e.TimestampMs <= timestampMs)
                         best = e.MaxTxid;
+                return best;
             }
             foreach (var b in BufferSegments())
                 foreach (var e in b.Entries)
