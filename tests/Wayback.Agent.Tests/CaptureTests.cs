@@ -72,3 +72,4 @@ public class CaptureTests
         Assert.Equal("ok", JournalRestore.IntegrityCheck(latest));
     }
 }
+

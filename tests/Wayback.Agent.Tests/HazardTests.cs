@@ -291,3 +291,118 @@ public class HazardTests
         await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
     }
 }
+
+public class LargeDatabaseTests
+{
+    [Fact]
+    public async Task A_database_over_one_gibibyte_is_captured_without_its_lock_page_and_restores_byte_for_byte()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("big.db");
+        // Built in rollback mode (no 1 GiB WAL), then switched to WAL: 1030 MiB of zero blobs in overflow pages.
+        await Processes.Sqlite3Async(db, "PRAGMA page_size=4096; CREATE TABLE b(x); INSERT INTO b SELECT zeroblob(1048576) FROM generate_series(1, 1030); " +
+            "CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB, at INTEGER); PRAGMA journal_mode=WAL;");
+        Assert.True(new FileInfo(db).Length > (1L << 30) + (4L << 20));
+        uint lockPgno = Ltx.LtxChecksum.LockPgno(4096);
+
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        Assert.Equal(1, await runner.SyncAsync());
+        // New rows land on pages past the lock page.
+        await Processes.WriterAsync("--db", db, "--rows", "50", "--payload", "3000");
+        await Processes.Sqlite3Async(db, "DELETE FROM b WHERE rowid % 100 = 0;");
+        Assert.Equal(51, await runner.SyncAsync());
+        var entries = JournalRestore.Entries(db);
+        foreach (var e in entries)
+        {
+            await using var d = await Ltx.LtxDecoder.OpenFileAsync(e.Path, Ltx.LtxFormat.V3);
+            var buf = new byte[4096];
+            uint p;
+            bool beyond = false;
+            while ((p = await d.ReadPageAsync(buf)) != 0)
+            {
+                Assert.NotEqual(lockPgno, p);
+                beyond |= p > lockPgno;
+            }
+            if (!e.IsSnapshot && e.MaxTxid == 2)
+                Assert.True(beyond, "the first insert did not touch pages past the lock page");
+        }
+        await runner.DisposeAsync();
+        await JournalRestore.CheckpointAsync(db);
+        var restored = tmp.File("restored.db");
+        await JournalRestore.RestoreAsync(db, entries[^1].MaxTxid, restored);
+        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(restored));
+        Assert.Equal(50, JournalRestore.Rows(restored).Count);
+    }
+}
+
+public class CheckpointTests
+{
+    [Fact]
+    public async Task The_applications_own_checkpoints_copy_frames_while_the_agent_holds_its_snapshot()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "10");
+        var keeper = await Processes.StartKeeperAsync(db);
+        try
+        {
+            // The agent never checkpoints here: only the application does.
+            await using var runner = await CaptureRunner.OpenAsync(db, new Capture.CaptureOptions { CheckpointFrames = int.MaxValue });
+            await runner.SyncAsync();
+            await Processes.WriterAsync("--db", db, "--rows", "300", "--autocheckpoint", "0");
+            await runner.SyncAsync(); // everything read; the agent's hold now sits at the end of the WAL
+            var passive = (await Processes.Sqlite3Async(db, "PRAGMA wal_checkpoint(PASSIVE);")).Trim().Split('|');
+            Assert.Equal("0", passive[0]);
+            Assert.Equal(passive[1], passive[2]); // every frame copied back, up to the agent's snapshot
+            Assert.True(long.Parse(passive[2]) >= 300);
+
+            // The application's blocking checkpoint reports busy (a reader exists) instead of failing or hanging.
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var truncate = await Processes.Sqlite3ResultAsync(db, ".timeout 300\nPRAGMA wal_checkpoint(TRUNCATE);\n");
+            Assert.Equal(0, truncate.ExitCode);
+            Assert.StartsWith("1|", truncate.Stdout.Trim());
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5));
+
+            // And the application keeps writing, never seeing SQLITE_BUSY, while the agent captures.
+            runner.Start();
+            await Processes.WriterAsync("--db", db, "--rows", "500", "--autocheckpoint", "50", "--busy-timeout", "5000");
+            await runner.StopAsync();
+            Assert.Equal(801UL, runner.Capture.Txid); // the snapshot, then one TXID per row
+        }
+        finally
+        {
+            await Processes.StopAsync(keeper);
+        }
+    }
+
+    [Fact]
+    public async Task Each_transaction_is_stamped_within_milliseconds_of_its_commit()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "0");
+        await using var runner = await CaptureRunner.OpenAsync(db);
+        await runner.SyncAsync();
+        runner.Start();
+        await Processes.WriterAsync("--db", db, "--rows", "300", "--rate", "200");
+        await runner.StopAsync();
+        var chain = await JournalRestore.AssertChainAsync(db);
+        await runner.DisposeAsync();
+        await JournalRestore.CheckpointAsync(db);
+        var commits = new Dictionary<long, long>();
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Mode=ReadOnly;Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "SELECT n, at FROM t";
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+                commits[r.GetInt64(0)] = r.GetInt64(1);
+        }
+        // TXID k + 1 holds row k; its timestamp is when the agent captured it, just after the commit.
+        var lags = chain.Skip(1).Select(c => c.TimestampMs - commits[(long)c.Txid - 1]).Order().ToList();
+        Assert.All(lags, l => Assert.True(l >= 0, $"a transaction stamped before its insert ({l} ms)"));
+        Assert.True(lags[lags.Count / 2] < 20, $"median commit-to-capture {lags[lags.Count / 2]} ms");
+        Assert.True(lags[^1] < 1000, $"worst commit-to-capture {lags[^1]} ms");
+    }
+}

@@ -158,28 +158,38 @@ public sealed class AgentJournal : IDisposable
         return (temp, fs);
     }
 
-    /// <summary>fsyncs a written file and renames it into place; it counts once <see cref="CommitStaged"/> returns.</summary>
+    /// <summary>Closes a written file; it becomes durable and counts once <see cref="CommitStaged"/> returns.</summary>
     public void Stage(string tempPath, FileStream stream, LtxHeader header, LtxTrailer trailer)
     {
-        stream.Flush(flushToDisk: true);
+        stream.Flush();
         long length = stream.Length;
         stream.Dispose();
         string final = System.IO.Path.Combine(LtxDirectory, JournalEntry.FileName(header.MinTxid, header.MaxTxid));
-        File.Move(tempPath, final, overwrite: true);
         lock (_gate)
             _staged.Add((tempPath, new JournalEntry(header.MinTxid, header.MaxTxid, length, header.PreApplyChecksum,
                 trailer.PostApplyChecksum, header.TimestampMs, final)));
     }
 
-    /// <summary>Makes the staged renames durable (one directory fsync for the batch) and publishes the entries.</summary>
+    /// <summary>
+    /// Makes the staged files durable and publishes them: every file fsync'd (in parallel, which the file
+    /// system turns into one journal commit instead of one per file), renamed into place, then one fsync
+    /// of the directory for the whole batch.
+    /// </summary>
     public IReadOnlyList<JournalEntry> CommitStaged()
     {
-        List<JournalEntry> done;
+        List<(string Temp, JournalEntry Entry)> staged;
         lock (_gate)
-            done = _staged.Select(s => s.Entry).ToList();
-        if (done.Count == 0)
-            return done;
+            staged = [.. _staged];
+        if (staged.Count == 0)
+            return [];
+        if (staged.Count == 1)
+            Fsync(staged[0].Temp);
+        else
+            Parallel.ForEach(staged, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(staged.Count, 16) }, s => Fsync(s.Temp));
+        foreach (var (temp, entry) in staged)
+            File.Move(temp, entry.Path, overwrite: true);
         Posix.FsyncDirectory(LtxDirectory);
+        var done = staged.Select(s => s.Entry).ToList();
         lock (_gate)
         {
             _staged.Clear();
@@ -195,6 +205,12 @@ public sealed class AgentJournal : IDisposable
         return done;
     }
 
+    private static void Fsync(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
+        fs.Flush(flushToDisk: true);
+    }
+
     /// <summary>Abandons staged files (a capture that failed half-way); they never counted.</summary>
     public void DropStaged()
     {
@@ -205,7 +221,7 @@ public sealed class AgentJournal : IDisposable
             _staged.Clear();
         }
         foreach (var e in drop)
-            TryDelete(e.Path);
+            TryDelete(e.Path + ".tmp");
     }
 
     /// <summary>Deletes the files whose TXIDs are all at or below <paramref name="txid"/>; returns how many.</summary>
