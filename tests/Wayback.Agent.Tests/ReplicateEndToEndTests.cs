@@ -259,4 +259,53 @@ public class ReplicateEndToEndTests
         await AssertServerEqualsDatabaseAsync(server, tmp, second, "shared");
         Assert.Equal(31, JournalRestore.Rows(await server.DownloadAsync("shared", 31, tmp.File("old.db"))).Count);
     }
+
+    [Fact]
+    public async Task With_the_server_down_capture_goes_on_into_the_journal_warns_past_its_limit_and_catches_up_later()
+    {
+        await using var server = await ServeProcess.StartAsync();
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "0");
+        int metricsPort = ServeProcess.FreePort();
+        var log = new ConcurrentQueue<string>();
+        var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--journal-limit", "64KiB", "--metrics-addr", $"127.0.0.1:{metricsPort}");
+        try
+        {
+            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db")) is null && w.Elapsed < TimeSpan.FromSeconds(30);)
+                await Task.Delay(20);
+            await server.KillAsync();
+            await Processes.WriterAsync("--db", db, "--rows", "400", "--rate", "400", "--payload", "500");
+
+            using var http = new HttpClient();
+            string metrics = "";
+            for (var w = Stopwatch.StartNew(); w.Elapsed < TimeSpan.FromSeconds(20); await Task.Delay(50))
+            {
+                metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+                if (metrics.Contains("wayback_agent_txid{db=\"app.db\"} 401"))
+                    break;
+            }
+            Assert.Contains("wayback_agent_txid{db=\"app.db\"} 401", metrics); // capture did not wait for the server
+            Assert.Contains("wayback_agent_journal_over_limit{db=\"app.db\"} 1", metrics);
+            Assert.DoesNotContain("wayback_agent_errors_total{db=\"app.db\",kind=\"ship\"} 0", metrics);
+            Assert.Contains(log, l => l.Contains("more than its limit"));
+            Assert.True(JournalRestore.Entries(db).Count >= 400);
+
+            await server.RestartAsync();
+            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db"))?.Txid != 401 && w.Elapsed < TimeSpan.FromSeconds(30);)
+                await Task.Delay(50);
+            Assert.Equal(401UL, (await server.PositionAsync("app.db"))!.Value.Txid);
+            for (var w = Stopwatch.StartNew(); JournalRestore.Entries(db).Count > 0 && w.Elapsed < TimeSpan.FromSeconds(10);)
+                await Task.Delay(50);
+            Assert.True(JournalRestore.Entries(db).Count == 0, "the journal kept files the server holds");
+            metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+            Assert.Contains("wayback_agent_journal_over_limit{db=\"app.db\"} 0", metrics);
+            Assert.Contains(log, l => l.Contains("back under its limit"));
+        }
+        finally
+        {
+            await Processes.StopAsync(agent);
+        }
+        await AssertEveryTxidIsAPrefixAsync(server, tmp, "app.db", 401, 8);
+    }
 }

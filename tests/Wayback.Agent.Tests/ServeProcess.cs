@@ -16,7 +16,7 @@ public sealed class ServeProcess : IAsyncDisposable
 
     private ServeProcess(Process process, string url, TempDir data, string clusterToken, ConcurrentQueue<string> log)
     {
-        Process = process;
+        _process = process;
         Url = url;
         _data = data;
         ClusterToken = clusterToken;
@@ -25,7 +25,9 @@ public sealed class ServeProcess : IAsyncDisposable
         Http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + clusterToken);
     }
 
-    public Process Process { get; }
+    private Process _process;
+
+    public Process Process => _process;
     public string Url { get; }
     public string ClusterToken { get; }
     public ConcurrentQueue<string> Log { get; }
@@ -45,8 +47,35 @@ public sealed class ServeProcess : IAsyncDisposable
         var data = new TempDir();
         int port = FreePort();
         var log = new ConcurrentQueue<string>();
-        var p = Processes.Start("dotnet", [Processes.WaybackDll, "serve", "--data", data.Path, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken], log: log);
         string url = $"http://127.0.0.1:{port}";
+        var p = await LaunchAsync(data.Path, url, log);
+        using var admin = new HttpClient { BaseAddress = new Uri(url) };
+        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
+        var resp = await admin.PostAsJsonAsync("/admin/clusters", new { name = "test" });
+        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
+        using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
+        return new ServeProcess(p, url, data, doc.RootElement.GetProperty("token").GetString()!, log);
+    }
+
+    /// <summary>Kills the server (SIGKILL); its data stays for <see cref="RestartAsync"/>.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+            _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>Starts the server again on the same port and data.</summary>
+    public async Task RestartAsync()
+    {
+        await KillAsync();
+        _process.Dispose();
+        _process = await LaunchAsync(_data.Path, Url, Log);
+    }
+
+    private static async Task<Process> LaunchAsync(string data, string url, ConcurrentQueue<string> log)
+    {
+        var p = Processes.Start("dotnet", [Processes.WaybackDll, "serve", "--data", data, "--listen", url["http://".Length..], "--admin-token", AdminToken], log: log);
         using var admin = new HttpClient { BaseAddress = new Uri(url) };
         admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
         var watch = Stopwatch.StartNew();
@@ -64,10 +93,7 @@ public sealed class ServeProcess : IAsyncDisposable
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "wayback serve did not start");
             await Task.Delay(100);
         }
-        var resp = await admin.PostAsJsonAsync("/admin/clusters", new { name = "test" });
-        Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
-        using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
-        return new ServeProcess(p, url, data, doc.RootElement.GetProperty("token").GetString()!, log);
+        return p;
     }
 
     /// <summary>The server's position of a database: (TXID, checksum), or null.</summary>
