@@ -10,6 +10,7 @@ sudo_cmd=""
 missing=()
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 ldconfig -p 2>/dev/null | grep -q 'liblz4.so.1 ' || missing+=(liblz4-1)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   $sudo_cmd apt-get update -qq
