@@ -31,6 +31,21 @@ public static class LtxChecksum
         return Flag | ~crc;
     }
 
+    /// <summary>
+    /// Runs a page through a file's CRC register and returns the page's checksum, reading the page once:
+    /// both CRCs are the page's own contribution plus their previous register shifted past the page.
+    /// </summary>
+    internal static ulong PageAndFile(uint pgno, ReadOnlySpan<byte> page, ref ulong fileRegister)
+    {
+        var shift = Crc64Shift.For(page.Length);
+        ulong contribution = Crc64.Update(0, page);
+        fileRegister = shift.Apply(fileRegister) ^ contribution;
+        Span<byte> head = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32BigEndian(head, pgno);
+        ulong register = Crc64.Update(ulong.MaxValue, head);
+        return Flag | ~(shift.Apply(register) ^ contribution);
+    }
+
     /// <summary>The database checksum after replacing one page's checksum with another.</summary>
     public static ulong Replace(ulong databaseChecksum, ulong oldPageChecksum, ulong newPageChecksum) =>
         Flag | (databaseChecksum ^ (oldPageChecksum & ~Flag) ^ (newPageChecksum & ~Flag));

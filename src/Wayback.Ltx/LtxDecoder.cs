@@ -166,9 +166,10 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
                 throw LtxException.Invalid(Name, $"snapshot is missing page {expected}");
         }
         _lastPgno = pgno;
-        _crc = Crc64.Update(_crc, page.Span);
         if (Header.IsSnapshot)
-            _pageChecksums ^= LtxChecksum.Page(pgno, page.Span);
+            _pageChecksums ^= LtxChecksum.PageAndFile(pgno, page.Span, ref _crc);
+        else
+            _crc = Crc64.Update(_crc, page.Span);
         PageCount++;
         return pgno;
     }

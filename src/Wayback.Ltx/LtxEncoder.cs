@@ -92,7 +92,6 @@ public sealed class LtxEncoder : IAsyncDisposable
             uint expected = _lastPgno + 1 == _lockPgno ? _lastPgno + 2 : _lastPgno + 1;
             if (pgno != expected)
                 throw new ArgumentException($"a snapshot must hold every page: page {expected} is missing", nameof(pgno));
-            _pageChecksums ^= LtxChecksum.Page(pgno, page.Span);
         }
         _lastPgno = pgno;
 
@@ -101,6 +100,15 @@ public sealed class LtxEncoder : IAsyncDisposable
         else
             await WriteV1BytesAsync(pgno, page, ct).ConfigureAwait(false);
         PageCount++;
+    }
+
+    // A snapshot needs each page's checksum too; get it from the same pass over the page.
+    private void HashPage(uint pgno, ReadOnlySpan<byte> page)
+    {
+        if (Header.IsSnapshot)
+            _pageChecksums ^= LtxChecksum.PageAndFile(pgno, page, ref _crc);
+        else
+            _crc = Crc64.Update(_crc, page);
     }
 
     private async ValueTask WriteV3PageAsync(uint pgno, ReadOnlyMemory<byte> page, CancellationToken ct)
@@ -114,7 +122,7 @@ public sealed class LtxEncoder : IAsyncDisposable
         BinaryPrimitives.WriteUInt16BigEndian(span[4..], LtxDecoder.V3PageFlagBlock);
         BinaryPrimitives.WriteUInt32BigEndian(span[6..], (uint)size);
         _crc = Crc64.Update(_crc, span[..head]);
-        _crc = Crc64.Update(_crc, page.Span);
+        HashPage(pgno, page.Span);
         _output.Advance(head + size);
 
         Span<byte> entry = stackalloc byte[3 * Varint.MaxLength];
@@ -128,7 +136,7 @@ public sealed class LtxEncoder : IAsyncDisposable
     {
         BinaryPrimitives.WriteUInt32BigEndian(_scratch, pgno);
         _crc = Crc64.Update(_crc, _scratch.AsSpan(0, 4));
-        _crc = Crc64.Update(_crc, page.Span);
+        HashPage(pgno, page.Span);
         await WriteV1RawAsync(_scratch.AsMemory(0, 4), ct).ConfigureAwait(false);
         await WriteV1RawAsync(page, ct).ConfigureAwait(false);
     }
