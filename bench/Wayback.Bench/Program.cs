@@ -5,6 +5,9 @@ using Wayback.Ltx;
 // dotnet run -c Release --project bench/Wayback.Bench -- [ltx|all] [--quick]
 IBenchSuite[] suites = [new LtxBenchmarks(), new ServerBenchmarks()];
 
+if (args is [CompactionBenchmarks.ChildVerb, var childDir])
+    return await CompactionBenchmarks.ChildAsync(childDir);
+
 bool quick = false;
 string selected = "all";
 foreach (var arg in args)
