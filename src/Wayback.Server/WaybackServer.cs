@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Wayback.Server.Api;
 using Wayback.Server.Clusters;
+using Wayback.Server.Dashboard;
 using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
 using Wayback.Storage;
@@ -125,6 +126,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
         app.MapOps(registry, dbs, metrics);
+        app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();
         var server = new WaybackServer(app, store, dbs, registry, adminToken, generated, options);
