@@ -22,16 +22,16 @@ public class HazardTests
         return chain[^1].Txid;
     }
 
-    private static async Task<LtxHeader> HeaderOfAsync(string path)
+    private static async Task<LtxHeader> HeaderOfAsync(JournalEntry e)
     {
-        await using var d = await LtxDecoder.OpenFileAsync(path, LtxFormat.V3);
+        await using var d = await JournalRestore.OpenAsync(e);
         return d.Header;
     }
 
-    private static async Task<List<uint>> PagesOfAsync(string path)
+    private static async Task<List<uint>> PagesOfAsync(JournalEntry e)
     {
         var pages = new List<uint>();
-        await using var d = await LtxDecoder.OpenFileAsync(path, LtxFormat.V3);
+        await using var d = await JournalRestore.OpenAsync(e);
         var buf = new byte[d.Header.PageSize];
         uint p;
         while ((p = await d.ReadPageAsync(buf)) != 0)
@@ -121,7 +121,7 @@ public class HazardTests
         Assert.Equal(before + 1, resync.MaxTxid);
         await runner.DisposeAsync();
         await JournalRestore.CheckpointAsync(db);
-        Assert.Equal(DifferingPages(atStop, db, 4096), await PagesOfAsync(resync.Path));
+        Assert.Equal(DifferingPages(atStop, db, 4096), await PagesOfAsync(resync));
         Assert.Equal(before + 1, await AssertJournalEqualsDatabaseAsync(tmp, db, null));
         Assert.Equal(Enumerable.Range(1, 600).Select(i => (long)i), JournalRestore.Rows(await RestoreLatestAsync(tmp, db)));
     }
@@ -207,7 +207,7 @@ public class HazardTests
         var last = JournalRestore.Entries(db)[^1];
         Assert.True(last.IsSnapshot);
         Assert.Equal(before + 1, last.MaxTxid);
-        Assert.Equal(8192u, (await HeaderOfAsync(last.Path)).PageSize);
+        Assert.Equal(8192u, (await HeaderOfAsync(last)).PageSize);
         await Processes.WriterAsync("--db", db, "--rows", "5");
         await runner.SyncAsync();
         await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
@@ -271,7 +271,7 @@ public class HazardTests
         await runner.StopAsync();
         var chain = await JournalRestore.AssertChainAsync(db);
         Assert.True(301UL == chain[^1].Txid, $"TXID {chain[^1].Txid}\n{runner.Log}");
-        Assert.Equal((uint)pageSize, (await HeaderOfAsync(JournalRestore.Entries(db)[^1].Path)).PageSize);
+        Assert.Equal((uint)pageSize, (await HeaderOfAsync(JournalRestore.Entries(db)[^1])).PageSize);
         await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
     }
 
@@ -286,7 +286,7 @@ public class HazardTests
         await Processes.Sqlite3Async(db, "DELETE FROM t WHERE n > 20;");
         await Processes.Sqlite3Async(db, "VACUUM;");
         Assert.Equal(2, await runner.SyncAsync());
-        var last = await HeaderOfAsync(JournalRestore.Entries(db)[^1].Path);
+        var last = await HeaderOfAsync(JournalRestore.Entries(db)[^1]);
         Assert.True(last.Commit < 50, $"commit {last.Commit} after VACUUM");
         await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
     }
@@ -314,7 +314,7 @@ public class LargeDatabaseTests
         var entries = JournalRestore.Entries(db);
         foreach (var e in entries)
         {
-            await using var d = await Ltx.LtxDecoder.OpenFileAsync(e.Path, Ltx.LtxFormat.V3);
+            await using var d = await JournalRestore.OpenAsync(e);
             var buf = new byte[4096];
             uint p;
             bool beyond = false;

@@ -7,18 +7,9 @@ namespace Wayback.Agent.Tests;
 /// <summary>Checks on a journal directory: the chain is whole, and any TXID restores to a real state.</summary>
 public static class JournalRestore
 {
-    public static List<JournalEntry> Entries(string db)
-    {
-        var dir = Path.Combine(AgentJournal.DirectoryFor(db), "ltx");
-        var list = new List<JournalEntry>();
-        foreach (var f in Directory.EnumerateFiles(dir, "*.ltx"))
-        {
-            Assert.True(JournalEntry.TryParseName(Path.GetFileName(f), out var min, out var max), f);
-            list.Add(new JournalEntry(min, max, new FileInfo(f).Length, 0, 0, 0, f));
-        }
-        list.Sort((a, b) => a.MaxTxid.CompareTo(b.MaxTxid));
-        return list;
-    }
+    public static List<JournalEntry> Entries(string db) => AgentJournal.ReadEntries(AgentJournal.DirectoryFor(db));
+
+    public static async Task<LtxDecoder> OpenAsync(JournalEntry e) => await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path);
 
     /// <summary>
     /// Asserts that the journal is one unbroken line: TXIDs consecutive, no duplicates, and each file's
@@ -32,18 +23,18 @@ public static class JournalRestore
         ulong prevChecksum = 0;
         foreach (var e in Entries(db))
         {
-            await using var d = await LtxDecoder.OpenFileAsync(e.Path, LtxFormat.V3);
+            await using var d = await OpenAsync(e);
             await d.VerifyAsync();
             var h = d.Header;
             if (!h.IsSnapshot)
             {
-                Assert.True(prevTxid is not null, $"{Path.GetFileName(e.Path)}: the journal does not start with a snapshot");
-                Assert.True(h.MinTxid == prevTxid + 1, $"gap or duplicate: {Path.GetFileName(e.Path)} after TXID {prevTxid}");
-                Assert.True(h.PreApplyChecksum == prevChecksum, $"fork: {Path.GetFileName(e.Path)} does not follow {prevChecksum:x16}");
+                Assert.True(prevTxid is not null, $"TXID {h.MinTxid}: the journal does not start with a snapshot");
+                Assert.True(h.MinTxid == prevTxid + 1, $"gap or duplicate: TXID {h.MinTxid} after TXID {prevTxid}");
+                Assert.True(h.PreApplyChecksum == prevChecksum, $"fork: TXID {h.MinTxid} does not follow {prevChecksum:x16}");
             }
             else if (prevTxid is not null)
             {
-                Assert.True(h.MaxTxid > prevTxid, $"snapshot {Path.GetFileName(e.Path)} goes back to TXID {h.MaxTxid} after {prevTxid}");
+                Assert.True(h.MaxTxid > prevTxid, $"a snapshot goes back to TXID {h.MaxTxid} after {prevTxid}");
             }
             prevTxid = h.MaxTxid;
             prevChecksum = d.Trailer.PostApplyChecksum;
@@ -60,7 +51,24 @@ public static class JournalRestore
         Assert.True(start >= 0, $"no snapshot at or below TXID {txid}");
         if (File.Exists(output))
             File.Delete(output);
-        return await LtxApplier.ApplyFilesAsync(output, entries.Skip(start).Select(e => e.Path).ToList());
+        // The journal keeps LTX files inside segments; the applier takes stand-alone files.
+        string dir = output + ".ltx";
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var files = new List<string>();
+            foreach (var e in entries.Skip(start))
+            {
+                string f = Path.Combine(dir, JournalEntry.FileName(e.MinTxid, e.MaxTxid));
+                await e.ExtractAsync(f);
+                files.Add(f);
+            }
+            return await LtxApplier.ApplyFilesAsync(output, files);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>The numbers in table t of a database file, in order.</summary>

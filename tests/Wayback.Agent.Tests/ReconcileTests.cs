@@ -42,8 +42,7 @@ public class ReconcileTests
 
             // Someone else delivers TXIDs 11-20 (as a retried request whose answer was lost would).
             using var other = new ServerClient(new Uri(server.Url + "/"), server.ClusterToken);
-            var journal = JournalRestore.Entries(db).Where(e => e.MinTxid is >= 11 and <= 20).ToList();
-            var files = journal.Select(e => new JournalEntry(e.MinTxid, e.MaxTxid, e.Length, 0, 0, 0, e.Path)).ToList();
+            var files = JournalRestore.Entries(db).Where(e => e.MinTxid is >= 11 and <= 20).ToList();
             Assert.IsType<WriteResult.Accepted>(await other.WriteAsync("app.db", files, CancellationToken.None));
 
             Assert.False(await r.ShipOnceAsync(CancellationToken.None)); // 409: the server is at 20
@@ -78,7 +77,7 @@ public class ReconcileTests
                 await Processes.WriterAsync("--db", db, "--rows", "30", "--autocheckpoint", "0");
                 await CaptureAllAsync(r);
                 foreach (var e in JournalRestore.Entries(db).Where(e => e.MaxTxid <= 20))
-                    File.Copy(e.Path, Path.Combine(saved, Path.GetFileName(e.Path)));
+                    await e.ExtractAsync(Path.Combine(saved, JournalEntry.FileName(e.MinTxid, e.MaxTxid)));
                 Assert.True(await r.RunOnceAsync(TimeSpan.FromMinutes(1), CancellationToken.None), log.ToString());
                 Assert.Empty(JournalRestore.Entries(db)); // the first server holds everything
             }

@@ -63,12 +63,10 @@ try
     {
         if (rate > 0)
         {
+            // Sleep, never spin: a spinning writer would take a core from the agent it is testing.
             double due = t / rate;
-            double wait = due - clock.Elapsed.TotalSeconds;
-            if (wait > 0.002)
-                Thread.Sleep(TimeSpan.FromSeconds(wait));
-            else
-                while (clock.Elapsed.TotalSeconds < due) Thread.SpinWait(50);
+            while (due - clock.Elapsed.TotalSeconds > 0.0005)
+                Thread.Sleep(1);
         }
         using var tx = conn.BeginTransaction();
         insert.Transaction = tx;

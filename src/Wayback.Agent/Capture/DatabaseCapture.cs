@@ -90,6 +90,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>The TXID whose state (page checksums) is persisted; journal files above it are still needed to rebuild it.</summary>
     public ulong PersistedTxid => Volatile.Read(ref _persistedTxid);
 
+    public long[] DbgT = new long[8];
+    public long DbgN;
     public long CheckpointCount { get; private set; }
     public long WalRestarts { get; private set; }
     public long Resyncs { get; private set; }
@@ -139,13 +141,13 @@ public sealed class DatabaseCapture : IAsyncDisposable
             bool follows = e.IsSnapshot || (_pages is not null && e.MinTxid == _txid + 1 && e.PreApplyChecksum == _pages.Checksum);
             if (!follows)
             {
-                _log.Warn($"{_name}: journal file {Path.GetFileName(e.Path)} does not follow the agent's state (TXID {_txid}); dropping it and what follows");
+                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) does not follow the agent's state (TXID {_txid}); dropping it and what follows");
                 _journal.DeleteAfter(_txid);
                 break;
             }
             try
             {
-                await using var decoder = await LtxDecoder.OpenFileAsync(e.Path, LtxFormat.V3, ct).ConfigureAwait(false);
+                await using var decoder = await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path, ct: ct).ConfigureAwait(false);
                 var h = decoder.Header;
                 var pages = e.IsSnapshot || _pages is null || _pages.PageSize != h.PageSize ? new PageChecksums(h.PageSize) : _pages.Clone();
                 uint pgno;
@@ -161,7 +163,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             }
             catch (Exception ex) when (ex is LtxException or IOException)
             {
-                _log.Warn($"{_name}: journal file {Path.GetFileName(e.Path)} is damaged ({ex.Message}); dropping it and what follows");
+                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) is damaged ({ex.Message}); dropping it and what follows");
                 _journal.DeleteAfter(_txid);
                 break;
             }
@@ -182,8 +184,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     public async Task<int> SyncAsync(CancellationToken ct = default)
     {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try {
         if (!EnsureDatabase())
             return 0;
+        DbgT[0] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         if (!EnsureWalMode())
             return await ResyncAsync(_pages, _txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
         EnsureWalHandle();
@@ -200,12 +205,21 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (_resyncReason is { } reason)
             return await ResyncAsync(_pages, _txid, reason, ct: ct).ConfigureAwait(false);
 
+        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+        DbgT[1] += t1 - t0;
         int captured = await CaptureWalAsync(ct).ConfigureAwait(false);
+        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+        DbgT[2] += t2 - t1;
         if (_resyncReason is { } reason2)
             return captured + await ResyncAsync(_pages, _txid, reason2, ct: ct).ConfigureAwait(false);
         captured += await MaybeCheckpointAsync(ct).ConfigureAwait(false);
+        long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
+        DbgT[3] += t3 - t2;
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
+        DbgT[4] += System.Diagnostics.Stopwatch.GetTimestamp() - t3;
+        DbgN++;
         return captured;
+        } finally { DbgT[5] += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
     }
 
     // ---- the database file: present, the same file, in WAL mode ----
@@ -443,6 +457,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         ct = CancellationToken.None;
         var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
         var sorted = new List<uint>();
+        var segment = _journal.BeginSegment(transactions.Count);
         try
         {
             foreach (var tx in transactions)
@@ -466,11 +481,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     if (p <= tx.Commit && p != pages.LockPgno)
                         sorted.Add(p);
                 sorted.Sort();
-                var (temp, fs) = _journal.CreateTemp(txid, txid);
                 LtxTrailer trailer;
-                try
+                await using (var encoder = await LtxEncoder.CreateAsync(segment.Stream, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false))
                 {
-                    await using var encoder = await LtxEncoder.CreateAsync(fs, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
                     foreach (var pgno in sorted)
                     {
                         RandomAccess.Read(_wal!, buffer.AsSpan(0, (int)header.PageSize), tx.Pages[pgno] + WalHeader.FrameHeaderSize);
@@ -483,16 +496,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     pages.Resize(tx.Commit);
                     trailer = await encoder.FinishAsync(pages.Checksum, ct).ConfigureAwait(false);
                 }
-                catch
-                {
-                    await fs.DisposeAsync().ConfigureAwait(false);
-                    throw;
-                }
-                _journal.Stage(temp, fs, ltx, trailer);
+                segment.Added(ltx, trailer);
                 _txid = txid;
                 _cursor = tx.End;
             }
-            var done = _journal.CommitStaged();
+            var done = _journal.Commit(segment);
             _dirty = true;
             PublishDurable();
             Captured?.Invoke(done);
@@ -500,7 +508,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         }
         catch
         {
-            _journal.DropStaged();
+            segment.Dispose();
             pages.Resize(Math.Max(pages.PageCount, startCount));
             for (int i = undo.Count - 1; i >= 0; i--)
                 pages.Set(undo[i].Pgno, undo[i].Checksum);
@@ -721,12 +729,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 WalSalt1 = end?.Salt1 ?? 0,
                 WalSalt2 = end?.Salt2 ?? 0,
             };
-            var (temp, fs) = _journal.CreateTemp(ltx.MinTxid, ltx.MaxTxid);
-            LtxTrailer trailer;
+            using var segment = _journal.BeginSegment(1);
+            LtxTrailer trailer = default;
             bool consistent = true;
-            try
+            await using (var encoder = await LtxEncoder.CreateAsync(segment.Stream, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false))
             {
-                await using var encoder = await LtxEncoder.CreateAsync(fs, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
                 IEnumerable<uint> pgnos = snapshot ? Enumerable.Range(1, (int)commit).Select(i => (uint)i).Where(p => p != fresh.LockPgno) : changed;
                 foreach (var p in pgnos)
                 {
@@ -738,22 +745,13 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     }
                     await encoder.WritePageAsync(p, buffer.AsMemory(0, (int)pageSize), ct).ConfigureAwait(false);
                 }
-                trailer = consistent ? await encoder.FinishAsync(snapshot ? null : fresh.Checksum, ct).ConfigureAwait(false) : default;
-            }
-            catch
-            {
-                await fs.DisposeAsync().ConfigureAwait(false);
-                File.Delete(temp);
-                throw;
+                if (consistent)
+                    trailer = await encoder.FinishAsync(snapshot ? null : fresh.Checksum, ct).ConfigureAwait(false);
             }
             if (!consistent || !SameWal(header))
-            {
-                await fs.DisposeAsync().ConfigureAwait(false);
-                File.Delete(temp);
                 return null;
-            }
-            _journal.Stage(temp, fs, ltx, trailer);
-            var done = _journal.CommitStaged();
+            segment.Added(ltx, trailer);
+            var done = _journal.Commit(segment);
             _log.Warn(snapshot
                 ? $"{_name}: {reason}; captured a snapshot of {commit} pages as TXID {txid}"
                 : $"{_name}: {reason}; captured the {changed.Count} changed page(s) as one transaction, TXID {txid}");

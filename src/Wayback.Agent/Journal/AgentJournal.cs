@@ -1,5 +1,4 @@
 using Wayback.Agent.Native;
-using Wayback.Ltx;
 
 namespace Wayback.Agent.Journal;
 
@@ -7,9 +6,10 @@ namespace Wayback.Agent.Journal;
 public sealed class AgentLockedException(string message) : Exception(message);
 
 /// <summary>
-/// The local journal <c>&lt;db&gt;-wayback/</c>: every captured transaction as an LTX file, fsync'd before it
-/// counts, kept until the server's HWM covers it; the agent's own state (position, WAL cursor, page
-/// checksums); and a lock file so two agents never capture the same database.
+/// The local journal <c>&lt;db&gt;-wayback/</c>: every captured transaction as an LTX file inside a segment
+/// (one per capture batch), fsync'd before it counts, kept until the server's HWM covers it; the agent's
+/// own state (position, WAL cursor, page checksums); and a lock file so two agents never capture the same
+/// database.
 /// </summary>
 public sealed class AgentJournal : IDisposable
 {
@@ -18,7 +18,7 @@ public sealed class AgentJournal : IDisposable
     private readonly FileStream _lock;
     private readonly Lock _gate = new();
     private readonly List<JournalEntry> _entries = [];
-    private readonly List<(string Temp, JournalEntry Entry)> _staged = [];
+    private readonly Dictionary<string, (ulong MaxTxid, long Bytes)> _segments = [];
     private long _bytes;
 
     private AgentJournal(string databasePath, string directory, FileStream lockFile)
@@ -34,9 +34,10 @@ public sealed class AgentJournal : IDisposable
     public string LtxDirectory { get; }
     public string StatePath => System.IO.Path.Combine(Directory, AgentState.FileName);
 
-    /// <summary>Total bytes of journal LTX files.</summary>
+    /// <summary>Total bytes of journal segment files.</summary>
     public long Bytes { get { lock (_gate) return _bytes; } }
 
+    /// <summary>Transactions in the journal.</summary>
     public int Count { get { lock (_gate) return _entries.Count; } }
 
     /// <summary>The journal directory of a database: <c>app.db-wayback</c> next to it.</summary>
@@ -68,53 +69,51 @@ public sealed class AgentJournal : IDisposable
         return journal;
     }
 
+    /// <summary>Every entry of a journal directory, oldest first, read without taking the lock (tests, tools).</summary>
+    public static List<JournalEntry> ReadEntries(string journalDirectory)
+    {
+        var list = new List<JournalEntry>();
+        string ltx = System.IO.Path.Combine(journalDirectory, "ltx");
+        if (!System.IO.Directory.Exists(ltx))
+            return list;
+        foreach (var f in System.IO.Directory.EnumerateFiles(ltx, "*" + JournalSegment.Extension))
+        {
+            try
+            {
+                list.AddRange(JournalSegment.Read(f));
+            }
+            catch (FileNotFoundException)
+            {
+                // deleted by the agent while we looked (the server acknowledged it)
+            }
+        }
+        list.Sort((a, b) => a.MaxTxid.CompareTo(b.MaxTxid));
+        return list;
+    }
+
     private void Load()
     {
         foreach (var f in System.IO.Directory.EnumerateFiles(LtxDirectory))
         {
-            string name = System.IO.Path.GetFileName(f);
-            if (name.Contains(".tmp", StringComparison.Ordinal))
+            if (f.EndsWith(".tmp", StringComparison.Ordinal))
             {
-                File.Delete(f); // a file whose write a crash interrupted; it never counted
+                File.Delete(f); // a segment whose write a crash interrupted; it never counted
                 continue;
             }
-            if (!JournalEntry.TryParseName(name, out _, out _))
+            if (!f.EndsWith(JournalSegment.Extension, StringComparison.Ordinal))
                 continue;
-            var header = ReadHeader(f, out var trailer, out long length);
-            if (header is null)
+            var entries = JournalSegment.Read(f);
+            if (entries.Count == 0)
             {
                 File.Delete(f);
                 continue;
             }
-            _entries.Add(new JournalEntry(header.Value.MinTxid, header.Value.MaxTxid, length, header.Value.PreApplyChecksum,
-                trailer.PostApplyChecksum, header.Value.TimestampMs, f));
-            _bytes += length;
+            long bytes = new FileInfo(f).Length;
+            _entries.AddRange(entries);
+            _segments[f] = (entries[^1].MaxTxid, bytes);
+            _bytes += bytes;
         }
         _entries.Sort((a, b) => a.MaxTxid != b.MaxTxid ? a.MaxTxid.CompareTo(b.MaxTxid) : a.MinTxid.CompareTo(b.MinTxid));
-    }
-
-    private static LtxHeader? ReadHeader(string path, out LtxTrailer trailer, out long length)
-    {
-        trailer = default;
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        length = fs.Length;
-        if (length < LtxHeader.Size + LtxTrailer.Size)
-            return null;
-        var head = new byte[LtxHeader.Size];
-        fs.ReadExactly(head);
-        var tail = new byte[LtxTrailer.Size];
-        fs.Position = length - LtxTrailer.Size;
-        fs.ReadExactly(tail);
-        trailer = new LtxTrailer(System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(tail),
-            System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(tail.AsSpan(8)));
-        try
-        {
-            return LtxHeader.Read(head, LtxFormat.V3, path);
-        }
-        catch (LtxException)
-        {
-            return null;
-        }
     }
 
     /// <summary>A copy of the entries, oldest first.</summary>
@@ -124,12 +123,6 @@ public sealed class AgentJournal : IDisposable
             return _entries.ToArray();
     }
 
-    /// <summary>The newest entry, or null.</summary>
-    public JournalEntry? Last
-    {
-        get { lock (_gate) return _entries.Count == 0 ? null : _entries[^1]; }
-    }
-
     /// <summary>Entries whose TXIDs come after <paramref name="txid"/>, oldest first, up to the limits.</summary>
     public List<JournalEntry> After(ulong txid, int maxFiles, long maxBytes)
     {
@@ -137,10 +130,10 @@ public sealed class AgentJournal : IDisposable
         long bytes = 0;
         lock (_gate)
         {
-            foreach (var e in _entries)
+            int i = _entries.FindIndex(e => e.MaxTxid > txid);
+            for (; i >= 0 && i < _entries.Count; i++)
             {
-                if (e.MaxTxid <= txid)
-                    continue;
+                var e = _entries[i];
                 if (list.Count > 0 && (list.Count >= maxFiles || bytes + e.Length > maxBytes))
                     break;
                 list.Add(e);
@@ -150,112 +143,94 @@ public sealed class AgentJournal : IDisposable
         return list;
     }
 
-    /// <summary>A temporary file to write one transaction's LTX into; <see cref="Stage"/> it when written.</summary>
-    public (string TempPath, FileStream Stream) CreateTemp(ulong min, ulong max)
-    {
-        string temp = System.IO.Path.Combine(LtxDirectory, JournalEntry.FileName(min, max) + ".tmp");
-        var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.None);
-        return (temp, fs);
-    }
-
-    /// <summary>Closes a written file; it becomes durable and counts once <see cref="CommitStaged"/> returns.</summary>
-    public void Stage(string tempPath, FileStream stream, LtxHeader header, LtxTrailer trailer)
-    {
-        stream.Flush();
-        long length = stream.Length;
-        stream.Dispose();
-        string final = System.IO.Path.Combine(LtxDirectory, JournalEntry.FileName(header.MinTxid, header.MaxTxid));
-        lock (_gate)
-            _staged.Add((tempPath, new JournalEntry(header.MinTxid, header.MaxTxid, length, header.PreApplyChecksum,
-                trailer.PostApplyChecksum, header.TimestampMs, final)));
-    }
+    /// <summary>Starts a segment file for a batch of <paramref name="count"/> transactions.</summary>
+    public JournalSegment.Writer BeginSegment(int count) => new(LtxDirectory, count);
 
     /// <summary>
-    /// Makes the staged files durable and publishes them: every file fsync'd (in parallel, which the file
-    /// system turns into one journal commit instead of one per file), renamed into place, then one fsync
-    /// of the directory for the whole batch.
+    /// Makes a written segment durable and publishes its entries: one fsync of the file, a rename into
+    /// place and one fsync of the directory, for the whole batch.
     /// </summary>
-    public IReadOnlyList<JournalEntry> CommitStaged()
+    public IReadOnlyList<JournalEntry> Commit(JournalSegment.Writer segment)
     {
-        List<(string Temp, JournalEntry Entry)> staged;
-        lock (_gate)
-            staged = [.. _staged];
-        if (staged.Count == 0)
-            return [];
-        if (staged.Count == 1)
-            Fsync(staged[0].Temp);
-        else
-            Parallel.ForEach(staged, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(staged.Count, 16) }, s => Fsync(s.Temp));
-        foreach (var (temp, entry) in staged)
-            File.Move(temp, entry.Path, overwrite: true);
+        var (path, entries, bytes) = segment.Finish();
         Posix.FsyncDirectory(LtxDirectory);
-        var done = staged.Select(s => s.Entry).ToList();
         lock (_gate)
         {
-            _staged.Clear();
-            foreach (var e in done)
-            {
-                foreach (var old in _entries.Where(x => x.MinTxid == e.MinTxid && x.MaxTxid == e.MaxTxid))
-                    _bytes -= old.Length;
-                _entries.RemoveAll(x => x.MinTxid == e.MinTxid && x.MaxTxid == e.MaxTxid);
-                _entries.Add(e);
-                _bytes += e.Length;
-            }
+            _segments[path] = (entries[^1].MaxTxid, bytes);
+            _bytes += bytes;
+            _entries.AddRange(entries);
         }
-        return done;
+        return entries;
     }
 
-    private static void Fsync(string path)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
-        fs.Flush(flushToDisk: true);
-    }
-
-    /// <summary>Abandons staged files (a capture that failed half-way); they never counted.</summary>
-    public void DropStaged()
-    {
-        List<JournalEntry> drop;
-        lock (_gate)
-        {
-            drop = _staged.Select(s => s.Entry).ToList();
-            _staged.Clear();
-        }
-        foreach (var e in drop)
-            TryDelete(e.Path + ".tmp");
-    }
-
-    /// <summary>Deletes the files whose TXIDs are all at or below <paramref name="txid"/>; returns how many.</summary>
+    /// <summary>Deletes the segments whose TXIDs are all at or below <paramref name="txid"/>; returns how many.</summary>
     public int DeleteThrough(ulong txid)
     {
-        List<JournalEntry> drop;
+        List<string> drop;
         lock (_gate)
         {
-            drop = _entries.Where(e => e.MaxTxid <= txid).ToList();
-            _entries.RemoveAll(e => e.MaxTxid <= txid);
-            _bytes -= drop.Sum(e => e.Length);
+            drop = _segments.Where(s => s.Value.MaxTxid <= txid).Select(s => s.Key).ToList();
+            if (drop.Count == 0)
+                return 0;
+            var set = drop.ToHashSet();
+            foreach (var d in drop)
+            {
+                _bytes -= _segments[d].Bytes;
+                _segments.Remove(d);
+            }
+            _entries.RemoveAll(e => set.Contains(e.Path));
         }
-        foreach (var e in drop)
-            TryDelete(e.Path);
+        foreach (var d in drop)
+            TryDelete(d);
         return drop.Count;
     }
 
     /// <summary>
-    /// Deletes files after <paramref name="txid"/> that the server never accepted and never will (a resync
-    /// replaces them with one transaction or a snapshot that carries their changes).
+    /// Deletes the entries after <paramref name="txid"/> that the server never accepted and never will (a
+    /// resync replaces them with one transaction or a snapshot that carries their changes). A segment with
+    /// entries on both sides is rewritten without the later ones.
     /// </summary>
     public int DeleteAfter(ulong txid)
     {
         List<JournalEntry> drop;
+        var keepBySegment = new Dictionary<string, List<JournalEntry>>();
         lock (_gate)
         {
             drop = _entries.Where(e => e.MaxTxid > txid).ToList();
-            _entries.RemoveAll(e => e.MaxTxid > txid);
-            _bytes -= drop.Sum(e => e.Length);
+            if (drop.Count == 0)
+                return 0;
+            foreach (var path in drop.Select(e => e.Path).Distinct())
+            {
+                keepBySegment[path] = _entries.Where(e => e.Path == path && e.MaxTxid <= txid).ToList();
+                _bytes -= _segments[path].Bytes;
+                _segments.Remove(path);
+            }
+            _entries.RemoveAll(e => keepBySegment.ContainsKey(e.Path));
         }
-        foreach (var e in drop)
-            TryDelete(e.Path);
-        if (drop.Count > 0)
-            Posix.FsyncDirectory(LtxDirectory);
+        foreach (var (path, keep) in keepBySegment)
+        {
+            if (keep.Count > 0)
+            {
+                var w = BeginSegment(keep.Count);
+                foreach (var e in keep)
+                {
+                    using var src = e.OpenRead();
+                    w.Add(src, e);
+                }
+                var (newPath, entries, bytes) = w.Finish();
+                lock (_gate)
+                {
+                    _segments[newPath] = (entries[^1].MaxTxid, bytes);
+                    _bytes += bytes;
+                    _entries.AddRange(entries);
+                    _entries.Sort((a, b) => a.MaxTxid.CompareTo(b.MaxTxid));
+                }
+                if (newPath == path)
+                    continue;
+            }
+            TryDelete(path);
+        }
+        Posix.FsyncDirectory(LtxDirectory);
         return drop.Count;
     }
 

@@ -171,10 +171,8 @@ public sealed class ServerClient : IDisposable
         {
             foreach (var f in files)
             {
-                await using var fs = new FileStream(f.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-                if (fs.Length != f.Length)
-                    throw new IOException($"journal file {f.Path} changed size while being sent");
-                await fs.CopyToAsync(stream, ct).ConfigureAwait(false);
+                await using var s = f.OpenRead();
+                await s.CopyToAsync(stream, ct).ConfigureAwait(false);
             }
         }
 
