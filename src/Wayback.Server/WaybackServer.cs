@@ -126,6 +126,8 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
         app.MapOps(registry, dbs, metrics);
+        app.MapCatalogApi(registry, dbs);
+        app.MapRestoreApi(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();

@@ -119,6 +119,26 @@ public sealed class LtxModel(uint pageSize = 4096, int seed = 1)
         Txid = txid;
     }
 
+    /// <summary>
+    /// Goes back to the state after <paramref name="state"/> and continues from TXID <paramref name="txid"/>
+    /// with it: what an in-place restore to <paramref name="state"/> appended as <paramref name="txid"/>.
+    /// </summary>
+    public void RestoredAs(ulong state, ulong txid)
+    {
+        var image = ImageAt[state];
+        _pages.Clear();
+        _checksums = new PageChecksums(pageSize);
+        for (int i = 0; i < image.Length / pageSize; i++)
+        {
+            _pages.Add(image.AsSpan(i * (int)pageSize, (int)pageSize).ToArray());
+            _checksums.Update((uint)i + 1, _pages[i]);
+        }
+        Txid = txid;
+        ChecksumAt[txid] = Checksum;
+        if (KeepImages)
+            ImageAt[txid] = image;
+    }
+
     /// <summary>Runs <paramref name="make"/> and then puts the model back as it was: for files the server must refuse.</summary>
     public byte[] Discarded(Func<LtxModel, byte[]> make)
     {

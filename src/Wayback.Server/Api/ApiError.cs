@@ -20,6 +20,8 @@ public static class ErrorCodes
     public const string TooLarge = "ETOOLARGE";
     public const string Storage = "ESTORAGE";
     public const string Internal = "EINTERNAL";
+    public const string OutOfRange = "EOUTOFRANGE";
+    public const string Confirm = "ECONFIRM";
 }
 
 /// <summary>A request the server refuses, with the HTTP status and protocol code to answer.</summary>
@@ -29,18 +31,38 @@ public sealed class ApiException(int status, string code, string message, Positi
     public string Code { get; } = code;
     public Position? Pos { get; } = pos;
 
+    /// <summary>For <see cref="ErrorCodes.OutOfRange"/>: the restorable window.</summary>
+    public PointJson? First { get; init; }
+    public PointJson? Last { get; init; }
+
     public static ApiException BadName(string message) => new(400, ErrorCodes.BadName, message);
     public static ApiException BadRequest(string message) => new(400, ErrorCodes.BadRequest, message);
     public static ApiException NotFound(string message) => new(404, ErrorCodes.NotFound, message);
     public static ApiException Storage(string message) => new(503, ErrorCodes.Storage, message);
     public static ApiException Mismatch(string message, Position pos) => new(409, ErrorCodes.PosMismatch, message, pos);
+
+    public static ApiException OutOfRange(string message, RestoreWindow window) => new(400, ErrorCodes.OutOfRange, message)
+    {
+        First = PointJson.From(window.First),
+        Last = PointJson.From(window.Last),
+    };
 }
 
 /// <summary>The JSON body of every error: <c>{"code": ..., "error": ..., "pos": {...}}</c>.</summary>
 public sealed record ErrorBody(
     [property: JsonPropertyName("code")] string Code,
     [property: JsonPropertyName("error")] string Error,
-    [property: JsonPropertyName("pos"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PosJson? Pos);
+    [property: JsonPropertyName("pos"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PosJson? Pos,
+    [property: JsonPropertyName("first"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PointJson? First = null,
+    [property: JsonPropertyName("last"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PointJson? Last = null);
+
+/// <summary>A restore point in the <c>/api</c> calls: the TXID as a number and its commit time.</summary>
+public sealed record PointJson(
+    [property: JsonPropertyName("txid")] ulong Txid,
+    [property: JsonPropertyName("timestampMs")] long TimestampMs)
+{
+    public static PointJson From(RestorePoint p) => new(p.Txid, p.TimestampMs);
+}
 
 /// <summary>A position as superfly/ltx's <c>Pos.MarshalJSON</c> writes it.</summary>
 public sealed record PosJson(
@@ -61,7 +83,7 @@ internal static class ApiResults
     {
         if (e.Status == 503 && context is not null)
             context.Response.Headers.RetryAfter = "5";
-        return TypedResults.Json(new ErrorBody(e.Code, e.Message, e.Pos is { } p ? PosJson.From(p) : null), Json, statusCode: e.Status);
+        return TypedResults.Json(new ErrorBody(e.Code, e.Message, e.Pos is { } p ? PosJson.From(p) : null, e.First, e.Last), Json, statusCode: e.Status);
     }
 
     public static IResult Error(int status, string code, string message) =>

@@ -23,6 +23,8 @@ internal static class ProtocolEndpoints
         group.MapGet("/pos", (HttpContext context, CancellationToken ct) => Guard(context, () =>
         {
             string cluster = Auth.ClusterOf(context, registry);
+            if (context.Request.Query["db"].Count > 0)
+                return WatchPositionAsync(context, cluster, dbs, ct);
             var map = dbs.InCluster(cluster).ToDictionary(d => d.Name, d => PosJson.From(d.Pos), StringComparer.Ordinal);
             return Task.FromResult<IResult>(TypedResults.Json(map, ApiResults.Json));
         }));
@@ -50,6 +52,10 @@ internal static class ProtocolEndpoints
         catch (LtxException e)
         {
             return ApiResults.Error(500, ErrorCodes.Internal, "stored data failed verification: " + e.Message);
+        }
+        catch (Wayback.Storage.ObjectNotFoundException e)
+        {
+            return ApiResults.Error(500, ErrorCodes.Internal, $"stored object '{e.Key}' is missing from the object store; run `wayback verify` for a full report");
         }
         catch (Wayback.Storage.StorageException e)
         {
@@ -120,6 +126,86 @@ internal static class ProtocolEndpoints
     }
 
     private sealed record WriteAnswer(PosJson Pos, string Hwm, int Files);
+
+    /// <summary>The longest a long-poll on <c>/pos</c> waits.</summary>
+    public static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(5);
+
+    /// <summary>One database's position, and the in-place restore that made it if one did (for agents).</summary>
+    private sealed record WatchedPos(
+        [property: System.Text.Json.Serialization.JsonPropertyName("txid")] string Txid,
+        [property: System.Text.Json.Serialization.JsonPropertyName("postApplyChecksum")] string PostApplyChecksum,
+        [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore);
+
+    /// <summary>
+    /// Transaction <c>txid</c> is an in-place restore to <c>restoredTo</c>; the state it replaced (at
+    /// <c>txid</c> - 1) had checksum <c>baseChecksum</c>. TXIDs and checksums are 16 hex digits, as in <c>/pos</c>.
+    /// </summary>
+    private sealed record RestoreJson(
+        [property: System.Text.Json.Serialization.JsonPropertyName("txid")] string Txid,
+        [property: System.Text.Json.Serialization.JsonPropertyName("restoredTo")] string RestoredTo,
+        [property: System.Text.Json.Serialization.JsonPropertyName("baseChecksum")] string BaseChecksum,
+        [property: System.Text.Json.Serialization.JsonPropertyName("timestampMs")] long TimestampMs);
+
+    /// <summary>
+    /// <c>GET /pos?db=NAME[&amp;txid=T&amp;wait=30s]</c>: NAME's position, answered as soon as it is not TXID T
+    /// (or when <c>wait</c> runs out). Agents hold one open to learn of an in-place restore at once.
+    /// </summary>
+    private static async Task<IResult> WatchPositionAsync(HttpContext context, string cluster, DatabaseManager dbs, CancellationToken ct)
+    {
+        string name = DbName(context);
+        var query = context.Request.Query;
+        ulong? known = null;
+        if (query["txid"] is { Count: > 0 } t)
+        {
+            string s = t.ToString();
+            if (Hex.TryParse(s, out ulong hex))
+                known = hex;
+            else
+                throw ApiException.BadRequest("txid must be 16 hex digits, as /pos writes it");
+        }
+        var wait = TimeSpan.Zero;
+        if (query["wait"] is { Count: > 0 } w)
+        {
+            try
+            {
+                wait = Hosting.ServerOptions.ParseDuration(w.ToString(), "wait");
+            }
+            catch (ArgumentException e)
+            {
+                throw ApiException.BadRequest(e.Message);
+            }
+            if (wait > MaxWait)
+                wait = MaxWait;
+        }
+        // Waiting on a database nobody has written yet is allowed: its first write answers.
+        var db = known is not null && wait > TimeSpan.Zero ? dbs.GetOrCreate(cluster, name) : dbs.Find(cluster, name);
+        if (db is not null && known is { } k)
+        {
+            var deadline = DateTime.UtcNow + wait;
+            while (true)
+            {
+                var changed = db.Changed;
+                if (db.Pos.Txid != k || db.Deleted)
+                    break;
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero)
+                    break;
+                var timeout = Task.Delay(left, ct);
+                await Task.WhenAny(changed, timeout).ConfigureAwait(false);
+                if (ct.IsCancellationRequested)
+                    return TypedResults.Empty;
+            }
+        }
+        var map = new Dictionary<string, WatchedPos>(StringComparer.Ordinal);
+        if (db is { Exists: true, Deleted: false })
+        {
+            var pos = db.Pos;
+            var restore = await db.CurrentRestoreAsync(ct).ConfigureAwait(false);
+            map[name] = new WatchedPos(Hex.Format(pos.Txid), Hex.Format(pos.Checksum), restore is null ? null
+                : new RestoreJson(Hex.Format(restore.Txid), Hex.Format(restore.RestoredTo), Hex.Format(restore.BaseChecksum), restore.TimestampMs));
+        }
+        return TypedResults.Json(map, ApiResults.Json);
+    }
 
     private static async Task<IResult> SnapshotAsync(HttpContext context, ClusterRegistry registry, DatabaseManager dbs, CancellationToken ct)
     {

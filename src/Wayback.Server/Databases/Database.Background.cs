@@ -150,6 +150,7 @@ internal sealed partial class Database
         await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
         await SnapshotAsync(ct).ConfigureAwait(false);
         await RetainAsync(retention, ct).ConfigureAwait(false);
+        await RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
         foreach (var path in _deferredDeletes.ToList())
         {
             if (_engine.Leases.IsLeased(path))
@@ -409,6 +410,7 @@ internal sealed partial class Database
         try
         {
             Deleted = true;
+            SignalChanged();
             foreach (var b in BufferSegments().ToList())
                 b.Delete();
             _pending.Clear();

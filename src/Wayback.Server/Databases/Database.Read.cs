@@ -21,34 +21,39 @@ internal sealed partial class Database
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
-            // target; only that one's index is read.
-            ulong? best = null;
-            foreach (var seg in _levels[1].Where(s => !s.Retired).OrderBy(s => s.Start))
-            {
-                if (seg.TimestampMs is null)
-                    await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-                if (seg.TimestampMs <= timestampMs)
-                {
-                    best = seg.Max;
-                    continue;
-                }
-                var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-                foreach (var e in index.Log)
-                    if (e.TimestampMs <= timestampMs)
-                        best = e.MaxTxid;
-                return best;
-            }
-            foreach (var b in BufferSegments())
-                foreach (var e in b.Entries)
-                    if (e.TimestampMs <= timestampMs)
-                        best = e.MaxTxid;
-            return best;
+            return await TxidAtLockedAsync(timestampMs, ct).ConfigureAwait(false);
         }
         finally
         {
             _lock.Release();
         }
+    }
+
+    private async Task<ulong?> TxidAtLockedAsync(long timestampMs, CancellationToken ct)
+    {
+        // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
+        // target; only that one's index is read.
+        ulong? best = null;
+        foreach (var seg in _levels[1].Where(s => !s.Retired).OrderBy(s => s.Start))
+        {
+            if (seg.TimestampMs is null)
+                await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+            if (seg.TimestampMs <= timestampMs)
+            {
+                best = seg.Max;
+                continue;
+            }
+            var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+            foreach (var e in index.Log)
+                if (e.TimestampMs <= timestampMs)
+                    best = e.MaxTxid;
+            return best;
+        }
+        foreach (var b in BufferSegments())
+            foreach (var e in b.Entries)
+                if (e.TimestampMs <= timestampMs)
+                    best = e.MaxTxid;
+        return best;
     }
 
     /// <summary>Plans a read of the database as of <paramref name="txid"/> (null: the current position).</summary>
@@ -90,7 +95,9 @@ internal sealed partial class Database
         for (int level = 3; level >= 2; level--)
             foreach (var f in _levels[level].Where(f => !f.Retired && f.Snap && f.Max <= target))
                 candidates.Add(new Piece(f.Start, f.Max, true, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
-        foreach (var f in _levels[1].Where(f => !f.Retired && f.Snap && f.Start <= target))
+        ulong best = candidates.Count == 0 ? 0 : candidates.Max(c => c.Max);
+        // A snapshot segment can only beat what was found if it ends after it: skip reading the others' indexes.
+        foreach (var f in _levels[1].Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
         {
             var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
             if (f.Max <= target)
@@ -225,6 +232,11 @@ internal sealed partial class Database
                     readers.Add(await LtxPageReader.OpenAsync(open(), name, ct: ct).ConfigureAwait(false));
                 return await LtxRestorer.RestoreAsync(readers, output, ct).ConfigureAwait(false);
             }
+            catch (LtxException e) when (!ct.IsCancellationRequested)
+            {
+                // A damaged page may show only as a wrong checksum at the end of the chain: find the file.
+                throw await FindDamagedPieceAsync(plan.Pieces, ct).ConfigureAwait(false) ?? e;
+            }
             finally
             {
                 foreach (var r in readers)
@@ -233,6 +245,29 @@ internal sealed partial class Database
                     File.Delete(t);
             }
         }
+    }
+
+    /// <summary>Decodes each piece whole (every checksum); the first that fails, as an error naming it.</summary>
+    private async Task<LtxException?> FindDamagedPieceAsync(IReadOnlyList<Piece> pieces, CancellationToken ct)
+    {
+        foreach (var p in pieces)
+        {
+            try
+            {
+                await using var decoder = await LtxDecoder.OpenAsync(OpenPiece(p), LtxFormat.V3, p.LeaseName, ct: ct).ConfigureAwait(false);
+                await decoder.VerifyAsync(ct).ConfigureAwait(false);
+            }
+            catch (LtxException e)
+            {
+                string what = p.Level switch { 0 => "snapshot", 1 => "L1 compaction", 2 => "L2 file", 3 => "L3 file", _ => "transaction" };
+                return new LtxException($"{p.LeaseName} ({what}, TXIDs {p.Start}-{p.Max}) is damaged: {e.Message.Replace(p.LeaseName + ": ", "", StringComparison.Ordinal)}");
+            }
+            catch (EndOfStreamException e)
+            {
+                return new LtxException($"{p.LeaseName} (TXIDs {p.Start}-{p.Max}) is cut short: {e.Message}");
+            }
+        }
+        return null;
     }
 
     /// <summary>Opens streaming decoders over a plan's pieces (for compaction).</summary>

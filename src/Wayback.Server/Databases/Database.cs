@@ -51,6 +51,9 @@ internal sealed partial class Database
     public long LastWriteMs { get; private set; }
     public bool Exists => _pos.Txid > 0;
 
+    /// <summary>The database size in pages at the position.</summary>
+    public uint Commit { get; private set; }
+
     // Counters for /metrics.
     public long TransactionsIn;
     public long BytesIn;
@@ -125,6 +128,7 @@ internal sealed partial class Database
             _pos = new Position(newest.Max, post);
             _pageSize = pageSize;
             LastWriteMs = ts;
+            Commit = newest.Commit ?? 0;
         }
         _hwm = _pos.Txid;
         ulong stored = _pos.Txid;
@@ -165,6 +169,7 @@ internal sealed partial class Database
             _pos = new Position(last.MaxTxid, last.PostApply);
             _pageSize = last.PageSize;
             LastWriteMs = last.TimestampMs;
+            Commit = last.Commit;
         }
         // The newest buffer file stays open for appends; the ones before it wait for upload.
         if (_pending.Count > 0)
@@ -186,6 +191,7 @@ internal sealed partial class Database
         await using var reader = await LtxPageReader.OpenAsync(new StoreRangeStream(_engine.Store, f.Key, 0, f.Size), f.Key, ct: ct).ConfigureAwait(false);
         f.TimestampMs = reader.Header.TimestampMs;
         f.PostApply = reader.Trailer.PostApplyChecksum;
+        f.Commit = reader.Header.Commit;
         return (reader.Trailer.PostApplyChecksum, reader.Header.PageSize, reader.Header.TimestampMs);
     }
 
@@ -197,8 +203,7 @@ internal sealed partial class Database
         if (index.L1.MaxTxid != f.Max)
             throw new LtxException($"{f.Key}: its index ends at TXID {index.L1.MaxTxid}, its name at {f.Max}");
         f.Index = index;
-        f.TimestampMs = index.L1.TimestampMs;
-        f.PostApply = index.L1.PostApply;
+        NoteSummary(f, index);
         return index;
     }
 
@@ -356,7 +361,9 @@ internal sealed partial class Database
         _pages = pages;
         _pos = cur;
         _pageSize = pages!.PageSize;
+        Commit = pages.PageCount;
         LastWriteMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        SignalChanged();
         Interlocked.Add(ref TransactionsIn, count);
         Interlocked.Add(ref BytesIn, bytes);
         if (_engine.StoreIsLocal)

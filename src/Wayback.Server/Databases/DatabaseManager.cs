@@ -46,6 +46,9 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 case StoreKeys.DataFile f when Names.IsValid(f.Cluster) && Names.IsValid(f.Db):
                     GetOrCreate(f.Cluster, f.Db).AddStored(f, info.Size);
                     break;
+                case StoreKeys.RestoreFile r when Names.IsValid(r.Cluster) && Names.IsValid(r.Db):
+                    GetOrCreate(r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, info.Key);
+                    break;
                 case StoreKeys.ClusterFile or StoreKeys.TokenFile:
                     clusterKeys.Add((StoreKeys.Parse(info.Key)!, info.Key));
                     break;

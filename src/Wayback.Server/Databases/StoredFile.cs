@@ -22,6 +22,15 @@ internal sealed class StoredFile(string key, int level, ulong start, ulong max, 
     /// <summary>The database checksum after its last transaction, once known.</summary>
     public ulong? PostApply { get; set; }
 
+    /// <summary>The database size in pages after its last transaction, once known.</summary>
+    public uint? Commit { get; set; }
+
+    /// <summary>For a segment, once its index has been read: how many LTX files its log holds (kept when the index leaves memory).</summary>
+    public int? LogFiles { get; set; }
+
+    /// <summary>For a segment, once its index has been read: bytes of its L1 compaction stored apart from the log (0 for a window of one file, stored once).</summary>
+    public long? L1Bytes { get; set; }
+
     /// <summary>Being deleted by retention: planners skip it.</summary>
     public bool Retired { get; set; }
 }

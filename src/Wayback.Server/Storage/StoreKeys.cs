@@ -33,12 +33,18 @@ internal static class StoreKeys
     public static string Snapshot(string cluster, string db, ulong txid) =>
         DatabasePrefix(cluster, db) + "snapshots/" + FileName(1, txid, true, "ltx");
 
+    /// <summary>The record of an in-place restore: transaction <paramref name="txid"/> restored the state of <paramref name="restoredTo"/>.</summary>
+    public static string Restore(string cluster, string db, ulong txid, ulong restoredTo) =>
+        DatabasePrefix(cluster, db) + "restores/" + $"{txid:x16}-{restoredTo:x16}.json";
+
     /// <summary>What a key under <c>clusters/</c> is.</summary>
     public abstract record Parsed;
     public sealed record ClusterFile(string Cluster) : Parsed;
     public sealed record TokenFile(string Cluster, string Id) : Parsed;
     /// <summary>Level 1 = sealed segment, 2/3 = compactions, 0 = snapshot.</summary>
     public sealed record DataFile(string Cluster, string Db, int Level, ulong Start, ulong Max, bool Snap) : Parsed;
+    /// <summary>An in-place restore's record (see <see cref="Restore"/>).</summary>
+    public sealed record RestoreFile(string Cluster, string Db, ulong Txid, ulong RestoredTo) : Parsed;
 
     public static Parsed? Parse(string key)
     {
@@ -50,6 +56,16 @@ internal static class StoreKeys
             return new ClusterFile(cluster);
         if (parts.Length == 4 && parts[2] == "tokens" && parts[3].EndsWith(".json", StringComparison.Ordinal))
             return new TokenFile(cluster, parts[3][..^5]);
+        if (parts.Length == 6 && parts[2] == "dbs" && parts[4] == "restores")
+        {
+            var name = parts[5];
+            if (name.Length != 38 || name[16] != '-' || !name.EndsWith(".json", StringComparison.Ordinal)
+                || !ulong.TryParse(name.AsSpan(0, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong txid)
+                || !ulong.TryParse(name.AsSpan(17, 16), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out ulong to)
+                || txid == 0 || to == 0 || to >= txid)
+                return null;
+            return new RestoreFile(cluster, parts[3], txid, to);
+        }
         if (parts.Length == 6 && parts[2] == "dbs")
         {
             int level = parts[4] switch { "l1" => 1, "l2" => 2, "l3" => 3, "snapshots" => 0, _ => -1 };

@@ -1,0 +1,73 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Wayback.Server.Clusters;
+using Wayback.Server.Databases;
+
+namespace Wayback.Server.Api;
+
+/// <summary>
+/// Who the caller is and what it can see, for the dashboard and scripts: <c>/api/whoami</c>,
+/// <c>/api/clusters</c>, <c>/api/databases</c>. A cluster token sees its own cluster; the admin token sees
+/// every cluster (or the one named with <c>cluster=</c>).
+/// </summary>
+internal static class CatalogEndpoints
+{
+    public sealed record WhoAmI(string Role, [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.Never)] string? Cluster);
+    public sealed record ClusterSummary(string Name, long RetentionSeconds, int Databases, long StorageBytes);
+    public sealed record DatabaseSummary(string Cluster, string Name, ulong Txid, string PostApplyChecksum, ulong Hwm, uint PageSize, uint Commit,
+        long SizeBytes, long LastWriteMs, ulong HwmLag, long StorageBytes);
+
+    public static void MapCatalogApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
+    {
+        var group = app.MapGroup("/api").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: false, next));
+
+        group.MapGet("/whoami", (HttpContext context) =>
+        {
+            var caller = context.Caller();
+            return TypedResults.Json(new WhoAmI(caller.IsAdmin ? "admin" : "cluster", caller.Cluster), ApiResults.Json);
+        });
+
+        group.MapGet("/clusters", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, () =>
+        {
+            var clusters = VisibleClusters(context, registry);
+            var list = clusters.Select(c =>
+            {
+                var inCluster = dbs.InCluster(c.Name).ToList();
+                return new ClusterSummary(c.Name, c.RetentionSeconds, inCluster.Count, inCluster.Sum(StorageBytes));
+            }).ToList();
+            return Task.FromResult<IResult>(TypedResults.Json(list, ApiResults.Json));
+        }));
+
+        group.MapGet("/databases", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, () =>
+        {
+            var list = VisibleClusters(context, registry)
+                .SelectMany(c => dbs.InCluster(c.Name))
+                .Select(d =>
+                {
+                    var pos = d.Pos;
+                    ulong hwm = d.Hwm;
+                    return new DatabaseSummary(d.Cluster, d.Name, pos.Txid, Hex.Format(pos.Checksum), hwm, d.PageSize, d.Commit,
+                        (long)d.Commit * d.PageSize, d.LastWriteMs, pos.Txid > hwm ? pos.Txid - hwm : 0, StorageBytes(d));
+                }).ToList();
+            return Task.FromResult<IResult>(TypedResults.Json(list, ApiResults.Json));
+        }));
+    }
+
+    /// <summary>The caller's cluster; for the admin, every cluster or the one named with <c>cluster=</c>.</summary>
+    private static IEnumerable<ClusterInfo> VisibleClusters(HttpContext context, ClusterRegistry registry)
+    {
+        var caller = context.Caller();
+        if (caller.IsAdmin && string.IsNullOrEmpty(context.Request.Query["cluster"]))
+            return registry.Clusters;
+        string name = Auth.ClusterOf(context, registry);
+        return registry.Find(name) is { } c ? [c] : [];
+    }
+
+    /// <summary>Bytes a database takes in the store and in the local buffer.</summary>
+    private static long StorageBytes(Database d)
+    {
+        var stats = d.SnapshotStats();
+        return stats.BufferedBytes + stats.Levels.Sum(l => l.Bytes);
+    }
+}

@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Wayback.Server.Clusters;
+using Wayback.Server.Databases;
+
+namespace Wayback.Server.Api;
+
+/// <summary>
+/// Point-in-time restore over HTTP: <c>/api/history</c>, <c>/api/restore-point</c>, <c>/api/restore</c> (in
+/// place) and <c>/api/verify</c>. Downloads are <c>/db/snapshot</c>. TXIDs are JSON numbers here.
+/// </summary>
+internal static class RestoreEndpoints
+{
+    public const int DefaultBuckets = 120;
+    public const int MaxBuckets = 10_000;
+    public const int DefaultVerifyPoints = 3;
+
+    public sealed record HistoryView(string Cluster, string Db, PointJson First, PointJson Last, IReadOnlyList<HistorySnapshot> Snapshots,
+        IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores);
+
+    public sealed record RestoreView(ulong Txid, ulong RestoredTo, long TimestampMs, long RestoredToTimestampMs);
+
+    public sealed record RestorePointView(ulong Txid, long TimestampMs, string PostApplyChecksum,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] long? RequestedMs);
+
+    public sealed record ApiPos(ulong Txid, string PostApplyChecksum);
+
+    public sealed record RestoreAnswer(PointJson RestoredTo, ulong Txid, ulong UndoTxid, ApiPos Pos, long TimestampMs);
+
+    public sealed record VerifyView(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems);
+
+    public static void MapRestoreApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
+    {
+        var group = app.MapGroup("/api").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: false, next));
+
+        group.MapGet("/history", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        {
+            var (cluster, db) = Find(context, registry, dbs);
+            int buckets = DefaultBuckets;
+            if (context.Request.Query["buckets"] is { Count: > 0 } b
+                && (!int.TryParse(b.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out buckets) || buckets < 1 || buckets > MaxBuckets))
+                throw ApiException.BadRequest($"buckets must be a number from 1 to {MaxBuckets}");
+            var h = await db.HistoryAsync(buckets, ct).ConfigureAwait(false);
+            var restores = h.Restores.Select(r => new RestoreView(r.Txid, r.RestoredTo, r.TimestampMs, r.RestoredToTimestampMs)).ToList();
+            return TypedResults.Json(new HistoryView(cluster, db.Name, PointJson.From(h.Window.First), PointJson.From(h.Window.Last),
+                h.Snapshots, h.Levels, h.Activity, restores), ApiResults.Json);
+        }));
+
+        group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        {
+            var (_, db) = Find(context, registry, dbs);
+            var query = context.Request.Query;
+            var (txid, ts) = Target(query["txid"].Count > 0 ? query["txid"].ToString() : null, query["timestamp"].Count > 0 ? query["timestamp"].ToString() : null);
+            var (point, _) = await db.ResolveAsync(txid, ts, ct).ConfigureAwait(false);
+            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex.Format(point.PostApply), ts), ApiResults.Json);
+        }));
+
+        group.MapPost("/restore", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        {
+            var (cluster, db) = Find(context, registry, dbs);
+            JsonElement body;
+            try
+            {
+                using var doc = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: ct).ConfigureAwait(false);
+                body = doc.RootElement.Clone();
+            }
+            catch (JsonException e)
+            {
+                throw ApiException.BadRequest("the body must be JSON: {\"txid\": N} or {\"timestamp\": \"T\"}, and \"confirm\": \"CLUSTER/DB\" (" + e.Message + ")");
+            }
+            if (body.ValueKind != JsonValueKind.Object)
+                throw ApiException.BadRequest("the body must be a JSON object");
+            string expected = $"{cluster}/{db.Name}";
+            string? confirm = body.TryGetProperty("confirm", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+            if (confirm != expected)
+                throw new ApiException(400, ErrorCodes.Confirm,
+                    $"an in-place restore replaces the live state of {expected}: confirm it with \"confirm\": \"{expected}\"" + (confirm is null ? "" : $" (got \"{confirm}\")"));
+            string? txidText = body.TryGetProperty("txid", out var t) ? t.ValueKind switch
+            {
+                JsonValueKind.Number or JsonValueKind.String => t.ToString(),
+                _ => throw ApiException.BadRequest("txid must be a number"),
+            } : null;
+            string? tsText = body.TryGetProperty("timestamp", out var ts) ? ts.ValueKind switch
+            {
+                JsonValueKind.Number or JsonValueKind.String => ts.ToString(),
+                _ => throw ApiException.BadRequest("timestamp must be RFC 3339 text or Unix seconds"),
+            } : null;
+            if (txidText is null && tsText is null)
+                throw ApiException.BadRequest("name the point to restore to: \"txid\": N or \"timestamp\": \"T\"");
+            var (txid, tsMs) = Target(txidText, tsText);
+            var (point, _) = await db.ResolveAsync(txid, tsMs, ct).ConfigureAwait(false);
+            var r = await db.RestoreInPlaceAsync(point, ct).ConfigureAwait(false);
+            return TypedResults.Json(new RestoreAnswer(PointJson.From(r.RestoredTo), r.Appended.Txid, r.UndoTxid,
+                new ApiPos(r.Appended.Txid, Hex.Format(r.Appended.PostApply)), r.Appended.TimestampMs), ApiResults.Json);
+        }));
+
+        group.MapPost("/verify", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        {
+            var (_, db) = Find(context, registry, dbs);
+            var query = context.Request.Query;
+            int points = DefaultVerifyPoints;
+            if (query["points"] is { Count: > 0 } p && (!int.TryParse(p.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out points) || points > 1000))
+                throw ApiException.BadRequest("points must be a number from 0 to 1000");
+            var report = await db.VerifyAsync(points, null, ct).ConfigureAwait(false);
+            return TypedResults.Json(new VerifyView(report.Ok, report.Files, report.Bytes, report.Checked, report.Problems), ApiResults.Json);
+        }));
+    }
+
+    private static (string Cluster, Database Db) Find(HttpContext context, ClusterRegistry registry, DatabaseManager dbs)
+    {
+        string cluster = Auth.ClusterOf(context, registry);
+        string name = ProtocolEndpoints.DbName(context);
+        var db = dbs.Find(cluster, name) ?? throw ApiException.NotFound($"database '{name}' not found in cluster '{cluster}'");
+        return (cluster, db);
+    }
+
+    /// <summary>A TXID (decimal) or a timestamp; neither means the latest.</summary>
+    private static (ulong? Txid, long? TimestampMs) Target(string? txid, string? timestamp)
+    {
+        if (txid is not null && timestamp is not null)
+            throw ApiException.BadRequest("give txid or timestamp, not both");
+        if (txid is not null)
+        {
+            if (!ulong.TryParse(txid, NumberStyles.None, CultureInfo.InvariantCulture, out ulong n) || n == 0)
+                throw ApiException.BadRequest($"txid must be a positive decimal number, not '{Trim(txid)}'");
+            return (n, null);
+        }
+        if (timestamp is not null)
+            return (null, ParseTimestamp(timestamp));
+        return (null, null);
+    }
+
+    /// <summary>RFC 3339 (with an offset, or without one: UTC) or Unix seconds (fractions allowed), as Unix milliseconds.</summary>
+    internal static long ParseTimestamp(string s)
+    {
+        s = s.Trim();
+        if (decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds))
+        {
+            if (seconds > 253_402_300_799m)
+                throw ApiException.BadRequest($"timestamp '{Trim(s)}' is too large for Unix seconds");
+            return (long)decimal.Floor(seconds * 1000);
+        }
+        if (s.Length >= 10 && char.IsAsciiDigit(s[0])
+            && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AllowWhiteSpaces, out var when))
+            return when.ToUnixTimeMilliseconds();
+        throw ApiException.BadRequest($"timestamp '{Trim(s)}' is neither RFC 3339 (2026-11-21T10:15:00Z, or with an offset) nor Unix seconds");
+    }
+
+    private static string Trim(string s) => s.Length > 40 ? s[..40] + "..." : s;
+}
