@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Wayback.Cli.Commands.Ltx;
 using Wayback.Cli.Commands.Replicate;
+using Wayback.Cli.Commands.Restore;
 using Wayback.Cli.Commands.Server;
 
 namespace Wayback.Cli;
@@ -13,6 +14,9 @@ public static class Program
         {
             LtxCommand.Create(),
             ReplicateCommand.Create(),
+            RestoreCommand.Create(),
+            HistoryCommand.Create(),
+            VerifyCommand.Create(),
             ServeCommand.Create(),
             ClustersCommand.Create(),
             TokensCommand.Create(),

@@ -251,6 +251,8 @@ internal static class ProtocolEndpoints
             response.Headers["Wayback-Txid"] = Hex.Format(planTxid);
             response.Headers["Wayback-Post-Apply-Checksum"] = Hex.Format(restored.Checksum);
             response.ContentType = "application/octet-stream";
+            if (formatText == "sqlite")
+                response.ContentLength = file.Length;
             return new StreamingResult(async body =>
             {
                 try

@@ -1,0 +1,156 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace Wayback.Cli.Commands.Restore;
+
+/// <summary>The server refused a call: its HTTP status, error code and message.</summary>
+internal sealed class ApiCallException(int status, string code, string message, JsonElement? body) : IOException(message)
+{
+    public int Status { get; } = status;
+    public string Code { get; } = code;
+    public JsonElement? Body { get; } = body;
+}
+
+/// <summary>
+/// The server's <c>/api</c> and <c>/db/snapshot</c> calls for <c>history</c>, <c>restore</c> and <c>verify</c>,
+/// and the options they share: <c>--server</c>, <c>--token</c> (a cluster token, or the admin token with
+/// <c>--cluster</c>).
+/// </summary>
+internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
+{
+    public const string DefaultServer = "http://127.0.0.1:20202";
+
+    public static Option<string?> ServerOption() => new("--server") { Description = $"Server URL (env WAYBACK_SERVER; default {DefaultServer})." };
+    public static Option<string?> TokenOption() => new("--token") { Description = "A cluster token, or the admin token with --cluster (env WAYBACK_TOKEN)." };
+    public static Option<string?> ClusterOption() => new("--cluster") { Description = "The database's cluster, when --token is the admin token." };
+    public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON for scripts." };
+    public static Argument<string> DatabaseArgument() => new("DB") { Description = "The database's name on the server (for `wayback replicate app.db`, its file name: app.db)." };
+
+    /// <summary>The cluster named with <c>--cluster</c>, if any.</summary>
+    public string? Cluster => cluster;
+
+    public Uri Server => http.BaseAddress!;
+
+    public static ApiClient Create(string? server, string? token, string? cluster)
+    {
+        server ??= Environment.GetEnvironmentVariable("WAYBACK_SERVER");
+        if (string.IsNullOrWhiteSpace(server))
+            server = DefaultServer;
+        token ??= Environment.GetEnvironmentVariable("WAYBACK_TOKEN");
+        if (string.IsNullOrWhiteSpace(token))
+            throw new ArgumentException("a token is needed: pass --token or set WAYBACK_TOKEN (a cluster token from `wayback clusters create`, or the admin token with --cluster)");
+        if (!Uri.TryCreate(server, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
+        // Restores and verifies of large databases take as long as they take; Ctrl-C stops them.
+        var client = new HttpClient { BaseAddress = uri, Timeout = Timeout.InfiniteTimeSpan };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
+        return new ApiClient(client, string.IsNullOrWhiteSpace(cluster) ? null : cluster);
+    }
+
+    /// <summary>The query naming a database (and the cluster, for the admin token).</summary>
+    public string Query(string db) => "db=" + Uri.EscapeDataString(db) + (cluster is null ? "" : "&cluster=" + Uri.EscapeDataString(cluster));
+
+    public Task<JsonElement> GetAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, ct);
+
+    public Task<JsonElement> PostAsync(string path, object? body, CancellationToken ct) => SendAsync(HttpMethod.Post, path, body, ct);
+
+    private async Task<JsonElement> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (body is not null)
+            request.Content = JsonContent.Create(body);
+        using var response = await SendRawAsync(request, HttpCompletionOption.ResponseContentRead, ct).ConfigureAwait(false);
+        string text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        using var doc = JsonDocument.Parse(text.Length == 0 ? "null" : text);
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>Sends a request; a non-2xx answer becomes an <see cref="ApiCallException"/> with the server's message.</summary>
+    public async Task<HttpResponseMessage> SendRawAsync(HttpRequestMessage request, HttpCompletionOption completion, CancellationToken ct)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, completion, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new IOException($"cannot reach the server at {http.BaseAddress}: {e.Message}; is `wayback serve` running there?", e);
+        }
+        if (response.IsSuccessStatusCode)
+            return response;
+        using (response)
+        {
+            string text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+            string code = "", message = text;
+            JsonElement? body = null;
+            try
+            {
+                using var doc = JsonDocument.Parse(text);
+                body = doc.RootElement.Clone();
+                if (doc.RootElement.TryGetProperty("code", out var c))
+                    code = c.GetString() ?? "";
+                if (doc.RootElement.TryGetProperty("error", out var e))
+                    message = e.GetString() ?? text;
+            }
+            catch (JsonException)
+            {
+            }
+            int status = (int)response.StatusCode;
+            string hint = status == 401 ? " (check --token / WAYBACK_TOKEN)" : "";
+            throw new ApiCallException(status, code, $"the server refused ({status}{(code.Length > 0 ? " " + code : "")}): {message}{hint}", body);
+        }
+    }
+
+    /// <summary>
+    /// The cluster a database lives in: <c>--cluster</c>, or the cluster token's own. The admin token
+    /// must name it.
+    /// </summary>
+    public async Task<string> ClusterNameAsync(CancellationToken ct)
+    {
+        if (cluster is not null)
+            return cluster;
+        var who = await GetAsync("/api/whoami", ct).ConfigureAwait(false);
+        if (who.TryGetProperty("cluster", out var c) && c.ValueKind == JsonValueKind.String)
+            return c.GetString()!;
+        throw new ArgumentException("with the admin token, name the database's cluster: --cluster NAME");
+    }
+
+    public void Dispose() => http.Dispose();
+
+    // ---- formatting shared by the commands ----
+
+    public static string Time(long ms) =>
+        DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    public static string Count(ulong n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+    public static string Bytes(long n) => n switch
+    {
+        >= 1L << 30 => (n / (double)(1L << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB",
+        >= 1L << 20 => (n / (double)(1L << 20)).ToString("F1", CultureInfo.InvariantCulture) + " MiB",
+        >= 1L << 10 => (n / (double)(1L << 10)).ToString("F1", CultureInfo.InvariantCulture) + " KiB",
+        _ => n.ToString(CultureInfo.InvariantCulture) + " B",
+    };
+}
+
+/// <summary>What <c>--timestamp</c> accepts: RFC 3339 with an offset or without one (then UTC), or Unix seconds.</summary>
+internal static class Timestamps
+{
+    public static DateTimeOffset Parse(string text)
+    {
+        string s = text.Trim();
+        if (decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) && seconds < 253_402_300_800m)
+            return DateTimeOffset.FromUnixTimeMilliseconds((long)decimal.Floor(seconds * 1000));
+        if (s.Length >= 10 && char.IsAsciiDigit(s[0]) && s[4] == '-'
+            && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when))
+            return when;
+        throw new ArgumentException($"--timestamp '{text}' is not a time: give RFC 3339 (2026-11-21T10:15:00Z, or with an offset such as +01:00; without one it is UTC) or Unix seconds");
+    }
+
+    /// <summary>The form the server is sent: RFC 3339 in UTC with milliseconds.</summary>
+    public static string ForServer(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Wayback.Cli.Commands.Server;
+
+namespace Wayback.Cli.Commands.Restore;
+
+/// <summary><c>wayback history DB</c>: the window that can be restored and what covers it.</summary>
+internal static class HistoryCommand
+{
+    public static Command Create()
+    {
+        var db = ApiClient.DatabaseArgument();
+        var server = ApiClient.ServerOption();
+        var token = ApiClient.TokenOption();
+        var cluster = ApiClient.ClusterOption();
+        var json = ApiClient.JsonOption();
+        var cmd = new Command("history", "Show the restorable window of a database (first and last TXID and time) and what covers it: snapshots, compaction levels, the transaction log.")
+        {
+            db, server, token, cluster, json,
+        };
+        cmd.SetAction((r, ct) => CliErrors.RunAsync(Console.Error, async () =>
+        {
+            using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
+            return await RunAsync(client, r.GetValue(db)!, r.GetValue(json), Console.Out, ct).ConfigureAwait(false);
+        }));
+        return cmd;
+    }
+
+    public static async Task<int> RunAsync(ApiClient client, string db, bool json, TextWriter stdout, CancellationToken ct)
+    {
+        var h = await client.GetAsync($"/api/history?{client.Query(db)}&buckets=60", ct).ConfigureAwait(false);
+        if (json)
+        {
+            await stdout.WriteLineAsync(h.GetRawText()).ConfigureAwait(false);
+            return CliErrors.Ok;
+        }
+        var first = h.GetProperty("first");
+        var last = h.GetProperty("last");
+        await stdout.WriteLineAsync($"{h.GetProperty("cluster").GetString()}/{h.GetProperty("db").GetString()}: every transaction from TXID {Point(first)} to TXID {Point(last)} can be restored").ConfigureAwait(false);
+
+        var activity = h.GetProperty("activity").EnumerateArray().ToList();
+        if (activity.Count > 0)
+        {
+            long width = activity[0].GetProperty("endMs").GetInt64() - activity[0].GetProperty("startMs").GetInt64();
+            await stdout.WriteLineAsync($"writes per {Duration(width)}: {Sparkline(activity.Select(a => a.GetProperty("transactions").GetInt64()).ToList())}").ConfigureAwait(false);
+        }
+        await stdout.WriteLineAsync().ConfigureAwait(false);
+
+        var rows = new List<string[]>();
+        foreach (var s in h.GetProperty("snapshots").EnumerateArray())
+            rows.Add(["snapshot", "1", ApiClient.Bytes(s.GetProperty("bytes").GetInt64()), $"1-{s.GetProperty("txid").GetUInt64()}",
+                $"full database at TXID {s.GetProperty("txid").GetUInt64()} ({ApiClient.Time(s.GetProperty("timestampMs").GetInt64())})"]);
+        foreach (var l in h.GetProperty("levels").EnumerateArray())
+        {
+            string level = l.GetProperty("level").GetString()!;
+            long files = l.GetProperty("files").GetInt64();
+            string span = files == 0 ? "-" : $"{l.GetProperty("minTxid").GetUInt64()}-{l.GetProperty("maxTxid").GetUInt64()}";
+            string what = level switch
+            {
+                "l3" => "compactions of L2 (restores skip whole hours)",
+                "l2" => "compactions of L1 (restores skip whole L2 windows)",
+                "l1" => "one compaction per sealed L1 window",
+                "log" => "every transaction on its own: any TXID is a restore point",
+                "buffer" => "received, not yet sealed into the store's L1 objects",
+                _ => "",
+            };
+            rows.Add([level, files.ToString("N0", CultureInfo.InvariantCulture), ApiClient.Bytes(l.GetProperty("bytes").GetInt64()), span, what]);
+        }
+        await AdminClient.WriteTableAsync(stdout, ["LEVEL", "FILES", "SIZE", "TXIDS", "WHAT"], rows).ConfigureAwait(false);
+
+        var restores = h.GetProperty("restores").EnumerateArray().ToList();
+        if (restores.Count > 0)
+        {
+            await stdout.WriteLineAsync().ConfigureAwait(false);
+            await stdout.WriteLineAsync("in-place restores:").ConfigureAwait(false);
+            foreach (var r in restores)
+                await stdout.WriteLineAsync($"  TXID {r.GetProperty("txid").GetUInt64()} ({ApiClient.Time(r.GetProperty("timestampMs").GetInt64())}) restored TXID {r.GetProperty("restoredTo").GetUInt64()}; undo: restore to TXID {r.GetProperty("txid").GetUInt64() - 1}").ConfigureAwait(false);
+        }
+        return CliErrors.Ok;
+    }
+
+    private static string Point(JsonElement p) => $"{ApiClient.Count(p.GetProperty("txid").GetUInt64())} ({ApiClient.Time(p.GetProperty("timestampMs").GetInt64())})";
+
+    private static string Sparkline(List<long> values)
+    {
+        const string bars = "▁▂▃▄▅▆▇█";
+        long max = values.Count == 0 ? 0 : values.Max();
+        var sb = new StringBuilder();
+        foreach (var v in values)
+            sb.Append(v == 0 ? ' ' : bars[(int)Math.Min(bars.Length - 1, (v * bars.Length - 1) / Math.Max(1, max))]);
+        return sb.Append($"  (max {max:N0})").ToString();
+    }
+
+    private static string Duration(long ms) => ms switch
+    {
+        >= 86_400_000 => $"{ms / 3_600_000.0:0.#} h",
+        >= 3_600_000 => $"{ms / 60_000.0:0.#} min",
+        >= 60_000 => $"{ms / 1000.0:0} s",
+        _ => $"{ms / 1000.0:0.###} s",
+    };
+}

@@ -1,0 +1,297 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using Wayback.Ltx;
+
+namespace Wayback.Cli.Commands.Restore;
+
+/// <summary>
+/// <c>wayback restore DB -o FILE</c>: the database at any transaction as a new SQLite file; and
+/// <c>wayback restore DB --in-place</c>: the server appends that state as a new transaction, which agents
+/// apply to the live database.
+/// </summary>
+internal static class RestoreCommand
+{
+    public sealed record Target(ulong? Txid, DateTimeOffset? Timestamp);
+
+    public static Command Create()
+    {
+        var db = ApiClient.DatabaseArgument();
+        var output = new Option<string?>("--output", "-o") { Description = "Write the restored database to this new SQLite file." };
+        var txid = new Option<ulong?>("--txid") { Description = "Restore the state right after this transaction." };
+        var timestamp = new Option<string?>("--timestamp") { Description = "Restore the last transaction committed at or before this time: RFC 3339 (2026-11-21T10:15:00Z; without an offset, UTC) or Unix seconds." };
+        var force = new Option<bool>("--force") { Description = "Replace the output file if it exists (and remove its stale -wal and -shm files)." };
+        var inPlace = new Option<bool>("--in-place") { Description = "Restore the live database: the server appends the state as a new transaction and running agents apply it. Undo by restoring to the TXID it prints." };
+        var yes = new Option<bool>("--yes") { Description = "With --in-place: do not ask to type CLUSTER/DB to confirm." };
+        var server = ApiClient.ServerOption();
+        var token = ApiClient.TokenOption();
+        var cluster = ApiClient.ClusterOption();
+        var json = ApiClient.JsonOption();
+        var cmd = new Command("restore", "Restore a database to any transaction in its retention window: into a new file (-o), or in place (--in-place).")
+        {
+            db, output, txid, timestamp, force, inPlace, yes, server, token, cluster, json,
+        };
+        cmd.SetAction((r, ct) =>
+        {
+            var target = new Target(r.GetValue(txid), null);
+            return CliErrors.RunAsync(Console.Error, async () =>
+            {
+                if (r.GetValue(timestamp) is { } t)
+                {
+                    if (target.Txid is not null)
+                        throw new ArgumentException("give --txid or --timestamp, not both");
+                    target = target with { Timestamp = Timestamps.Parse(t) };
+                }
+                using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
+                string? o = r.GetValue(output);
+                if (r.GetValue(inPlace))
+                {
+                    if (o is not null)
+                        throw new ArgumentException("--in-place restores the live database; -o writes a new file: give one of them");
+                    return await InPlaceAsync(client, r.GetValue(db)!, target, r.GetValue(yes), r.GetValue(json), Console.In, Console.Out, Console.Error, ct).ConfigureAwait(false);
+                }
+                if (o is null)
+                    throw new ArgumentException("where to? give -o FILE for a new SQLite file, or --in-place to restore the live database");
+                return await DownloadAsync(client, r.GetValue(db)!, o, target, r.GetValue(force), r.GetValue(json), Console.Out, Console.Error, ct).ConfigureAwait(false);
+            });
+        });
+        return cmd;
+    }
+
+    /// <summary>Asks the server which transaction a target means (none: the latest).</summary>
+    private static async Task<JsonElement> ResolveAsync(ApiClient client, string db, Target target, CancellationToken ct)
+    {
+        string q = client.Query(db);
+        if (target.Txid is { } n)
+            q += "&txid=" + n.ToString(CultureInfo.InvariantCulture);
+        else if (target.Timestamp is { } t)
+            q += "&timestamp=" + Uri.EscapeDataString(Timestamps.ForServer(t));
+        return await client.GetAsync("/api/restore-point?" + q, ct).ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- download
+
+    public static async Task<int> DownloadAsync(ApiClient client, string db, string output, Target target, bool force, bool json,
+        TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        string path = Path.GetFullPath(output);
+        if (Directory.Exists(path))
+            throw new ArgumentException($"{output} is a directory; give the path of the SQLite file to write");
+        if (!force && File.Exists(path))
+            throw new IOException($"{output} exists; pass --force to replace it");
+        if (!force && (File.Exists(path + "-wal") || File.Exists(path + "-shm")))
+            throw new IOException($"{output}-wal or -shm exists: SQLite would apply it to the restored file; remove it or pass --force");
+        string? dir = Path.GetDirectoryName(path);
+        if (dir is null || !Directory.Exists(dir))
+            throw new IOException($"the directory of {output} does not exist");
+
+        var watch = Stopwatch.StartNew();
+        var point = await ResolveAsync(client, db, target, ct).ConfigureAwait(false);
+        ulong txid = point.GetProperty("txid").GetUInt64();
+        long committed = point.GetProperty("timestampMs").GetInt64();
+        ulong expected = ulong.Parse(point.GetProperty("postApplyChecksum").GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+
+        string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.wayback-{Guid.NewGuid():n}.tmp");
+        (long Bytes, uint Pages) got;
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}&txid={txid}&format=sqlite");
+            var progress = !json && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive
+                ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) })
+                : null;
+            if (progress is null)
+            {
+                got = await FetchAsync(client, request, temp, expected, null, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                got = default;
+                await progress.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
+                    .StartAsync(async ctx =>
+                    {
+                        var task = ctx.AddTask($"TXID {txid}: restoring on the server", maxValue: 1);
+                        task.IsIndeterminate = true;
+                        got = await FetchAsync(client, request, temp, expected, (done, total) =>
+                        {
+                            if (task.IsIndeterminate)
+                            {
+                                task.IsIndeterminate = false;
+                                task.Description = $"TXID {txid}: downloading";
+                                task.MaxValue = Math.Max(1, total);
+                            }
+                            task.Value = done;
+                        }, ct).ConfigureAwait(false);
+                        task.Value = task.MaxValue;
+                    }).ConfigureAwait(false);
+            }
+            if (force)
+            {
+                File.Delete(path + "-wal");
+                File.Delete(path + "-shm");
+            }
+            File.Move(temp, path, overwrite: force);
+            SyncDirectory(dir);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+
+        double seconds = watch.Elapsed.TotalSeconds;
+        long? requested = point.TryGetProperty("requestedMs", out var rq) && rq.ValueKind == JsonValueKind.Number ? rq.GetInt64() : null;
+        if (json)
+        {
+            await stdout.WriteLineAsync(JsonSerializer.Serialize(new
+            {
+                db,
+                output = path,
+                txid,
+                timestampMs = committed,
+                committedAt = ApiClient.Time(committed),
+                requestedMs = requested,
+                postApplyChecksum = expected.ToString("x16", CultureInfo.InvariantCulture),
+                pages = got.Pages,
+                bytes = got.Bytes,
+                seconds = Math.Round(seconds, 3),
+            })).ConfigureAwait(false);
+        }
+        else
+        {
+            string why = requested is { } ms ? $", the last committed at or before {ApiClient.Time(ms)}" : target.Txid is null ? ", the latest" : "";
+            await stdout.WriteLineAsync($"restored {db} to TXID {txid} (committed {ApiClient.Time(committed)}{why}) into {output}").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"{ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {expected:x16} verified").ConfigureAwait(false);
+        }
+        return CliErrors.Ok;
+    }
+
+    /// <summary>
+    /// Streams the SQLite file into <paramref name="temp"/>, checksumming every page on the way, and checks
+    /// the result against the checksum the log recorded for the transaction. Nothing unverified is kept.
+    /// </summary>
+    private static async Task<(long Bytes, uint Pages)> FetchAsync(ApiClient client, HttpRequestMessage request, string temp, ulong expected,
+        Action<long, long>? progress, CancellationToken ct)
+    {
+        using var response = await client.SendRawAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        long total = response.Content.Headers.ContentLength ?? 0;
+        await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        // 1 MiB is a multiple of every page size, so each full read holds whole pages.
+        var a = new byte[1 << 20];
+        var b = new byte[1 << 20];
+        PageChecksums? pages = null;
+        uint pgno = 0;
+        long done = 0;
+        Task write = Task.CompletedTask;
+        while (true)
+        {
+            int n = await body.ReadAtLeastAsync(a, a.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            if (n == 0)
+                break;
+            if (pages is null)
+            {
+                if (n < SqliteDatabaseFile.HeaderSize)
+                    throw new IOException($"the server sent {n} bytes, not a SQLite database");
+                pages = new PageChecksums(SqliteDatabaseFile.ReadPageSize(a, "the restored database"));
+            }
+            int size = (int)pages.PageSize;
+            if (n % size != 0)
+                throw new IOException($"the restored database is cut short ({done + n} bytes is not a whole number of {size}-byte pages)");
+            // Checksum this chunk while the previous one is being written.
+            for (int off = 0; off < n; off += size)
+            {
+                pgno++;
+                if (pgno == pages.LockPgno)
+                    pages.Resize(pgno);
+                else
+                    pages.Update(pgno, a.AsSpan(off, size));
+            }
+            await write.ConfigureAwait(false);
+            var chunk = a.AsMemory(0, n);
+            write = fs.WriteAsync(chunk, ct).AsTask();
+            (a, b) = (b, a);
+            done += n;
+            progress?.Invoke(done, total);
+        }
+        await write.ConfigureAwait(false);
+        if (pages is null)
+            throw new IOException("the server sent an empty database");
+        if (total > 0 && done != total)
+            throw new IOException($"the download stopped after {done} of {total} bytes");
+        if (pages.Checksum != expected)
+            throw new IOException($"the downloaded database has checksum {pages.Checksum:x16}, not the {expected:x16} recorded for this transaction; nothing was written");
+        fs.Flush(flushToDisk: true);
+        return (done, pgno);
+    }
+
+    private static void SyncDirectory(string dir)
+    {
+        if (!OperatingSystem.IsLinux())
+            return;
+        try
+        {
+            using var handle = File.OpenHandle(dir, FileMode.Open, FileAccess.Read);
+            RandomAccess.FlushToDisk(handle);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not every filesystem lets a directory be opened for syncing; the rename itself is done.
+        }
+    }
+
+    // ---------------------------------------------------------------- in place
+
+    public static async Task<int> InPlaceAsync(ApiClient client, string db, Target target, bool yes, bool json,
+        TextReader stdin, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        if (target.Txid is null && target.Timestamp is null)
+            throw new ArgumentException("--in-place needs the point to go back to: --txid N or --timestamp T (`wayback history` shows the window)");
+        string cluster = await client.ClusterNameAsync(ct).ConfigureAwait(false);
+        string name = $"{cluster}/{db}";
+        var point = await ResolveAsync(client, db, target, ct).ConfigureAwait(false);
+        ulong txid = point.GetProperty("txid").GetUInt64();
+        long committed = point.GetProperty("timestampMs").GetInt64();
+        var history = await client.GetAsync($"/api/history?{client.Query(db)}&buckets=1", ct).ConfigureAwait(false);
+        var last = history.GetProperty("last");
+
+        if (!yes)
+        {
+            await stderr.WriteLineAsync($"This replaces the live state of {name} (now TXID {ApiClient.Count(last.GetProperty("txid").GetUInt64())}, " +
+                $"committed {ApiClient.Time(last.GetProperty("timestampMs").GetInt64())}) with its state at TXID {ApiClient.Count(txid)} (committed {ApiClient.Time(committed)}).").ConfigureAwait(false);
+            await stderr.WriteLineAsync("Running agents apply it to the database at once; the current state stays restorable (undo).").ConfigureAwait(false);
+            await stderr.WriteAsync($"Type {name} to confirm: ").ConfigureAwait(false);
+            await stderr.FlushAsync(ct).ConfigureAwait(false);
+            string? typed = await stdin.ReadLineAsync(ct).ConfigureAwait(false);
+            if (typed?.Trim() != name)
+            {
+                await stderr.WriteLineAsync($"error: not confirmed (expected {name}); nothing was changed").ConfigureAwait(false);
+                return CliErrors.Failed;
+            }
+        }
+
+        var answer = await client.PostAsync($"/api/restore?{client.Query(db)}", new { txid, confirm = name }, ct).ConfigureAwait(false);
+        ulong newTxid = answer.GetProperty("txid").GetUInt64();
+        ulong undo = answer.GetProperty("undoTxid").GetUInt64();
+        if (json)
+        {
+            await stdout.WriteLineAsync(JsonSerializer.Serialize(new
+            {
+                cluster,
+                db,
+                restoredTo = new { txid, timestampMs = committed },
+                txid = newTxid,
+                undoTxid = undo,
+                postApplyChecksum = answer.GetProperty("pos").GetProperty("postApplyChecksum").GetString(),
+            })).ConfigureAwait(false);
+        }
+        else
+        {
+            await stdout.WriteLineAsync($"restored {name} to TXID {ApiClient.Count(txid)} (committed {ApiClient.Time(committed)}) as new TXID {ApiClient.Count(newTxid)}").ConfigureAwait(false);
+            string clusterFlag = client.Cluster is null ? "" : $" --cluster {cluster}";
+            await stdout.WriteLineAsync($"to undo: wayback restore {db} --in-place --txid {undo}{clusterFlag}").ConfigureAwait(false);
+        }
+        return CliErrors.Ok;
+    }
+}
