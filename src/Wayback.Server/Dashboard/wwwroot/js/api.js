@@ -83,7 +83,8 @@ async function failure(response, token) {
     const e = new ApiError("unauthorized",
       "The server did not accept your token: it may have been revoked or mistyped, or the server was set up again with a new one. Sign in again with a valid token.",
       opts);
-    if (token && unauthorizedHandler) unauthorizedHandler(e);
+    // Only the session's own token signs the page out; a token being tried at sign-in just gets the error.
+    if (token && token === session.token && unauthorizedHandler) unauthorizedHandler(e);
     return e;
   }
   if (status === 403) return new ApiError("forbidden", `Your token does not open this: ${said || "it belongs to another cluster"}.`, opts);

@@ -254,6 +254,18 @@ export class HistoryChart {
         s("title", null, `Snapshot at TXID ${fmt.count(snap.txid)}, ${fmt.local(snap.timestampMs)}, ${fmt.bytes(snap.bytes)}`)));
     }
 
+    // In-place restores: each is a transaction that brought back an older state.
+    for (const r of h.restores || []) {
+      const x = this.x(r.timestampMs);
+      const back = this.x(Math.max(r.restoredToTimestampMs || r.timestampMs, this.domain[0]));
+      const y = top + 6;
+      parts.push(s("g", { class: "restore" },
+        s("line", { x1: x, x2: x, y1: top, y2: plotBottom, class: "restore-line" }),
+        back < x - 4 ? s("path", { d: `M${x} ${y} C ${x - (x - back) / 3} ${y - 10}, ${back + (x - back) / 3} ${y - 10}, ${back} ${y}`, class: "restore-arc" }) : null,
+        s("path", { d: `M${back} ${y} l5 -4 m-5 4 l5 3`, class: "restore-arc" }),
+        s("title", null, `Restore at TXID ${fmt.count(r.txid)} (${fmt.local(r.timestampMs)}): back to the state of TXID ${fmt.count(r.restoredTo)}`)));
+    }
+
     // The chosen time and the transaction a restore would use.
     const sel = this.selection;
     if (sel && sel.requestedMs !== null && sel.requestedMs !== undefined) {

@@ -57,7 +57,11 @@ const app = {
       retry ? h("button", { type: "button", class: "button", onclick: retry }, "Try again") : null);
   },
 
-  signOut(message) {
+  signOut(message, { remember = false } = {}) {
+    // Several requests refused at once sign out once, with the first reason.
+    if (!api.session.token && !app.me) return;
+    // After a refused token, signing in again returns to the page the user was on.
+    app.afterSignIn = remember && location.hash && location.hash !== "#/signin" ? location.hash : null;
     api.session.token = null;
     app.me = null;
     app.signInMessage = message || null;
@@ -65,7 +69,7 @@ const app = {
   },
 };
 
-api.onUnauthorized((error) => app.signOut(error.message));
+api.onUnauthorized((error) => app.signOut(error.message, { remember: true }));
 
 document.getElementById("sign-out").addEventListener("click", () => app.signOut("You have signed out."));
 
@@ -106,7 +110,6 @@ async function render() {
     showSession();
     app.setCrumbs(null);
     app.view = signInView(main, app, api.session.token ? null : app.signInMessage);
-    app.signInMessage = null;
     app.view.focus();
     return;
   }

@@ -77,6 +77,7 @@ export function databaseView(main, app, cluster, db) {
   const legend = h("ul", { class: "legend", "aria-label": "Legend" },
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("rect", { x: 2, y: 3, width: 10, height: 11, class: "bar" })), "Transactions committed"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("path", { d: "M7 1l6 6-6 6-6-6z", class: "snapshot-mark" })), "Snapshot (full copy)"),
+    h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "restore-swatch" })), "Earlier restore"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "point-swatch" })), "Restore point"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "requested-swatch" })), "Time you chose"));
 

@@ -43,6 +43,7 @@ export function signInView(main, app, message) {
       const me = await api.whoami(token);
       api.session.token = token;
       app.me = me;
+      app.signInMessage = null;
       const next = app.afterSignIn;
       app.afterSignIn = null;
       app.go(next || (me.role === "admin" ? "#/" : `#/c/${encodeURIComponent(me.cluster)}`));
