@@ -56,6 +56,7 @@ public sealed class AccessibilityTests(BrowserFixture browser, ServerWithHistory
         await page.Keyboard.TypeAsync(env.ProdToken);
         await page.Keyboard.PressAsync("Enter");
         await Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToBeFocusedAsync();
+        await Expect(page.Locator("tr[data-db='app.db']")).ToBeVisibleAsync();
 
         await TabToAsync(page, "a[href='#/c/prod/db/app.db']");
         await page.Keyboard.PressAsync("Enter");
@@ -109,6 +110,7 @@ public sealed class AccessibilityTests(BrowserFixture browser, ServerWithHistory
         Assert.Equal(["prod", "Sign out", "Wayback", "Skip to content"], stops);
         await page.Keyboard.PressAsync("Enter");
         await Expect(page.Locator("main")).ToBeFocusedAsync();
+        await Expect(page).ToHaveURLAsync(new Regex("#/c/prod/db/app\\.db$"));
     }
 
     [Fact]

@@ -98,12 +98,14 @@ export class HistoryChart {
       t0 = Math.min(t0, b.startMs);
       t1 = Math.max(t1, b.endMs);
     }
-    if (t1 - t0 < 10 * SECOND) {
+    if (t1 - t0 < 2 * SECOND) {
       const mid = (t0 + t1) / 2;
-      t0 = mid - 5 * SECOND;
-      t1 = mid + 5 * SECOND;
+      t0 = mid - SECOND;
+      t1 = mid + SECOND;
     }
-    return [t0, t1];
+    // A little room at both ends, so the first and last transaction are not drawn on the frame.
+    const margin = (t1 - t0) * 0.02;
+    return [t0 - margin, t1 + margin];
   }
 
   get layout() {
@@ -237,12 +239,14 @@ export class HistoryChart {
       const x0 = this.x(b.startMs);
       const x1 = this.x(b.endMs);
       const barHeight = Math.max(2, (b.transactions / most) * (plotHeight - 6));
+      // Narrow buckets still get a bar one can see (and hover).
+      const barWidth = Math.max(3, x1 - x0 - 1);
       parts.push(s("rect", {
-        x: x0 + 0.5, y: plotBottom - barHeight, width: Math.max(1, x1 - x0 - 1), height: barHeight, class: "bar",
+        x: (x0 + x1) / 2 - barWidth / 2, y: plotBottom - barHeight, width: barWidth, height: barHeight, class: "bar",
       }, s("title", null, `${fmt.count(b.transactions)} transaction${b.transactions === 1 ? "" : "s"}, ${fmt.local(b.startMs).slice(11)} to ${fmt.local(b.endMs).slice(11)}`)));
     }
     if (most > 0) {
-      parts.push(s("text", { x: left + 4, y: top + 12, class: "scale" }, `${fmt.count(most)} tx`));
+      parts.push(s("text", { x: width - right - 4, y: top + 12, class: "scale", "text-anchor": "end" }, `tallest bar: ${fmt.count(most)} tx`));
     }
 
     // Snapshots: full copies a restore starts from.
@@ -258,11 +262,13 @@ export class HistoryChart {
     for (const r of h.restores || []) {
       const x = this.x(r.timestampMs);
       const back = this.x(Math.max(r.restoredToTimestampMs || r.timestampMs, this.domain[0]));
-      const y = top + 6;
+      // An arrow curving back from the restore to the state it brought back.
+      const y = top + 24;
+      const lift = Math.min(22, 6 + (x - back) / 8);
       parts.push(s("g", { class: "restore" },
         s("line", { x1: x, x2: x, y1: top, y2: plotBottom, class: "restore-line" }),
-        back < x - 4 ? s("path", { d: `M${x} ${y} C ${x - (x - back) / 3} ${y - 10}, ${back + (x - back) / 3} ${y - 10}, ${back} ${y}`, class: "restore-arc" }) : null,
-        s("path", { d: `M${back} ${y} l5 -4 m-5 4 l5 3`, class: "restore-arc" }),
+        back < x - 4 ? s("path", { d: `M${x} ${y} C ${x - (x - back) / 4} ${y - lift}, ${back + (x - back) / 4} ${y - lift}, ${back} ${y}`, class: "restore-arc" }) : null,
+        s("path", { d: `M${back} ${y} l1 -7 m-1 7 l6 -3`, class: "restore-arc" }),
         s("title", null, `Restore at TXID ${fmt.count(r.txid)} (${fmt.local(r.timestampMs)}): back to the state of TXID ${fmt.count(r.restoredTo)}`)));
     }
 

@@ -73,6 +73,13 @@ api.onUnauthorized((error) => app.signOut(error.message, { remember: true }));
 
 document.getElementById("sign-out").addEventListener("click", () => app.signOut("You have signed out."));
 
+// The skip link moves the focus; following its href would change the route.
+document.querySelector(".skip-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+  main.scrollIntoView();
+});
+
 function showSession() {
   if (!app.me) {
     sessionNav.hidden = true;
