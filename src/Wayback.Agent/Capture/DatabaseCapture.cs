@@ -14,7 +14,15 @@ namespace Wayback.Agent.Capture;
 /// transaction after (<see cref="ServerTxid"/>, <see cref="ServerChecksum"/>); without, send a snapshot
 /// with a TXID above both positions.
 /// </summary>
-public sealed record ResyncRequest(ulong ServerTxid, ulong ServerChecksum, PageChecksums? ServerPages, string Reason);
+public sealed record ResyncRequest(ulong ServerTxid, ulong ServerChecksum, PageChecksums? ServerPages, string Reason)
+{
+    /// <summary>
+    /// Runs on the capture loop right before the comparison, after pending frames are captured: an in-place
+    /// restore writes the server's state into the live database here (Restore/RestoreWatcher), so nothing
+    /// is captured between that write and the comparison that follows it.
+    /// </summary>
+    public Func<CancellationToken, Task>? ApplyFirst { get; init; }
+}
 
 /// <summary>
 /// Captures every committed transaction of one live SQLite database from its WAL into the journal, one
@@ -606,6 +614,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
         // Capture what is pending first so nothing is lost if the request cannot be served.
         if (_resyncReason is null && _pages is not null)
             await CaptureWalAsync(ct).ConfigureAwait(false);
+        if (request.ApplyFirst is { } apply)
+            await apply(ct).ConfigureAwait(false);
         if (request.ServerPages is { } serverPages)
         {
             _journal.DeleteAfter(request.ServerTxid);

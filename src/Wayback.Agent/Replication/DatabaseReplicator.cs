@@ -1,6 +1,7 @@
 using Wayback.Agent.Capture;
 using Wayback.Agent.Journal;
 using Wayback.Agent.Metrics;
+using Wayback.Agent.Restore;
 using Wayback.Agent.Shipping;
 using Wayback.Ltx;
 
@@ -28,6 +29,9 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private bool _overLimit;
     private ServerPosition? _resyncRequestedAt;
     private long _resyncRequestedTxid;
+    private RestoreWatcher? _restores;
+    // Set when an in-place restore moved the server: the shipper asks for the position again.
+    private int _refreshServer;
 
     public DatabaseReplicator(DatabaseTarget target, AgentOptions options, ServerClient client, IAgentLog log)
     {
@@ -41,6 +45,9 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     public DatabaseMetrics Metrics { get; }
     public DatabaseTarget Target => _target;
     public DatabaseCapture Capture => _capture ?? throw new InvalidOperationException("not opened");
+
+    /// <summary>Takes in-place restores from the server to the live database (null before opening).</summary>
+    public RestoreWatcher? Restores => _restores;
 
     /// <summary>The server's position as last seen (null before the first call).</summary>
     public ServerPosition? ServerPosition => _server;
@@ -57,6 +64,12 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         _capture = new DatabaseCapture(_target.Path, _journal, _options.Capture, _log);
         await _capture.OpenAsync(ct).ConfigureAwait(false);
         _capture.Captured += OnCaptured;
+        _restores = new RestoreWatcher(_target.Name, _target.Path, _journal, () => Capture, request =>
+        {
+            Capture.RequestResync(request);
+            Interlocked.Exchange(ref _refreshServer, 1);
+            _captureWake.Set();
+        }, _options.Server, _options.Token, null, _log);
         string dir = Path.GetDirectoryName(_target.Path)!;
         if (Directory.Exists(dir))
         {
@@ -110,7 +123,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     }
 
     /// <summary>Runs both loops until cancelled.</summary>
-    public Task RunAsync(CancellationToken ct) => Task.WhenAll(Task.Run(() => CaptureLoopAsync(ct), ct), Task.Run(() => ShipLoopAsync(ct), ct));
+    public Task RunAsync(CancellationToken ct) => Task.WhenAll(Task.Run(() => CaptureLoopAsync(ct), ct), Task.Run(() => ShipLoopAsync(ct), ct),
+        Task.Run(() => _restores!.RunAsync(ct), ct));
 
     private async Task CaptureLoopAsync(CancellationToken ct)
     {
@@ -242,6 +256,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     public async Task<bool> ShipOnceAsync(CancellationToken ct)
     {
         var journal = _journal!;
+        if (Interlocked.Exchange(ref _refreshServer, 0) == 1)
+            _server = null;
         if (_server is null)
         {
             var all = await _client.GetPositionsAsync(ct).ConfigureAwait(false);
@@ -348,6 +364,9 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             _log.Info($"{_target.Name}: {why}; the server is at TXID {server.Txid}, resending from the journal");
             return;
         }
+        // An in-place restore on the server: the watcher brings it here; a snapshot sent over it would undo it.
+        if (_restores?.Claims(server) == true)
+            return;
         if (server.Txid == 0)
         {
             RequestResync(new ResyncRequest(0, 0, null, $"the server has no copy of {_target.Name}"), server);
@@ -424,6 +443,11 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         cts.CancelAfter(timeout);
         var token = cts.Token;
         while (await CaptureOnceAsync(token).ConfigureAwait(false) > 0) { }
+        if (_restores is not null && await _restores.CheckOnceAsync(token).ConfigureAwait(false))
+        {
+            while (await CaptureOnceAsync(token).ConfigureAwait(false) > 0) { }
+            _restores.Finished();
+        }
         for (int round = 0; round < 1000; round++)
         {
             await ShipUntilIdleAsync(token).ConfigureAwait(false);
@@ -449,6 +473,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _watcher?.Dispose();
+        _restores?.Dispose();
         if (_capture is not null)
             await _capture.DisposeAsync().ConfigureAwait(false);
         _journal?.Dispose();
