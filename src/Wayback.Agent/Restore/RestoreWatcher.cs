@@ -14,6 +14,12 @@ public sealed record RestoreOptions
     /// <summary>How long one long-poll on <c>/pos</c> waits for the position to move.</summary>
     public TimeSpan PollWait { get; init; } = TimeSpan.FromSeconds(25);
 
+    /// <summary>
+    /// The shortest time between two polls. Every write the agent ships moves the position and so answers
+    /// the poll; this keeps a busy database from costing a request per batch, and a restore from waiting long.
+    /// </summary>
+    public TimeSpan MinPollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>The busy timeout of the connection that writes the restore, as an application writer would have.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -120,6 +126,7 @@ public sealed class RestoreWatcher : IDisposable
             try
             {
                 var known = _last?.Position;
+                long started = Environment.TickCount64;
                 var seen = await PollAsync(known, known is null ? TimeSpan.Zero : _options.PollWait, ct).ConfigureAwait(false);
                 lock (_lock)
                     _last = seen;
@@ -130,7 +137,13 @@ public sealed class RestoreWatcher : IDisposable
                 }
                 backoff = TimeSpan.FromSeconds(1);
                 if (ShouldApply(seen) is { } restore)
+                {
                     await ApplyAsync(seen.Position, restore, waitForCapture: true, ct).ConfigureAwait(false);
+                    continue;
+                }
+                long left = (long)_options.MinPollInterval.TotalMilliseconds - (Environment.TickCount64 - started);
+                if (left > 0)
+                    await _pollNow.WaitAsync(TimeSpan.FromMilliseconds(left), ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
