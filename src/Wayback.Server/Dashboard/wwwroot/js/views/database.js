@@ -195,17 +195,18 @@ export function databaseView(main, app, cluster, db) {
     scheduleLookup({ timestampMs: ms }, 0);
   });
 
+  /** No point is chosen any more: what the box shows is greyed until a new answer replaces it. */
   function invalidatePoint() {
     lookupSeq += 1;
     clearTimeout(lookupTimer);
     point = null;
+    if (pointBox.querySelector(".point-card")) pointBox.classList.add("stale");
     updateActions();
   }
 
   function scheduleLookup(target, delay) {
     invalidatePoint();
     const seq = lookupSeq;
-    if (pointBox.firstChild) pointBox.classList.add("stale");
     lookupTimer = setTimeout(() => lookup(target, seq), delay);
   }
 
