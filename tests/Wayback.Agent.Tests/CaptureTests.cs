@@ -36,7 +36,7 @@ public class CaptureTests
         await JournalRestore.CheckpointAsync(db);
         var latest = tmp.File("latest.db");
         await JournalRestore.RestoreAsync(db, 6, latest);
-        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(latest));
+        Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(latest));
         Assert.Equal("ok", JournalRestore.IntegrityCheck(latest));
     }
 
@@ -68,7 +68,7 @@ public class CaptureTests
         await JournalRestore.CheckpointAsync(db);
         var latest = tmp.File("latest.db");
         await JournalRestore.RestoreAsync(db, 3001, latest);
-        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(latest));
+        Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(latest));
         Assert.Equal("ok", JournalRestore.IntegrityCheck(latest));
     }
 }

@@ -17,7 +17,7 @@ public class HazardTests
         var chain = await JournalRestore.AssertChainAsync(db);
         var latest = tmp.File("latest-" + Guid.NewGuid().ToString("n")[..6] + ".db");
         await JournalRestore.RestoreAsync(db, chain[^1].Txid, latest);
-        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(latest));
+        Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(latest));
         Assert.Equal("ok", JournalRestore.IntegrityCheck(latest));
         return chain[^1].Txid;
     }
@@ -330,7 +330,7 @@ public class LargeDatabaseTests
         await JournalRestore.CheckpointAsync(db);
         var restored = tmp.File("restored.db");
         await JournalRestore.RestoreAsync(db, entries[^1].MaxTxid, restored);
-        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(restored));
+        Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(restored));
         Assert.Equal(50, JournalRestore.Rows(restored).Count);
     }
 }
@@ -374,7 +374,15 @@ public class CheckpointTests
             await Processes.StopAsync(keeper);
         }
     }
+}
 
+/// <summary>Timing-sensitive: runs alone, not next to the other test classes' processes.</summary>
+[CollectionDefinition("timing", DisableParallelization = true)]
+public class TimingCollection;
+
+[Collection("timing")]
+public class TimestampTests
+{
     [Fact]
     public async Task Each_transaction_is_stamped_within_milliseconds_of_its_commit()
     {

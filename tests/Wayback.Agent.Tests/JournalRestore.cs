@@ -88,6 +88,13 @@ public static class JournalRestore
         return rows;
     }
 
+    /// <summary>SHA-256 of a file, streamed (the databases here reach 1 GiB).</summary>
+    public static string Sha256(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 20);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(fs));
+    }
+
     public static string IntegrityCheck(string db)
     {
         using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = db, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());

@@ -56,7 +56,7 @@ public class ReconcileTests
             await Processes.StopAsync(keeper);
         }
         await JournalRestore.CheckpointAsync(db);
-        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(await server.DownloadAsync("app.db", null, tmp.File("latest.db"))));
+        Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(await server.DownloadAsync("app.db", null, tmp.File("latest.db"))));
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public class ReconcileTests
             Assert.Equal(21UL, pos.Txid);
             await Processes.StopAsync(keeper);
             await JournalRestore.CheckpointAsync(db);
-            Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(await second.DownloadAsync("app.db", null, tmp.File("latest.db"))));
+            Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(await second.DownloadAsync("app.db", null, tmp.File("latest.db"))));
         }
         finally
         {

@@ -22,7 +22,7 @@ public class ReplicateEndToEndTests
     {
         await JournalRestore.CheckpointAsync(db);
         var latest = await server.DownloadAsync(name, null, tmp.File("server-latest.db"));
-        Assert.Equal(TempDir.Sha256(db), TempDir.Sha256(latest));
+        Assert.Equal(JournalRestore.Sha256(db), JournalRestore.Sha256(latest));
         Assert.Equal("ok", JournalRestore.IntegrityCheck(latest));
     }
 
@@ -90,13 +90,13 @@ public class ReplicateEndToEndTests
         var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--metrics-addr", $"127.0.0.1:{metricsPort}");
         try
         {
-            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db")) is null && w.Elapsed < TimeSpan.FromSeconds(30);)
+            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db")) is null && w.Elapsed < TimeSpan.FromSeconds(90);)
                 await Task.Delay(20);
             var writer = await Processes.WriterAsync("--db", db, "--rows", "1500", "--rate", "500", "--autocheckpoint", "200");
             Assert.Contains("committed 1 1500", writer.Stdout);
 
             var watch = Stopwatch.StartNew();
-            while ((await server.PositionAsync("app.db"))?.Txid != 1501 && watch.Elapsed < TimeSpan.FromSeconds(30))
+            while ((await server.PositionAsync("app.db"))?.Txid != 1501 && watch.Elapsed < TimeSpan.FromSeconds(90))
                 await Task.Delay(50);
             Assert.True((await server.PositionAsync("app.db"))?.Txid == 1501, "the server did not get every transaction:\n" + string.Join("\n", log));
 
@@ -162,7 +162,7 @@ public class ReplicateEndToEndTests
         await ReplicateOnceAsync(server, db);
         var before = (await server.PositionAsync("app.db"))!.Value;
         await JournalRestore.CheckpointAsync(db);
-        string sha = TempDir.Sha256(db);
+        string sha = JournalRestore.Sha256(db);
 
         // A new host: no database, no journal.
         foreach (var f in new[] { db, db + "-wal", db + "-shm" })
@@ -170,7 +170,7 @@ public class ReplicateEndToEndTests
         Directory.Delete(AgentJournal.DirectoryFor(db), recursive: true);
         var r = await ReplicateOnceAsync(server, db, "--restore-if-missing");
         Assert.Contains("restored it from the server", r.Stderr);
-        Assert.Equal(sha, TempDir.Sha256(db));
+        Assert.Equal(sha, JournalRestore.Sha256(db));
         Assert.Equal(before, (await server.PositionAsync("app.db"))!.Value);
 
         // The writer is the only connection, so SQLite checkpoints and deletes the WAL when it closes: the
@@ -194,7 +194,7 @@ public class ReplicateEndToEndTests
         try
         {
             var watch = Stopwatch.StartNew();
-            while ((await server.PositionAsync("app.db")) is null && watch.Elapsed < TimeSpan.FromSeconds(30))
+            while ((await server.PositionAsync("app.db")) is null && watch.Elapsed < TimeSpan.FromSeconds(90))
                 await Task.Delay(50);
             var second = await Processes.WaybackAsync(server.AgentEnv(), "replicate", db, "--once");
             Assert.Equal(1, second.ExitCode);
@@ -272,14 +272,14 @@ public class ReplicateEndToEndTests
         var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--journal-limit", "64KiB", "--metrics-addr", $"127.0.0.1:{metricsPort}");
         try
         {
-            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db")) is null && w.Elapsed < TimeSpan.FromSeconds(30);)
+            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db")) is null && w.Elapsed < TimeSpan.FromSeconds(90);)
                 await Task.Delay(20);
             await server.KillAsync();
             await Processes.WriterAsync("--db", db, "--rows", "400", "--rate", "400", "--payload", "500");
 
             using var http = new HttpClient();
             string metrics = "";
-            for (var w = Stopwatch.StartNew(); w.Elapsed < TimeSpan.FromSeconds(20); await Task.Delay(50))
+            for (var w = Stopwatch.StartNew(); w.Elapsed < TimeSpan.FromSeconds(90); await Task.Delay(50))
             {
                 metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
                 if (metrics.Contains("wayback_agent_txid{db=\"app.db\"} 401"))
@@ -292,7 +292,7 @@ public class ReplicateEndToEndTests
             Assert.True(JournalRestore.Entries(db).Count >= 400);
 
             await server.RestartAsync();
-            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db"))?.Txid != 401 && w.Elapsed < TimeSpan.FromSeconds(30);)
+            for (var w = Stopwatch.StartNew(); (await server.PositionAsync("app.db"))?.Txid != 401 && w.Elapsed < TimeSpan.FromSeconds(90);)
                 await Task.Delay(50);
             Assert.Equal(401UL, (await server.PositionAsync("app.db"))!.Value.Txid);
             for (var w = Stopwatch.StartNew(); JournalRestore.Entries(db).Count > 0 && w.Elapsed < TimeSpan.FromSeconds(10);)

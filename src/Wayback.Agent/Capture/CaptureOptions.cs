@@ -3,14 +3,23 @@ namespace Wayback.Agent.Capture;
 /// <summary>Settings of the capture loop; the defaults suit a normal application.</summary>
 public sealed record CaptureOptions
 {
-    /// <summary>Once the WAL's current generation holds this many frames, the agent checkpoints and lets it restart.</summary>
+    /// <summary>
+    /// Every this many new frames the agent runs a PASSIVE checkpoint (which blocks nobody); once the WAL's
+    /// current generation holds this many, it also lets the WAL restart (see <see cref="RestartInterval"/>).
+    /// </summary>
     public int CheckpointFrames { get; init; } = 1000;
+
+    /// <summary>
+    /// The least time between two moments in which the agent takes SQLite's write lock to let the WAL
+    /// restart (a few milliseconds each; application writers wait them out with their busy timeout).
+    /// </summary>
+    public TimeSpan RestartInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Past this WAL file size the agent truncates the WAL (after a burst left it large).</summary>
     public long TruncateWalBytes { get; init; } = 64L << 20;
 
     /// <summary>How long the agent waits for SQLite's write lock when it lets the WAL restart; it skips the round otherwise.</summary>
-    public int WriteLockTimeoutMs { get; init; } = 100;
+    public int WriteLockTimeoutMs { get; init; } = 20;
 
     /// <summary>How often the page checksums and position are persisted (and always on a clean stop).</summary>
     public TimeSpan StateInterval { get; init; } = TimeSpan.FromSeconds(1);

@@ -64,6 +64,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private bool _dirty;
     private bool _missingLogged;
     private bool _wasMissing;
+    // One read buffer for WAL scans, owned by this capture: a pooled one would be cached per thread.
+    private readonly byte[] _scanBuffer = new byte[1 << 20];
+    private (uint, uint) _passiveGen;
+    private long _passiveFrames;
+    private long _lastRestartMs;
     private bool _modeLogged;
 
     public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
@@ -98,8 +103,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>The TXID whose state (page checksums) is persisted; journal files above it are still needed to rebuild it.</summary>
     public ulong PersistedTxid => Volatile.Read(ref _persistedTxid);
 
-    public long[] DbgT = new long[8];
-    public long DbgN;
     public long CheckpointCount { get; private set; }
     public long WalRestarts { get; private set; }
     public long Resyncs { get; private set; }
@@ -192,11 +195,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     public async Task<int> SyncAsync(CancellationToken ct = default)
     {
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-        try {
         if (!EnsureDatabase())
             return 0;
-        DbgT[0] += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         if (!EnsureWalMode())
             return await ResyncAsync(_pages, _txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
         EnsureWalHandle();
@@ -213,21 +213,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (_resyncReason is { } reason)
             return await ResyncAsync(_pages, _txid, reason, ct: ct).ConfigureAwait(false);
 
-        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
-        DbgT[1] += t1 - t0;
         int captured = await CaptureWalAsync(ct).ConfigureAwait(false);
-        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
-        DbgT[2] += t2 - t1;
         if (_resyncReason is { } reason2)
             return captured + await ResyncAsync(_pages, _txid, reason2, ct: ct).ConfigureAwait(false);
         captured += await MaybeCheckpointAsync(ct).ConfigureAwait(false);
-        long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
-        DbgT[3] += t3 - t2;
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
-        DbgT[4] += System.Diagnostics.Stopwatch.GetTimestamp() - t3;
-        DbgN++;
         return captured;
-        } finally { DbgT[5] += System.Diagnostics.Stopwatch.GetTimestamp() - t0; }
     }
 
     // ---- the database file: present, the same file, in WAL mode ----
@@ -311,7 +302,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     _log.Warn($"{_name}: switched the database back to WAL mode (PRAGMA journal_mode=WAL)");
                     _resyncReason ??= "the database was out of WAL mode";
                     _genTrusted = false;
-                    return IsWalModeOnDisk() || true;
+                    return true;
                 }
             }
             catch (SqliteException e)
@@ -424,7 +415,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         else if (!_cursorVerified)
         {
             // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
-            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, ct: ct);
+            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, buffer: _scanBuffer, ct: ct);
             WalCursor? found = cursor.Offset == WalHeader.Size ? WalCursor.Start(header.Value) : null;
             foreach (var tx in all.Transactions)
                 if (tx.End.Offset == cursor.Offset)
@@ -442,7 +433,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         int captured = 0;
         while (true)
         {
-            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, maxFrames: 16384, maxTransactions: 256, ct: ct);
+            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, maxFrames: 16384, maxTransactions: 256, buffer: _scanBuffer, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured += await WriteTransactionsAsync(scan.Transactions, header.Value, ct).ConfigureAwait(false);
             if (!scan.MoreAvailable)
@@ -542,12 +533,24 @@ public sealed class DatabaseCapture : IAsyncDisposable
             return 0;
         long frames = (cursor.Offset - WalHeader.Size) / header.Value.FrameSize;
         bool truncate = WalBytes > _options.TruncateWalBytes;
-        if (frames < _options.CheckpointFrames && !truncate)
-            return 0;
+        if (_passiveGen != (cursor.Salt1, cursor.Salt2))
+        {
+            _passiveGen = (cursor.Salt1, cursor.Salt2);
+            _passiveFrames = 0;
+        }
         var session = _session!;
 
         // 1. Copy what can be copied without blocking anyone (up to the agent's own hold).
-        session.Checkpoint("PASSIVE");
+        if (frames - _passiveFrames >= _options.CheckpointFrames)
+        {
+            session.Checkpoint("PASSIVE");
+            _passiveFrames = frames;
+            CheckpointCount++;
+        }
+        if (frames < _options.CheckpointFrames && !truncate
+            || Environment.TickCount64 - _lastRestartMs < _options.RestartInterval.TotalMilliseconds)
+            return 0;
+        _lastRestartMs = Environment.TickCount64;
 
         // 2. For a moment, no commit can happen: read the last frames, checkpoint the rest, and take a new
         //    hold that (the WAL being fully copied back) no longer pins it, so the next writer restarts it.
@@ -560,7 +563,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             var h = WalReader.ReadHeader(_wal);
             if (h is null || !_cursor!.Value.SameGeneration(h.Value))
                 return 0;
-            var scan = WalReader.Scan(_wal, h.Value, _cursor.Value, int.MaxValue, ct: ct);
+            var scan = WalReader.Scan(_wal, h.Value, _cursor.Value, int.MaxValue, buffer: _scanBuffer, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured = await WriteTransactionsAsync(scan.Transactions, h.Value, ct).ConfigureAwait(false);
             session.ReleaseHold();
@@ -571,7 +574,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             session.EndWriteLock();
         }
-        CheckpointCount++;
 
         // 3. After a burst the WAL file stays as large as it grew: truncate it.
         if (truncate && result.Complete)
@@ -671,7 +673,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         WalCursor? end = header is { } hh ? WalCursor.Start(hh) : null;
         var db = _db!;
         long dbLength = RandomAccess.GetLength(db);
-        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, ct: ct) : null;
+        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, buffer: _scanBuffer, ct: ct) : null;
         if (scan is { Transactions.Count: > 0 })
         {
             foreach (var tx in scan.Transactions)

@@ -23,7 +23,7 @@ public sealed record JournalEntry(ulong MinTxid, ulong MaxTxid, long Length, ulo
     /// <summary>Opens the entry's bytes as a stream of its own.</summary>
     public Stream OpenRead()
     {
-        var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16, FileOptions.Asynchronous);
+        var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
         if (Offset + Length > fs.Length)
         {
             fs.Dispose();

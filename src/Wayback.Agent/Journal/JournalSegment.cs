@@ -86,7 +86,8 @@ public static class JournalSegment
             _dir = dir;
             _count = count;
             _temp = Path.Combine(dir, Guid.NewGuid().ToString("n") + ".seg.tmp");
-            _fs = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            // Unbuffered: the LTX encoder buffers already, and a 64 KiB buffer per batch would be garbage per batch.
+            _fs = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
             _fs.SetLength(0);
             _fs.Write(new byte[HeaderSize(count)]);
             _entryStart = _fs.Position;

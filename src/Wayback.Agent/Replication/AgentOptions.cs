@@ -29,5 +29,12 @@ public sealed record AgentOptions
     /// <summary>Fetch the latest state from the server when the database file does not exist.</summary>
     public bool RestoreIfMissing { get; init; }
 
+    /// <summary>
+    /// Scheduling priority (Unix nice, 0-19) for the agent's threads, so that on a busy machine the
+    /// application gets the CPU first and the agent catches up in between; null leaves it alone (the
+    /// library default, since it would also lower an application that hosts the agent in-process).
+    /// </summary>
+    public int? Nice { get; init; }
+
     public CaptureOptions Capture { get; init; } = new();
 }

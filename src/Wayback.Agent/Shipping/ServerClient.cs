@@ -169,10 +169,17 @@ public sealed class ServerClient : IDisposable
 
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken ct)
         {
-            foreach (var f in files)
+            // Entries of one segment lie back to back: open each segment once and copy the whole run.
+            int i = 0;
+            while (i < files.Count)
             {
-                await using var s = f.OpenRead();
-                await s.CopyToAsync(stream, ct).ConfigureAwait(false);
+                int j = i + 1;
+                while (j < files.Count && files[j].Path == files[i].Path && files[j].Offset == files[j - 1].Offset + files[j - 1].Length)
+                    j++;
+                var run = files[i] with { Length = files[j - 1].Offset + files[j - 1].Length - files[i].Offset };
+                await using (var s = run.OpenRead())
+                    await s.CopyToAsync(stream, 1 << 16, ct).ConfigureAwait(false);
+                i = j;
             }
         }
 

@@ -69,7 +69,8 @@ public static class WalReader
     /// frame boundary) and returns the committed transactions found, at most about
     /// <paramref name="maxFrames"/> frames' worth.
     /// </summary>
-    public static WalScan Scan(SafeFileHandle wal, WalHeader header, WalCursor from, int maxFrames = 1 << 16, int maxTransactions = int.MaxValue, CancellationToken ct = default)
+    public static WalScan Scan(SafeFileHandle wal, WalHeader header, WalCursor from, int maxFrames = 1 << 16, int maxTransactions = int.MaxValue,
+        byte[]? buffer = null, CancellationToken ct = default)
     {
         if (!from.SameGeneration(header))
             throw new ArgumentException($"cursor ({from}) is not in the WAL's generation (salts {header.Salt1:x8}/{header.Salt2:x8})");
@@ -78,7 +79,11 @@ public static class WalReader
             throw new ArgumentException($"cursor offset {from.Offset} is not on a frame boundary");
         var scan = new WalScan { End = from };
         int perRead = Math.Max(1, (1 << 20) / frameSize);
-        var buffer = ArrayPool<byte>.Shared.Rent(perRead * frameSize);
+        bool rented = buffer is null || buffer.Length < frameSize;
+        if (rented)
+            buffer = ArrayPool<byte>.Shared.Rent(perRead * frameSize);
+        else
+            perRead = buffer!.Length / frameSize;
         try
         {
             long offset = from.Offset;
@@ -91,14 +96,14 @@ public static class WalReader
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                int got = RandomAccess.Read(wal, buffer.AsSpan(0, perRead * frameSize), offset);
+                int got = RandomAccess.Read(wal, buffer!.AsSpan(0, perRead * frameSize), offset);
                 int whole = got / frameSize;
                 if (whole == 0)
                     break;
                 bool stop = false;
                 for (int i = 0; i < whole; i++)
                 {
-                    var frame = buffer.AsSpan(i * frameSize, frameSize);
+                    var frame = buffer!.AsSpan(i * frameSize, frameSize);
                     var fh = WalFrameHeader.Read(frame);
                     if (fh.Salt1 != header.Salt1 || fh.Salt2 != header.Salt2 || fh.Pgno == 0)
                     {
@@ -148,7 +153,8 @@ public static class WalReader
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (rented)
+                ArrayPool<byte>.Shared.Return(buffer!);
         }
     }
 }

@@ -11,7 +11,7 @@ internal static class ReplicateCommand
 {
     public sealed record Settings(
         IReadOnlyList<string> Databases, string? Server, string? Token, string? Config, bool Once, bool RestoreIfMissing,
-        string? MetricsAddr, string? JournalLimit, TimeSpan OnceTimeout);
+        string? MetricsAddr, string? JournalLimit, TimeSpan OnceTimeout, int Nice = 10);
 
     public static Command Create()
     {
@@ -23,13 +23,14 @@ internal static class ReplicateCommand
         var restore = new Option<bool>("--restore-if-missing") { Description = "When a database file does not exist, restore its latest state from the server first." };
         var metrics = new Option<string?>("--metrics-addr") { Description = "Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9091) at /metrics." };
         var limit = new Option<string?>("--journal-limit") { Description = "Warn (log and metric) when a database's local journal grows past this size; default 1GiB." };
+        var nice = new Option<int>("--nice") { Description = "CPU priority of the agent (Unix nice 0-19; default 10, so the application comes first; 0 = normal).", DefaultValueFactory = _ => 10 };
         var cmd = new Command("replicate", "Back up SQLite databases continuously: every committed transaction, captured from the WAL and shipped to a wayback server.")
         {
-            dbs, server, token, config, once, restore, metrics, limit,
+            dbs, server, token, config, once, restore, metrics, limit, nice,
         };
         cmd.SetAction((r, ct) => RunAsync(new Settings(r.GetValue(dbs) ?? [], r.GetValue(server), r.GetValue(token),
             r.GetValue(config) ?? Environment.GetEnvironmentVariable("WAYBACK_CONFIG"), r.GetValue(once), r.GetValue(restore),
-            r.GetValue(metrics), r.GetValue(limit), TimeSpan.FromMinutes(10)), Console.Out, Console.Error, ct));
+            r.GetValue(metrics), r.GetValue(limit), TimeSpan.FromMinutes(10), r.GetValue(nice)), Console.Out, Console.Error, ct));
         return cmd;
     }
 
@@ -56,6 +57,7 @@ internal static class ReplicateCommand
                 Token = token,
                 RestoreIfMissing = s.RestoreIfMissing || config.RestoreIfMissing == true,
                 JournalLimitBytes = limit is null ? 1L << 30 : ReplicateConfig.ParseSize(limit),
+                Nice = s.Nice is > 0 and <= 19 ? s.Nice : s.Nice == 0 ? null : throw new ArgumentException("--nice must be between 0 and 19"),
             };
             var log = new TextAgentLog(stderr);
             try
