@@ -20,7 +20,17 @@ public static class LtxRestorer
     /// Restores <paramref name="chain"/> into <paramref name="output"/> (a seekable stream, written at page
     /// offsets and sized to the result). With <paramref name="output"/> null only the page checksums are built.
     /// </summary>
-    public static async Task<RestoreResult> RestoreAsync(IReadOnlyList<LtxPageReader> chain, Stream? output, CancellationToken ct = default)
+    public static Task<RestoreResult> RestoreAsync(IReadOnlyList<LtxPageReader> chain, Stream? output, CancellationToken ct = default) =>
+        RestoreAsync(chain, output, null, ct);
+
+    /// <summary>
+    /// As <see cref="RestoreAsync(IReadOnlyList{LtxPageReader}, Stream?, CancellationToken)"/>, reporting to
+    /// <paramref name="finalBytes"/> how many bytes from the start of <paramref name="output"/> are written
+    /// and final (flushed), so a reader can send them while the rest is restored. The chain's first file, a
+    /// snapshot, is read last and in page order: from then on every page below the one being written is final.
+    /// The last report is the whole database, once its checksum is proven.
+    /// </summary>
+    public static async Task<RestoreResult> RestoreAsync(IReadOnlyList<LtxPageReader> chain, Stream? output, Action<long>? finalBytes, CancellationToken ct = default)
     {
         CheckChain(chain);
         var last = chain[^1];
@@ -40,6 +50,12 @@ public static class LtxRestorer
         long written = 0;
         var batch = ArrayPool<byte>.Shared.Rent(BatchBytes + 128 * 1024);
         var page = ArrayPool<byte>.Shared.Rent((int)pageSize);
+        // Pages that land next to each other in the output are decoded into one buffer and written together:
+        // a file's index is in page order, so most of a restore is long runs, and one write per page would
+        // cost a system call each.
+        var run = output is null ? null : ArrayPool<byte>.Shared.Rent(WriteRunBytes);
+        uint runStart = 0, runPages = 0;
+        int runCapacity = WriteRunBytes / (int)pageSize;
         try
         {
             for (int f = chain.Count - 1; f >= 0; f--)
@@ -62,22 +78,46 @@ public static class LtxRestorer
                         j++;
                         end += index[j].Size;
                     }
-                    var run = batch.AsMemory(0, (int)(end - start));
-                    await reader.ReadRangeAsync(start, run, ct).ConfigureAwait(false);
+                    var frames = batch.AsMemory(0, (int)(end - start));
+                    await reader.ReadRangeAsync(start, frames, ct).ConfigureAwait(false);
                     for (int k = i; k <= j; k++)
                     {
                         var e = index[k];
-                        reader.DecodeFrame(run.Span.Slice((int)(e.Offset - start), e.Size), e.Pgno, page.AsSpan(0, (int)pageSize));
-                        pages.Update(e.Pgno, page.AsSpan(0, (int)pageSize));
-                        done[(int)e.Pgno] = true;
-                        if (output is not null)
+                        Span<byte> target;
+                        if (run is null)
                         {
-                            output.Position = (long)(e.Pgno - 1) * pageSize;
-                            await output.WriteAsync(page.AsMemory(0, (int)pageSize), ct).ConfigureAwait(false);
+                            target = page.AsSpan(0, (int)pageSize);
                         }
+                        else
+                        {
+                            if (runPages > 0 && (e.Pgno != runStart + runPages || runPages == runCapacity))
+                            {
+                                await FlushRunAsync(output!, run, runStart, runPages, pageSize, ct).ConfigureAwait(false);
+                                if (f == 0 && finalBytes is not null)
+                                {
+                                    await output!.FlushAsync(ct).ConfigureAwait(false);
+                                    finalBytes((long)(runStart + runPages - 1) * pageSize);
+                                }
+                                runPages = 0;
+                            }
+                            if (runPages == 0)
+                                runStart = e.Pgno;
+                            target = run.AsSpan((int)(runPages * pageSize), (int)pageSize);
+                            runPages++;
+                        }
+                        reader.DecodeFrame(frames.Span.Slice((int)(e.Offset - start), e.Size), e.Pgno, target);
+                        pages.Update(e.Pgno, target);
+                        done[(int)e.Pgno] = true;
                         written++;
                     }
                     i = j + 1;
+                }
+                // Each file's last run goes out with it, so every run written while the snapshot (read last)
+                // is being read is the snapshot's own, and what precedes it is final.
+                if (runPages > 0)
+                {
+                    await FlushRunAsync(output!, run!, runStart, runPages, pageSize, ct).ConfigureAwait(false);
+                    runPages = 0;
                 }
             }
         }
@@ -85,6 +125,8 @@ public static class LtxRestorer
         {
             ArrayPool<byte>.Shared.Return(batch);
             ArrayPool<byte>.Shared.Return(page);
+            if (run is not null)
+                ArrayPool<byte>.Shared.Return(run);
         }
 
         for (uint p = 1; p <= commit; p++)
@@ -95,9 +137,18 @@ public static class LtxRestorer
                 $"restored database checksum {pages.Checksum:x16} does not match the post-apply checksum {last.Trailer.PostApplyChecksum:x16}; a file in the chain is corrupt");
         if (output is not null)
             await output.FlushAsync(ct).ConfigureAwait(false);
+        finalBytes?.Invoke((long)commit * pageSize);
         return new RestoreResult(last.Header.MaxTxid, pages.Checksum, pageSize, commit, written, last.Header.TimestampMs, pages);
 
         bool Wanted(LtxPageIndexEntry e) => e.Pgno <= commit && !done[(int)e.Pgno];
+    }
+
+    private const int WriteRunBytes = 1 << 20;
+
+    private static async ValueTask FlushRunAsync(Stream output, byte[] run, uint startPgno, uint count, uint pageSize, CancellationToken ct)
+    {
+        output.Position = (long)(startPgno - 1) * pageSize;
+        await output.WriteAsync(run.AsMemory(0, (int)(count * pageSize)), ct).ConfigureAwait(false);
     }
 
     /// <summary>Checks that the chain starts with a snapshot and that every file follows the one before.</summary>

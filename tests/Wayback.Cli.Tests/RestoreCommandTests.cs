@@ -41,7 +41,7 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         _http = new HttpClient { BaseAddress = _server.Address };
         var created = await Send(HttpMethod.Post, "/admin/clusters", AdminToken, JsonContent.Create(new { name = "prod" }));
         _token = created.GetProperty("token").GetString()!;
-        await Write(_history.Snapshot(rows: 50));
+        await Write(_history.Snapshot(rows: 300));
         for (int i = 0; i < 40; i++)
         {
             await Write(_history.Tx());
@@ -288,6 +288,52 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         Assert.Equal(1, human.ExitCode);
         Assert.Contains($"FAIL  {key}", human.Stdout);
         Assert.Contains("FAILED", human.Stdout);
+    }
+
+    [Fact]
+    public async Task Restore_through_a_damaged_stored_file_fails_naming_it_and_writes_nothing()
+    {
+        await _server.FlushAsync();
+        // The first segment: its first transaction is the snapshot (TXID 1). Damage one page of it that
+        // TXID 2 does not change, in the transaction's own file and in the segment's L1 compaction.
+        string store = Path.Combine(_tmp.File("data"), "store");
+        string segment = Directory.GetFiles(store, "0000000000000001-*.snap.seg", SearchOption.AllDirectories).Single();
+        var bytes = await File.ReadAllBytesAsync(segment);
+        var entries = SegmentEntries(bytes);
+        Assert.True(entries.Count >= 3, "the first window holds the L1 and at least two transactions");
+        uint page = Enumerable.Range(2, _history.ImageAt[1].Length / 4096 - 1).Select(p => (uint)p)
+            .First(p => _history.ImageAt[1].AsSpan((int)(p - 1) * 4096, 4096).SequenceEqual(_history.ImageAt[2].AsSpan((int)(p - 1) * 4096, 4096)));
+        foreach (var (offset, length) in entries.Take(2))
+        {
+            await using var reader = await Wayback.Ltx.LtxPageReader.OpenAsync(new MemoryStream(bytes, (int)offset, (int)length, writable: false));
+            if (reader.TryGetEntry(page, out var frame))
+                bytes[offset + frame.Offset + frame.Size / 2] ^= 0x55;
+        }
+        await File.WriteAllBytesAsync(segment, bytes);
+
+        string output = _tmp.File("damaged.db");
+        var r = await WaybackAsync("restore", "app.db", "-o", output, "--txid", "2");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains(Path.GetRelativePath(store, segment).Replace(Path.DirectorySeparatorChar, '/'), r.Stderr);
+        Assert.Contains("damaged", r.Stderr);
+        Assert.False(File.Exists(output));
+        Assert.Empty(Directory.GetFiles(_tmp.Path, "*.tmp"));
+    }
+
+    /// <summary>(offset, length) of a segment object's L1 and then each transaction's file, from its index (docs/server.md).</summary>
+    private static List<(long Offset, long Length)> SegmentEntries(byte[] segment)
+    {
+        Assert.Equal("WBSEG001", System.Text.Encoding.ASCII.GetString(segment, segment.Length - 8, 8));
+        long indexLength = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(segment.AsSpan(segment.Length - 16));
+        var index = segment.AsSpan((int)(segment.Length - 16 - indexLength), (int)indexLength);
+        int count = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(index[4..]);
+        var list = new List<(long, long)>();
+        for (int i = 0; i < count; i++)
+        {
+            var e = index.Slice(8 + i * 64, 64);
+            list.Add(((long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(e), (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(e[8..])));
+        }
+        return list;
     }
 
     private async Task<ulong> PositionAsync()

@@ -40,6 +40,27 @@ public class RestorerTests
         Assert.Equal(e.PostApplyChecksum, result.Pages.Checksum.ToString("x16"));
     }
 
+    [Theory]
+    [MemberData(nameof(Chains))]
+    public async Task Every_prefix_reported_final_already_holds_the_bytes_of_the_finished_database(string[] files)
+    {
+        var readers = await OpenAsync(files);
+        var output = new MemoryStream();
+        var reported = new List<(long Final, byte[] Seen)>();
+        await LtxRestorer.RestoreAsync(readers, output, final => reported.Add((final, output.ToArray()[..(int)final])));
+        foreach (var r in readers) await r.DisposeAsync();
+        var done = output.ToArray();
+        Assert.NotEmpty(reported);
+        Assert.Equal(done.Length, reported[^1].Final);
+        long previous = 0;
+        foreach (var (final, seen) in reported)
+        {
+            Assert.True(final >= previous, $"the final prefix went back from {previous} to {final}");
+            Assert.True(seen.AsSpan().SequenceEqual(done.AsSpan(0, (int)final)), $"bytes reported final up to {final} changed afterwards");
+            previous = final;
+        }
+    }
+
     [Fact]
     public async Task Each_page_is_written_once_even_when_many_files_hold_it()
     {

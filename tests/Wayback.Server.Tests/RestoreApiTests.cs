@@ -66,6 +66,11 @@ public sealed class RestoreApiTests
             var (st, bytes) = await s.SnapshotAsync(token, "db", $"&txid={t}&format=sqlite");
             Assert.Equal(200, st);
             Assert.Equal(model.ImageAt[t], bytes);
+            // Sent while it is restored: the same bytes.
+            (st, bytes) = await s.SnapshotAsync(token, "db", $"&txid={t}&format=sqlite&stream=1");
+            Assert.Equal(200, st);
+            int differs = Enumerable.Range(0, Math.Min(bytes.Length, model.ImageAt[t].Length)).FirstOrDefault(i => bytes[i] != model.ImageAt[t][i], -1);
+            Assert.True(differs < 0 && bytes.Length == model.ImageAt[t].Length, $"TXID {t} streamed: {bytes.Length} bytes of {model.ImageAt[t].Length}, first difference in page {differs / 4096 + 1}");
         }
     }
 
@@ -561,6 +566,25 @@ public sealed class RestoreApiTests
         var (st, text) = await SnapshotTextAsync(s, token, $"&txid={second}&format=sqlite");
         Assert.Equal(500, st);
         Assert.Contains(damaged, text);
+        // Streamed, the answer has begun when the damage shows: the connection is cut short of its length.
+        using (var req = TestServer.Request(HttpMethod.Get, $"/db/snapshot?db=db&txid={second}&format=sqlite&stream=1", token))
+        {
+            using var resp = await s.Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
+            if (resp.IsSuccessStatusCode)
+            {
+                long? length = resp.Content.Headers.ContentLength;
+                var cut = await Record.ExceptionAsync(async () =>
+                {
+                    var body = await resp.Content.ReadAsByteArrayAsync();
+                    Assert.Fail($"a damaged restore was sent whole: {body.Length} of {length} bytes");
+                });
+                Assert.True(cut is IOException or HttpRequestException, $"expected the connection to be cut, got {cut}");
+            }
+            else
+            {
+                Assert.Equal(500, (int)resp.StatusCode);
+            }
+        }
         // One through the lost file names it too.
         var lostMax = ulong.Parse(lost.Split('/')[^1].Split('.')[0].Split('-')[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
         (st, text) = await SnapshotTextAsync(s, token, $"&txid={lostMax}&format=sqlite");
@@ -588,12 +612,18 @@ public sealed class RestoreApiTests
         await s.WriteAsync(token, "db", model.Snapshot(6));
         for (int i = 0; i < 9; i++)
             await s.WriteAsync(token, "db", model.Tx());
+        // An in-place restore in the oldest window: its record leaves with the files retention deletes.
+        Assert.Equal(200, (await RestoreAsync(s, token, "db", new { txid = 4, confirm = "prod/db" })).Status);
+        model.RestoredAs(4, 11);
+        string record = "clusters/prod/dbs/db/restores/000000000000000b-0000000000000004.json";
+        Assert.Contains(record, s.StoredKeys().Select(k => k.Replace('\\', '/')));
         await s.Server.FlushAsync();
         string oldest = Assert.Single(s.StoredKeys(), k => k.Contains("/l1/")).Replace('\\', '/');
         await Task.Delay(3500);
         for (int i = 0; i < 10; i++)
             await s.WriteAsync(token, "db", model.Tx());
         await s.Server.FlushAsync();
+        string second = s.StoredKeys().Select(k => k.Replace('\\', '/')).Single(k => k.Contains("/l1/") && k != oldest);
         await s.Server.MaintainAsync(); // a snapshot at the newest segment; nothing is old enough to go yet
         await Task.Delay(3500);
         for (int i = 0; i < 10; i++)
@@ -607,7 +637,7 @@ public sealed class RestoreApiTests
 
         await s.Server.MaintainAsync();
         Assert.Contains(oldest, s.StoredKeys().Select(k => k.Replace('\\', '/')));
-        Assert.DoesNotContain(s.StoredKeys(), k => k.Contains("/l1/000000000000000b-"));
+        Assert.DoesNotContain(second, s.StoredKeys().Select(k => k.Replace('\\', '/')));
 
         gate.Open();
         var (status, bytes) = await download;
@@ -617,6 +647,7 @@ public sealed class RestoreApiTests
         // Once the reader is done, the next round deletes it, and TXID 5 is outside the window.
         await s.Server.MaintainAsync();
         Assert.DoesNotContain(oldest, s.StoredKeys().Select(k => k.Replace('\\', '/')));
+        Assert.DoesNotContain(record, s.StoredKeys().Select(k => k.Replace('\\', '/')));
         var (gone, err, _) = await GetAsync(s, token, "/api/restore-point?db=db&txid=5");
         Assert.Equal(400, gone);
         Assert.Equal("EOUTOFRANGE", err.GetProperty("code").GetString());

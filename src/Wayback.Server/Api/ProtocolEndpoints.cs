@@ -2,6 +2,8 @@ using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
 using Wayback.Ltx;
 using Wayback.Server.Clusters;
 using Wayback.Server.Databases;
@@ -239,8 +241,10 @@ internal static class ProtocolEndpoints
 
         var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
         string temp = dbs.Engine.TempPath("snapshot");
-        var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16,
+        var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16,
             FileOptions.Asynchronous | FileOptions.DeleteOnClose);
+        if (formatText == "sqlite" && query["stream"] == "1")
+            return await StreamRestoreAsync(context, dbs.Engine, db, plan, file, ct).ConfigureAwait(false);
         try
         {
             ulong planTxid = plan.Txid;
@@ -258,7 +262,7 @@ internal static class ProtocolEndpoints
                 try
                 {
                     if (formatText == "sqlite")
-                        await file.CopyToAsync(body, ct).ConfigureAwait(false);
+                        await file.CopyToAsync(body, 1 << 20, ct).ConfigureAwait(false);
                     else
                         await LtxSnapshot.WriteAsync(file, restored.PageSize, body, planTxid, formatText == "v1" ? LtxFormat.V1 : LtxFormat.V3,
                             timestampMs: planTs, name: name, ct: ct).ConfigureAwait(false);
@@ -274,6 +278,106 @@ internal static class ProtocolEndpoints
             await file.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// <c>format=sqlite&amp;stream=1</c>: the answer starts as soon as the chain is open and follows the restore,
+    /// sending each part of the file once it is final (the chain's snapshot is restored last, in page order).
+    /// A failure after the headers can no longer be a JSON error: the connection is cut, so the download is
+    /// short of its Content-Length, and the error is logged (a client asks again without <c>stream=1</c> to read it).
+    /// </summary>
+    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, FileStream file, CancellationToken ct)
+    {
+        ulong planTxid = plan.Txid;
+        var progress = new Database.RestoreProgress();
+        // The restore owns the FileStream (it is not thread-safe); the answer reads through a handle of its own.
+        SafeFileHandle reader;
+        try
+        {
+            reader = File.OpenHandle(file.Name, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
+        }
+        catch
+        {
+            plan.Dispose();
+            await file.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        // Not cancelled before it starts: it owns the plan's leases and must run to release them.
+        var restoring = Task.Run(() => db.RestoreAsync(plan, file, progress, ct), CancellationToken.None);
+        (uint Commit, uint PageSize, ulong PostApply) start;
+        try
+        {
+            start = await progress.Started.Task.ConfigureAwait(false);
+        }
+        catch
+        {
+            try
+            {
+                await restoring.ConfigureAwait(false);
+            }
+            finally
+            {
+                reader.Dispose();
+                await file.DisposeAsync().ConfigureAwait(false);
+            }
+            throw;
+        }
+        long total = (long)start.Commit * start.PageSize;
+        var response = context.Response;
+        response.Headers["Wayback-Txid"] = Hex.Format(planTxid);
+        response.Headers["Wayback-Post-Apply-Checksum"] = Hex.Format(start.PostApply);
+        response.ContentType = "application/octet-stream";
+        response.ContentLength = total;
+        return new StreamingResult(async body =>
+        {
+            var buffer = new byte[1 << 20];
+            long sent = 0;
+            try
+            {
+                while (sent < total)
+                {
+                    var moved = progress.Moved;
+                    long final = progress.Final;
+                    if (final > sent)
+                    {
+                        int read = await RandomAccess.ReadAsync(reader, buffer.AsMemory(0, (int)Math.Min(buffer.Length, final - sent)), sent, ct).ConfigureAwait(false);
+                        if (read <= 0)
+                            throw new IOException($"the restored file ends at {sent} bytes, before the {final} reported final");
+                        await body.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+                        sent += read;
+                        continue;
+                    }
+                    if (restoring.IsCompleted)
+                    {
+                        await restoring.ConfigureAwait(false); // throws what failed
+                        if (progress.Final <= sent)
+                            throw new IOException($"the restore finished at {progress.Final} of {total} bytes");
+                        continue;
+                    }
+                    await Task.WhenAny(moved, restoring).ConfigureAwait(false);
+                }
+                await restoring.ConfigureAwait(false);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                engine.Log.LogError("{Db}: restoring TXID {Txid} failed after {Sent} of {Total} bytes were sent; cutting the connection: {Error}",
+                    $"{db.Cluster}/{db.Name}", planTxid, sent, total, e.Message);
+                context.Abort();
+            }
+            finally
+            {
+                try
+                {
+                    await restoring.ConfigureAwait(false);
+                }
+                catch (Exception)
+                {
+                    // Already reported above, or the client went away.
+                }
+                reader.Dispose();
+                await file.DisposeAsync().ConfigureAwait(false);
+            }
+        });
     }
 
     internal static long ParseTimestamp(string s)

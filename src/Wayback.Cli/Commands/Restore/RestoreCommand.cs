@@ -97,13 +97,30 @@ internal static class RestoreCommand
         (long Bytes, uint Pages) got;
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}&txid={txid}&format=sqlite");
+            // stream=1: the server sends the file while it restores it. If that breaks off, the second,
+            // ordinary request either works or answers the error naming what is damaged.
+            HttpRequestMessage Request(bool stream) =>
+                new(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}&txid={txid}&format=sqlite{(stream ? "&stream=1" : "")}");
+            async Task<(long, uint)> FetchOrRetryAsync(Action<long, long>? report)
+            {
+                try
+                {
+                    using var streamed = Request(stream: true);
+                    return await FetchAsync(client, streamed, temp, expected, report, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException and not ApiCallException || e is HttpRequestException)
+                {
+                    File.Delete(temp);
+                    using var plain = Request(stream: false);
+                    return await FetchAsync(client, plain, temp, expected, report, ct).ConfigureAwait(false);
+                }
+            }
             var progress = !json && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive
                 ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) })
                 : null;
             if (progress is null)
             {
-                got = await FetchAsync(client, request, temp, expected, null, ct).ConfigureAwait(false);
+                got = await FetchOrRetryAsync(null).ConfigureAwait(false);
             }
             else
             {
@@ -114,7 +131,7 @@ internal static class RestoreCommand
                     {
                         var task = ctx.AddTask($"TXID {txid}: restoring on the server", maxValue: 1);
                         task.IsIndeterminate = true;
-                        got = await FetchAsync(client, request, temp, expected, (done, total) =>
+                        got = await FetchOrRetryAsync((done, total) =>
                         {
                             if (task.IsIndeterminate)
                             {
@@ -123,7 +140,7 @@ internal static class RestoreCommand
                                 task.MaxValue = Math.Max(1, total);
                             }
                             task.Value = done;
-                        }, ct).ConfigureAwait(false);
+                        }).ConfigureAwait(false);
                         task.Value = task.MaxValue;
                     }).ConfigureAwait(false);
             }
@@ -210,7 +227,8 @@ internal static class RestoreCommand
             }
             await write.ConfigureAwait(false);
             var chunk = a.AsMemory(0, n);
-            write = fs.WriteAsync(chunk, ct).AsTask();
+            long at = done;
+            write = WriteAndStartWritebackAsync(fs, chunk, at, ct);
             (a, b) = (b, a);
             done += n;
             progress?.Invoke(done, total);
@@ -224,6 +242,13 @@ internal static class RestoreCommand
             throw new IOException($"the downloaded database has checksum {pages.Checksum:x16}, not the {expected:x16} recorded for this transaction; nothing was written");
         fs.Flush(flushToDisk: true);
         return (done, pgno);
+    }
+
+    private static async Task WriteAndStartWritebackAsync(FileStream fs, ReadOnlyMemory<byte> chunk, long at, CancellationToken ct)
+    {
+        await fs.WriteAsync(chunk, ct).ConfigureAwait(false);
+        // The disk writes while the rest arrives; the fsync at the end then has little left to do.
+        Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
     }
 
     private static void SyncDirectory(string dir)
