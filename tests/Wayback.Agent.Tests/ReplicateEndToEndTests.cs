@@ -111,6 +111,7 @@ public class ReplicateEndToEndTests
             // SIGTERM: a clean stop.
             Process.Start("kill", ["-TERM", agent.Id.ToString()])!.WaitForExit();
             Assert.True(agent.WaitForExit(20_000), "the agent did not stop on SIGTERM");
+            agent.WaitForExit(); // and its output is read to the end
             Assert.Equal(0, agent.ExitCode);
             Assert.Contains(log, l => l.Contains("stopping"));
             Assert.True(log.Count < 40, "the agent logs per transaction:\n" + string.Join("\n", log));
@@ -282,11 +283,11 @@ public class ReplicateEndToEndTests
             for (var w = Stopwatch.StartNew(); w.Elapsed < TimeSpan.FromSeconds(90); await Task.Delay(50))
             {
                 metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
-                if (metrics.Contains("wayback_agent_txid{db=\"app.db\"} 401"))
+                if (metrics.Contains("wayback_agent_txid{db=\"app.db\"} 401") && metrics.Contains("wayback_agent_journal_over_limit{db=\"app.db\"} 1"))
                     break;
             }
             Assert.Contains("wayback_agent_txid{db=\"app.db\"} 401", metrics); // capture did not wait for the server
-            Assert.Contains("wayback_agent_journal_over_limit{db=\"app.db\"} 1", metrics);
+            Assert.True(metrics.Contains("wayback_agent_journal_over_limit{db=\"app.db\"} 1"), metrics + string.Join("\n", log));
             Assert.DoesNotContain("wayback_agent_errors_total{db=\"app.db\",kind=\"ship\"} 0", metrics);
             Assert.Contains(log, l => l.Contains("more than its limit"));
             Assert.True(JournalRestore.Entries(db).Count >= 400);

@@ -178,28 +178,41 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private void UpdateCaptureMetrics()
     {
         var capture = Capture;
-        var journal = _journal!;
         Volatile.Write(ref Metrics.Txid, (long)capture.Txid);
         Volatile.Write(ref Metrics.Resyncs, capture.Resyncs);
         Volatile.Write(ref Metrics.Checkpoints, capture.CheckpointCount);
         Volatile.Write(ref Metrics.WalRestarts, capture.WalRestarts);
         Volatile.Write(ref Metrics.WalBytes, capture.WalBytes);
         Volatile.Write(ref Metrics.Degraded, capture.Problem is null ? 0 : 1);
-        long bytes = journal.Bytes;
-        Volatile.Write(ref Metrics.JournalBytes, bytes);
-        Volatile.Write(ref Metrics.JournalFiles, journal.Count);
-        bool over = bytes > _options.JournalLimitBytes;
-        if (over != _overLimit)
+        UpdateJournalMetrics();
+    }
+
+    private readonly Lock _journalMetricsLock = new();
+
+    /// <summary>Journal size metrics and the over-limit warning; called by both loops (the journal grows in one, shrinks in the other).</summary>
+    private void UpdateJournalMetrics()
+    {
+        var journal = _journal!;
+        lock (_journalMetricsLock)
         {
+            long bytes = journal.Bytes;
+            Volatile.Write(ref Metrics.JournalBytes, bytes);
+            Volatile.Write(ref Metrics.JournalFiles, journal.Count);
+            bool over = bytes > _options.JournalLimitBytes;
+            if (over == _overLimit)
+                return;
             _overLimit = over;
             Volatile.Write(ref Metrics.JournalOverLimit, over ? 1 : 0);
             if (over)
-                _log.Warn($"{_target.Name}: the local journal holds {bytes >> 20} MiB, more than its limit of {_options.JournalLimitBytes >> 20} MiB - " +
+                _log.Warn($"{_target.Name}: the local journal holds {Size(bytes)}, more than its limit of {Size(_options.JournalLimitBytes)} - " +
                     $"the server is not taking transactions as fast as they come (last acknowledged TXID {_server?.Txid ?? 0}); capture goes on, nothing is dropped");
             else
-                _log.Info($"{_target.Name}: the local journal is back under its limit ({bytes >> 20} MiB)");
+                _log.Info($"{_target.Name}: the local journal is back under its limit ({Size(bytes)})");
         }
     }
+
+    private static string Size(long bytes) => bytes >= 1 << 30 ? $"{bytes / (double)(1 << 30):F1} GiB"
+        : bytes >= 1 << 20 ? $"{bytes / (double)(1 << 20):F1} MiB" : $"{bytes / 1024.0:F0} KiB";
 
     private async Task ShipLoopAsync(CancellationToken ct)
     {
@@ -343,8 +356,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             upTo = Math.Min(upTo, s.Txid);
         if (upTo > 0)
             _journal!.DeleteThrough(upTo);
-        Volatile.Write(ref Metrics.JournalBytes, _journal!.Bytes);
-        Volatile.Write(ref Metrics.JournalFiles, _journal.Count);
+        UpdateJournalMetrics();
     }
 
     /// <summary>
