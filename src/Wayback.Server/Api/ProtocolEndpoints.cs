@@ -1,9 +1,9 @@
 using System.Globalization;
+using System.IO.Pipelines;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
-using Microsoft.Win32.SafeHandles;
 using Wayback.Ltx;
 using Wayback.Server.Clusters;
 using Wayback.Server.Databases;
@@ -281,44 +281,53 @@ internal static class ProtocolEndpoints
     }
 
     /// <summary>
-    /// <c>format=sqlite&amp;stream=1</c>: the answer starts as soon as the chain is open and follows the restore,
-    /// sending each part of the file once it is final (the chain's snapshot is restored last, in page order).
-    /// A failure after the headers can no longer be a JSON error: the connection is cut, so the download is
-    /// short of its Content-Length, and the error is logged (a client asks again without <c>stream=1</c> to read it).
+    /// <c>format=sqlite&amp;stream=1</c>: the answer starts as soon as the chain is open and carries the database
+    /// as the restore produces it, in order (<see cref="LtxRestorer.StreamAsync"/>): the database is never
+    /// written out whole on the server. A failure after the headers can no longer be a JSON error: the connection
+    /// is cut, so the download is short of its Content-Length, and the error is logged (a client asks again
+    /// without <c>stream=1</c> to read it).
     /// </summary>
-    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, FileStream file, CancellationToken ct)
+    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, FileStream scratch, CancellationToken ct)
     {
         ulong planTxid = plan.Txid;
-        var progress = new Database.RestoreProgress();
-        // The restore owns the FileStream (it is not thread-safe); the answer reads through a handle of its own.
-        SafeFileHandle reader;
-        try
-        {
-            reader = File.OpenHandle(file.Name, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, FileOptions.Asynchronous);
-        }
-        catch
-        {
-            plan.Dispose();
-            await file.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
+        var started = new TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A few MiB between the restore and the socket: enough to keep both busy, bounded whatever the database.
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 8 << 20, resumeWriterThreshold: 4 << 20, useSynchronizationContext: false));
         // Not cancelled before it starts: it owns the plan's leases and must run to release them.
-        var restoring = Task.Run(() => db.RestoreAsync(plan, file, progress, ct), CancellationToken.None);
+        var restoring = Task.Run(async () =>
+        {
+            try
+            {
+                var result = await db.StreamAsync(plan, scratch, async (chunk, token) =>
+                {
+                    var flushed = await pipe.Writer.WriteAsync(chunk, token).ConfigureAwait(false);
+                    if (flushed.IsCompleted)
+                        throw new OperationCanceledException("the client stopped reading");
+                }, started, ct).ConfigureAwait(false);
+                await pipe.Writer.CompleteAsync().ConfigureAwait(false);
+                return result;
+            }
+            catch (Exception e)
+            {
+                await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
+                throw;
+            }
+        }, CancellationToken.None);
         (uint Commit, uint PageSize, ulong PostApply) start;
         try
         {
-            start = await progress.Started.Task.ConfigureAwait(false);
+            start = await started.Task.ConfigureAwait(false);
         }
         catch
         {
+            await pipe.Reader.CompleteAsync().ConfigureAwait(false);
             try
             {
                 await restoring.ConfigureAwait(false);
             }
             finally
             {
-                reader.Dispose();
-                await file.DisposeAsync().ConfigureAwait(false);
+                await scratch.DisposeAsync().ConfigureAwait(false);
             }
             throw;
         }
@@ -330,42 +339,20 @@ internal static class ProtocolEndpoints
         response.ContentLength = total;
         return new StreamingResult(async body =>
         {
-            var buffer = new byte[1 << 20];
-            long sent = 0;
             try
             {
-                while (sent < total)
-                {
-                    var moved = progress.Moved;
-                    long final = progress.Final;
-                    if (final > sent)
-                    {
-                        int read = await RandomAccess.ReadAsync(reader, buffer.AsMemory(0, (int)Math.Min(buffer.Length, final - sent)), sent, ct).ConfigureAwait(false);
-                        if (read <= 0)
-                            throw new IOException($"the restored file ends at {sent} bytes, before the {final} reported final");
-                        await body.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
-                        sent += read;
-                        continue;
-                    }
-                    if (restoring.IsCompleted)
-                    {
-                        await restoring.ConfigureAwait(false); // throws what failed
-                        if (progress.Final <= sent)
-                            throw new IOException($"the restore finished at {progress.Final} of {total} bytes");
-                        continue;
-                    }
-                    await Task.WhenAny(moved, restoring).ConfigureAwait(false);
-                }
+                await pipe.Reader.CopyToAsync(body, ct).ConfigureAwait(false);
                 await restoring.ConfigureAwait(false);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                engine.Log.LogError("{Db}: restoring TXID {Txid} failed after {Sent} of {Total} bytes were sent; cutting the connection: {Error}",
-                    $"{db.Cluster}/{db.Name}", planTxid, sent, total, e.Message);
+                engine.Log.LogError("{Db}: restoring TXID {Txid} failed after the answer began; cutting the connection: {Error}",
+                    $"{db.Cluster}/{db.Name}", planTxid, e.Message);
                 context.Abort();
             }
             finally
             {
+                await pipe.Reader.CompleteAsync().ConfigureAwait(false);
                 try
                 {
                     await restoring.ConfigureAwait(false);
@@ -374,8 +361,7 @@ internal static class ProtocolEndpoints
                 {
                     // Already reported above, or the client went away.
                 }
-                reader.Dispose();
-                await file.DisposeAsync().ConfigureAwait(false);
+                await scratch.DisposeAsync().ConfigureAwait(false);
             }
         });
     }

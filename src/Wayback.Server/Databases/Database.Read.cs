@@ -187,35 +187,22 @@ internal sealed partial class Database
     /// <summary>Restores open one page reader per file; past this many, runs of files are compacted first.</summary>
     private const int MaxOpenReaders = 256;
 
-    /// <summary>
-    /// Lets a download send a restore's output while it is being written: what the database will be once
-    /// the chain is open, then how many bytes from the start are final, as they become so.
-    /// </summary>
-    internal sealed class RestoreProgress
-    {
-        private TaskCompletionSource _moved = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private long _final;
-
-        /// <summary>The size in pages, the page size and the checksum the chain claims, once its files are open.</summary>
-        public TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)> Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public long Final => Volatile.Read(ref _final);
-
-        /// <summary>Completes when <see cref="Final"/> next moves.</summary>
-        public Task Moved => Volatile.Read(ref _moved).Task;
-
-        public void Report(long bytes)
-        {
-            Volatile.Write(ref _final, bytes);
-            Interlocked.Exchange(ref _moved, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
-        }
-    }
-
     /// <summary>Builds the database of a plan into <paramref name="output"/> (or only its page checksums).</summary>
-    internal Task<RestoreResult> RestoreAsync(Plan plan, Stream? output, CancellationToken ct) => RestoreAsync(plan, output, null, ct);
+    internal Task<RestoreResult> RestoreAsync(Plan plan, Stream? output, CancellationToken ct) =>
+        RunChainAsync(plan, null, readers => LtxRestorer.RestoreAsync(readers, output, ct), ct);
 
-    /// <summary>Builds the database of a plan into <paramref name="output"/>, reporting to <paramref name="progress"/> as it goes.</summary>
-    internal async Task<RestoreResult> RestoreAsync(Plan plan, Stream? output, RestoreProgress? progress, CancellationToken ct)
+    /// <summary>
+    /// Builds the database of a plan and hands it to <paramref name="emit"/> in order as it goes
+    /// (<see cref="LtxRestorer.StreamAsync"/>); <paramref name="started"/> learns its size, page size and the
+    /// checksum its chain claims as soon as the chain is open.
+    /// </summary>
+    internal Task<RestoreResult> StreamAsync(Plan plan, Stream scratch, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> emit,
+        TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)> started, CancellationToken ct) =>
+        RunChainAsync(plan, started, readers => LtxRestorer.StreamAsync(readers, scratch, emit, ct), ct);
+
+    /// <summary>Opens a plan's chain (merging long runs of small files first) and runs <paramref name="restore"/> over it.</summary>
+    private async Task<RestoreResult> RunChainAsync(Plan plan, TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>? started,
+        Func<IReadOnlyList<LtxPageReader>, Task<RestoreResult>> restore, CancellationToken ct)
     {
         var temps = new List<string>();
         using (plan)
@@ -258,19 +245,19 @@ internal sealed partial class Database
                 foreach (var (open, name) in streams)
                     readers.Add(await LtxPageReader.OpenAsync(open(), name, ct: ct).ConfigureAwait(false));
                 var last = readers[^1];
-                progress?.Started.TrySetResult((last.Header.Commit, last.Header.PageSize, last.Trailer.PostApplyChecksum));
-                return await LtxRestorer.RestoreAsync(readers, output, progress is null ? null : progress.Report, ct).ConfigureAwait(false);
+                started?.TrySetResult((last.Header.Commit, last.Header.PageSize, last.Trailer.PostApplyChecksum));
+                return await restore(readers).ConfigureAwait(false);
             }
             catch (LtxException e) when (!ct.IsCancellationRequested)
             {
                 // A damaged page may show only as a wrong checksum at the end of the chain: find the file.
                 var named = await FindDamagedPieceAsync(plan.Pieces, ct).ConfigureAwait(false) ?? e;
-                progress?.Started.TrySetException(named);
+                started?.TrySetException(named);
                 throw named;
             }
             catch (Exception e)
             {
-                progress?.Started.TrySetException(e);
+                started?.TrySetException(e);
                 throw;
             }
             finally

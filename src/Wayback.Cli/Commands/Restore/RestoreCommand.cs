@@ -216,19 +216,26 @@ internal static class RestoreCommand
             int size = (int)pages.PageSize;
             if (n % size != 0)
                 throw new IOException($"the restored database is cut short ({done + n} bytes is not a whole number of {size}-byte pages)");
-            // Checksum this chunk while the previous one is being written.
-            for (int off = 0; off < n; off += size)
-            {
-                pgno++;
-                if (pgno == pages.LockPgno)
-                    pages.Resize(pgno);
-                else
-                    pages.Update(pgno, a.AsSpan(off, size));
-            }
+            // The next chunk arrives while this one is checksummed and written (one chunk at a time, in order).
             await write.ConfigureAwait(false);
             var chunk = a.AsMemory(0, n);
             long at = done;
-            write = WriteAndStartWritebackAsync(fs, chunk, at, ct);
+            uint first = pgno;
+            var sums = pages;
+            write = Task.Run(async () =>
+            {
+                uint p = first;
+                for (int off = 0; off < chunk.Length; off += size)
+                {
+                    p++;
+                    if (p == sums.LockPgno)
+                        sums.Resize(p);
+                    else
+                        sums.Update(p, chunk.Span.Slice(off, size));
+                }
+                await WriteAndStartWritebackAsync(fs, chunk, at, ct).ConfigureAwait(false);
+            }, ct);
+            pgno += (uint)(n / size);
             (a, b) = (b, a);
             done += n;
             progress?.Invoke(done, total);
