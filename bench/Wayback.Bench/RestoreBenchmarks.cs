@@ -105,7 +105,11 @@ internal sealed class RestoreBenchmarks : IBenchSuite
             // The same random points for everyone, spread over the history (away from its very ends).
             var random = new Random(42);
             long span = litestream is null ? historyEnd - historyStart : Math.Min(historyEnd - historyStart, peerEnd - peerStart);
-            var offsets = Enumerable.Range(0, sizes.Points).Select(_ => 2000 + (long)(random.NextDouble() * (span - 4000))).ToList();
+            // One random point in each of Points equal slices of the history (so every third of it has its share),
+            // taken in a shuffled order.
+            double slice = (span - 4000) / (double)sizes.Points;
+            var offsets = Enumerable.Range(0, sizes.Points).Select(i => 2000 + (long)((i + random.NextDouble()) * slice)).ToList();
+            random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(offsets));
             var points = offsets.Select(o => historyStart + o).ToList();
             var peerPoints = offsets.Select(o => peerStart + o).ToList();
             string ours = Path.Combine(work, "ours.db"), copy = Path.Combine(work, "copy.db"), theirs = Path.Combine(work, "litestream.db");

@@ -1,4 +1,5 @@
 using System.Buffers;
+using Wayback.Ltx.Native;
 
 namespace Wayback.Ltx;
 
@@ -100,6 +101,98 @@ public static class LtxCompactor
             uint pgno = await inputs[i].ReadPageAsync(buffers[i], ct).ConfigureAwait(false);
             if (pgno != 0)
                 queue.Enqueue(i, (pgno, -i));
+        }
+    }
+
+    /// <summary>
+    /// Compacts v3 files through their page indexes, for many small files (a window of single transactions):
+    /// the newest frame of each page within the final commit is found from the indexes alone, then decoded
+    /// once (the file checksum covers page contents) and its compressed bytes copied as they are. Pages that
+    /// later files replace are never read. Holds the winning frames' positions (a few bytes per page).
+    /// </summary>
+    public static async Task<LtxTrailer> CompactByIndexAsync(IReadOnlyList<LtxPageReader> inputs, Stream output, CancellationToken ct = default)
+    {
+        if (inputs.Count == 0)
+            throw new ArgumentException("nothing to compact", nameof(inputs));
+        var first = inputs[0].Header;
+        var last = inputs[^1].Header;
+        for (int i = 1; i < inputs.Count; i++)
+        {
+            var prev = inputs[i - 1];
+            var h = inputs[i].Header;
+            if (h.PageSize != first.PageSize)
+                throw LtxException.Invalid(inputs[i].Name, $"page size {h.PageSize} differs from the first file's {first.PageSize}");
+            if (h.HasChecksums != first.HasChecksums)
+                throw LtxException.Invalid(inputs[i].Name, "mixes files with and without database checksums");
+            if (h.MinTxid != prev.Header.MaxTxid + 1)
+                throw LtxException.Invalid(inputs[i].Name, $"does not follow: it starts at TXID {h.MinTxid}, the previous file ends at TXID {prev.Header.MaxTxid}");
+            if (h.HasChecksums && h.PreApplyChecksum != prev.Trailer.PostApplyChecksum)
+                throw LtxException.Invalid(inputs[i].Name, $"does not follow: pre-apply checksum {h.PreApplyChecksum:x16} is not the previous file's post-apply checksum {prev.Trailer.PostApplyChecksum:x16}");
+        }
+        var header = new LtxHeader
+        {
+            Flags = first.HasChecksums ? 0 : LtxHeader.FlagNoChecksum,
+            PageSize = first.PageSize,
+            Commit = last.Commit,
+            MinTxid = first.MinTxid,
+            MaxTxid = last.MaxTxid,
+            TimestampMs = last.TimestampMs,
+            PreApplyChecksum = first.PreApplyChecksum,
+        };
+
+        // Newest first: the first file seen to hold a page wins it.
+        var winners = new Dictionary<uint, (int Input, int Entry)>();
+        for (int i = inputs.Count - 1; i >= 0; i--)
+        {
+            var index = inputs[i].Index;
+            for (int k = 0; k < index.Count; k++)
+                if (index[k].Pgno <= header.Commit)
+                    winners.TryAdd(index[k].Pgno, (i, k));
+        }
+        var pages = winners.Keys.ToArray();
+        Array.Sort(pages);
+
+        int pageSize = (int)first.PageSize;
+        const int batchBytes = 1 << 20;
+        var frames = ArrayPool<byte>.Shared.Rent(batchBytes + LtxDecoder.V3PageHeaderSize + LtxDecoder.V3SizePrefixSize + Lz4.BlockBound(pageSize) + 64);
+        var page = ArrayPool<byte>.Shared.Rent(pageSize);
+        await using var encoder = await LtxEncoder.CreateAsync(output, header, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
+        try
+        {
+            int p = 0;
+            while (p < pages.Length)
+            {
+                // A run of winners that lie back to back in one file (a snapshot's pages) is one read.
+                var (input, entry) = winners[pages[p]];
+                var index = inputs[input].Index;
+                long start = index[entry].Offset, end = start + index[entry].Size;
+                int q = p;
+                while (q + 1 < pages.Length && winners[pages[q + 1]] is var (ni, ne) && ni == input && index[ne].Offset == end && end - start + index[ne].Size <= batchBytes)
+                {
+                    q++;
+                    end += index[ne].Size;
+                }
+                await inputs[input].ReadRangeAsync(start, frames.AsMemory(0, (int)(end - start)), ct).ConfigureAwait(false);
+                for (int r = p; r <= q; r++)
+                {
+                    var e = index[winners[pages[r]].Entry];
+                    var frame = frames.AsMemory((int)(e.Offset - start), e.Size);
+                    inputs[input].DecodeFrame(frame.Span, e.Pgno, page.AsSpan(0, pageSize));
+                    await encoder.WriteFrameAsync(e.Pgno, frame, page.AsMemory(0, pageSize), ct).ConfigureAwait(false);
+                }
+                p = q + 1;
+            }
+            ulong? postApply = first.HasChecksums ? inputs[^1].Trailer.PostApplyChecksum : null;
+            return await encoder.FinishAsync(postApply, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            throw LtxException.Invalid(inputs[0].Name, "cannot compact: " + e.Message);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(frames);
+            ArrayPool<byte>.Shared.Return(page);
         }
     }
 

@@ -77,10 +77,46 @@ public sealed class LtxEncoder : IAsyncDisposable
     /// <summary>Writes one page. Pages must come in ascending order.</summary>
     public async ValueTask WritePageAsync(uint pgno, ReadOnlyMemory<byte> page, CancellationToken ct = default)
     {
+        CheckNext(pgno, page.Length);
+        if (Format == LtxFormat.V3)
+            await WriteV3PageAsync(pgno, page, ct).ConfigureAwait(false);
+        else
+            await WriteV1BytesAsync(pgno, page, ct).ConfigureAwait(false);
+        PageCount++;
+    }
+
+    /// <summary>
+    /// Writes one page of a v3 file from a frame as another v3 file stores it (page header, size prefix,
+    /// LZ4 block) and the page it decodes to: the compressed bytes are copied, not compressed again. A frame
+    /// in another shape (legacy LZ4 frame) is compressed from <paramref name="page"/> as usual.
+    /// </summary>
+    public async ValueTask WriteFrameAsync(uint pgno, ReadOnlyMemory<byte> frame, ReadOnlyMemory<byte> page, CancellationToken ct = default)
+    {
+        const int head = LtxDecoder.V3PageHeaderSize + LtxDecoder.V3SizePrefixSize;
+        var f = frame.Span;
+        if (Format != LtxFormat.V3 || f.Length < head || BinaryPrimitives.ReadUInt32BigEndian(f) != pgno
+            || BinaryPrimitives.ReadUInt16BigEndian(f[4..]) != LtxDecoder.V3PageFlagBlock || BinaryPrimitives.ReadUInt32BigEndian(f[6..]) != (uint)(f.Length - head))
+        {
+            await WritePageAsync(pgno, page, ct).ConfigureAwait(false);
+            return;
+        }
+        CheckNext(pgno, page.Length);
+        long offset = _output.Position;
+        var mem = await _output.GetMemoryAsync(frame.Length, ct).ConfigureAwait(false);
+        frame.Span.CopyTo(mem.Span);
+        _crc = Crc64.Update(_crc, frame.Span[..head]);
+        HashPage(pgno, page.Span);
+        _output.Advance(frame.Length);
+        AddIndexEntry(pgno, offset, frame.Length);
+        PageCount++;
+    }
+
+    private void CheckNext(uint pgno, int pageLength)
+    {
         if (_finished)
             throw new InvalidOperationException("the encoder has already been finished");
-        if (page.Length != Header.PageSize)
-            throw new ArgumentException($"page {pgno} is {page.Length} bytes, not the page size {Header.PageSize}", nameof(page));
+        if (pageLength != Header.PageSize)
+            throw new ArgumentException($"page {pgno} is {pageLength} bytes, not the page size {Header.PageSize}", "page");
         if (pgno == 0 || pgno <= _lastPgno)
             throw new ArgumentException($"pages out of order: page {pgno} after page {_lastPgno}", nameof(pgno));
         if (pgno > Header.Commit)
@@ -94,12 +130,6 @@ public sealed class LtxEncoder : IAsyncDisposable
                 throw new ArgumentException($"a snapshot must hold every page: page {expected} is missing", nameof(pgno));
         }
         _lastPgno = pgno;
-
-        if (Format == LtxFormat.V3)
-            await WriteV3PageAsync(pgno, page, ct).ConfigureAwait(false);
-        else
-            await WriteV1BytesAsync(pgno, page, ct).ConfigureAwait(false);
-        PageCount++;
     }
 
     // A snapshot needs each page's checksum too; get it from the same pass over the page.
@@ -124,11 +154,15 @@ public sealed class LtxEncoder : IAsyncDisposable
         _crc = Crc64.Update(_crc, span[..head]);
         HashPage(pgno, page.Span);
         _output.Advance(head + size);
+        AddIndexEntry(pgno, offset, head + size);
+    }
 
+    private void AddIndexEntry(uint pgno, long offset, int size)
+    {
         Span<byte> entry = stackalloc byte[3 * Varint.MaxLength];
         int len = Varint.Write(entry, pgno);
         len += Varint.Write(entry[len..], (ulong)offset);
-        len += Varint.Write(entry[len..], (ulong)(head + size));
+        len += Varint.Write(entry[len..], (ulong)size);
         _index!.Write(entry[..len]);
     }
 

@@ -83,6 +83,28 @@ public sealed class LtxPageReader : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A reader over a file whose bytes are already in memory (<paramref name="file"/>, all of it): the header,
+    /// trailer and page index are parsed from them, and pages are read later through <paramref name="stream"/>,
+    /// which must present the same bytes. Saves the reads of <see cref="OpenAsync"/> when many small files lie
+    /// in one buffer.
+    /// </summary>
+    public static LtxPageReader FromBytes(ReadOnlySpan<byte> file, Stream stream, string? name = null, bool leaveOpen = false)
+    {
+        var header = LtxHeader.Read(file[..Math.Min(file.Length, LtxHeader.Size)], LtxFormat.V3, name);
+        const long minimum = LtxHeader.Size + LtxDecoder.V3PageHeaderSize + 1 + TailSize;
+        if (file.Length < minimum)
+            throw LtxException.Truncated(name, "the page index");
+        var tail = file[^TailSize..];
+        ulong indexSize = BinaryPrimitives.ReadUInt64BigEndian(tail);
+        var trailer = new LtxTrailer(BinaryPrimitives.ReadUInt64BigEndian(tail[8..]), BinaryPrimitives.ReadUInt64BigEndian(tail[16..]));
+        long indexStart = file.Length - TailSize - (long)Math.Min(indexSize, (ulong)file.Length);
+        if (indexSize == 0 || indexSize > int.MaxValue / 2 || indexStart < LtxHeader.Size + LtxDecoder.V3PageHeaderSize)
+            throw LtxException.Invalid(name, $"impossible page index size {indexSize} for a file of {file.Length} bytes");
+        var entries = ParseIndex(file.Slice((int)indexStart, (int)indexSize), header, indexStart - LtxDecoder.V3PageHeaderSize, name);
+        return new LtxPageReader(stream, leaveOpen, header, trailer, entries, name);
+    }
+
     private static LtxPageIndexEntry[] ParseIndex(ReadOnlySpan<byte> b, LtxHeader header, long pagesEnd, string? name)
     {
         int maxFrame = LtxDecoder.V3PageHeaderSize + LtxDecoder.V3SizePrefixSize + Lz4.BlockBound((int)header.PageSize) + 64;

@@ -79,7 +79,9 @@ public sealed class WaybackServer : IAsyncDisposable
         if (wrapStore is not null)
             store = wrapStore(store);
 
-        var builder = WebApplication.CreateSlimBuilder();
+        // No appsettings.json reload: its watcher covers the working directory recursively, and an application
+        // database written there (as in the README's quick start) would wake the server on every WAL write.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.Logging.ClearProviders();
         if (logging is not null)
             logging(builder.Logging);

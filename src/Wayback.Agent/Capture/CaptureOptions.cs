@@ -4,16 +4,21 @@ namespace Wayback.Agent.Capture;
 public sealed record CaptureOptions
 {
     /// <summary>
-    /// Every this many new frames the agent runs a PASSIVE checkpoint (which blocks nobody); once the WAL's
-    /// current generation holds this many, it also lets the WAL restart (see <see cref="RestartInterval"/>).
+    /// Every this many new frames the agent moves its hold on (which lets checkpoints copy what it has read)
+    /// and runs a PASSIVE checkpoint (which blocks nobody); once the WAL's current generation holds this
+    /// many, it also lets the WAL restart (see <see cref="RestartInterval"/>).
     /// </summary>
     public int CheckpointFrames { get; init; } = 1000;
+
+    /// <summary>The hold moves on at least this often while frames come in, however few.</summary>
+    public TimeSpan HoldInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// The least time between two moments in which the agent takes SQLite's write lock to let the WAL
     /// restart (a few milliseconds each; application writers wait them out with their busy timeout).
+    /// Short enough that a busy WAL stays well under <see cref="TruncateWalBytes"/> between restarts.
     /// </summary>
-    public TimeSpan RestartInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RestartInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Past this WAL file size the agent truncates the WAL (after a burst left it large).</summary>
     public long TruncateWalBytes { get; init; } = 64L << 20;

@@ -69,6 +69,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private (uint, uint) _passiveGen;
     private long _passiveFrames;
     private long _lastRestartMs;
+    /// <summary>Where the WAL had been read to when the current hold was taken by the capture pass.</summary>
+    private (uint Salt1, uint Salt2, long Offset) _heldAt;
     private bool _modeLogged;
 
     public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
@@ -439,8 +441,17 @@ public sealed class DatabaseCapture : IAsyncDisposable
             if (!scan.MoreAvailable)
                 break;
         }
-        // Everything up to the current hold's snapshot has been read: hand over to a fresh hold.
-        session.RotateHold();
+        // Everything up to the current hold's snapshot has been read, so a restart seen from now on is one we
+        // can follow. Handing over to a fresh hold lets checkpoints copy what was read - and costs the
+        // application a checkpoint (two fsyncs) in its next commit - so while commits keep coming the hold
+        // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once.
+        var c = _cursor!.Value;
+        long sinceHold = (c.Offset - (_heldAt.Salt1 == c.Salt1 && _heldAt.Salt2 == c.Salt2 ? _heldAt.Offset : WalHeader.Size)) / header.Value.FrameSize;
+        if (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds))
+        {
+            session.RotateHold();
+            _heldAt = (c.Salt1, c.Salt2, c.Offset);
+        }
         _genTrusted = true;
         return captured;
     }

@@ -44,6 +44,11 @@ internal sealed class SqliteSession : IDisposable
 
     public static SqliteSession Open(string path) => new(path);
 
+    private long _heldSince;
+
+    /// <summary>How long the current hold has been held.</summary>
+    public long HeldForMs => Environment.TickCount64 - _heldSince;
+
     /// <summary>True while one of the hold connections has its read transaction open.</summary>
     public bool Holding => _current >= 0;
 
@@ -55,6 +60,7 @@ internal sealed class SqliteSession : IDisposable
     {
         int next = _current == 0 ? 1 : 0;
         BeginRead(_holds[next]);
+        _heldSince = Environment.TickCount64;
         if (_current >= 0)
             Rollback(_holds[_current]);
         _current = next;

@@ -130,8 +130,15 @@ public sealed class AgentJournal : IDisposable
         long bytes = 0;
         lock (_gate)
         {
-            int i = _entries.FindIndex(e => e.MaxTxid > txid);
-            for (; i >= 0 && i < _entries.Count; i++)
+            // Entries are sorted by TXID and the shipper asks for the first ones the server lacks: a journal
+            // that a slow server let grow to hundreds of thousands of entries must not be scanned each time.
+            int lo = 0, hi = _entries.Count;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >>> 1;
+                if (_entries[mid].MaxTxid > txid) hi = mid; else lo = mid + 1;
+            }
+            for (int i = lo; i < _entries.Count; i++)
             {
                 var e = _entries[i];
                 if (list.Count > 0 && (list.Count >= maxFiles || bytes + e.Length > maxBytes))
@@ -178,7 +185,13 @@ public sealed class AgentJournal : IDisposable
                 _bytes -= _segments[d].Bytes;
                 _segments.Remove(d);
             }
-            _entries.RemoveAll(e => set.Contains(e.Path));
+            // Segments hold consecutive TXIDs, so the dropped ones are the oldest: their entries lead the list.
+            int n = 0;
+            while (n < _entries.Count && set.Contains(_entries[n].Path))
+                n++;
+            _entries.RemoveRange(0, n);
+            if (n < _entries.Count && set.Contains(_entries[n].Path))
+                _entries.RemoveAll(e => set.Contains(e.Path)); // not expected; keep the list right anyway
         }
         foreach (var d in drop)
             TryDelete(d);

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Wayback.Ltx;
+using Wayback.Ltx.IO;
 
 namespace Wayback.Agent.Journal;
 
@@ -86,22 +87,25 @@ public static class JournalSegment
             _dir = dir;
             _count = count;
             _temp = Path.Combine(dir, Guid.NewGuid().ToString("n") + ".seg.tmp");
-            // Unbuffered: the LTX encoder buffers already, and a 64 KiB buffer per batch would be garbage per batch.
             _fs = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
-            _fs.SetLength(0);
-            _fs.Write(new byte[HeaderSize(count)]);
-            _entryStart = _fs.Position;
+            // The files of a batch are small (a transaction each) and would each cost a write(2) - and the kernel
+            // zeroes the rest of every block a short write starts. Gather them into large writes instead.
+            _out = new ChunkedFileWriter(_fs.SafeFileHandle);
+            _out.Write(new byte[HeaderSize(count)]);
+            _entryStart = _out.Position;
         }
 
+        private readonly ChunkedFileWriter _out;
+
         /// <summary>Where the next LTX file is written; call <see cref="Added"/> after each.</summary>
-        public Stream Stream => _fs;
+        public Stream Stream => _out;
 
         /// <summary>Records the LTX file just written to <see cref="Stream"/>.</summary>
         public void Added(LtxHeader header, LtxTrailer trailer)
         {
             if (_items.Count >= _count)
                 throw new InvalidOperationException("more entries than the segment was begun for");
-            long end = _fs.Position;
+            long end = _out.Position;
             _items.Add((header.MinTxid, header.MaxTxid, header.PreApplyChecksum, trailer.PostApplyChecksum, header.TimestampMs, _entryStart, end - _entryStart));
             _entryStart = end;
         }
@@ -109,8 +113,8 @@ public static class JournalSegment
         /// <summary>Copies an existing journal entry into this segment.</summary>
         public void Add(Stream source, JournalEntry e)
         {
-            source.CopyTo(_fs);
-            long end = _fs.Position;
+            source.CopyTo(_out);
+            long end = _out.Position;
             _items.Add((e.MinTxid, e.MaxTxid, e.PreApplyChecksum, e.PostApplyChecksum, e.TimestampMs, _entryStart, end - _entryStart));
             _entryStart = end;
         }
@@ -126,11 +130,12 @@ public static class JournalSegment
             BinaryPrimitives.WriteUInt32BigEndian(head.AsSpan(CountOffset), (uint)_count);
             for (int i = 0; i < _count; i++)
                 BinaryPrimitives.WriteUInt64BigEndian(head.AsSpan(LengthsOffset + i * 8), (ulong)_items[i].Length);
-            _fs.Position = 0;
-            _fs.Write(head);
+            _out.Drain();
+            RandomAccess.Write(_fs.SafeFileHandle, head, 0);
             _fs.Flush(flushToDisk: true);
             long bytes = _fs.Length;
             _fs.Dispose();
+            _out.Dispose();
             string final = Path.Combine(_dir, $"{_items[0].Min:x16}-{_items[^1].Max:x16}{Extension}");
             File.Move(_temp, final, overwrite: true);
             _done = true;
@@ -141,6 +146,7 @@ public static class JournalSegment
         /// <summary>Abandons the segment if it was not finished: it never counted.</summary>
         public void Dispose()
         {
+            _out.Dispose();
             if (_done)
                 return;
             _fs.Dispose();

@@ -22,6 +22,12 @@ public sealed record AgentOptions
     /// <summary>How often capture looks at the WAL when no file event woke it.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>
+    /// While transactions keep coming, capture passes start at most this often, so a busy application's
+    /// commits share journal fsyncs and requests (each is still its own TXID).
+    /// </summary>
+    public TimeSpan CaptureInterval { get; init; } = TimeSpan.FromMilliseconds(5);
+
     /// <summary>Most files and bytes in one write request.</summary>
     public int MaxBatchFiles { get; init; } = 1000;
     public long MaxBatchBytes { get; init; } = 32L << 20;

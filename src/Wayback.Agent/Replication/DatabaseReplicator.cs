@@ -21,7 +21,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private readonly Pulse _shipWake = new();
     private AgentJournal? _journal;
     private DatabaseCapture? _capture;
-    private FileSystemWatcher? _watcher;
+    private Native.FileWatch? _watcher;
     private ServerPosition? _server;
     private ulong _hwm;
     private string? _lastCaptureError;
@@ -73,15 +73,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         string dir = Path.GetDirectoryName(_target.Path)!;
         if (Directory.Exists(dir))
         {
-            _watcher = new FileSystemWatcher(dir, Path.GetFileName(_target.Path) + "*")
-            {
-                NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.FileName | NotifyFilters.CreationTime,
-            };
-            _watcher.Changed += (_, _) => _captureWake.Set();
-            _watcher.Created += (_, _) => _captureWake.Set();
-            _watcher.Deleted += (_, _) => _captureWake.Set();
-            _watcher.Renamed += (_, _) => _captureWake.Set();
-            _watcher.EnableRaisingEvents = true;
+            _watcher = new Native.FileWatch(dir, Path.GetFileName(_target.Path), _captureWake.Set);
+            _watcher.Arm();
         }
         _log.Info($"{_target.Name}: replicating {_target.Path} to {_client.Server} (local TXID {_capture.Txid})");
     }
@@ -131,6 +124,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         while (!ct.IsCancellationRequested)
         {
             int captured = 0;
+            long started = Environment.TickCount64;
             try
             {
                 captured = await CaptureOnceAsync(ct).ConfigureAwait(false);
@@ -154,7 +148,20 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 continue;
             }
             if (captured > 0)
-                continue; // there may be more right behind
+            {
+                // There may be more right behind: look again soon, but let a busy application's commits
+                // gather for a few milliseconds, so each journal fsync and request carries many of them.
+                // Meanwhile file events would only slow the application's writes down: stop them.
+                _watcher?.Disarm();
+                long wait = (long)_options.CaptureInterval.TotalMilliseconds - (Environment.TickCount64 - started);
+                if (wait > 0)
+                {
+                    try { await Task.Delay((int)wait, ct).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
+                }
+                continue;
+            }
+            if (_watcher is { Armed: false } && _watcher.Arm())
+                continue; // one more look: a commit just before the watch was in place raised no event
             try
             {
                 await _captureWake.WaitAsync(_options.PollInterval, ct).ConfigureAwait(false);

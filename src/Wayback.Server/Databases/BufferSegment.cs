@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Wayback.Ltx;
+using Wayback.Ltx.IO;
 using Wayback.Server.Storage;
 
 namespace Wayback.Server.Databases;
@@ -161,12 +162,16 @@ internal sealed partial class BufferSegment : IDisposable
     {
         _faults?.Check();
         long at = _tail;
-        _file.Position = at + RecordHeaderSize;
-        var entry = await write(_file).ConfigureAwait(false);
-        long len = _file.Position - at - RecordHeaderSize;
-        var lenBytes = new byte[RecordHeaderSize];
+        var batch = _batch ??= new ChunkedFileWriter(_file.SafeFileHandle, at);
+        if (batch.Position != at)
+            throw new InvalidOperationException($"buffer batch at {batch.Position}, expected {at}");
+        var lenBytes = _recordHeader;
+        lenBytes.AsSpan().Clear();
+        batch.Write(lenBytes);
+        var entry = await write(batch).ConfigureAwait(false);
+        long len = batch.Position - at - RecordHeaderSize;
         BinaryPrimitives.WriteUInt64BigEndian(lenBytes, (ulong)len);
-        RandomAccess.Write(_file.SafeFileHandle, lenBytes, at);
+        batch.Patch(at, lenBytes);
         _tail = at + RecordHeaderSize + len;
         entry = entry with { Offset = at + RecordHeaderSize, Length = len };
         _uncommitted.Add(entry);
@@ -176,18 +181,29 @@ internal sealed partial class BufferSegment : IDisposable
     private long _tail = -1;
     private readonly List<LogEntry> _uncommitted = [];
 
+    private readonly byte[] _recordHeader = new byte[RecordHeaderSize];
+
+    /// <summary>A batch's appends, gathered into large writes (a request carries many small files).</summary>
+    private ChunkedFileWriter? _batch;
+
     /// <summary>Begins a batch of appends at the durable end.</summary>
     public void Begin()
     {
         _tail = Length;
         _uncommitted.Clear();
+        _batch?.Reset(Length);
     }
 
-    /// <summary>fdatasyncs everything appended (on a sync thread, so no request thread blocks on the disk).</summary>
+    /// <summary>Writes and fdatasyncs everything appended (on a sync thread, so no request thread blocks on the disk).</summary>
     public Task SyncAsync()
     {
         _faults?.Check();
-        return SyncThreads.RunAsync(() => DataSync(_file));
+        var batch = _batch;
+        return SyncThreads.RunAsync(() =>
+        {
+            batch?.Drain();
+            DataSync(_file);
+        });
     }
 
     /// <summary>The appended records are durable: count them.</summary>
@@ -205,6 +221,7 @@ internal sealed partial class BufferSegment : IDisposable
     {
         _uncommitted.Clear();
         _tail = Length;
+        _batch?.Reset(Length);
         _file.SetLength(Length);
     }
 
@@ -212,7 +229,11 @@ internal sealed partial class BufferSegment : IDisposable
     public FileStream OpenRead() =>
         new(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous | FileOptions.RandomAccess);
 
-    public void Dispose() => _file.Dispose();
+    public void Dispose()
+    {
+        _batch?.Dispose();
+        _file.Dispose();
+    }
 
     public void Delete()
     {

@@ -77,7 +77,7 @@ internal sealed partial class Database
             long size;
             await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
             {
-                index = await SegmentObject.BuildAsync(segment, fs, _engine.TempDirectory, ct).ConfigureAwait(false);
+                index = await SegmentObject.BuildAsync(segment, fs, ct).ConfigureAwait(false);
                 await fs.FlushAsync(ct).ConfigureAwait(false);
                 size = fs.Length;
                 fs.Position = 0;

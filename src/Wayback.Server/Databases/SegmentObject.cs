@@ -24,10 +24,10 @@ internal static class SegmentObject
     private const int TailSize = 16;
     private static ReadOnlySpan<byte> Magic => "WBSEG001"u8;
 
-    /// <summary>At most this many files are merged at once; more are merged in a tree of temporary files.</summary>
+    /// <summary>Restores merge runs of this many small files at once (see Database.Read).</summary>
     internal const int MergeFanIn = 64;
 
-    public static async Task<SegmentIndex> BuildAsync(BufferSegment segment, Stream output, string tempDirectory, CancellationToken ct)
+    public static async Task<SegmentIndex> BuildAsync(BufferSegment segment, Stream output, CancellationToken ct)
     {
         var entries = segment.Entries;
         if (entries.Count == 0)
@@ -41,19 +41,37 @@ internal static class SegmentObject
         else
         {
             long before = output.Position;
-            var trailer = await CompactTreeAsync(segment.Path, entries, output, tempDirectory, ct).ConfigureAwait(false);
+            var trailer = await CompactWindowAsync(segment.Path, source, entries, output, ct).ConfigureAwait(false);
             var first = entries[0];
             var last = entries[^1];
             l1 = new LogEntry(0, output.Position - before, first.Start, first.MinTxid, last.MaxTxid, last.TimestampMs,
                 first.PreApply, trailer.PostApplyChecksum, last.Commit, last.PageSize);
         }
 
+        // Every file as received. The buffer is read in 1 MiB pieces: most files are a few KiB.
         var log = new List<LogEntry>(entries.Count);
+        var chunk = new byte[1 << 20];
+        long chunkStart = 0, chunkEnd = 0;
         foreach (var e in entries)
         {
             long at = output.Position;
-            await using (var part = new SubStream(source, e.Offset, e.Length, leaveOpen: true))
-                await part.CopyToAsync(output, ct).ConfigureAwait(false);
+            if (e.Offset >= chunkStart && e.Offset + e.Length <= chunkEnd)
+            {
+                await output.WriteAsync(chunk.AsMemory((int)(e.Offset - chunkStart), (int)e.Length), ct).ConfigureAwait(false);
+            }
+            else if (e.Length <= chunk.Length)
+            {
+                int n = await RandomAccess.ReadAsync(source.SafeFileHandle, chunk, e.Offset, ct).ConfigureAwait(false);
+                if (n < e.Length)
+                    throw new LtxException($"{segment.Path}: the buffer ends inside the file at offset {e.Offset}");
+                (chunkStart, chunkEnd) = (e.Offset, e.Offset + n);
+                await output.WriteAsync(chunk.AsMemory(0, (int)e.Length), ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await using var part = new SubStream(source, e.Offset, e.Length, leaveOpen: true);
+                await part.CopyToAsync(output, 1 << 20, ct).ConfigureAwait(false);
+            }
             log.Add(e with { Offset = at });
         }
         if (entries.Count == 1)
@@ -70,56 +88,43 @@ internal static class SegmentObject
     }
 
     /// <summary>
-    /// Compacts the buffer's files into <paramref name="output"/>. A window can hold tens of thousands of
-    /// transactions, and a k-way merge holds a page per input, so files are merged <see cref="MergeFanIn"/>
-    /// at a time into temporary files, and those again, until one merge remains.
+    /// Compacts the buffer's files into <paramref name="output"/> through their page indexes
+    /// (<see cref="LtxCompactor.CompactByIndexAsync"/>): a window of a busy database holds hundreds of
+    /// thousands of small files that rewrite the same few pages, and only each page's newest version is
+    /// read. The buffer is read front to back in 1 MiB pieces to find the indexes of the small files.
     /// </summary>
-    private static async Task<LtxTrailer> CompactTreeAsync(string path, IReadOnlyList<LogEntry> entries, Stream output, string tempDirectory, CancellationToken ct)
+    private static async Task<LtxTrailer> CompactWindowAsync(string path, FileStream source, IReadOnlyList<LogEntry> entries, Stream output, CancellationToken ct)
     {
-        // Each source opens a fresh decoder: a range of the buffer file, or a temporary file of a lower round.
-        var sources = entries.Select(e => (Func<Task<LtxDecoder>>)(async () =>
-        {
-            var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous);
-            return await LtxDecoder.OpenAsync(new SubStream(fs, e.Offset, e.Length), LtxFormat.V3, path, ct: ct).ConfigureAwait(false);
-        })).ToList();
-        var temps = new List<string>();
+        const int chunk = 1 << 20;
+        var readers = new List<LtxPageReader>(entries.Count);
+        var buffer = new byte[chunk];
+        long bufferStart = 0, bufferEnd = 0;
         try
         {
-            while (sources.Count > MergeFanIn)
+            foreach (var e in entries)
             {
-                var next = new List<Func<Task<LtxDecoder>>>();
-                for (int i = 0; i < sources.Count; i += MergeFanIn)
+                var part = new SubStream(source, e.Offset, e.Length, leaveOpen: true);
+                if (e.Length > chunk)
                 {
-                    string temp = Path.Combine(tempDirectory, $"merge-{Guid.NewGuid():n}.ltx");
-                    temps.Add(temp);
-                    await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-                        await MergeAsync(sources.GetRange(i, Math.Min(MergeFanIn, sources.Count - i)), fs, ct).ConfigureAwait(false);
-                    next.Add(async () => await LtxDecoder.OpenFileAsync(temp, LtxFormat.V3, ct).ConfigureAwait(false));
+                    readers.Add(await LtxPageReader.OpenAsync(part, path, ct: ct).ConfigureAwait(false));
+                    continue;
                 }
-                sources = next;
+                if (e.Offset < bufferStart || e.Offset + e.Length > bufferEnd)
+                {
+                    int n = await RandomAccess.ReadAsync(source.SafeFileHandle, buffer, e.Offset, ct).ConfigureAwait(false);
+                    bufferStart = e.Offset;
+                    bufferEnd = e.Offset + n;
+                    if (n < e.Length)
+                        throw new LtxException($"{path}: the buffer ends inside the file at offset {e.Offset}");
+                }
+                readers.Add(LtxPageReader.FromBytes(buffer.AsSpan((int)(e.Offset - bufferStart), (int)e.Length), part, path));
             }
-            return await MergeAsync(sources, output, ct).ConfigureAwait(false);
+            return await LtxCompactor.CompactByIndexAsync(readers, output, ct).ConfigureAwait(false);
         }
         finally
         {
-            foreach (var t in temps)
-                File.Delete(t);
-        }
-    }
-
-    private static async Task<LtxTrailer> MergeAsync(List<Func<Task<LtxDecoder>>> sources, Stream output, CancellationToken ct)
-    {
-        var decoders = new List<LtxDecoder>(sources.Count);
-        try
-        {
-            foreach (var open in sources)
-                decoders.Add(await open().ConfigureAwait(false));
-            return await LtxCompactor.CompactAsync(decoders, output, LtxFormat.V3, ct: ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            foreach (var d in decoders)
-                await d.DisposeAsync().ConfigureAwait(false);
+            foreach (var r in readers)
+                await r.DisposeAsync().ConfigureAwait(false);
         }
     }
 
