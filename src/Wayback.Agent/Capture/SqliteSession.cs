@@ -39,6 +39,9 @@ internal sealed class SqliteSession : IDisposable
         var c = new SqliteConnection(cs) { DefaultTimeout = 30 };
         c.Open();
         Exec(c, $"PRAGMA busy_timeout = {busyTimeoutMs}");
+        // The agent reads pages from the files itself; its connections only take locks and run checkpoints,
+        // so SQLite's page cache (2 MB a connection by default) would only hold memory.
+        Exec(c, "PRAGMA cache_size = -64");
         return c;
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Wayback.Agent.Native;
 using Wayback.Agent.Wal;
@@ -40,42 +41,70 @@ public sealed class AgentState
 
     public (ulong Dev, ulong Ino)? FileId { get; init; }
 
-    public static async Task WriteAsync(string path, AgentState state, CancellationToken ct = default)
+    public static Task WriteAsync(string path, AgentState state, CancellationToken ct = default)
     {
+        ct.ThrowIfCancellationRequested();
         var pages = state.Pages;
-        long size = HeaderSize + (long)pages.PageCount * 8 + 8;
-        var buffer = new byte[size];
-        var b = buffer.AsSpan();
-        Magic.CopyTo(b);
-        BinaryPrimitives.WriteUInt32BigEndian(b[VersionOffset..], Version);
-        BinaryPrimitives.WriteUInt32BigEndian(b[PageSizeOffset..], pages.PageSize);
-        BinaryPrimitives.WriteUInt32BigEndian(b[PageCountOffset..], pages.PageCount);
-        BinaryPrimitives.WriteUInt64BigEndian(b[TxidOffset..], state.Txid);
-        BinaryPrimitives.WriteUInt64BigEndian(b[ChecksumOffset..], pages.Checksum);
-        if (state.Wal is { } w)
-        {
-            BinaryPrimitives.WriteUInt32BigEndian(b[HasCursorOffset..], 1);
-            BinaryPrimitives.WriteUInt32BigEndian(b[Salt1Offset..], w.Salt1);
-            BinaryPrimitives.WriteUInt32BigEndian(b[Salt2Offset..], w.Salt2);
-            BinaryPrimitives.WriteInt64BigEndian(b[WalOffsetOffset..], w.Offset);
-        }
-        if (state.FileId is { } id)
-        {
-            BinaryPrimitives.WriteUInt64BigEndian(b[DevOffset..], id.Dev);
-            BinaryPrimitives.WriteUInt64BigEndian(b[InoOffset..], id.Ino);
-        }
-        for (uint p = 1; p <= pages.PageCount; p++)
-            BinaryPrimitives.WriteUInt64BigEndian(b[(HeaderSize + (int)(p - 1) * 8)..], pages[p]);
-        BinaryPrimitives.WriteUInt64BigEndian(b[^8..], LtxChecksum.Page(0, b[..^8]));
-
+        // Written every second while the database changes: through one pooled 64 KiB buffer, not a buffer of
+        // the whole state (2 MiB for a 1 GiB database, which would pile up on the large object heap).
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         string temp = path + ".tmp";
-        await using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        try
         {
-            await fs.WriteAsync(buffer, ct).ConfigureAwait(false);
-            fs.Flush(flushToDisk: true);
+            var b = buffer.AsSpan(0, HeaderSize);
+            b.Clear();
+            Magic.CopyTo(b);
+            BinaryPrimitives.WriteUInt32BigEndian(b[VersionOffset..], Version);
+            BinaryPrimitives.WriteUInt32BigEndian(b[PageSizeOffset..], pages.PageSize);
+            BinaryPrimitives.WriteUInt32BigEndian(b[PageCountOffset..], pages.PageCount);
+            BinaryPrimitives.WriteUInt64BigEndian(b[TxidOffset..], state.Txid);
+            BinaryPrimitives.WriteUInt64BigEndian(b[ChecksumOffset..], pages.Checksum);
+            if (state.Wal is { } w)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(b[HasCursorOffset..], 1);
+                BinaryPrimitives.WriteUInt32BigEndian(b[Salt1Offset..], w.Salt1);
+                BinaryPrimitives.WriteUInt32BigEndian(b[Salt2Offset..], w.Salt2);
+                BinaryPrimitives.WriteInt64BigEndian(b[WalOffsetOffset..], w.Offset);
+            }
+            if (state.FileId is { } id)
+            {
+                BinaryPrimitives.WriteUInt64BigEndian(b[DevOffset..], id.Dev);
+                BinaryPrimitives.WriteUInt64BigEndian(b[InoOffset..], id.Ino);
+            }
+            using var file = File.OpenHandle(temp, FileMode.Create, FileAccess.Write, FileShare.None);
+            // The file's checksum is LtxChecksum.Page(0, everything before it), computed as it is written.
+            ulong crc = Crc64.Append(0, [0, 0, 0, 0]);
+            long offset = 0;
+            int n = HeaderSize;
+            for (uint p = 1; p <= pages.PageCount; p++)
+            {
+                if (n + 8 > buffer.Length)
+                    Flush();
+                BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(n), pages[p]);
+                n += 8;
+            }
+            if (n + 8 > buffer.Length)
+                Flush();
+            crc = Crc64.Append(crc, buffer.AsSpan(0, n));
+            BinaryPrimitives.WriteUInt64BigEndian(buffer.AsSpan(n), LtxChecksum.Flag | crc);
+            RandomAccess.Write(file, buffer.AsSpan(0, n + 8), offset);
+            RandomAccess.FlushToDisk(file);
+
+            void Flush()
+            {
+                crc = Crc64.Append(crc, buffer.AsSpan(0, n));
+                RandomAccess.Write(file, buffer.AsSpan(0, n), offset);
+                offset += n;
+                n = 0;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
         File.Move(temp, path, overwrite: true);
         Posix.FsyncDirectory(Path.GetDirectoryName(path)!);
+        return Task.CompletedTask;
     }
 
     /// <summary>Reads the state, or null if there is none or it is damaged (the journal is replayed instead).</summary>

@@ -90,7 +90,7 @@ public static class JournalSegment
             _fs = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
             // The files of a batch are small (a transaction each) and would each cost a write(2) - and the kernel
             // zeroes the rest of every block a short write starts. Gather them into large writes instead.
-            _out = new ChunkedFileWriter(_fs.SafeFileHandle);
+            _out = new ChunkedFileWriter(_fs.SafeFileHandle, chunkSize: 256 * 1024);
             _out.Write(new byte[HeaderSize(count)]);
             _entryStart = _out.Position;
         }

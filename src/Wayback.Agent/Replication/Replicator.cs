@@ -71,6 +71,7 @@ public sealed class Replicator : IAsyncDisposable
     private static async Task TrimMemoryAsync(CancellationToken ct)
     {
         long last = GC.GetTotalAllocatedBytes();
+        long lastFull = last;
         while (!ct.IsCancellationRequested)
         {
             try { await Task.Delay(100, ct).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
@@ -79,6 +80,15 @@ public sealed class Replicator : IAsyncDisposable
             {
                 GC.Collect(0, GCCollectionMode.Forced, blocking: true);
                 last = GC.GetTotalAllocatedBytes();
+            }
+            // Large buffers (a snapshot's page index, state files, batches) land on the large object heap,
+            // which only a full collection frees and none compacts by default: every 16 MB allocated, a full
+            // compacting collection (milliseconds for the agent's small heap) gives that memory back.
+            if (now - lastFull >= 16 << 20)
+            {
+                System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+                GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                lastFull = GC.GetTotalAllocatedBytes();
             }
         }
     }

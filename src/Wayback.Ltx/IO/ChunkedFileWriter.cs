@@ -4,24 +4,24 @@ using Microsoft.Win32.SafeHandles;
 namespace Wayback.Ltx.IO;
 
 /// <summary>
-/// A write-only stream that appends to a file at increasing offsets in writes of 1 MiB (a pooled buffer),
+/// A write-only stream that appends to a file at increasing offsets in writes of 1 MiB (a pooled buffer; size adjustable),
 /// for many small files written back to back (a batch of transactions): each small write would cost a
 /// <c>write(2)</c>, and the kernel zeroes the rest of every block that a short write starts.
 /// <see cref="Drain"/> writes what is left; nothing is durable until the caller syncs the file.
 /// </summary>
 public sealed class ChunkedFileWriter : Stream
 {
-    private const int ChunkSize = 1 << 20;
     private readonly SafeFileHandle _file;
-    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+    private byte[]? _buffer;
     private int _count;
     private long _start;
 
-    /// <summary>Writes go to <paramref name="file"/> from offset <paramref name="start"/> on.</summary>
-    public ChunkedFileWriter(SafeFileHandle file, long start = 0)
+    /// <summary>Writes go to <paramref name="file"/> from offset <paramref name="start"/> on, <paramref name="chunkSize"/> bytes at a time.</summary>
+    public ChunkedFileWriter(SafeFileHandle file, long start = 0, int chunkSize = 1 << 20)
     {
         _file = file;
         _start = start;
+        _buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
     }
 
     public override bool CanRead => false;
