@@ -61,6 +61,19 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
     public long LastFrameOffset { get; private set; }
     public int LastFrameSize { get; private set; }
 
+    /// <summary>
+    /// When set, <see cref="ReadPageAsync"/> keeps each v3 page frame it reads (page header, size prefix,
+    /// LZ4 block) in <see cref="LastFrame"/>, so that a writer can copy it (LtxEncoder.WriteFrameAsync)
+    /// instead of compressing the page again.
+    /// </summary>
+    public bool KeepFrames { get; set; }
+
+    /// <summary>With <see cref="KeepFrames"/>: the last page's v3 frame as stored; empty for other layouts.</summary>
+    public ReadOnlyMemory<byte> LastFrame => _frameCopy is null ? ReadOnlyMemory<byte>.Empty : _frameCopy.AsMemory(0, _frameCopyLength);
+
+    private byte[]? _frameCopy;
+    private int _frameCopyLength;
+
     /// <summary>The trailer; set once <see cref="ReadPageAsync"/> has returned 0.</summary>
     public LtxTrailer Trailer { get; private set; }
 
@@ -198,6 +211,14 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         uint pgno = BinaryPrimitives.ReadUInt32BigEndian(head);
         ushort flags = BinaryPrimitives.ReadUInt16BigEndian(head[4..]);
         _crc = Crc64.Update(_crc, head);
+        _frameCopyLength = 0;
+        if (KeepFrames)
+        {
+            int most = V3PageHeaderSize + V3SizePrefixSize + Lz4.BlockBound((int)Header.PageSize);
+            if (_frameCopy is null || _frameCopy.Length < most)
+                _frameCopy = new byte[most];
+            head.CopyTo(_frameCopy);
+        }
         _input.Advance(V3PageHeaderSize);
         if (pgno == 0)
         {
@@ -223,8 +244,14 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
                 throw LtxException.Invalid(Name, n < 0
                     ? $"page {pgno} is not a valid LZ4 block"
                     : $"page {pgno} decompressed to {n} bytes, not the page size {page.Length}");
-            _input.Advance((int)size);
             frameSize = V3PageHeaderSize + V3SizePrefixSize + (int)size;
+            if (KeepFrames)
+            {
+                BinaryPrimitives.WriteUInt32BigEndian(_frameCopy.AsSpan(V3PageHeaderSize), size);
+                _input.Available[..(int)size].CopyTo(_frameCopy.AsSpan(V3PageHeaderSize + V3SizePrefixSize));
+                _frameCopyLength = frameSize;
+            }
+            _input.Advance((int)size);
         }
         else if (flags == 0)
         {

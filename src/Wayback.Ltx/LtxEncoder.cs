@@ -40,6 +40,12 @@ public sealed class LtxEncoder : IAsyncDisposable
 
     public LtxHeader Header { get; }
     public LtxFormat Format { get; }
+
+    /// <summary>
+    /// LZ4 acceleration for v3 pages: 1 (the default) compresses best; higher is faster and compresses less.
+    /// The agent uses a higher value for its per-transaction files, which the server later compacts.
+    /// </summary>
+    public int Acceleration { get; set; } = 1;
     public long PageCount { get; private set; }
 
     /// <summary>Bytes written so far.</summary>
@@ -147,7 +153,7 @@ public sealed class LtxEncoder : IAsyncDisposable
         long offset = _output.Position;
         var mem = await _output.GetMemoryAsync(head + Lz4.BlockBound(page.Length), ct).ConfigureAwait(false);
         var span = mem.Span;
-        int size = Lz4.CompressBlock(page.Span, span[head..]);
+        int size = Lz4.CompressBlock(page.Span, span[head..], Acceleration);
         BinaryPrimitives.WriteUInt32BigEndian(span, pgno);
         BinaryPrimitives.WriteUInt16BigEndian(span[4..], LtxDecoder.V3PageFlagBlock);
         BinaryPrimitives.WriteUInt32BigEndian(span[6..], (uint)size);

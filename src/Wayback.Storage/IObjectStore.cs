@@ -20,6 +20,18 @@ public interface IObjectStore : IAsyncDisposable
     Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Stores the file at <paramref name="sourcePath"/> under <paramref name="key"/>, with
+    /// <see cref="PutAsync"/>'s guarantees. The caller hands the file over: a store may take it as it is
+    /// (a local store on the same file system renames it into place instead of copying), so afterwards it
+    /// may be gone; if it is still there, the caller deletes it.
+    /// </summary>
+    async Task<PutResult> PutFileAsync(string key, string sourcePath, PutOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        await using var file = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+        return await PutAsync(key, file, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Opens the object (or the part of it that <paramref name="range"/> selects) for reading. A range is
     /// cut at the end of the object; one that starts at or past the end reads as empty.
     /// </summary>

@@ -95,6 +95,92 @@ public sealed class LocalDirectoryStore : IObjectStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// On the same file system the file itself becomes the object (fsync'd, then renamed or linked into
+    /// place): a sealed segment is not written a second time. Elsewhere, or on Windows, it is copied.
+    /// </remarks>
+    public async Task<PutResult> PutFileAsync(string key, string sourcePath, PutOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ObjectKey.Validate(key);
+        ArgumentNullException.ThrowIfNull(sourcePath);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (OperatingSystem.IsWindows())
+        {
+            return await CopyFileAsync(key, sourcePath, options, cancellationToken).ConfigureAwait(false);
+        }
+
+        Metrics.RecordRequest(StoreRequestKind.Put);
+        var path = PathOf(key);
+        var directory = Path.GetDirectoryName(path)!;
+        bool createOnly = options?.CreateOnly ?? false;
+        try
+        {
+            EnsureDirectory(key, directory);
+            long size;
+            string etag;
+            await using (var file = new FileStream(sourcePath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0))
+            {
+                size = file.Length;
+                File.SetLastWriteTimeUtc(file.SafeFileHandle, NextStamp());
+                _io.FlushToDisk(file);
+                etag = ETagOf(File.GetLastWriteTimeUtc(file.SafeFileHandle), size);
+            }
+
+            if (Directory.Exists(path))
+            {
+                throw new StorageException($"Cannot write '{key}' to {Where}: other keys start with '{key}/', so it cannot also be an object.", key);
+            }
+
+            var errno = createOnly ? UnixNative.Link(sourcePath, path) : UnixNative.Rename(sourcePath, path);
+            if (errno == UnixNative.EXDEV)
+            {
+                // The store is on another file system: copy.
+                await using var source = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+                var copied = await PutCoreAsync(key, source, createOnly, cancellationToken).ConfigureAwait(false);
+                Metrics.RecordBytesWritten(copied.Size);
+                return copied;
+            }
+
+            if (createOnly && errno == UnixNative.EEXIST)
+            {
+                throw new ObjectAlreadyExistsException(key, Where);
+            }
+
+            if (errno != 0)
+            {
+                throw new IOException($"renaming '{sourcePath}' to '{path}' failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+            }
+
+            if (createOnly)
+            {
+                File.Delete(sourcePath);
+            }
+
+            SyncDirectory(directory);
+            Metrics.RecordBytesWritten(size);
+            return new PutResult(key, size, etag);
+        }
+        catch (IOException e) when (e is not StorageException)
+        {
+            Metrics.RecordError(StoreRequestKind.Put);
+            throw IsDiskFull(e)
+                ? new StorageException($"Disk full writing '{key}' to {Where}: {e.Message}", key, e)
+                : new StorageException($"Writing '{key}' to {Where} failed: {e.Message}", key, e);
+        }
+        catch (Exception e) when (CountsAsError(e))
+        {
+            Metrics.RecordError(StoreRequestKind.Put);
+            throw;
+        }
+    }
+
+    private async Task<PutResult> CopyFileAsync(string key, string sourcePath, PutOptions? options, CancellationToken cancellationToken)
+    {
+        await using var file = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+        return await PutAsync(key, file, options, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
     public Task<Stream> GetAsync(string key, ByteRange? range = null, CancellationToken cancellationToken = default)
     {
         ObjectKey.Validate(key);

@@ -87,6 +87,51 @@ public abstract class ObjectStoreContractTests : IAsyncLifetime
         AssertSameBytes(content, await TestContent.ReadAllAsync(await Store.GetAsync("objects/blob.bin")));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100_000)]
+    [InlineData(8 * MiB + 1)]
+    public async Task Put_of_a_file_stores_its_bytes_and_its_metadata_matches_stat(int size)
+    {
+        var content = TestContent.Bytes(size, seed: size + 1);
+        string source = Path.Combine(Path.GetTempPath(), "wayback-putfile-" + Guid.NewGuid().ToString("n"));
+        await File.WriteAllBytesAsync(source, content);
+        try
+        {
+            var result = await Store.PutFileAsync("files/segment.bin", source);
+
+            Assert.Equal(size, result.Size);
+            AssertSameBytes(content, await TestContent.ReadAllAsync(await Store.GetAsync("files/segment.bin")));
+            var info = await Store.StatAsync("files/segment.bin");
+            Assert.Equal(result.ETag, info!.ETag);
+            Assert.Equal(size, info.Size);
+            await AssertNoLeftoversAsync();
+        }
+        finally
+        {
+            File.Delete(source);
+        }
+    }
+
+    [Fact]
+    public async Task Put_of_a_file_with_create_only_refuses_an_existing_key_and_keeps_both()
+    {
+        await Store.PutAsync("files/taken", new MemoryStream("first"u8.ToArray()));
+        string source = Path.Combine(Path.GetTempPath(), "wayback-putfile-" + Guid.NewGuid().ToString("n"));
+        await File.WriteAllTextAsync(source, "second");
+        try
+        {
+            await Assert.ThrowsAsync<ObjectAlreadyExistsException>(() => Store.PutFileAsync("files/taken", source, PutOptions.CreateOnlyPut));
+
+            Assert.Equal("first", Encoding.UTF8.GetString(await TestContent.ReadAllAsync(await Store.GetAsync("files/taken"))));
+            Assert.Equal("second", await File.ReadAllTextAsync(source));
+        }
+        finally
+        {
+            File.Delete(source);
+        }
+    }
+
     [Fact]
     public async Task Get_of_a_missing_key_throws_ObjectNotFoundException_naming_the_key()
     {

@@ -21,6 +21,7 @@ public sealed class DatabaseMetrics(string path, string name)
     public long Resyncs;
     public long Checkpoints;
     public long WalRestarts;
+    public long WriteLockMicroseconds;
     /// <summary>Unix milliseconds of the oldest captured transaction the server has not acknowledged (0: none).</summary>
     public long OldestUnacknowledgedMs;
     public long LastAckMs;

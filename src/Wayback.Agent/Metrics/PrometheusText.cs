@@ -28,6 +28,8 @@ public static class PrometheusText
         new("wayback_agent_resyncs_total", "counter", "Times the agent compared the database with a known state (restart behind its back, replaced file, 409).", m => Volatile.Read(ref m.Resyncs)),
         new("wayback_agent_checkpoints_total", "counter", "Checkpoints the agent ran.", m => Volatile.Read(ref m.Checkpoints)),
         new("wayback_agent_wal_restarts_total", "counter", "WAL restarts the agent followed.", m => Volatile.Read(ref m.WalRestarts)),
+        new("wayback_agent_write_lock_seconds_total", "counter", "Time the agent held SQLite's write lock to let the WAL restart (the application's commits wait meanwhile).",
+            m => Volatile.Read(ref m.WriteLockMicroseconds) / 1e6),
     ];
 
     public static string Render(IEnumerable<DatabaseMetrics> databases)

@@ -153,6 +153,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 // gather for a few milliseconds, so each journal fsync and request carries many of them.
                 // Meanwhile file events would only slow the application's writes down: stop them.
                 _watcher?.Disarm();
+                if (!Capture.CaughtUp)
+                    continue; // behind the application: no pause
                 long wait = (long)_options.CaptureInterval.TotalMilliseconds - (Environment.TickCount64 - started);
                 if (wait > 0)
                 {
@@ -177,7 +179,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     public async Task<int> CaptureOnceAsync(CancellationToken ct)
     {
         var capture = Capture;
-        int n = await capture.SyncAsync(ct).ConfigureAwait(false);
+        int n = await capture.PassAsync(ct).ConfigureAwait(false);
         UpdateCaptureMetrics();
         return n;
     }
@@ -189,6 +191,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         Volatile.Write(ref Metrics.Resyncs, capture.Resyncs);
         Volatile.Write(ref Metrics.Checkpoints, capture.CheckpointCount);
         Volatile.Write(ref Metrics.WalRestarts, capture.WalRestarts);
+        Volatile.Write(ref Metrics.WriteLockMicroseconds, capture.WriteLockMicroseconds);
         Volatile.Write(ref Metrics.WalBytes, capture.WalBytes);
         Volatile.Write(ref Metrics.Degraded, capture.Problem is null ? 0 : 1);
         UpdateJournalMetrics();

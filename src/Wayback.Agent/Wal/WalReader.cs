@@ -47,6 +47,23 @@ public sealed class WalScan
 
     /// <summary>True if the scan stopped because it reached its frame budget, not the end of the log.</summary>
     public bool MoreAvailable { get; set; }
+
+    private byte[]? _buffer;
+    private long _bufferOffset;
+    private int _bufferBytes;
+
+    internal void Keep(byte[] buffer, long offset, int bytes) => (_buffer, _bufferOffset, _bufferBytes) = (buffer, offset, bytes);
+
+    /// <summary>
+    /// The page of the frame at <paramref name="frameOffset"/> as the scan read and checked it, if the
+    /// caller's buffer still holds it (the scan's last read); null otherwise. Valid until the buffer is reused.
+    /// </summary>
+    public ReadOnlyMemory<byte>? Page(long frameOffset, int frameSize)
+    {
+        if (_buffer is null || frameOffset < _bufferOffset || frameOffset + frameSize > _bufferOffset + _bufferBytes)
+            return null;
+        return _buffer.AsMemory((int)(frameOffset - _bufferOffset) + WalHeader.FrameHeaderSize, frameSize - WalHeader.FrameHeaderSize);
+    }
 }
 
 /// <summary>
@@ -63,6 +80,8 @@ public static class WalReader
         int n = RandomAccess.Read(wal, b, 0);
         return n < WalHeader.Size ? null : WalHeader.TryRead(b);
     }
+
+    private const int InitialReadFrames = 64;
 
     /// <summary>
     /// Scans from <paramref name="from"/> (whole transactions only, so a budget may be exceeded by one) (which must be in <paramref name="header"/>'s generation and on a
@@ -93,17 +112,30 @@ public static class WalReader
             int txFrames = 0;
             int frames = 0;
             bool big = header.BigEndianChecksum;
+            // A restarted WAL keeps its old frames past the new end, so a read of the whole buffer would mostly
+            // copy stale bytes: reads start small and double while every frame they bring is valid. Each read
+            // goes after the previous one in the buffer, so the scan's pages stay there for the caller.
+            int want = Math.Min(perRead, InitialReadFrames);
+            long bufferStart = offset;
+            int used = 0;
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                int got = RandomAccess.Read(wal, buffer!.AsSpan(0, perRead * frameSize), offset);
+                if (used + want * frameSize > perRead * frameSize)
+                {
+                    bufferStart = offset;
+                    used = 0;
+                }
+                int got = RandomAccess.Read(wal, buffer!.AsSpan(used, want * frameSize), offset);
                 int whole = got / frameSize;
+                if (!rented)
+                    scan.Keep(buffer!, bufferStart, used + whole * frameSize);
                 if (whole == 0)
                     break;
                 bool stop = false;
                 for (int i = 0; i < whole; i++)
                 {
-                    var frame = buffer!.AsSpan(i * frameSize, frameSize);
+                    var frame = buffer!.AsSpan(used + i * frameSize, frameSize);
                     var fh = WalFrameHeader.Read(frame);
                     if (fh.Salt1 != header.Salt1 || fh.Salt2 != header.Salt2 || fh.Pgno == 0)
                     {
@@ -145,8 +177,10 @@ public static class WalReader
                         }
                     }
                 }
-                if (stop || got < perRead * frameSize)
+                if (stop || got < want * frameSize)
                     break;
+                used += whole * frameSize;
+                want = Math.Min(want * 2, perRead);
             }
             scan.UncommittedFrames = txFrames;
             return scan;

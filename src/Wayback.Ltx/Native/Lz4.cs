@@ -14,13 +14,18 @@ internal static unsafe partial class Lz4
     /// <summary>The largest compressed size of a block of <paramref name="length"/> bytes.</summary>
     public static int BlockBound(int length) => LZ4_compressBound(length);
 
-    /// <summary>Compresses one block; returns the compressed length.</summary>
-    public static int CompressBlock(ReadOnlySpan<byte> source, Span<byte> destination)
+    /// <summary>
+    /// Compresses one block; returns the compressed length. <paramref name="acceleration"/> is liblz4's: 1
+    /// (its default) compresses best, higher values trade ratio for speed; every value gives a valid block.
+    /// </summary>
+    public static int CompressBlock(ReadOnlySpan<byte> source, Span<byte> destination, int acceleration = 1)
     {
         fixed (byte* s = source)
         fixed (byte* d = destination)
         {
-            int n = LZ4_compress_default(s, d, source.Length, destination.Length);
+            int n = acceleration <= 1
+                ? LZ4_compress_default(s, d, source.Length, destination.Length)
+                : LZ4_compress_fast(s, d, source.Length, destination.Length, acceleration);
             if (n <= 0)
                 throw new InvalidOperationException("LZ4 block compression failed (destination too small).");
             return n;
@@ -72,6 +77,7 @@ internal static unsafe partial class Lz4
 
     [LibraryImport(Library)] private static partial int LZ4_compressBound(int inputSize);
     [LibraryImport(Library)] private static partial int LZ4_compress_default(byte* src, byte* dst, int srcSize, int dstCapacity);
+    [LibraryImport(Library)] private static partial int LZ4_compress_fast(byte* src, byte* dst, int srcSize, int dstCapacity, int acceleration);
     [LibraryImport(Library)] private static partial int LZ4_decompress_safe(byte* src, byte* dst, int compressedSize, int dstCapacity);
     [LibraryImport(Library)] private static partial uint LZ4F_isError(nuint code);
     [LibraryImport(Library)] private static partial byte* LZ4F_getErrorName(nuint code);

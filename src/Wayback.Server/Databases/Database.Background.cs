@@ -80,9 +80,9 @@ internal sealed partial class Database
                 index = await SegmentObject.BuildAsync(segment, fs, ct).ConfigureAwait(false);
                 await fs.FlushAsync(ct).ConfigureAwait(false);
                 size = fs.Length;
-                fs.Position = 0;
-                await _engine.Store.PutAsync(key, fs, null, ct).ConfigureAwait(false);
             }
+            // A local store takes the file as it is (a rename), so a sealed segment is written once more, not twice.
+            await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
             var stored = new StoredFile(key, 1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot, size)
             {
                 Index = index,
@@ -257,12 +257,15 @@ internal sealed partial class Database
             var decoders = await OpenDecodersAsync(pieces, ct).ConfigureAwait(false);
             try
             {
-                await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-                var trailer = await LtxCompactor.CompactAsync(decoders, fs, LtxFormat.V3, ct: ct).ConfigureAwait(false);
-                await fs.FlushAsync(ct).ConfigureAwait(false);
-                long size = fs.Length;
-                fs.Position = 0;
-                await _engine.Store.PutAsync(key, fs, null, ct).ConfigureAwait(false);
+                LtxTrailer trailer;
+                long size;
+                await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                {
+                    trailer = await LtxCompactor.CompactAsync(decoders, fs, LtxFormat.V3, ct: ct).ConfigureAwait(false);
+                    await fs.FlushAsync(ct).ConfigureAwait(false);
+                    size = fs.Length;
+                }
+                await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
                 return (size, trailer.PostApplyChecksum);
             }
             finally

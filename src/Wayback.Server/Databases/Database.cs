@@ -211,7 +211,8 @@ internal sealed partial class Database
 
     /// <summary>
     /// Accepts the LTX files of one request: each must follow the position the one before it left, its
-    /// pages are re-encoded as v3 into the buffer and its post-apply checksum recomputed; the request is
+    /// pages go into the buffer as v3 (v3 frames copied as received, other layouts compressed) and its
+    /// post-apply checksum is recomputed; the request is
     /// fdatasync'd once and then counts. Anything wrong refuses the whole request and stores nothing.
     /// </summary>
     public async Task<WriteResult> WriteAsync(Stream body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
@@ -272,6 +273,7 @@ internal sealed partial class Database
                 }
                 await using (decoder)
                 {
+                    decoder.KeepFrames = true; // v3 pages are copied as received, not compressed again
                     var h = decoder.Header;
                     if (!h.HasChecksums)
                         throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} has no database checksums (flag 0x2); the server tracks positions by checksum");
@@ -308,7 +310,7 @@ internal sealed partial class Database
                         while ((pgno = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
                         {
                             journal.Update(target, pgno, buffer.AsSpan(0, size));
-                            await encoder.WritePageAsync(pgno, buffer.AsMemory(0, size), ct).ConfigureAwait(false);
+                            await encoder.WriteFrameAsync(pgno, decoder.LastFrame, buffer.AsMemory(0, size), ct).ConfigureAwait(false);
                         }
                         journal.Resize(target, h.Commit);
                         ulong computed = target.Checksum;

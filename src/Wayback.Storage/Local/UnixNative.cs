@@ -9,6 +9,7 @@ internal static partial class UnixNative
     public const int EINTR = 4;
     public const int EEXIST = 17;
     public const int EINVAL = 22;
+    public const int EXDEV = 18;
     public const int ENOSPC = 28;
 
     private const int O_RDONLY = 0;
@@ -21,6 +22,9 @@ internal static partial class UnixNative
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameNative(string oldPath, string newPath);
 
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LinkNative(string existingPath, string newPath);
@@ -72,6 +76,23 @@ internal static partial class UnixNative
         do
         {
             rc = LinkNative(existingPath, newPath);
+        }
+        while (rc < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+        return rc < 0 ? Marshal.GetLastPInvokeError() : 0;
+    }
+
+    /// <summary>
+    /// rename(2): atomically gives <paramref name="oldPath"/> the name <paramref name="newPath"/>, replacing
+    /// what had it. Unlike File.Move it never falls back to copying: across file systems it fails with EXDEV.
+    /// Returns 0 or an errno.
+    /// </summary>
+    public static int Rename(string oldPath, string newPath)
+    {
+        int rc;
+        do
+        {
+            rc = RenameNative(oldPath, newPath);
         }
         while (rc < 0 && Marshal.GetLastPInvokeError() == EINTR);
 
