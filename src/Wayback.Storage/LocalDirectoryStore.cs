@@ -106,7 +106,8 @@ public sealed class LocalDirectoryStore : IObjectStore
         cancellationToken.ThrowIfCancellationRequested();
         if (OperatingSystem.IsWindows())
         {
-            return await CopyFileAsync(key, sourcePath, options, cancellationToken).ConfigureAwait(false);
+            await using var copy = OpenSource(sourcePath);
+            return await PutAsync(key, copy, options, cancellationToken).ConfigureAwait(false);
         }
 
         Metrics.RecordRequest(StoreRequestKind.Put);
@@ -135,7 +136,7 @@ public sealed class LocalDirectoryStore : IObjectStore
             if (errno == UnixNative.EXDEV)
             {
                 // The store is on another file system: copy.
-                await using var source = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+                await using var source = OpenSource(sourcePath);
                 var copied = await PutCoreAsync(key, source, createOnly, cancellationToken).ConfigureAwait(false);
                 Metrics.RecordBytesWritten(copied.Size);
                 return copied;
@@ -174,11 +175,8 @@ public sealed class LocalDirectoryStore : IObjectStore
         }
     }
 
-    private async Task<PutResult> CopyFileAsync(string key, string sourcePath, PutOptions? options, CancellationToken cancellationToken)
-    {
-        await using var file = new FileStream(sourcePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
-        return await PutAsync(key, file, options, cancellationToken).ConfigureAwait(false);
-    }
+    private static FileStream OpenSource(string path) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
 
     /// <inheritdoc />
     public Task<Stream> GetAsync(string key, ByteRange? range = null, CancellationToken cancellationToken = default)

@@ -41,7 +41,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private PageChecksums? _pages;
     private ulong _txid;
     private WalCursor? _cursor;
-    private uint _cursorSeq;
     private bool _cursorVerified;
     // True while the agent has held a read transaction ever since it read the WAL to its end: a WAL restart
     // seen now then cannot have dropped unread frames (see docs/agent.md, "Holding the WAL").
@@ -430,7 +429,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 return 0;
             }
             _cursor = WalCursor.Start(header.Value);
-            _cursorSeq = header.Value.CheckpointSequence;
             _cursorVerified = true;
             _truncatedByUs = false;
             WalRestarts++;
@@ -449,7 +447,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 return 0;
             }
             _cursor = found;
-            _cursorSeq = header.Value.CheckpointSequence;
             _cursorVerified = true;
         }
 
@@ -465,7 +462,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             sinceHold = FramesSinceHold(header.Value);
             // A pass ends when it has caught up - or, while the application writes as fast as the agent reads,
             // once the hold is due to move: a pass that never ended would pin the WAL and let it grow without
-            // bound (every page lookup of the application walks a longer WAL index).
+            // bound.
             _caughtUp = !scan.MoreAvailable;
             if (_caughtUp || sinceHold >= _options.CheckpointFrames || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)
                 break;
@@ -857,7 +854,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _pages = pages;
         _txid = txid;
         _cursor = end;
-        _cursorSeq = header?.CheckpointSequence ?? 0;
         _cursorVerified = true;
         _genTrusted = _session!.Holding;
         _truncatedByUs = false;
