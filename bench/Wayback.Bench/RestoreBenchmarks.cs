@@ -135,11 +135,13 @@ internal sealed class RestoreBenchmarks : IBenchSuite
                     oursSeconds.Add(await RestoreOursAsync(ours, points[i], env, ct));
                     restoredBytes = new FileInfo(ours).Length;
                     cpSeconds.Add(await CopyAsync(ours, copy, ct));
+                    Harness.Log($"restore:   wayback {oursSeconds[^1]:0.000} s, cp {cpSeconds[^1]:0.000} s");
                 }
                 async Task Peers()
                 {
                     peerSeconds.Add(await RestoreLitestreamAsync(litestream!, replica, theirs, peerPoints[i], ct));
                     frequentSeconds.Add(await RestoreLitestreamAsync(litestream!, frequent, theirs, peerPoints[i], ct));
+                    Harness.Log($"restore:   litestream {peerSeconds[^1]:0.000} s, with frequent snapshots {frequentSeconds[^1]:0.000} s");
                 }
                 if (litestream is null || i % 2 == 0)
                 {
@@ -259,6 +261,7 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         // Like cp and Litestream, into a path that does not exist: unlinking the last output is not a restore's cost.
         foreach (var f in new[] { output, output + "-wal", output + "-shm" })
             File.Delete(f);
+        await SettleAsync(ct);
         var watch = Stopwatch.StartNew();
         var r = await RunAsync("dotnet", [Wayback, "restore", "app.db", "-o", output, "--timestamp", Iso(timestampMs)], null, ct, env);
         double seconds = watch.Elapsed.TotalSeconds;
@@ -271,6 +274,7 @@ internal sealed class RestoreBenchmarks : IBenchSuite
     {
         foreach (var f in new[] { output, output + "-wal", output + "-shm" })
             File.Delete(f);
+        await SettleAsync(ct);
         var watch = Stopwatch.StartNew();
         var r = await RunAsync(litestream, ["restore", "-o", output, "-timestamp", Iso(timestampMs), "file://" + replica], null, ct);
         double seconds = watch.Elapsed.TotalSeconds;
@@ -282,12 +286,24 @@ internal sealed class RestoreBenchmarks : IBenchSuite
     private static async Task<double> CopyAsync(string from, string to, CancellationToken ct)
     {
         File.Delete(to);
+        await SettleAsync(ct);
         var watch = Stopwatch.StartNew();
         var r = await RunAsync("cp", [from, to], null, ct);
         double seconds = watch.Elapsed.TotalSeconds;
         if (r.Code != 0)
             throw new InvalidOperationException("cp failed: " + r.Stderr);
         return seconds;
+    }
+
+    /// <summary>
+    /// Writes out what the previous step left dirty (a 1 GiB copy or restore) before the next is timed, so
+    /// that no one's time includes the disk catching up on someone else's file.
+    /// </summary>
+    private static async Task SettleAsync(CancellationToken ct)
+    {
+        var r = await RunAsync("sync", [], null, ct);
+        if (r.Code != 0)
+            throw new InvalidOperationException("sync failed: " + r.Stderr);
     }
 
     private static async Task<ulong> PositionAsync(HttpClient http, string token, CancellationToken ct)

@@ -127,20 +127,25 @@ public static class LtxRestorer
 
     private const int WriteRunBytes = 1 << 20;
 
+    /// <summary>Read-ahead per file of the chain after its snapshot, while streaming (the snapshot gets <see cref="BatchBytes"/>).</summary>
+    private const int WindowBytes = 256 * 1024;
+
     /// <summary>
     /// Restores <paramref name="chain"/> and hands the database to <paramref name="emit"/> from its first byte
-    /// to its last, in pieces of up to 1 MiB, as it goes: the files after the snapshot are applied newest-first
-    /// into <paramref name="scratch"/> (a seekable stream that ends up holding only their pages), then the
-    /// snapshot is read in page order and merged with them. Each page is decoded and checksummed once. The
-    /// final checksum is proven before the last piece is emitted; if it fails, an exception follows the bytes
-    /// already emitted (never the whole database), which the caller must treat as void.
+    /// to its last, in pieces of up to 1 MiB, as it goes. The page indexes say which file holds each page's
+    /// newest version; then the database is produced in page order, reading every file forwards (each file's
+    /// frames are in page order), so nothing is written anywhere but to <paramref name="emit"/>. Each page is
+    /// decoded and checksummed once. The final checksum is proven before the last piece is emitted; if it
+    /// fails, an exception follows the bytes already emitted (never the whole database), which the caller must
+    /// treat as void.
     /// </summary>
-    public static async Task<RestoreResult> StreamAsync(IReadOnlyList<LtxPageReader> chain, Stream scratch,
+    public static async Task<RestoreResult> StreamAsync(IReadOnlyList<LtxPageReader> chain,
         Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> emit, CancellationToken ct = default)
     {
         CheckChain(chain);
+        if (chain.Count > ushort.MaxValue)
+            throw new ArgumentException($"a chain of {chain.Count} files is too long to stream; compact it first", nameof(chain));
         var last = chain[^1];
-        var snapshot = chain[0];
         uint pageSize = last.Header.PageSize;
         int size = (int)pageSize;
         uint commit = last.Header.Commit;
@@ -148,120 +153,51 @@ public static class LtxRestorer
         long held = chain.Sum(r => (long)r.Index.Count);
         if (commit > held + 1)
             throw LtxException.Invalid(last.Name, $"restore is missing pages: the commit is {commit} pages, but the chain holds only {held}");
+
+        // owner[p]: 1 + the chain position of the newest file holding page p (0: none).
+        var owner = new ushort[(long)commit + 1];
+        for (int f = chain.Count - 1; f >= 0; f--)
+        {
+            ushort mark = (ushort)(f + 1);
+            foreach (var e in chain[f].Index)
+            {
+                if (e.Pgno > commit)
+                    break;
+                if (owner[e.Pgno] == 0)
+                    owner[e.Pgno] = mark;
+            }
+        }
+
         var pages = new PageChecksums(pageSize);
         pages.Resize(commit);
-        var done = new BitArray((int)Math.Min((long)commit + 1, int.MaxValue));
         long written = 0;
-        var batch = ArrayPool<byte>.Shared.Rent(BatchBytes + 128 * 1024);
+        var sources = new Window[chain.Count];
         var run = ArrayPool<byte>.Shared.Rent(WriteRunBytes);
         int capacity = WriteRunBytes / size;
         try
         {
-            // 1. Newer files, newest first, each page once, into the scratch stream at its offset.
-            uint runStart = 0, runPages = 0;
-            for (int f = chain.Count - 1; f >= 1; f--)
-            {
-                var reader = chain[f];
-                var index = reader.Index;
-                int i = 0;
-                while (i < index.Count)
-                {
-                    if (!Wanted(index[i]))
-                    {
-                        i++;
-                        continue;
-                    }
-                    int j = i;
-                    long start = index[i].Offset, end = start + index[i].Size;
-                    while (j + 1 < index.Count && Wanted(index[j + 1]) && index[j + 1].Offset == end && end - start + index[j + 1].Size <= BatchBytes)
-                    {
-                        j++;
-                        end += index[j].Size;
-                    }
-                    var frames = batch.AsMemory(0, (int)(end - start));
-                    await reader.ReadRangeAsync(start, frames, ct).ConfigureAwait(false);
-                    for (int k = i; k <= j; k++)
-                    {
-                        var e = index[k];
-                        if (runPages > 0 && (e.Pgno != runStart + runPages || runPages == capacity))
-                        {
-                            await FlushRunAsync(scratch, run, runStart, runPages, pageSize, ct).ConfigureAwait(false);
-                            runPages = 0;
-                        }
-                        if (runPages == 0)
-                            runStart = e.Pgno;
-                        var target = run.AsSpan((int)(runPages * pageSize), size);
-                        runPages++;
-                        reader.DecodeFrame(frames.Span.Slice((int)(e.Offset - start), e.Size), e.Pgno, target);
-                        pages.Update(e.Pgno, target);
-                        done[(int)e.Pgno] = true;
-                        written++;
-                    }
-                    i = j + 1;
-                }
-                if (runPages > 0)
-                {
-                    await FlushRunAsync(scratch, run, runStart, runPages, pageSize, ct).ConfigureAwait(false);
-                    runPages = 0;
-                }
-            }
-            await scratch.FlushAsync(ct).ConfigureAwait(false);
-
-            // 2. The database in page order: each page from the snapshot, from the scratch stream, or the lock page's zeros.
-            var snapIndex = snapshot.Index;
-            int next = 0;              // the first snapshot index entry not passed yet
-            int loadedTo = -1;
-            long loadedOffset = 0;
             int filled = 0;
-            uint p = 1;
-            while (p <= commit)
+            for (uint p = 1; p <= commit; p++)
             {
                 if (p == lockPgno)
                 {
                     run.AsSpan(filled * size, size).Clear();
-                    filled++;
-                    p++;
-                }
-                else if (done[(int)p])
-                {
-                    // A run of pages the newer files wrote: one read from the scratch stream.
-                    uint q = p;
-                    while (q + 1 <= commit && q + 1 != lockPgno && done[(int)(q + 1)] && filled + (int)(q + 1 - p) < capacity)
-                        q++;
-                    int count = (int)(q - p + 1);
-                    await ReadScratchAsync(scratch, run.AsMemory(filled * size, count * size), (long)(p - 1) * pageSize, ct).ConfigureAwait(false);
-                    filled += count;
-                    p = q + 1;
                 }
                 else
                 {
-                    while (next < snapIndex.Count && snapIndex[next].Pgno < p)
-                        next++;
-                    if (next == snapIndex.Count || snapIndex[next].Pgno != p)
+                    int f = owner[p] - 1;
+                    if (f < 0)
                         throw LtxException.Invalid(last.Name, $"restore is missing page {p}: no file in the chain holds it");
-                    if (next > loadedTo)
-                    {
-                        // The snapshot's frames are back to back in page order: read the next stretch of them.
-                        loadedOffset = snapIndex[next].Offset;
-                        long end = loadedOffset + snapIndex[next].Size;
-                        loadedTo = next;
-                        while (loadedTo + 1 < snapIndex.Count && snapIndex[loadedTo + 1].Offset == end && end - loadedOffset + snapIndex[loadedTo + 1].Size <= BatchBytes)
-                        {
-                            loadedTo++;
-                            end += snapIndex[loadedTo].Size;
-                        }
-                        await snapshot.ReadRangeAsync(loadedOffset, batch.AsMemory(0, (int)(end - loadedOffset)), ct).ConfigureAwait(false);
-                    }
-                    var e = snapIndex[next];
+                    var source = sources[f] ??= new Window(chain[f], f == 0 ? BatchBytes : WindowBytes);
+                    var e = await source.FrameAsync(p, owner, commit, ct).ConfigureAwait(false);
                     var slot = run.AsSpan(filled * size, size);
-                    snapshot.DecodeFrame(batch.AsSpan((int)(e.Offset - loadedOffset), e.Size), p, slot);
+                    source.Reader.DecodeFrame(source.Bytes(e), p, slot);
                     pages.Update(p, slot);
                     written++;
-                    filled++;
-                    p++;
                 }
+                filled++;
                 // The last piece waits for the final checksum, so a receiver never gets a whole wrong database.
-                if (filled == capacity && p <= commit)
+                if (filled == capacity && p < commit)
                 {
                     await emit(run.AsMemory(0, filled * size), ct).ConfigureAwait(false);
                     filled = 0;
@@ -275,28 +211,67 @@ public static class LtxRestorer
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(batch);
             ArrayPool<byte>.Shared.Return(run);
+            foreach (var source in sources)
+                source?.Dispose();
         }
         return new RestoreResult(last.Header.MaxTxid, pages.Checksum, pageSize, commit, written, last.Header.TimestampMs, pages);
-
-        bool Wanted(LtxPageIndexEntry e) => e.Pgno <= commit && !done[(int)e.Pgno];
     }
 
-    private static async ValueTask ReadScratchAsync(Stream scratch, Memory<byte> into, long offset, CancellationToken ct)
+    /// <summary>
+    /// One file of a streamed restore, read forwards: a cursor in its page index and the stretch of its frames
+    /// last read, which covers as many adjacent frames as the file still owns (up to a bound).
+    /// </summary>
+    private sealed class Window(LtxPageReader reader, int bytes) : IDisposable
     {
-        int n;
-        if (scratch is FileStream { CanSeek: true } file)
+        private int _cursor;
+        private byte[]? _buffer;
+        private long _start;
+        private int _length;
+
+        public LtxPageReader Reader => reader;
+
+        /// <summary>The index entry of page <paramref name="pgno"/>, with its frame read into the window.</summary>
+        public async ValueTask<LtxPageIndexEntry> FrameAsync(uint pgno, ushort[] owner, uint commit, CancellationToken ct)
         {
-            n = RandomAccess.Read(file.SafeFileHandle, into.Span, offset);
+            var index = reader.Index;
+            while (index[_cursor].Pgno < pgno)
+                _cursor++;
+            var e = index[_cursor];
+            if (e.Offset < _start || e.Offset + e.Size > _start + _length)
+            {
+                ushort mine = owner[pgno];
+                long end = e.Offset + e.Size;
+                int k = _cursor;
+                while (k + 1 < index.Count && index[k + 1].Offset == end && index[k + 1].Pgno <= commit && owner[index[k + 1].Pgno] == mine
+                       && end - e.Offset + index[k + 1].Size <= bytes)
+                {
+                    k++;
+                    end += index[k].Size;
+                }
+                int length = (int)(end - e.Offset);
+                if (_buffer is null || _buffer.Length < length)
+                {
+                    if (_buffer is not null)
+                        ArrayPool<byte>.Shared.Return(_buffer);
+                    _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, Math.Min(bytes, 64 * 1024)));
+                }
+                await reader.ReadRangeAsync(e.Offset, _buffer.AsMemory(0, length), ct).ConfigureAwait(false);
+                _start = e.Offset;
+                _length = length;
+            }
+            _cursor++;
+            return e;
         }
-        else
+
+        public ReadOnlySpan<byte> Bytes(LtxPageIndexEntry e) => _buffer.AsSpan((int)(e.Offset - _start), e.Size);
+
+        public void Dispose()
         {
-            scratch.Position = offset;
-            n = await scratch.ReadAtLeastAsync(into, into.Length, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+            if (_buffer is not null)
+                ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
         }
-        if (n != into.Length)
-            throw new IOException($"the restore's scratch file ends before offset {offset + into.Length}");
     }
 
     private static async ValueTask FlushRunAsync(Stream output, byte[] run, uint startPgno, uint count, uint pageSize, CancellationToken ct)

@@ -98,6 +98,9 @@ public sealed class WaybackServer : IAsyncDisposable
         {
             k.Limits.MaxRequestBodySize = options.MaxUploadBytes;
             k.Limits.MinRequestBodyDataRate = null;
+            // A streamed restore decodes the next MiB while the socket sends the last (the default, 64 KiB,
+            // would make it wait for every piece to be sent); other answers are small.
+            k.Limits.MaxResponseBufferSize = 4 << 20;
             k.AddServerHeader = false;
         });
         builder.WebHost.UseUrls($"http://{(host.Contains(':') ? "[" + host + "]" : host)}:{port}");

@@ -44,7 +44,7 @@ public class RestorerTests
     private static async Task<(byte[] Bytes, RestoreResult Result)> StreamAsync(IReadOnlyList<LtxPageReader> readers)
     {
         var emitted = new MemoryStream();
-        var result = await LtxRestorer.StreamAsync(readers, new MemoryStream(), (chunk, ct) => emitted.WriteAsync(chunk, ct));
+        var result = await LtxRestorer.StreamAsync(readers, (chunk, ct) => emitted.WriteAsync(chunk, ct));
         return (emitted.ToArray(), result);
     }
 
@@ -68,37 +68,77 @@ public class RestorerTests
 
     private static (List<byte[]> Files, byte[] Database) GrowAndShrink()
     {
-        var random = new Random(3);
-        var db = new List<byte[]>();
-        var sums = new PageChecksums(4096);
-        var files = new List<byte[]>();
-        byte[] Page() { var b = new byte[4096]; random.NextBytes(b.AsSpan(0, 700)); return b; }
-        void Add(ulong txid, uint commit, IEnumerable<uint> changed)
+        var h = new History(new Random(3), 700);
+        h.Add(1, 300, []);
+        h.Add(2, 325, [3, 5, 290, .. Enumerable.Range(301, 25).Select(i => (uint)i)]);
+        h.Add(3, 150, [2, 149, 150]);
+        h.Add(4, 600, Enumerable.Range(1, 600).Where(i => i % 7 == 0 || i > 150).Select(i => (uint)i));
+        h.Add(5, 600, Enumerable.Range(250, 30).Select(i => (uint)i));
+        return (h.Files, h.Database);
+    }
+
+    /// <summary>A database's history written as v3 files, one per transaction, with right checksums.</summary>
+    private sealed class History(Random random, int randomBytesPerPage)
+    {
+        private readonly List<byte[]> _db = [];
+        private readonly PageChecksums _sums = new(4096);
+
+        public List<byte[]> Files { get; } = [];
+
+        public byte[] Database => _db.SelectMany(b => b).ToArray();
+
+        private byte[] Page()
         {
-            while (db.Count < commit) db.Add(Page());
-            if (db.Count > commit) db.RemoveRange((int)commit, db.Count - (int)commit);
-            var set = changed.Where(p => p <= commit).Order().ToList();
-            foreach (var pg in set) db[(int)pg - 1] = Page();
-            ulong pre = sums.Checksum;
+            var b = new byte[4096];
+            random.NextBytes(b.AsSpan(0, randomBytesPerPage));
+            return b;
+        }
+
+        public void Add(ulong txid, uint commit, IEnumerable<uint> changed)
+        {
+            // Pages the database grows by are in the file whether the caller names them or not.
+            var grown = Enumerable.Range(_db.Count + 1, Math.Max(0, (int)commit - _db.Count)).Select(i => (uint)i);
+            while (_db.Count < commit) _db.Add(Page());
+            if (_db.Count > commit) _db.RemoveRange((int)commit, _db.Count - (int)commit);
+            var set = changed.Concat(grown).Where(p => p <= commit).Distinct().Order().ToList();
+            foreach (var pg in set) _db[(int)pg - 1] = Page();
+            ulong pre = _sums.Checksum;
             var header = new LtxHeader { PageSize = 4096, Commit = commit, MinTxid = txid == 1 ? 1 : txid, MaxTxid = txid, TimestampMs = 1, PreApplyChecksum = txid == 1 ? 0 : pre };
             using var ms = new MemoryStream();
             var enc = LtxEncoder.CreateAsync(ms, header, LtxFormat.V3, leaveOpen: true).AsTask().GetAwaiter().GetResult();
             foreach (var pg in txid == 1 ? Enumerable.Range(1, (int)commit).Select(i => (uint)i) : set)
             {
-                enc.WritePageAsync(pg, db[(int)pg - 1]).AsTask().GetAwaiter().GetResult();
-                sums.Update(pg, db[(int)pg - 1]);
+                enc.WritePageAsync(pg, _db[(int)pg - 1]).AsTask().GetAwaiter().GetResult();
+                _sums.Update(pg, _db[(int)pg - 1]);
             }
-            sums.Resize(commit);
-            enc.FinishAsync(txid == 1 ? null : sums.Checksum).AsTask().GetAwaiter().GetResult();
+            _sums.Resize(commit);
+            enc.FinishAsync(txid == 1 ? null : _sums.Checksum).AsTask().GetAwaiter().GetResult();
             enc.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            files.Add(ms.ToArray());
+            Files.Add(ms.ToArray());
         }
-        Add(1, 300, []);
-        Add(2, 325, [3, 5, 290, .. Enumerable.Range(301, 25).Select(i => (uint)i)]);
-        Add(3, 150, [2, 149, 150]);
-        Add(4, 600, Enumerable.Range(1, 600).Where(i => i % 7 == 0 || i > 150).Select(i => (uint)i));
-        Add(5, 600, Enumerable.Range(250, 30).Select(i => (uint)i));
-        return (files, db.SelectMany(b => b).ToArray());
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Streaming_a_long_chain_of_interleaved_files_emits_the_database(int seed)
+    {
+        // Big files whose pages newer files overwrite here and there: every file is read forwards in stretches
+        // that end where a newer file owns the next page, so the windows restart all the time.
+        var random = new Random(seed);
+        var h = new History(random, 4096);
+        h.Add(1, 3000, []);
+        for (ulong txid = 2; txid <= 40; txid++)
+        {
+            uint commit = (uint)random.Next(2500, 3200);
+            int count = random.Next(1, txid % 5 == 0 ? 2500 : 200);
+            h.Add(txid, commit, Enumerable.Range(0, count).Select(_ => (uint)random.Next(1, (int)commit + 1)));
+        }
+        var chain = await Task.WhenAll(h.Files.Select(f => LtxPageReader.OpenAsync(new MemoryStream(f))));
+        var (streamed, result) = await StreamAsync(chain);
+        Assert.Equal(h.Database, streamed);
+        Assert.Equal(40ul, result.Txid);
     }
 
     [Fact]
@@ -132,7 +172,7 @@ public class RestorerTests
         var readers = await OpenAsync(V3(1), V3(2), V3(3), V3(4), V3(5), V3(6), V3(7));
         readers.Add(await LtxPageReader.OpenAsync(File.OpenRead(damaged), damaged));
         var emitted = new MemoryStream();
-        var ex = await Assert.ThrowsAsync<LtxException>(() => LtxRestorer.StreamAsync(readers, new MemoryStream(), (chunk, ct) => emitted.WriteAsync(chunk, ct)));
+        var ex = await Assert.ThrowsAsync<LtxException>(() => LtxRestorer.StreamAsync(readers, (chunk, ct) => emitted.WriteAsync(chunk, ct)));
         Assert.Contains(damaged, ex.Message);
         // Whatever went out before the damage showed, the whole database never did.
         Assert.True(emitted.Length < (long)r8.Header.Commit * r8.Header.PageSize, $"{emitted.Length} bytes emitted");

@@ -240,11 +240,11 @@ internal static class ProtocolEndpoints
         }
 
         var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
+        if (formatText == "sqlite" && query["stream"] == "1")
+            return await StreamRestoreAsync(context, dbs.Engine, db, plan, ct).ConfigureAwait(false);
         string temp = dbs.Engine.TempPath("snapshot");
         var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16,
             FileOptions.Asynchronous | FileOptions.DeleteOnClose);
-        if (formatText == "sqlite" && query["stream"] == "1")
-            return await StreamRestoreAsync(context, dbs.Engine, db, plan, file, ct).ConfigureAwait(false);
         try
         {
             ulong planTxid = plan.Txid;
@@ -282,37 +282,25 @@ internal static class ProtocolEndpoints
 
     /// <summary>
     /// <c>format=sqlite&amp;stream=1</c>: the answer starts as soon as the chain is open and carries the database
-    /// as the restore produces it, in order (<see cref="LtxRestorer.StreamAsync"/>): the database is never
-    /// written out whole on the server. A failure after the headers can no longer be a JSON error: the connection
+    /// as the restore produces it, in order (<see cref="LtxRestorer.StreamAsync"/>), written straight into the
+    /// response's own buffer: the database is never written out whole on the server, and the socket sends one
+    /// piece while the next is decoded. A failure after the headers can no longer be a JSON error: the connection
     /// is cut, so the download is short of its Content-Length, and the error is logged (a client asks again
     /// without <c>stream=1</c> to read it).
     /// </summary>
-    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, FileStream scratch, CancellationToken ct)
+    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, CancellationToken ct)
     {
         ulong planTxid = plan.Txid;
         var started = new TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>(TaskCreationOptions.RunContinuationsAsynchronously);
-        // A few MiB between the restore and the socket: enough to keep both busy, bounded whatever the database.
-        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 8 << 20, resumeWriterThreshold: 4 << 20, useSynchronizationContext: false));
+        var body = new TaskCompletionSource<PipeWriter>(TaskCreationOptions.RunContinuationsAsynchronously);
         // Not cancelled before it starts: it owns the plan's leases and must run to release them.
-        var restoring = Task.Run(async () =>
+        var restoring = Task.Run(() => db.StreamAsync(plan, async (chunk, token) =>
         {
-            try
-            {
-                var result = await db.StreamAsync(plan, scratch, async (chunk, token) =>
-                {
-                    var flushed = await pipe.Writer.WriteAsync(chunk, token).ConfigureAwait(false);
-                    if (flushed.IsCompleted)
-                        throw new OperationCanceledException("the client stopped reading");
-                }, started, ct).ConfigureAwait(false);
-                await pipe.Writer.CompleteAsync().ConfigureAwait(false);
-                return result;
-            }
-            catch (Exception e)
-            {
-                await pipe.Writer.CompleteAsync(e).ConfigureAwait(false);
-                throw;
-            }
-        }, CancellationToken.None);
+            var writer = await body.Task.WaitAsync(token).ConfigureAwait(false);
+            var flushed = await writer.WriteAsync(chunk, token).ConfigureAwait(false);
+            if (flushed.IsCanceled || flushed.IsCompleted)
+                throw new OperationCanceledException("the client stopped reading");
+        }, started, ct), CancellationToken.None);
         (uint Commit, uint PageSize, ulong PostApply) start;
         try
         {
@@ -320,15 +308,8 @@ internal static class ProtocolEndpoints
         }
         catch
         {
-            await pipe.Reader.CompleteAsync().ConfigureAwait(false);
-            try
-            {
-                await restoring.ConfigureAwait(false);
-            }
-            finally
-            {
-                await scratch.DisposeAsync().ConfigureAwait(false);
-            }
+            body.TrySetCanceled(CancellationToken.None);
+            await restoring.ConfigureAwait(false);
             throw;
         }
         long total = (long)start.Commit * start.PageSize;
@@ -337,12 +318,14 @@ internal static class ProtocolEndpoints
         response.Headers["Wayback-Post-Apply-Checksum"] = Hex.Format(start.PostApply);
         response.ContentType = "application/octet-stream";
         response.ContentLength = total;
-        return new StreamingResult(async body =>
+        return new StreamingResult(async _ =>
         {
             try
             {
-                await pipe.Reader.CopyToAsync(body, ct).ConfigureAwait(false);
+                await response.StartAsync(ct).ConfigureAwait(false);
+                body.TrySetResult(response.BodyWriter);
                 await restoring.ConfigureAwait(false);
+                await response.BodyWriter.FlushAsync(ct).ConfigureAwait(false);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
@@ -352,7 +335,7 @@ internal static class ProtocolEndpoints
             }
             finally
             {
-                await pipe.Reader.CompleteAsync().ConfigureAwait(false);
+                body.TrySetCanceled(CancellationToken.None);
                 try
                 {
                     await restoring.ConfigureAwait(false);
@@ -361,7 +344,6 @@ internal static class ProtocolEndpoints
                 {
                     // Already reported above, or the client went away.
                 }
-                await scratch.DisposeAsync().ConfigureAwait(false);
             }
         });
     }

@@ -196,9 +196,9 @@ internal sealed partial class Database
     /// (<see cref="LtxRestorer.StreamAsync"/>); <paramref name="started"/> learns its size, page size and the
     /// checksum its chain claims as soon as the chain is open.
     /// </summary>
-    internal Task<RestoreResult> StreamAsync(Plan plan, Stream scratch, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> emit,
+    internal Task<RestoreResult> StreamAsync(Plan plan, Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> emit,
         TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)> started, CancellationToken ct) =>
-        RunChainAsync(plan, started, readers => LtxRestorer.StreamAsync(readers, scratch, emit, ct), ct);
+        RunChainAsync(plan, started, readers => LtxRestorer.StreamAsync(readers, emit, ct), ct);
 
     /// <summary>Opens a plan's chain (merging long runs of small files first) and runs <paramref name="restore"/> over it.</summary>
     private async Task<RestoreResult> RunChainAsync(Plan plan, TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>? started,
