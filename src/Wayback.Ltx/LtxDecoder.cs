@@ -20,7 +20,8 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
     private readonly bool _leaveOpen;
     private readonly InputBuffer _input;
     private readonly FrameSource? _frame;
-    private readonly Lz4.FrameDecoder? _legacyFrame;
+    // Only files in the legacy v3 layout need an LZ4 frame context: made at their first page (a native allocation).
+    private Lz4.FrameDecoder? _legacyFrame;
     private readonly uint _lockPgno;
     private readonly byte[] _v1Head = new byte[V1PageHeaderSize];
     private ulong _crc = ulong.MaxValue;
@@ -42,10 +43,6 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         _lockPgno = header.LockPgno;
         if (format == LtxFormat.V1 && (header.Flags & LtxHeader.FlagCompressLz4) != 0)
             _frame = new FrameSource(input, name);
-        if (format == LtxFormat.V3)
-        {
-            _legacyFrame = new Lz4.FrameDecoder();
-        }
     }
 
     public LtxHeader Header { get; }
@@ -258,7 +255,7 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
             if (PageCount > 0 && !IsLegacyV3)
                 throw LtxException.Invalid(Name, $"page {pgno} mixes the legacy page layout with the current one");
             IsLegacyV3 = true;
-            await FrameSource.ReadWholeFrameAsync(_input, _legacyFrame!, page, Name, ct).ConfigureAwait(false);
+            await FrameSource.ReadWholeFrameAsync(_input, _legacyFrame ??= new Lz4.FrameDecoder(), page, Name, ct).ConfigureAwait(false);
             frameSize = (int)(_input.Position - offset);
         }
         else

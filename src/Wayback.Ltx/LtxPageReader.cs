@@ -20,7 +20,7 @@ public sealed class LtxPageReader : IAsyncDisposable
     private readonly bool _leaveOpen;
     private readonly LtxPageIndexEntry[] _entries;
     private readonly byte[] _frame;
-    private readonly Lz4.FrameDecoder _legacy = new();
+    private Lz4.FrameDecoder? _legacy; // legacy-layout files only: made at their first page
 
     private LtxPageReader(Stream stream, bool leaveOpen, LtxHeader header, LtxTrailer trailer, LtxPageIndexEntry[] entries, string? name)
     {
@@ -205,6 +205,7 @@ public sealed class LtxPageReader : IAsyncDisposable
         }
         else if (flags == 0)
         {
+            _legacy ??= new Lz4.FrameDecoder();
             _legacy.Reset();
             if (!_legacy.Decompress(frame[LtxDecoder.V3PageHeaderSize..], page, out int consumed, out n, out bool done, out string? error) || !done
                 || consumed != frame.Length - LtxDecoder.V3PageHeaderSize)
@@ -228,7 +229,7 @@ public sealed class LtxPageReader : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _legacy.Dispose();
+        _legacy?.Dispose();
         ArrayPool<byte>.Shared.Return(_frame);
         if (!_leaveOpen)
             await _stream.DisposeAsync().ConfigureAwait(false);
