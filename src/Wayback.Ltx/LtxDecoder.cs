@@ -213,7 +213,11 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         {
             int most = V3PageHeaderSize + V3SizePrefixSize + Lz4.BlockBound((int)Header.PageSize);
             if (_frameCopy is null || _frameCopy.Length < most)
-                _frameCopy = new byte[most];
+            {
+                if (_frameCopy is not null)
+                    ArrayPool<byte>.Shared.Return(_frameCopy);
+                _frameCopy = ArrayPool<byte>.Shared.Rent(most);
+            }
             head.CopyTo(_frameCopy);
         }
         _input.Advance(V3PageHeaderSize);
@@ -386,6 +390,9 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
 
     public void Dispose()
     {
+        if (_frameCopy is not null)
+            ArrayPool<byte>.Shared.Return(_frameCopy);
+        _frameCopy = null;
         _frame?.Dispose();
         _legacyFrame?.Dispose();
         _input.Dispose();

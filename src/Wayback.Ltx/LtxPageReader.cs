@@ -19,7 +19,9 @@ public sealed class LtxPageReader : IAsyncDisposable
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private readonly LtxPageIndexEntry[] _entries;
-    private readonly byte[] _frame;
+    // For ReadEntryAsync only, rented at first use: a compaction holds a reader per small file, hundreds of
+    // thousands at once, and reads their frames in batches of its own.
+    private byte[]? _frame;
     private Lz4.FrameDecoder? _legacy; // legacy-layout files only: made at their first page
 
     private LtxPageReader(Stream stream, bool leaveOpen, LtxHeader header, LtxTrailer trailer, LtxPageIndexEntry[] entries, string? name)
@@ -30,7 +32,6 @@ public sealed class LtxPageReader : IAsyncDisposable
         Trailer = trailer;
         _entries = entries;
         Name = name;
-        _frame = ArrayPool<byte>.Shared.Rent(LtxDecoder.V3PageHeaderSize + LtxDecoder.V3SizePrefixSize + Lz4.BlockBound((int)header.PageSize) + 64);
     }
 
     public LtxHeader Header { get; }
@@ -175,6 +176,7 @@ public sealed class LtxPageReader : IAsyncDisposable
     {
         int pageSize = (int)Header.PageSize;
         page = page[..pageSize];
+        _frame ??= ArrayPool<byte>.Shared.Rent(LtxDecoder.V3PageHeaderSize + LtxDecoder.V3SizePrefixSize + Lz4.BlockBound(pageSize) + 64);
         var frame = _frame.AsMemory(0, e.Size);
         await ReadAtAsync(_stream, e.Offset, frame, Name, $"page {e.Pgno}", ct).ConfigureAwait(false);
         DecodeFrame(frame.Span, e.Pgno, page.Span);
@@ -230,7 +232,9 @@ public sealed class LtxPageReader : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _legacy?.Dispose();
-        ArrayPool<byte>.Shared.Return(_frame);
+        if (_frame is not null)
+            ArrayPool<byte>.Shared.Return(_frame);
+        _frame = null;
         if (!_leaveOpen)
             await _stream.DisposeAsync().ConfigureAwait(false);
     }
