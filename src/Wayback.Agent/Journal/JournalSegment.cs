@@ -80,14 +80,16 @@ public static class JournalSegment
         private long _entryStart;
         private bool _done;
 
-        internal Writer(string dir, int count)
+        /// <summary>A segment for <paramref name="count"/> entries, written into <paramref name="spare"/> (an old segment's file, overwritten) if given.</summary>
+        internal Writer(string dir, int count, string? spare = null)
         {
             if (count is <= 0 or > MaxCount)
                 throw new ArgumentOutOfRangeException(nameof(count));
             _dir = dir;
             _count = count;
-            _temp = Path.Combine(dir, Guid.NewGuid().ToString("n") + ".seg.tmp");
-            _fs = new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            var reused = OpenSpare(spare);
+            _temp = reused is null ? Path.Combine(dir, Guid.NewGuid().ToString("n") + ".seg.tmp") : spare!;
+            _fs = reused ?? new FileStream(_temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
             // The files of a batch are small (a transaction each) and would each cost a write(2) - and the kernel
             // zeroes the rest of every block a short write starts. Gather them into large writes instead.
             _out = new ChunkedFileWriter(_fs.SafeFileHandle, chunkSize: 256 * 1024);
@@ -96,6 +98,20 @@ public static class JournalSegment
         }
 
         private readonly ChunkedFileWriter _out;
+
+        private static FileStream? OpenSpare(string? spare)
+        {
+            if (spare is null)
+                return null;
+            try
+            {
+                return new FileStream(spare, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
 
         /// <summary>Where the next LTX file is written; call <see cref="Added"/> after each.</summary>
         public Stream Stream => _out;
@@ -131,9 +147,11 @@ public static class JournalSegment
             for (int i = 0; i < _count; i++)
                 BinaryPrimitives.WriteUInt64BigEndian(head.AsSpan(LengthsOffset + i * 8), (ulong)_items[i].Length);
             _out.Drain();
+            long bytes = _out.Position;
+            if (_fs.Length > bytes)
+                _fs.SetLength(bytes); // a spare file was longer
             RandomAccess.Write(_fs.SafeFileHandle, head, 0);
             _fs.Flush(flushToDisk: true);
-            long bytes = _fs.Length;
             _fs.Dispose();
             _out.Dispose();
             string final = Path.Combine(_dir, $"{_items[0].Min:x16}-{_items[^1].Max:x16}{Extension}");
