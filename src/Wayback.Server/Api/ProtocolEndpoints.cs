@@ -122,7 +122,8 @@ internal static class ProtocolEndpoints
         }
 
         var db = dbs.GetOrCreate(cluster, name);
-        var result = await db.WriteAsync(new BodyStream(request.Body), lengths, format, ct).ConfigureAwait(false);
+        await using var body = new BodyStream(request.Body);
+        var result = await db.WriteAsync(body, lengths, format, ct).ConfigureAwait(false);
         context.Response.Headers[HwmHeader] = Hex.Format(result.Hwm);
         return TypedResults.Json(new WriteAnswer(PosJson.From(result.Pos), Hex.Format(result.Hwm), result.Files), ApiResults.Json);
     }
