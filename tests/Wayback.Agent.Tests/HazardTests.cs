@@ -9,7 +9,7 @@ namespace Wayback.Agent.Tests;
 public class HazardTests
 {
     /// <summary>Stops the agent, checkpoints the database, and checks the journal's newest state is it, byte for byte.</summary>
-    private static async Task<ulong> AssertJournalEqualsDatabaseAsync(TempDir tmp, string db, CaptureRunner? runner)
+    internal static async Task<ulong> AssertJournalEqualsDatabaseAsync(TempDir tmp, string db, CaptureRunner? runner)
     {
         if (runner is not null)
             await runner.DisposeAsync();
@@ -337,6 +337,71 @@ public class LargeDatabaseTests
 
 public class CheckpointTests
 {
+    [Fact]
+    public async Task An_agent_behind_the_wal_keeps_its_hold_until_it_has_read_to_the_end_so_a_pause_in_writes_cannot_restart_the_wal_over_unread_frames()
+    {
+        // The agent reads 50 frames a pass here, so 300 commits leave it behind. Moving its hold on while
+        // behind lets checkpoints copy everything; a hold begun on a fully copied WAL does not pin it, and
+        // the next commit would restart the WAL over frames the agent never read - with a salt only one
+        // ahead, as if it were a restart the agent had followed.
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "0");
+        var keeper = await Processes.StartKeeperAsync(db);
+        try
+        {
+            await using var runner = await CaptureRunner.OpenAsync(db, new Capture.CaptureOptions { CheckpointFrames = 50, RestartInterval = TimeSpan.FromHours(1) });
+            await runner.SyncAsync();
+            await runner.SyncAsync();
+            await Processes.WriterAsync("--db", db, "--rows", "300", "--autocheckpoint", "0");
+            await runner.Capture.PassAsync();
+            Assert.False(runner.Capture.CaughtUp);
+            await runner.Capture.PassAsync();
+            Assert.False(runner.Capture.CaughtUp);
+            // The application pauses (its last checkpoint copied what it could), then commits again.
+            await Processes.Sqlite3Async(db, "PRAGMA wal_checkpoint(PASSIVE);");
+            await Processes.WriterAsync("--db", db, "--rows", "1", "--autocheckpoint", "0");
+            await runner.SyncAsync();
+            Assert.Equal(302UL, runner.Capture.Txid); // the snapshot, then one TXID per row
+            await HazardTests.AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+        }
+        finally
+        {
+            await Processes.StopAsync(keeper);
+        }
+    }
+
+    [Fact]
+    public async Task After_the_agent_truncates_the_wal_a_new_connection_writing_it_with_fresh_random_salts_is_followed_without_a_comparison()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "0");
+        var keeper = await Processes.StartKeeperAsync(db);
+        try
+        {
+            var options = new Capture.CaptureOptions { CheckpointFrames = 20, RestartInterval = TimeSpan.Zero, TruncateWalBytes = 64 << 10 };
+            await using var runner = await CaptureRunner.OpenAsync(db, options);
+            await runner.SyncAsync();
+            for (int round = 0; round < 3; round++)
+            {
+                await Processes.WriterAsync("--db", db, "--rows", "40", "--autocheckpoint", "0");
+                await runner.SyncAsync();
+                await runner.SyncAsync(); // nothing new: the agent checkpoints and truncates the WAL
+                Assert.Equal(0, new FileInfo(db + "-wal").Length);
+            }
+            Assert.True(runner.Log.Contains("truncated the WAL"), runner.Log.ToString());
+            Assert.False(runner.Log.Contains("not watching"), runner.Log.ToString());
+            Assert.Equal(1, runner.Capture.Resyncs); // the first sync's snapshot only
+            Assert.Equal(121UL, runner.Capture.Txid); // one TXID per row
+            await HazardTests.AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+        }
+        finally
+        {
+            await Processes.StopAsync(keeper);
+        }
+    }
+
     [Fact]
     public async Task The_applications_own_checkpoints_copy_frames_while_the_agent_holds_its_snapshot()
     {

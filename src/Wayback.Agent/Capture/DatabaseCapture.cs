@@ -45,8 +45,15 @@ public sealed class DatabaseCapture : IAsyncDisposable
     // True while the agent has held a read transaction ever since it read the WAL to its end: a WAL restart
     // seen now then cannot have dropped unread frames (see docs/agent.md, "Holding the WAL").
     private bool _genTrusted;
+    // True once a scan made while the current hold is held has read to the end of the WAL, i.e. past every
+    // frame the hold's snapshot includes. Only then may the hold move on: a new hold that begins while the
+    // WAL is fully checkpointed does not pin it, and if the agent were still behind, the next commit would
+    // restart the WAL over frames it never read, with a salt only one ahead (docs/agent.md, "Holding the WAL").
+    private bool _holdReadToEnd;
     // Set after the agent's own TRUNCATE checkpoint emptied the WAL with every frame captured.
     private bool _truncatedByUs;
+    // ... and no writer slipped in before that TRUNCATE: the next generation continues from the agent's.
+    private bool _truncatedClean;
     private (ulong Dev, ulong Ino)? _stateFileId;
     private (ulong Dev, ulong Ino)? _fileId;
     private (ulong Dev, ulong Ino)? _walId;
@@ -395,6 +402,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             session.EnsureHold();
             _genTrusted = false;
+            _holdReadToEnd = false;
         }
         EnsureWalHandle();
         var header = _wal is null ? null : WalReader.ReadHeader(_wal);
@@ -406,6 +414,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 // The WAL is empty, as it was at the captured state, and the hold keeps it from being
                 // filled and emptied again unseen: whatever appears next is read from its first frame.
                 _genTrusted = true;
+                _holdReadToEnd = true;
                 return 0;
             }
             _resyncReason = "the WAL was emptied (truncated) while the agent was not watching";
@@ -421,7 +430,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             // Each restart adds one to salt-1, which lives in the shared WAL index (the checkpoint sequence in
             // the header does not: each connection writes its own count, so it cannot tell restarts apart).
-            bool restartWeSaw = _genTrusted && (_cursor is null || header.Value.Salt1 == unchecked(_cursor.Value.Salt1 + 1));
+            bool restartWeSaw = _genTrusted && (_cursor is null || header.Value.Salt1 == unchecked(_cursor.Value.Salt1 + 1) || _truncatedByUs && _truncatedClean);
             if (!restartWeSaw)
             {
                 _resyncReason = $"the WAL was restarted while the agent was not watching (salt-1 {_cursor?.Salt1:x8} -> {header.Value.Salt1:x8}" +
@@ -431,6 +440,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             _cursor = WalCursor.Start(header.Value);
             _cursorVerified = true;
             _truncatedByUs = false;
+            _truncatedClean = false;
             WalRestarts++;
         }
         else if (!_cursorVerified)
@@ -464,20 +474,26 @@ public sealed class DatabaseCapture : IAsyncDisposable
             // once the hold is due to move: a pass that never ended would pin the WAL and let it grow without
             // bound.
             _caughtUp = !scan.MoreAvailable;
+            if (_caughtUp)
+                _holdReadToEnd = true;
             if (_caughtUp || sinceHold >= _options.CheckpointFrames || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)
                 break;
         }
-        // Everything up to the current hold's snapshot has been read, so a restart seen from now on is one we
-        // can follow. Handing over to a fresh hold lets checkpoints copy what was read - and costs the
+        // Once everything up to the current hold's snapshot has been read, a restart seen from then on is one
+        // we can follow. Handing over to a fresh hold lets checkpoints copy what was read - and costs the
         // application a checkpoint (two fsyncs) in its next commit - so while commits keep coming the hold
-        // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once.
+        // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once. But
+        // only after a scan under this hold read to the end of the WAL: an agent that is behind keeps its hold
+        // (the WAL grows meanwhile, bounded by the write-locked catch-up of MaybeCheckpointAsync).
         var c = _cursor!.Value;
-        if (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds))
+        if (_holdReadToEnd && (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)))
         {
             session.RotateHold();
             _heldAt = (c.Salt1, c.Salt2, c.Offset);
+            _holdReadToEnd = false;
         }
-        _genTrusted = true;
+        if (_holdReadToEnd)
+            _genTrusted = true;
         return captured;
     }
 
@@ -636,6 +652,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
             session.ReleaseHold();
             result = session.Checkpoint("PASSIVE");
             session.RotateHold();
+            // No commit can happen under the write lock: the new hold's snapshot is exactly what was read.
+            _holdReadToEnd = true;
         }
         finally
         {
@@ -657,13 +675,20 @@ public sealed class DatabaseCapture : IAsyncDisposable
             finally
             {
                 session.RotateHold();
+                _holdReadToEnd = false;
             }
             if (!t.Busy)
             {
                 // (SQLite reports a log of 0 frames after a TRUNCATE, so the result cannot tell whether a writer
-                // slipped in.) A writer that did restarted the WAL first: the next WAL header then shows a salt-1
-                // two ahead of the agent's instead of one, and capture falls back to comparing pages.
+                // slipped in.) A writer that did restarted the WAL first, so the TRUNCATE's restart left salt-1
+                // two ahead of the agent's in SQLite's shared WAL index instead of one. The WAL header cannot
+                // show it: a connection that has never restarted a WAL itself (a new one, typically) writes
+                // the first frame of an emptied WAL with fresh random salts. So the index is read now - with
+                // the new hold in place and the WAL still empty, nothing can come before the generation the
+                // agent reads next; otherwise capture falls back to the salt-1 rule and, failing it, to
+                // comparing pages.
                 WalBytes = RandomAccess.GetLength(_wal);
+                _truncatedClean = WalBytes == 0 && WalReader.ReadSharedIndexSalt1(_dbPath + "-shm") == unchecked(_cursor!.Value.Salt1 + 1);
                 _truncatedByUs = true;
                 _genTrusted = true;
                 _log.Info($"{_name}: truncated the WAL (it had grown past {_options.TruncateWalBytes >> 20} MiB)");
@@ -856,7 +881,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _cursor = end;
         _cursorVerified = true;
         _genTrusted = _session!.Holding;
+        _holdReadToEnd = _session.Holding; // the comparison read the whole WAL under this hold
         _truncatedByUs = false;
+        _truncatedClean = false;
         _resyncReason = null;
         _stateFileId = _fileId;
         _dirty = true;

@@ -81,6 +81,28 @@ public static class WalReader
         return n < WalHeader.Size ? null : WalHeader.TryRead(b);
     }
 
+    /// <summary>
+    /// Salt-1 as SQLite's shared WAL index (<c>-shm</c>) holds it: that of the next generation once a TRUNCATE
+    /// or RESTART checkpoint has emptied the WAL. Null if the file is missing or its two header copies differ
+    /// (a writer is updating them).
+    /// </summary>
+    public static uint? ReadSharedIndexSalt1(string shmPath)
+    {
+        const int headerCopy = 48, salt1At = 32;
+        Span<byte> b = stackalloc byte[2 * headerCopy];
+        try
+        {
+            using var shm = File.OpenHandle(shmPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            if (RandomAccess.Read(shm, b, 0) < b.Length || !b[..headerCopy].SequenceEqual(b[headerCopy..]))
+                return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[salt1At..]);
+    }
+
     private const int InitialReadFrames = 64;
 
     /// <summary>
