@@ -469,6 +469,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured += await WriteTransactionsAsync(scan, header.Value, ct).ConfigureAwait(false);
+            if (_resyncReason is not null)
+                return captured;
             sinceHold = FramesSinceHold(header.Value);
             // A pass ends when it has caught up - or, while the application writes as fast as the agent reads,
             // once the hold is due to move: a pass that never ended would pin the WAL and let it grow without
@@ -532,10 +534,18 @@ public sealed class DatabaseCapture : IAsyncDisposable
         var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
         var sorted = new List<uint>();
         var segment = _journal.BeginSegment(transactions.Count);
+        int written = 0;
         try
         {
             foreach (var tx in transactions)
             {
+                if (MissingNewPage(tx, pages) is { } missing)
+                {
+                    // SQLite writes every page a transaction grows the database by; one missing means frames
+                    // before this one were lost to the agent. Keep what came before, compare for the rest.
+                    _resyncReason = $"the WAL's transaction at offset {tx.StartOffset} grows the database to {tx.Commit} pages but lacks page {missing} (frames before it were lost to the agent)";
+                    break;
+                }
                 ulong txid = _txid + 1;
                 var ltx = new LtxHeader
                 {
@@ -575,6 +585,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 segment.Added(ltx, trailer);
                 _txid = txid;
                 _cursor = tx.End;
+                written++;
+            }
+            if (written == 0)
+            {
+                segment.Dispose();
+                return 0;
             }
             var done = _journal.Commit(segment);
             _dirty = true;
@@ -597,6 +613,15 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>A page the transaction grows the database by but does not hold (the lock page aside), or null.</summary>
+    private static uint? MissingNewPage(WalTransaction tx, PageChecksums pages)
+    {
+        for (uint p = pages.PageCount + 1; p <= tx.Commit; p++)
+            if (p != pages.LockPgno && !tx.Pages.ContainsKey(p))
+                return p;
+        return null;
     }
 
     // ---- checkpoints ----
