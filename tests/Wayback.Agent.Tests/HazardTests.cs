@@ -394,6 +394,14 @@ public class CheckpointTests
             Assert.False(runner.Log.Contains("not watching"), runner.Log.ToString());
             Assert.Equal(1, runner.Capture.Resyncs); // the first sync's snapshot only
             Assert.Equal(121UL, runner.Capture.Txid); // one TXID per row
+            // Reading SQLite's shared index never costs the agent its locks (closing any descriptor of the -shm
+            // file would drop them all): its hold still keeps the application's TRUNCATE from emptying the WAL.
+            await Processes.WriterAsync("--db", db, "--rows", "5", "--autocheckpoint", "0");
+            await runner.SyncAsync();
+            var truncate = await Processes.Sqlite3ResultAsync(db, ".timeout 300\nPRAGMA wal_checkpoint(TRUNCATE);\n");
+            Assert.StartsWith("1|", truncate.Stdout.Trim());
+            await runner.SyncAsync();
+            Assert.Equal(126UL, runner.Capture.Txid);
             await HazardTests.AssertJournalEqualsDatabaseAsync(tmp, db, runner);
         }
         finally

@@ -62,6 +62,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     // The agent's one descriptor on the database file, open as long as its SQLite connections are: closing
     // any descriptor of a file drops every POSIX lock this process holds on it - SQLite's included.
     private SafeFileHandle? _db;
+    // SQLite's shared WAL index, opened when first needed and closed with the connections, for the same reason.
+    private SafeFileHandle? _shm;
     private string? _resyncReason;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
@@ -387,6 +389,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _session = null;
         _db?.Dispose();
         _db = null;
+        _shm?.Dispose();
+        _shm = null;
         _wal?.Dispose();
         _wal = null;
         _walId = null;
@@ -713,13 +717,29 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 // agent reads next; otherwise capture falls back to the salt-1 rule and, failing it, to
                 // comparing pages.
                 WalBytes = RandomAccess.GetLength(_wal);
-                _truncatedClean = WalBytes == 0 && WalReader.ReadSharedIndexSalt1(_dbPath + "-shm") == unchecked(_cursor!.Value.Salt1 + 1);
+                _truncatedClean = WalBytes == 0 && SharedIndexSalt1() == unchecked(_cursor!.Value.Salt1 + 1);
                 _truncatedByUs = true;
                 _genTrusted = true;
                 _log.Info($"{_name}: truncated the WAL (it had grown past {_options.TruncateWalBytes >> 20} MiB)");
             }
         }
         return captured;
+    }
+
+    private uint? SharedIndexSalt1()
+    {
+        if (_shm is null)
+        {
+            try
+            {
+                _shm = File.OpenHandle(_dbPath + "-shm", FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+        return WalReader.ReadSharedIndexSalt1(_shm);
     }
 
     // ---- resync: compare the live database with a known state ----

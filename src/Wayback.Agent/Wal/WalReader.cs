@@ -83,23 +83,16 @@ public static class WalReader
 
     /// <summary>
     /// Salt-1 as SQLite's shared WAL index (<c>-shm</c>) holds it: that of the next generation once a TRUNCATE
-    /// or RESTART checkpoint has emptied the WAL. Null if the file is missing or its two header copies differ
-    /// (a writer is updating them).
+    /// or RESTART checkpoint has emptied the WAL. Null if its two header copies differ (a writer is updating
+    /// them). The handle must stay open as long as the process has SQLite connections to the database:
+    /// closing any descriptor of the file would drop every POSIX lock the process holds on it, SQLite's too.
     /// </summary>
-    public static uint? ReadSharedIndexSalt1(string shmPath)
+    public static uint? ReadSharedIndexSalt1(SafeFileHandle shm)
     {
         const int headerCopy = 48, salt1At = 32;
         Span<byte> b = stackalloc byte[2 * headerCopy];
-        try
-        {
-            using var shm = File.OpenHandle(shmPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            if (RandomAccess.Read(shm, b, 0) < b.Length || !b[..headerCopy].SequenceEqual(b[headerCopy..]))
-                return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
+        if (RandomAccess.Read(shm, b, 0) < b.Length || !b[..headerCopy].SequenceEqual(b[headerCopy..]))
             return null;
-        }
         return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b[salt1At..]);
     }
 
