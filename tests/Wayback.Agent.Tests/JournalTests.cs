@@ -7,7 +7,7 @@ namespace Wayback.Agent.Tests;
 public class JournalTests
 {
     [Fact]
-    public async Task Acknowledged_segments_become_empty_spares_that_later_batches_write_and_a_restart_drops()
+    public async Task Acknowledged_segments_become_spares_that_later_batches_overwrite_and_trim_and_a_restart_drops()
     {
         using var tmp = new TempDir();
         var db = tmp.File("app.db");
@@ -42,17 +42,20 @@ public class JournalTests
                 await CommitBatchAsync(journal, 2);
             Assert.Equal(2, journal.DeleteThrough(4));
 
-            // The two acknowledged segments are empty spares now, and the next batch is written into one.
+            // The two acknowledged segments are spares now, and the next batch is written into one: a batch of
+            // one transaction into a file that held two, so the rest must be cut off.
             var spares = Directory.GetFiles(ltx, "*.tmp");
             Assert.Equal(2, spares.Length);
-            Assert.All(spares, s => Assert.Equal(0, new FileInfo(s).Length));
-            string path = await CommitBatchAsync(journal, 2);
-            Assert.Single(Directory.GetFiles(ltx, "*.tmp"));
-            Assert.Contains(Directory.GetFiles(ltx, "*.tmp")[0], spares);
-            Assert.Equal(2, Directory.GetFiles(ltx, "*" + JournalSegment.Extension).Length);
+            long spareLength = new FileInfo(spares[0]).Length;
+            string path = await CommitBatchAsync(journal, 1);
+            await CommitBatchAsync(journal, 1);
+            Assert.True(new FileInfo(path).Length < spareLength);
+            Assert.Empty(Directory.GetFiles(ltx, "*.tmp"));
+            Assert.Equal(3, Directory.GetFiles(ltx, "*" + JournalSegment.Extension).Length);
 
             var written = JournalSegment.Read(path);
-            Assert.Equal([7UL, 8], written.Select(e => e.MaxTxid));
+            Assert.Equal([7UL], written.Select(e => e.MaxTxid));
+            Assert.Equal(12 + 8 + written[0].Length, new FileInfo(path).Length);
             foreach (var e in written)
             {
                 await using var decoder = await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path);

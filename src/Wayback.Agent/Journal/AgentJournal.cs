@@ -211,9 +211,11 @@ public sealed class AgentJournal : IDisposable
     }
 
     /// <summary>
-    /// Takes an acknowledged segment out of the journal: renamed to a <c>.tmp</c> name and emptied for a later
-    /// batch to write, or deleted when enough are spare. Nothing reads an acknowledged segment any more, and a
-    /// <c>.tmp</c> file found at start is deleted, so a crash never lets a spare count.
+    /// Takes an acknowledged segment out of the journal: renamed to a <c>.tmp</c> name for a later batch to
+    /// overwrite (not emptied: freeing its blocks and allocating them again cost more than the overwrite; the
+    /// writer trims what the new batch does not cover), or deleted when enough are spare. Nothing reads an
+    /// acknowledged segment any more, and a <c>.tmp</c> file found at start is deleted, so a crash never lets a
+    /// spare count.
     /// </summary>
     private void Retire(string path)
     {
@@ -229,8 +231,6 @@ public sealed class AgentJournal : IDisposable
         try
         {
             File.Move(path, spare);
-            using var handle = File.OpenHandle(spare, FileMode.Open, FileAccess.Write);
-            RandomAccess.SetLength(handle, 0);
         }
         catch (IOException)
         {

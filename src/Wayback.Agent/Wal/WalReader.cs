@@ -136,11 +136,14 @@ public static class WalReader
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
-                if (used + want * frameSize > perRead * frameSize)
+                // A read takes what is left of the buffer before it starts over at its beginning: starting over
+                // drops the pages of the scan's first transactions, which the caller then reads again one by one.
+                if (used == perRead * frameSize)
                 {
                     bufferStart = offset;
                     used = 0;
                 }
+                want = Math.Min(want, perRead - used / frameSize);
                 int got = RandomAccess.Read(wal, buffer!.AsSpan(used, want * frameSize), offset);
                 int whole = got / frameSize;
                 if (!rented)
