@@ -71,6 +71,9 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
     private byte[]? _frameCopy;
     private int _frameCopyLength;
 
+    /// <summary>The page checksum (<see cref="LtxChecksum.Page"/>) of the page read last, from the same pass as the file's CRC.</summary>
+    public ulong LastPageChecksum { get; private set; }
+
     /// <summary>The trailer; set once <see cref="ReadPageAsync"/> has returned 0.</summary>
     public LtxTrailer Trailer { get; private set; }
 
@@ -176,10 +179,9 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
                 throw LtxException.Invalid(Name, $"snapshot is missing page {expected}");
         }
         _lastPgno = pgno;
+        LastPageChecksum = LtxChecksum.PageAndFile(pgno, page.Span, ref _crc);
         if (Header.IsSnapshot)
-            _pageChecksums ^= LtxChecksum.PageAndFile(pgno, page.Span, ref _crc);
-        else
-            _crc = Crc64.Update(_crc, page.Span);
+            _pageChecksums ^= LastPageChecksum;
         PageCount++;
         return pgno;
     }

@@ -138,14 +138,17 @@ public sealed class LtxEncoder : IAsyncDisposable
         _lastPgno = pgno;
     }
 
-    // A snapshot needs each page's checksum too; get it from the same pass over the page.
+    // Each page's checksum (a snapshot sums them; callers tracking a database use LastPageChecksum) comes
+    // from the same pass over the page as the file's CRC.
     private void HashPage(uint pgno, ReadOnlySpan<byte> page)
     {
+        LastPageChecksum = LtxChecksum.PageAndFile(pgno, page, ref _crc);
         if (Header.IsSnapshot)
-            _pageChecksums ^= LtxChecksum.PageAndFile(pgno, page, ref _crc);
-        else
-            _crc = Crc64.Update(_crc, page);
+            _pageChecksums ^= LastPageChecksum;
     }
+
+    /// <summary>The page checksum (<see cref="LtxChecksum.Page"/>) of the page written last.</summary>
+    public ulong LastPageChecksum { get; private set; }
 
     private async ValueTask WriteV3PageAsync(uint pgno, ReadOnlyMemory<byte> page, CancellationToken ct)
     {

@@ -49,6 +49,25 @@ public sealed class BadInputTests
             Assert.True(status == 400 || status == 409, $"{what}: {status} {body}");
             Assert.True(body.GetProperty("code").GetString() is "EBADLTX" or "EPOSMISMATCH", what);
         }
+        // The same damage in v3 files sent the way the agent sends them (a good file first, lengths announced):
+        // such files are read whole and, once verified, stored byte for byte.
+        byte[] first = [];
+        var second = model.Discarded(m => { first = m.Tx(2, LtxFormat.V3); return m.Tx(3, LtxFormat.V3); });
+        var v3Cases = new List<(string What, byte[] Bytes)>
+        {
+            ("v3: bit flip in a page", Flip(second, second.Length / 2)),
+            ("v3: bit flip in the index", Flip(second, second.Length - 30)),
+            ("v3: bit flip in the trailer", Flip(second, second.Length - 3)),
+            ("v3: truncated", second[..(second.Length - 20)]),
+            ("v3: garbage after the trailer", [.. second, 1, 2, 3]),
+            ("v3: flags changed", SetU32(second, 4, LtxHeader.FlagNoChecksum)),
+        };
+        foreach (var (what, bytes) in v3Cases)
+        {
+            var (status, body, _) = await s.WriteManyAsync(token, "db", [first, bytes], "v3");
+            Assert.True(status == 400, $"{what}: {status} {body}");
+            Assert.True(body.GetProperty("code").GetString() is "EBADLTX" or "EBADCHECKSUM", what);
+        }
         await AssertUnchangedAndStillWritableAsync(s, token, model);
         // A file that no longer follows, and the absurd-header cases, never reached the buffer.
         Assert.Empty(Directory.GetFiles(s.Data, "*.orphan", SearchOption.AllDirectories));

@@ -578,8 +578,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
                         long at = tx.Pages[pgno];
                         var page = scan.Page(at, header.FrameSize) ?? ReadPage(buffer, at, (int)header.PageSize);
                         undo.Add((pgno, pages[pgno]));
-                        pages.Update(pgno, page.Span);
                         await encoder.WritePageAsync(pgno, page, ct).ConfigureAwait(false);
+                        pages.Set(pgno, encoder.LastPageChecksum); // from the encoder's pass over the page
                     }
                     for (uint p = tx.Commit + 1; p <= pages.PageCount; p++)
                         undo.Add((p, pages[p]));

@@ -256,12 +256,32 @@ internal sealed partial class Database
         var cur = _pos;
         long bytes = 0;
         var buffer = ArrayPool<byte>.Shared.Rent(65536);
+        byte[]? whole = null;
         try
         {
             for (int i = 0; i < count; i++)
             {
-                var source = lengths is null ? body : new ExactLengthStream(body, lengths[i]);
                 string fileName = count == 1 ? "the LTX file" : $"file {i + 1} of {count}";
+                Stream source;
+                if (lengths is not null && lengths[i] <= WholeFileBytes)
+                {
+                    // A small file is read whole, then decoded from memory: one read of the request body
+                    // instead of a chain of them per page, and its bytes can be stored as they came.
+                    int length = (int)lengths[i];
+                    if (whole is null || whole.Length < length)
+                    {
+                        if (whole is not null)
+                            ArrayPool<byte>.Shared.Return(whole);
+                        whole = ArrayPool<byte>.Shared.Rent(Math.Max(length, 64 * 1024));
+                    }
+                    if (await body.ReadAtLeastAsync(whole.AsMemory(0, length), length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
+                        throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} is shorter than its announced length");
+                    source = new MemoryStream(whole, 0, length, writable: false);
+                }
+                else
+                {
+                    source = lengths is null ? body : new ExactLengthStream(body, lengths[i]);
+                }
                 LtxDecoder decoder;
                 try
                 {
@@ -297,8 +317,35 @@ internal sealed partial class Database
                     segment ??= OpenSegmentForBatch(h.IsSnapshot, cur);
                     var target = h.IsSnapshot ? new PageChecksums(h.PageSize) : pages!;
                     ulong start = cur.Txid + 1;
+                    // A v3 file that already has the header the buffer would give it (no flags, a timestamp)
+                    // is stored byte for byte once verified: re-encoding it would write the same bytes.
+                    var verbatim = source is MemoryStream memory && decoder.Format == LtxFormat.V3 && h.Flags == 0 && h.TimestampMs > 0 ? memory : null;
                     var entry = await segment.AppendAsync(async output =>
                     {
+                        if (verbatim is not null)
+                        {
+                            uint p;
+                            while ((p = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
+                                journal.Set(target, p, decoder.LastPageChecksum);
+                            journal.Resize(target, h.Commit);
+                            ulong sum = target.Checksum;
+                            if (sum != decoder.Trailer.PostApplyChecksum)
+                                throw new ApiException(400, ErrorCodes.BadChecksum,
+                                    $"{fileName}: post-apply checksum {decoder.Trailer.PostApplyChecksum:x16} is wrong; applying the file gives {sum:x16}");
+                            if (!decoder.IsLegacyV3)
+                            {
+                                output.Write(whole!, 0, (int)verbatim.Length);
+                                return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, h.TimestampMs, h.PreApplyChecksum, sum, h.Commit, h.PageSize);
+                            }
+                            // The legacy layout (an LZ4 frame per page) is stored in the standard one: read it again.
+                            await using var legacy = await LtxDecoder.OpenAsync(new MemoryStream(whole!, 0, (int)verbatim.Length, writable: false), LtxFormat.V3, fileName, ct: ct).ConfigureAwait(false);
+                            legacy.KeepFrames = true;
+                            await using var reencoder = await LtxEncoder.CreateAsync(output, h, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
+                            while ((p = await ReadPageAsync(legacy, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
+                                await reencoder.WriteFrameAsync(p, legacy.LastFrame, buffer.AsMemory(0, (int)h.PageSize), ct).ConfigureAwait(false);
+                            await reencoder.FinishAsync(sum, ct).ConfigureAwait(false);
+                            return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, h.TimestampMs, h.PreApplyChecksum, sum, h.Commit, h.PageSize);
+                        }
                         var header = h with
                         {
                             Flags = 0,
@@ -309,7 +356,7 @@ internal sealed partial class Database
                         uint pgno;
                         while ((pgno = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
                         {
-                            journal.Update(target, pgno, buffer.AsSpan(0, size));
+                            journal.Set(target, pgno, decoder.LastPageChecksum);
                             await encoder.WriteFrameAsync(pgno, decoder.LastFrame, buffer.AsMemory(0, size), ct).ConfigureAwait(false);
                         }
                         journal.Resize(target, h.Commit);
@@ -358,6 +405,8 @@ internal sealed partial class Database
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            if (whole is not null)
+                ArrayPool<byte>.Shared.Return(whole);
         }
 
         _pages = pages;
@@ -372,6 +421,9 @@ internal sealed partial class Database
             _hwm = _pos.Txid;
         return new WriteResult(_pos, _hwm, count);
     }
+
+    /// <summary>Files of a request up to this size are read whole before they are decoded.</summary>
+    private const int WholeFileBytes = 1 << 20;
 
     private static async ValueTask<uint> ReadPageAsync(LtxDecoder decoder, byte[] buffer, bool snapshot, CancellationToken ct)
     {

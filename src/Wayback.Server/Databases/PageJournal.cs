@@ -12,11 +12,12 @@ internal sealed class PageJournal(PageChecksums? original)
     private readonly uint _originalCount = original?.PageCount ?? 0;
     private readonly List<(uint Pgno, ulong Old)> _undo = [];
 
-    public void Update(PageChecksums pages, uint pgno, ReadOnlySpan<byte> page)
+    /// <summary>Sets a page's checksum (<see cref="LtxChecksum.Page"/>, as the decoder computed it).</summary>
+    public void Set(PageChecksums pages, uint pgno, ulong pageChecksum)
     {
         if (ReferenceEquals(pages, original) && pgno <= pages.PageCount)
             _undo.Add((pgno, pages[pgno]));
-        pages.Update(pgno, page);
+        pages.Set(pgno, pageChecksum);
     }
 
     public void Resize(PageChecksums pages, uint commit)
