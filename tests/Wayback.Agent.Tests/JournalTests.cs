@@ -7,7 +7,7 @@ namespace Wayback.Agent.Tests;
 public class JournalTests
 {
     [Fact]
-    public async Task Acknowledged_segments_become_spares_that_later_batches_overwrite_and_trim_and_a_restart_drops()
+    public async Task Acknowledged_segments_become_spares_that_later_batches_overwrite_and_a_restart_drops()
     {
         using var tmp = new TempDir();
         var db = tmp.File("app.db");
@@ -42,20 +42,18 @@ public class JournalTests
                 await CommitBatchAsync(journal, 2);
             Assert.Equal(2, journal.DeleteThrough(4));
 
-            // The two acknowledged segments are spares now, and the next batch is written into one: a batch of
-            // one transaction into a file that held two, so the rest must be cut off.
+            // The two acknowledged segments are spares now, and the next batches overwrite them: a batch of one
+            // transaction into a file that held two leaves a stale tail, which readers never look at.
             var spares = Directory.GetFiles(ltx, "*.tmp");
             Assert.Equal(2, spares.Length);
-            long spareLength = new FileInfo(spares[0]).Length;
             string path = await CommitBatchAsync(journal, 1);
             await CommitBatchAsync(journal, 1);
-            Assert.True(new FileInfo(path).Length < spareLength);
             Assert.Empty(Directory.GetFiles(ltx, "*.tmp"));
             Assert.Equal(3, Directory.GetFiles(ltx, "*" + JournalSegment.Extension).Length);
 
             var written = JournalSegment.Read(path);
             Assert.Equal([7UL], written.Select(e => e.MaxTxid));
-            Assert.Equal(12 + 8 + written[0].Length, new FileInfo(path).Length);
+            Assert.True(new FileInfo(path).Length > 12 + 8 + written[0].Length);
             foreach (var e in written)
             {
                 await using var decoder = await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path);

@@ -19,12 +19,14 @@ public sealed class AgentJournal : IDisposable
     private readonly Lock _gate = new();
     private readonly List<JournalEntry> _entries = [];
     private readonly Dictionary<string, (ulong MaxTxid, long Bytes)> _segments = [];
-    // Acknowledged segment files, emptied, kept for the next batches to write: creating a file per capture
-    // pass and deleting it soon after made ext4 search its inode bitmap each time (a fifth of the agent's CPU
-    // at 20k transactions/s). Segments are acknowledged once a second (when the state is saved), so a
-    // second's worth of passes (200 at 5 ms) is kept.
-    private readonly Stack<string> _spare = new();
+    // Acknowledged segment files kept for the next batches to overwrite: creating a file per capture pass and
+    // deleting it soon after made ext4 search its inode bitmap each time (a fifth of the agent's CPU at 20k
+    // transactions/s). Segments are acknowledged once a second (when the state is saved), so up to a second's
+    // worth of passes (200 at 5 ms) is kept - and at most MaxSpareBytes of disk.
+    private readonly Stack<(string Path, long Bytes)> _spare = new();
     private const int MaxSpare = 256;
+    private const long MaxSpareBytes = 64L << 20;
+    private long _spareBytes;
     private long _bytes;
 
     private AgentJournal(string databasePath, string directory, FileStream lockFile)
@@ -159,9 +161,15 @@ public sealed class AgentJournal : IDisposable
     /// <summary>Starts a segment file for a batch of <paramref name="count"/> transactions (in a spare file if there is one).</summary>
     public JournalSegment.Writer BeginSegment(int count)
     {
-        string? spare;
+        string? spare = null;
         lock (_gate)
-            _spare.TryPop(out spare);
+        {
+            if (_spare.TryPop(out var s))
+            {
+                spare = s.Path;
+                _spareBytes -= s.Bytes;
+            }
+        }
         return new(LtxDirectory, count, spare);
     }
 
@@ -213,19 +221,29 @@ public sealed class AgentJournal : IDisposable
     /// <summary>
     /// Takes an acknowledged segment out of the journal: renamed to a <c>.tmp</c> name for a later batch to
     /// overwrite (not emptied: freeing its blocks and allocating them again cost more than the overwrite; the
-    /// writer trims what the new batch does not cover), or deleted when enough are spare. Nothing reads an
+    /// writer trims a stale tail only past 1 MiB), or deleted when enough are spare (256, or 64 MiB). Nothing reads an
     /// acknowledged segment any more, and a <c>.tmp</c> file found at start is deleted, so a crash never lets a
     /// spare count.
     /// </summary>
     private void Retire(string path)
     {
+        long length;
+        try
+        {
+            length = new FileInfo(path).Length;
+        }
+        catch (IOException)
+        {
+            return;
+        }
         lock (_gate)
         {
-            if (_spare.Count >= MaxSpare)
+            if (_spare.Count >= MaxSpare || _spareBytes + length > MaxSpareBytes)
             {
                 TryDelete(path);
                 return;
             }
+            _spareBytes += length; // reserved now, so concurrent retirements respect the limit
         }
         string spare = System.IO.Path.Combine(LtxDirectory, "spare-" + Guid.NewGuid().ToString("n") + JournalSegment.Extension + ".tmp");
         try
@@ -234,11 +252,13 @@ public sealed class AgentJournal : IDisposable
         }
         catch (IOException)
         {
+            lock (_gate)
+                _spareBytes -= length;
             TryDelete(path);
             return;
         }
         lock (_gate)
-            _spare.Push(spare);
+            _spare.Push((spare, length));
     }
 
     /// <summary>
@@ -300,7 +320,8 @@ public sealed class AgentJournal : IDisposable
         lock (_gate)
         {
             while (_spare.TryPop(out var spare))
-                TryDelete(spare);
+                TryDelete(spare.Path);
+            _spareBytes = 0;
         }
         _lock.Dispose();
     }

@@ -98,6 +98,7 @@ public static class JournalSegment
         }
 
         private readonly ChunkedFileWriter _out;
+        private const long MaxStaleTail = 1 << 20;
 
         private static FileStream? OpenSpare(string? spare)
         {
@@ -148,8 +149,10 @@ public static class JournalSegment
                 BinaryPrimitives.WriteUInt64BigEndian(head.AsSpan(LengthsOffset + i * 8), (ulong)_items[i].Length);
             _out.Drain();
             long bytes = _out.Position;
-            if (_fs.Length > bytes)
-                _fs.SetLength(bytes); // a spare file was longer
+            // A spare file that was longer keeps its stale tail unless it is large: readers go by the lengths in
+            // the header, and freeing blocks cost as much as writing them (ftruncate was 9% of the agent's CPU).
+            if (_fs.Length > bytes + MaxStaleTail)
+                _fs.SetLength(bytes);
             RandomAccess.Write(_fs.SafeFileHandle, head, 0);
             _fs.Flush(flushToDisk: true);
             _fs.Dispose();
