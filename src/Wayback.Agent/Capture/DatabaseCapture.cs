@@ -675,9 +675,17 @@ public sealed class DatabaseCapture : IAsyncDisposable
             var h = WalReader.ReadHeader(_wal);
             if (h is null || !_cursor!.Value.SameGeneration(h.Value))
                 return 0;
-            var scan = WalReader.Scan(_wal, h.Value, _cursor.Value, int.MaxValue, buffer: _scanBuffer, ct: ct);
-            if (scan.Transactions.Count > 0)
-                captured = await WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
+            // Everything left, a bufferful at a time: a transaction's pages are taken from the scan's buffer
+            // only while it still holds them (one scan of a long backlog re-read each page with its own read).
+            while (true)
+            {
+                var scan = WalReader.Scan(_wal, h.Value, _cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
+                    maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
+                if (scan.Transactions.Count > 0)
+                    captured += await WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
+                if (!scan.MoreAvailable || _resyncReason is not null)
+                    break;
+            }
             session.ReleaseHold();
             result = session.Checkpoint("PASSIVE");
             session.RotateHold();
