@@ -43,6 +43,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
             int rounds = options.Quick ? 1 : 3;
             var alone = new List<double>();
             var oursRuns = new List<Throughput>();
+            var agentOnlyRuns = new List<double>();
             var peerRuns = new List<Throughput>();
             await using (var server = await Server.StartAsync(Path.Combine(work, "server-tp"), ct))
             {
@@ -60,6 +61,11 @@ internal sealed class AgentBenchmarks : IBenchSuite
                     ulong got = await server.TxidAsync(token, name, ct);
                     Harness.Log($"  the server held TXID {got} of {run.Committed + 1} when the agent was stopped");
 
+                    // The agent's own share: the same run with no server to ship to (it captures and journals).
+                    string lone = Path.Combine(work, $"agent-only{round}.db");
+                    agentOnlyRuns.Add((await ThroughputAsync(lone, seconds, () => StartProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", lone],
+                        new() { ["WAYBACK_SERVER"] = "http://127.0.0.1:9/", ["WAYBACK_TOKEN"] = token }), ct)).TxPerSec);
+
                     if (litestream is not null)
                     {
                         string pdb = Path.Combine(work, $"peer{round}.db");
@@ -75,6 +81,9 @@ internal sealed class AgentBenchmarks : IBenchSuite
             string peerPct = peer is { } p ? $"{p.TxPerSec / baseline * 100:F0}% ({p.TxPerSec:N0} tx/s)" : "n/a";
             yield return new BenchRow($"application write throughput with the replicator / without ({baseline:N0} tx/s alone, single-row tx, synchronous=NORMAL)",
                 $"{oursPct:F0}% ({ours.TxPerSec:N0} tx/s)", peerPct, peer is { } pp ? pp.TxPerSec / ours.TxPerSec : null, ">= 90%", Harness.YesNo(oursPct >= 90));
+            double agentOnly = Median(agentOnlyRuns);
+            yield return new BenchRow("  … with the agent alone (no server reachable: it captures and journals, ships nothing)",
+                $"{agentOnly / baseline * 100:F0}% ({agentOnly:N0} tx/s)", "-", null, "report", "-");
             // The server shares the machine in this run: its CPU is what the application loses besides the agent's.
             yield return new BenchRow("replicator CPU per 1,000 transactions (user + system, during the throughput run; ours: agent, and the co-located server)",
                 $"{ours.CpuMsPer1000:F1} ms (server {ours.ServerCpuMsPer1000:F1} ms)", peer is { } pc ? $"{pc.CpuMsPer1000:F1} ms" : "n/a", peer is { } pr ? ours.CpuMsPer1000 / pr.CpuMsPer1000 : null, "report", "-");
