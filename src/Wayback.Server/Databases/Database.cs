@@ -293,7 +293,6 @@ internal sealed partial class Database
                 }
                 await using (decoder)
                 {
-                    decoder.KeepFrames = true; // v3 pages are copied as received, not compressed again
                     var h = decoder.Header;
                     if (!h.HasChecksums)
                         throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} has no database checksums (flag 0x2); the server tracks positions by checksum");
@@ -320,6 +319,7 @@ internal sealed partial class Database
                     // A v3 file that already has the header the buffer would give it (no flags, a timestamp)
                     // is stored byte for byte once verified: re-encoding it would write the same bytes.
                     var verbatim = source is MemoryStream memory && decoder.Format == LtxFormat.V3 && h.Flags == 0 && h.TimestampMs > 0 ? memory : null;
+                    decoder.KeepFrames = verbatim is null; // otherwise v3 pages are copied as received, not compressed again
                     var entry = await segment.AppendAsync(async output =>
                     {
                         if (verbatim is not null)
