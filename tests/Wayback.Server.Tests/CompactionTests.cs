@@ -42,6 +42,40 @@ public sealed class CompactionTests
     }
 
     [Fact]
+    public async Task A_compaction_that_keeps_failing_is_retried_with_a_growing_delay_and_resumes_once_it_can()
+    {
+        FaultyStore? store = null;
+        await using var s = await TestServer.StartAsync(configure: ShortWindows, wrapStore: inner => store = new FaultyStore(inner) { FailReads = k => k.Contains("/l1/") });
+        var token = await s.CreateClusterAsync("prod");
+        var model = new LtxModel();
+        await s.WriteAsync(token, "db", model.Snapshot(6));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (watch.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2))).Status);
+            await Task.Delay(60);
+        }
+        // Background passes run every 200 ms; without a back-off each would fail again.
+        await FaultTests.WaitForAsync(async () => await CompactionErrorsAsync(s) >= 1);
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        long errors = await CompactionErrorsAsync(s);
+        Assert.InRange(errors, 1, 5);
+        Assert.DoesNotContain(s.StoredKeys(), k => k.Contains("/l2/"));
+
+        store!.FailReads = null;
+        await FaultTests.WaitForAsync(() => Task.FromResult(s.StoredKeys().Any(k => k.Contains("/l2/"))));
+    }
+
+    private static async Task<long> CompactionErrorsAsync(TestServer s)
+    {
+        using var req = TestServer.Request(HttpMethod.Get, "/metrics", TestServer.AdminToken, scheme: "Bearer");
+        var (_, _, resp) = await s.SendAsync(req);
+        var text = await resp.Content.ReadAsStringAsync();
+        return text.Split('\n').Where(l => l.StartsWith("wayback_compaction_errors_total{", StringComparison.Ordinal))
+            .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public async Task Retention_deletes_what_no_restore_point_inside_the_window_needs()
     {
         await using var s = await TestServer.StartAsync(configure: ShortWindows);

@@ -8,6 +8,9 @@ public sealed class FaultyStore(IObjectStore inner) : IObjectStore
 {
     public volatile bool Down;
 
+    /// <summary>Reads of the keys this picks fail (a damaged or unreadable object).</summary>
+    public volatile Func<string, bool>? FailReads;
+
     public StoreMetrics Metrics => inner.Metrics;
 
     private void Check(string key)
@@ -28,6 +31,8 @@ public sealed class FaultyStore(IObjectStore inner) : IObjectStore
     public Task<Stream> GetAsync(string key, ByteRange? range = null, CancellationToken ct = default)
     {
         Check(key);
+        if (FailReads?.Invoke(key) == true)
+            throw new StorageException($"injected fault: cannot read {key}", key);
         return inner.GetAsync(key, range, ct);
     }
 

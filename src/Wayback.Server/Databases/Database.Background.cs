@@ -9,6 +9,12 @@ internal sealed partial class Database
 {
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
+    // After a compaction fails, the next waits: a second, doubling up to ten minutes, reset by a success. A
+    // history that cannot be compacted (a damaged object) was otherwise retried - and logged - every pass.
+    private static readonly TimeSpan MaxCompactionRetryDelay = TimeSpan.FromMinutes(10);
+    private int _compactionFailures;
+    private DateTime _nextCompactionAttempt;
+
     /// <summary>Whether the buffer has something to seal now (window over, segment full, or already sealed and waiting).</summary>
     public bool UploadDue(DateTime nowUtc) =>
         !Deleted && nowUtc >= _nextUploadAttempt &&
@@ -249,6 +255,8 @@ internal sealed partial class Database
     /// <summary>Compacts <paramref name="pieces"/> (a chain) into one object at <paramref name="key"/>; null if it failed (logged, retried later).</summary>
     private async Task<(long Size, ulong PostApply)?> WriteCompactionAsync(string key, IReadOnlyList<Piece> pieces, CancellationToken ct)
     {
+        if (DateTime.UtcNow < _nextCompactionAttempt)
+            return null;
         string temp = _engine.TempPath("compact");
         using var lease = _engine.Leases.Acquire(pieces.Select(p => p.LeaseName));
         try
@@ -266,6 +274,7 @@ internal sealed partial class Database
                     size = fs.Length;
                 }
                 await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
+                _compactionFailures = 0;
                 return (size, trailer.PostApplyChecksum);
             }
             finally
@@ -277,7 +286,10 @@ internal sealed partial class Database
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
-            _engine.Log.LogWarning("{Db}: compaction into {Key} failed: {Error}", Label, key, e.Message);
+            int failures = Interlocked.Increment(ref _compactionFailures);
+            var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
+            _nextCompactionAttempt = DateTime.UtcNow + delay;
+            _engine.Log.LogWarning("{Db}: compaction into {Key} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, key, failures, delay, e.Message);
             return null;
         }
         finally
