@@ -411,6 +411,51 @@ public class CheckpointTests
     }
 
     [Fact]
+    public async Task While_commits_keep_coming_the_agent_is_the_only_checkpointer_and_it_lets_go_once_they_stop()
+    {
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "10");
+        var keeper = await Processes.StartKeeperAsync(db);
+        try
+        {
+            await using var runner = await CaptureRunner.OpenAsync(db, new Capture.CaptureOptions { CheckpointFrames = 100, RestartInterval = TimeSpan.Zero });
+            await runner.SyncAsync();
+            await runner.SyncAsync();
+            await Processes.WriterAsync("--db", db, "--rows", "50", "--autocheckpoint", "0");
+            Assert.Equal(50, await runner.Capture.PassAsync());
+            // Busy: the application's checkpoint finds the checkpointer lock taken and says so at once (a
+            // commit's auto-checkpoint gives up the same way, which is what spares the application the work).
+            var busy = (await Processes.Sqlite3Async(db, "PRAGMA wal_checkpoint(PASSIVE);")).Trim();
+            Assert.StartsWith("1|", busy);
+            // The agent's own checkpoints go on meanwhile (they take the lock through SQLite): with commits
+            // coming, it copies the WAL back and lets it restart.
+            for (int round = 0; round < 3; round++)
+            {
+                await Processes.WriterAsync("--db", db, "--rows", "150", "--autocheckpoint", "0");
+                Assert.True(await runner.Capture.PassAsync() > 0);
+                await runner.Capture.PassAsync();
+            }
+            Assert.True(runner.Capture.CheckpointCount > 0);
+            Assert.True(runner.Capture.WalRestarts > 0, runner.Log.ToString());
+            // Quiet: the next pass finds nothing and lets go; the application's checkpoint works again.
+            await runner.SyncAsync();
+            var idle = (await Processes.Sqlite3Async(db, "PRAGMA wal_checkpoint(PASSIVE);")).Trim();
+            Assert.StartsWith("0|", idle);
+            // And the application writing with its own auto-checkpoints never sees SQLITE_BUSY meanwhile.
+            runner.Start();
+            await Processes.WriterAsync("--db", db, "--rows", "400", "--autocheckpoint", "50", "--busy-timeout", "5000");
+            await runner.StopAsync();
+            Assert.Equal(901UL, runner.Capture.Txid); // the snapshot, then one TXID per row
+            await HazardTests.AssertJournalEqualsDatabaseAsync(tmp, db, runner);
+        }
+        finally
+        {
+            await Processes.StopAsync(keeper);
+        }
+    }
+
+    [Fact]
     public async Task The_applications_own_checkpoints_copy_frames_while_the_agent_holds_its_snapshot()
     {
         using var tmp = new TempDir();

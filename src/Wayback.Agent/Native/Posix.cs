@@ -78,4 +78,43 @@ internal static partial class Posix
                 SetPriorityNative(0 /* PRIO_PROCESS: one thread on Linux */, tid, nice);
         }
     }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Flock
+    {
+        public short Type;
+        public short Whence;
+        public long Start;
+        public long Length;
+        public int Pid;
+    }
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int FcntlLock(int fd, int cmd, ref Flock lk);
+
+    /// <summary>
+    /// Takes (or, with <paramref name="exclusive"/> null, releases) a POSIX record lock on one byte of a file
+    /// without waiting: F_SETLK, the kind SQLite uses on its -shm file. Returns false if another process
+    /// holds a conflicting lock. Such locks belong to the process: closing any descriptor of the file
+    /// drops them all, and SQLite's own unlock of the same byte in this process drops this one too.
+    /// Linux only (elsewhere the struct and the command differ); false there.
+    /// </summary>
+    public static bool TryLockByte(Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, bool? exclusive)
+    {
+        if (!OperatingSystem.IsLinux())
+            return false;
+        const int F_SETLK = 6, F_RDLCK = 0, F_WRLCK = 1, F_UNLCK = 2;
+        var lk = new Flock { Type = (short)(exclusive switch { true => F_WRLCK, false => F_RDLCK, null => F_UNLCK }), Whence = 0 /* SEEK_SET */, Start = offset, Length = 1 };
+        bool added = false;
+        file.DangerousAddRef(ref added);
+        try
+        {
+            return FcntlLock((int)file.DangerousGetHandle(), F_SETLK, ref lk) == 0;
+        }
+        finally
+        {
+            if (added)
+                file.DangerousRelease();
+        }
+    }
 }
