@@ -668,22 +668,55 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
         // 2. For a moment, no commit can happen: read the last frames, checkpoint the rest, and take a new
         //    hold that (the WAL being fully copied back) no longer pins it, so the next writer restarts it.
-        if (!session.TryBeginWriteLock(_options.WriteLockTimeoutMs))
-            return 0;
-        long locked = System.Diagnostics.Stopwatch.GetTimestamp();
+        // Little is left for the time the application waits: first what it committed is read, while it still
+        // writes (for up to 100 ms); then what can be copied back is, and what the checkpoint under the lock
+        // would fsync is fsync'd (the WAL's and the database's dirty pages: under a busy disk each of those
+        // fsyncs took 10-15 ms); then one more pass reads what came meanwhile.
         int captured = 0;
+        long until = Environment.TickCount64 + 100;
+        do
+        {
+            captured += await CaptureWalAsync(ct).ConfigureAwait(false);
+        }
+        while (!_caughtUp && _resyncReason is null && Environment.TickCount64 < until);
+        if (!StillFollowing(header.Value))
+            return captured;
+        session.Checkpoint("PASSIVE");
+        CheckpointCount++;
+        RandomAccess.FlushToDisk(_wal);
+        if (_db is not null)
+            RandomAccess.FlushToDisk(_db);
+        captured += await CaptureWalAsync(ct).ConfigureAwait(false);
+        if (!StillFollowing(header.Value))
+            return captured;
+        // The checkpointer lock first, so that no application checkpoint is under way (the one under the lock
+        // would find it busy and the round would be lost), then the write lock.
+        _checkpointer = true; // let go by the next quiet pass, if SQLite's own unlock has not dropped it before
+        if (!TryTakeLockByte(CheckpointerLockByte) || !TryTakeWriteLock(session))
+            return captured;
+        long locked = System.Diagnostics.Stopwatch.GetTimestamp();
         CheckpointResult result;
+        WalScan? last = null;
+        WalHeader? h;
         try
         {
-            var h = WalReader.ReadHeader(_wal);
+            h = WalReader.ReadHeader(_wal);
             if (h is null || !_cursor!.Value.SameGeneration(h.Value))
                 return 0;
             // Everything left, a bufferful at a time: a transaction's pages are taken from the scan's buffer
             // only while it still holds them (one scan of a long backlog re-read each page with its own read).
+            // The last bufferful is only read here - checked, its pages in the buffer - and journaled once the
+            // lock is released: encoding it and the journal's two fsyncs were most of the time the
+            // application waited.
             while (true)
             {
                 var scan = WalReader.Scan(_wal, h.Value, _cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
                     maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
+                if (!scan.MoreAvailable && scan.Transactions.Count > 0 && scan.AllPagesBuffered(h.Value.FrameSize))
+                {
+                    last = scan;
+                    break;
+                }
                 if (scan.Transactions.Count > 0)
                     captured += await WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
                 if (!scan.MoreAvailable || _resyncReason is not null)
@@ -697,8 +730,23 @@ public sealed class DatabaseCapture : IAsyncDisposable
         }
         finally
         {
-            session.EndWriteLock();
+            session.EndWriteLock(); // releases the lock byte this process took, too
             WriteLockMicroseconds += (long)System.Diagnostics.Stopwatch.GetElapsedTime(locked).TotalMicroseconds;
+        }
+        if (last is not null)
+        {
+            try
+            {
+                captured += await WriteTransactionsAsync(last, h!.Value, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                // The WAL may already be restarting over these frames: the state is rolled back to before them,
+                // and only a comparison of pages can bring the journal to the database's state now.
+                _resyncReason = "the journal could not take the transactions read while the WAL was restarted";
+                _genTrusted = false;
+                throw;
+            }
         }
 
         // 3. After a burst the WAL file stays as large as it grew: truncate it - once the application has gone
@@ -736,6 +784,53 @@ public sealed class DatabaseCapture : IAsyncDisposable
         }
         return captured;
     }
+
+    /// <summary>Byte of SQLite's write lock in the -shm file (WALINDEX_LOCK_OFFSET 120 + WAL_WRITE_LOCK 0).</summary>
+    private const long WriteLockByte = 120;
+
+    /// <summary>
+    /// Takes SQLite's write lock (BEGIN IMMEDIATE) within <see cref="CaptureOptions.WriteLockTimeoutMs"/>.
+    /// An application writing flat out holds that lock nearly all the time and lets go only for the moments
+    /// between its transactions; SQLite's own try-and-sleep almost never lands in one (the WAL then went
+    /// a second and more without a restart, growing past a GiB). So the agent first polls the lock byte
+    /// itself, without sleeping, until it gets it; then BEGIN IMMEDIATE takes the same lock for this
+    /// process at once (POSIX locks belong to the process) and the transaction's end releases both.
+    /// </summary>
+    private bool TryTakeWriteLock(SqliteSession session)
+    {
+        if (Shm() is not { } shm || !_shmWritable || !OperatingSystem.IsLinux())
+            return session.TryBeginWriteLock(_options.WriteLockTimeoutMs);
+        if (!TryTakeLockByte(WriteLockByte))
+            return false;
+        if (session.TryBeginWriteLock(0))
+            return true;
+        Posix.TryLockByte(shm, WriteLockByte, exclusive: null);
+        return false;
+    }
+
+    /// <summary>
+    /// Polls for one of SQLite's -shm locks, exclusively, without sleeping, for up to
+    /// <see cref="CaptureOptions.WriteLockTimeoutMs"/>; true once this process holds it (or if it cannot
+    /// take such locks at all: SQLite's own attempt then decides).
+    /// </summary>
+    private bool TryTakeLockByte(long lockByte)
+    {
+        if (Shm() is not { } shm || !_shmWritable || !OperatingSystem.IsLinux())
+            return true;
+        long deadline = Environment.TickCount64 + _options.WriteLockTimeoutMs;
+        var spin = new SpinWait();
+        while (!Posix.TryLockByte(shm, lockByte, exclusive: true))
+        {
+            if (Environment.TickCount64 >= deadline)
+                return false;
+            spin.SpinOnce(sleep1Threshold: -1);
+        }
+        return true;
+    }
+
+    /// <summary>Whether capture is still in the generation it was and has nothing to compare.</summary>
+    private bool StillFollowing(WalHeader generation) =>
+        _resyncReason is null && _cursor is { } c && c.SameGeneration(generation);
 
     private uint? SharedIndexSalt1() => Shm() is { } shm ? WalReader.ReadSharedIndexSalt1(shm) : null;
 

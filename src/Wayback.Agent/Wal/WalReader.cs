@@ -54,6 +54,16 @@ public sealed class WalScan
 
     internal void Keep(byte[] buffer, long offset, int bytes) => (_buffer, _bufferOffset, _bufferBytes) = (buffer, offset, bytes);
 
+    /// <summary>True if every page of every transaction found is in the scan's buffer (none needs reading again).</summary>
+    public bool AllPagesBuffered(int frameSize)
+    {
+        foreach (var tx in Transactions)
+            foreach (long at in tx.Pages.Values)
+                if (Page(at, frameSize) is null)
+                    return false;
+        return true;
+    }
+
     /// <summary>
     /// The page of the frame at <paramref name="frameOffset"/> as the scan read and checked it, if the
     /// caller's buffer still holds it (the scan's last read); null otherwise. Valid until the buffer is reused.
