@@ -104,4 +104,44 @@ public sealed class CliTests
         Assert.Equal(token, (await File.ReadAllTextAsync(Path.Combine(dir, "admin-token"))).Trim());
         Directory.Delete(dir, recursive: true);
     }
+
+    [Fact]
+    public async Task Serve_with_nice_runs_every_thread_at_that_priority_and_refuses_one_out_of_range()
+    {
+        var bad = Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(null, new Dictionary<string, string> { ["nice"] = "25" }, _ => null));
+        Assert.Contains("nice", bad.Message);
+        Assert.Equal(19, Hosting.ServerOptions.Load(null, new Dictionary<string, string>(), n => n == "WAYBACK_NICE" ? "19" : null).Nice);
+        if (!OperatingSystem.IsLinux())
+            return;
+
+        string dir = TestServer.NewDataDirectory();
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", dir, "--listen", "127.0.0.1:0", "--admin-token", TestServer.AdminToken, "--nice", "19" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        try
+        {
+            Assert.Contains("listening", (await p.StandardOutput.ReadLineAsync())!);
+            // Threads the runtime starts later are lowered as they appear (every 2 s).
+            List<int> nices = [];
+            for (int i = 0; i < 50; i++)
+            {
+                nices = Directory.EnumerateDirectories($"/proc/{p.Id}/task")
+                    .Select(t => { try { return File.ReadAllText(Path.Combine(t, "stat")); } catch (IOException) { return ""; } })
+                    .Where(stat => stat.Length > 0)
+                    .Select(stat => int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16]))
+                    .ToList();
+                if (nices.All(n => n == 19))
+                    break;
+                await Task.Delay(200);
+            }
+            Assert.True(nices.Count > 3 && nices.All(n => n == 19), string.Join(",", nices));
+        }
+        finally
+        {
+            p.Kill();
+            await p.WaitForExitAsync();
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

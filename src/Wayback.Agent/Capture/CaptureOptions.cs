@@ -15,10 +15,13 @@ public sealed record CaptureOptions
 
     /// <summary>
     /// The least time between two moments in which the agent takes SQLite's write lock to let the WAL
-    /// restart (a few milliseconds each; application writers wait them out with their busy timeout).
-    /// Short enough that a busy WAL stays well under <see cref="TruncateWalBytes"/> between restarts.
+    /// restart (a few milliseconds each; application writers wait them out with their busy timeout, and
+    /// SQLite's busy handler sleeps in steps of 1, 2, 5, 10 ms). Each costs a flat-out application about the
+    /// same whatever the WAL's size, so they are kept rare: with 250 ms the bench's writer lost ~7 points of
+    /// its speed, with 1 s ~1.5 (its WAL then grows to ~300 MB between restarts; a writer at 1,000
+    /// single-page transactions a second leaves it at 4 MB).
     /// </summary>
-    public TimeSpan RestartInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+    public TimeSpan RestartInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Past this WAL file size the agent truncates the WAL (after a burst left it large).</summary>
     public long TruncateWalBytes { get; init; } = 64L << 20;

@@ -58,27 +58,6 @@ internal static partial class Posix
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int CloseNative(int fd);
 
-    [LibraryImport("libc", EntryPoint = "setpriority", SetLastError = true)]
-    private static partial int SetPriorityNative(int which, int who, int prio);
-
-    [LibraryImport("libc", EntryPoint = "getpriority", SetLastError = true)]
-    private static partial int GetPriorityNative(int which, int who);
-
-    /// <summary>
-    /// Lowers the scheduling priority (nice) of every thread of this process to <paramref name="nice"/>. On
-    /// Linux nice is per thread, so threads the runtime creates later need another call.
-    /// </summary>
-    public static void NiceAllThreads(int nice)
-    {
-        if (!OperatingSystem.IsLinux())
-            return;
-        foreach (var task in System.IO.Directory.EnumerateDirectories("/proc/self/task"))
-        {
-            if (int.TryParse(System.IO.Path.GetFileName(task), out int tid) && GetPriorityNative(0, tid) < nice)
-                SetPriorityNative(0 /* PRIO_PROCESS: one thread on Linux */, tid, nice);
-        }
-    }
-
     [StructLayout(LayoutKind.Sequential)]
     private struct Flock
     {

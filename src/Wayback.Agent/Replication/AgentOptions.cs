@@ -36,9 +36,9 @@ public sealed record AgentOptions
     public bool RestoreIfMissing { get; init; }
 
     /// <summary>
-    /// Scheduling priority (Unix nice, 0-19) for the agent's threads, so that on a busy machine the
-    /// application gets the CPU first and the agent catches up in between; null leaves it alone (the
-    /// library default, since it would also lower an application that hosts the agent in-process).
+    /// Scheduling priority (Unix nice, 0-19) for the agent's threads; null leaves it alone. Lowering it
+    /// rarely helps the application: an agent that falls behind a busy one makes it wait out a longer WAL
+    /// restart (measured 2026-11-22: the bench's writer ran at ~65% with the agent at nice 10, ~75% at 0).
     /// </summary>
     public int? Nice { get; init; }
 

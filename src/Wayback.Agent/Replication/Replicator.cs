@@ -51,15 +51,7 @@ public sealed class Replicator : IAsyncDisposable
         var loops = _databases.Select(d => d.RunAsync(ct)).ToList();
         loops.Add(Task.Run(() => TrimMemoryAsync(ct), ct));
         if (_options.Nice is { } nice)
-            loops.Add(Task.Run(async () =>
-            {
-                // Threads the runtime starts later inherit nothing: renice them as they appear.
-                while (!ct.IsCancellationRequested)
-                {
-                    Native.Posix.NiceAllThreads(nice);
-                    try { await Task.Delay(2000, ct).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
-                }
-            }, ct));
+            loops.Add(Task.Run(() => Wayback.Ltx.Native.ProcessNice.KeepLoweredAsync(nice, ct), ct));
         await Task.WhenAll(loops).ConfigureAwait(false);
     }
 

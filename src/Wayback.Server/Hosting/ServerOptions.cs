@@ -45,6 +45,9 @@ public sealed class ServerOptions
     /// <summary>The first retry of a failed upload waits this long, doubling up to 30 s.</summary>
     public TimeSpan UploadRetryDelay { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
+    public int Nice { get; set; }
+
     public bool UsesS3 => !string.IsNullOrEmpty(S3Bucket);
 
     /// <summary>One setting: its flag (without dashes; also the YAML key) and environment variable.</summary>
@@ -73,7 +76,13 @@ public sealed class ServerOptions
         new("retention", "Retention of clusters created without --retention (default 720h).", (o, v) => o.DefaultRetention = ParseDuration(v, "retention")),
         new("max-upload-size", "Largest accepted request body, bytes or with KiB/MiB/GiB (default 16GiB).", (o, v) => o.MaxUploadBytes = ParseSize(v, "max-upload-size")),
         new("max-buffer-size", "Writes get 503 while a database's unsealed buffer exceeds this (default 8GiB).", (o, v) => o.MaxBufferBytes = ParseSize(v, "max-buffer-size")),
+        new("nice", "Lower the server's CPU priority, Unix nice 0-19 (default 0). On a machine shared with applications, 19 lets them and their agents go first.", (o, v) => o.Nice = ParseNice(v)),
     ];
+
+    private static int ParseNice(string v) =>
+        int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= 19
+            ? n
+            : throw new ArgumentException($"nice: '{v}' is not a whole number from 0 to 19");
 
     /// <summary>
     /// Builds options from, in rising precedence: defaults, the YAML file, <c>WAYBACK_*</c> environment

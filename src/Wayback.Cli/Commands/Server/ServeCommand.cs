@@ -42,6 +42,8 @@ internal static class ServeCommand
         CliErrors.RunAsync(stderr, async () =>
         {
             var options = ServerOptions.Load(configPath, flags);
+            using var lowered = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var nice = options.Nice > 0 ? Task.Run(() => Wayback.Ltx.Native.ProcessNice.KeepLoweredAsync(options.Nice, lowered.Token), CancellationToken.None) : Task.CompletedTask;
             await using var server = await WaybackServer.StartAsync(options, ct: ct).ConfigureAwait(false);
             if (server.AdminTokenGenerated)
             {
@@ -58,6 +60,8 @@ internal static class ServeCommand
             {
             }
             await stdout.WriteLineAsync("stopping").ConfigureAwait(false);
+            lowered.Cancel();
+            await nice.ConfigureAwait(false);
             return CliErrors.Ok;
         });
 }
