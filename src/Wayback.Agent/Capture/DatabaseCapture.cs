@@ -798,7 +798,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     private bool TryTakeWriteLock(SqliteSession session)
     {
-        if (Shm() is not { } shm || !_shmWritable || !OperatingSystem.IsLinux())
+        if (LockableShm() is not { } shm)
             return session.TryBeginWriteLock(_options.WriteLockTimeoutMs);
         if (!TryTakeLockByte(WriteLockByte))
             return false;
@@ -815,7 +815,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     private bool TryTakeLockByte(long lockByte)
     {
-        if (Shm() is not { } shm || !_shmWritable || !OperatingSystem.IsLinux())
+        if (LockableShm() is not { } shm)
             return true;
         long deadline = Environment.TickCount64 + _options.WriteLockTimeoutMs;
         var spin = new SpinWait();
@@ -864,6 +864,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
         return _shm;
     }
 
+    /// <summary>The -shm descriptor if this process can take SQLite's locks through it (Linux, opened for writing).</summary>
+    private SafeFileHandle? LockableShm() => OperatingSystem.IsLinux() && Shm() is { } shm && _shmWritable ? shm : null;
+
     /// <summary>Byte of SQLite's checkpointer lock in the -shm file (WALINDEX_LOCK_OFFSET 120 + WAL_CKPT_LOCK 1).</summary>
     private const long CheckpointerLockByte = 121;
 
@@ -883,9 +886,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     private void HoldCheckpointer(bool busy)
     {
-        if (busy == _checkpointer && !busy)
-            return;
-        if (Shm() is not { } shm || !_shmWritable)
+        if (!busy && !_checkpointer || LockableShm() is not { } shm)
             return;
         _checkpointer = busy;
         Posix.TryLockByte(shm, CheckpointerLockByte, exclusive: busy ? true : null);
