@@ -35,11 +35,13 @@ public sealed class CaptureRunner : IAsyncDisposable
     public ListLog Log { get; }
     public int Errors;
 
-    public static async Task<CaptureRunner> OpenAsync(string db, CaptureOptions? options = null)
+    public static async Task<CaptureRunner> OpenAsync(string db, CaptureOptions? options = null, bool ownProcess = true)
     {
         var log = new ListLog();
         var journal = AgentJournal.Open(db);
-        var capture = new DatabaseCapture(db, journal, options, log);
+        // The test process never writes the database itself (writers are other processes): unless a test
+        // says otherwise it acts as `wayback replicate` does.
+        var capture = new DatabaseCapture(db, journal, (options ?? new CaptureOptions()) with { OwnProcess = ownProcess }, log);
         await capture.OpenAsync();
         return new CaptureRunner(db, journal, capture, log);
     }

@@ -428,6 +428,18 @@ public class CheckpointTests
             // commit's auto-checkpoint gives up the same way, which is what spares the application the work).
             var busy = (await Processes.Sqlite3Async(db, "PRAGMA wal_checkpoint(PASSIVE);")).Trim();
             Assert.StartsWith("1|", busy);
+            // An agent hosted in another process's place (the library default) leaves SQLite's locks to SQLite:
+            // releasing one there would release the application's too.
+            using (var hosted = new TempDir())
+            {
+                var other = hosted.File("hosted.db");
+                await Processes.WriterAsync("--db", other, "--rows", "10");
+                await using var lib = await CaptureRunner.OpenAsync(other, new Capture.CaptureOptions(), ownProcess: false);
+                await lib.SyncAsync();
+                await Processes.WriterAsync("--db", other, "--rows", "50", "--autocheckpoint", "0");
+                Assert.Equal(50, await lib.Capture.PassAsync());
+                Assert.StartsWith("0|", (await Processes.Sqlite3Async(other, "PRAGMA wal_checkpoint(PASSIVE);")).Trim());
+            }
             // The agent's own checkpoints go on meanwhile (they take the lock through SQLite): with commits
             // coming, it copies the WAL back and lets it restart.
             for (int round = 0; round < 3; round++)

@@ -26,6 +26,15 @@ public sealed record CaptureOptions
     /// <summary>Past this WAL file size the agent truncates the WAL (after a burst left it large).</summary>
     public long TruncateWalBytes { get; init; } = 64L << 20;
 
+    /// <summary>
+    /// The agent runs in a process of its own, as <c>wayback replicate</c> does, so it may take SQLite's -shm
+    /// locks itself: the checkpointer lock while commits keep coming, and the write lock by polling its byte.
+    /// POSIX locks belong to the process: inside the application's process, releasing such a lock would also
+    /// release the application's (a second writer could then slip in), so a hosted agent leaves them to
+    /// SQLite (off, the library default: slower for an application writing flat out, never unsafe).
+    /// </summary>
+    public bool OwnProcess { get; init; }
+
     /// <summary>How long the agent waits for SQLite's write lock when it lets the WAL restart; it skips the round otherwise.</summary>
     public int WriteLockTimeoutMs { get; init; } = 20;
 

@@ -864,8 +864,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
         return _shm;
     }
 
-    /// <summary>The -shm descriptor if this process can take SQLite's locks through it (Linux, opened for writing).</summary>
-    private SafeFileHandle? LockableShm() => OperatingSystem.IsLinux() && Shm() is { } shm && _shmWritable ? shm : null;
+    /// <summary>
+    /// The -shm descriptor if the agent may take SQLite's locks through it: in a process of its own
+    /// (<see cref="CaptureOptions.OwnProcess"/>), on Linux, opened for writing.
+    /// </summary>
+    private SafeFileHandle? LockableShm() => _options.OwnProcess && OperatingSystem.IsLinux() && Shm() is { } shm && _shmWritable ? shm : null;
 
     /// <summary>Byte of SQLite's checkpointer lock in the -shm file (WALINDEX_LOCK_OFFSET 120 + WAL_CKPT_LOCK 1).</summary>
     private const long CheckpointerLockByte = 121;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Agent;
+using Wayback.Agent.Capture;
 using Wayback.Agent.Journal;
 using Wayback.Agent.Replication;
 using Wayback.Agent.Shipping;
@@ -58,6 +59,7 @@ internal static class ReplicateCommand
                 RestoreIfMissing = s.RestoreIfMissing || config.RestoreIfMissing == true,
                 JournalLimitBytes = limit is null ? 1L << 30 : ReplicateConfig.ParseSize(limit),
                 Nice = s.Nice is > 0 and <= 19 ? s.Nice : s.Nice == 0 ? null : throw new ArgumentException("--nice must be between 0 and 19"),
+                Capture = new CaptureOptions { OwnProcess = true }, // this process holds no application connection
             };
             var log = new TextAgentLog(stderr);
             try
