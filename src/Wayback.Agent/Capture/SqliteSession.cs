@@ -18,6 +18,8 @@ internal sealed class SqliteSession : IDisposable
 {
     private readonly SqliteConnection[] _holds = new SqliteConnection[2];
     private readonly SqliteConnection _locker;
+    private readonly SqliteConnection _aside;
+    private Task<CheckpointResult>? _asideRun;
     private int _current = -1;
     private bool _writeLocked;
 
@@ -32,6 +34,7 @@ internal sealed class SqliteSession : IDisposable
         for (int i = 0; i < 2; i++)
             _holds[i] = Open(cs, 5000);
         _locker = Open(cs, 0);
+        _aside = Open(cs, 5000);
     }
 
     private static SqliteConnection Open(string cs, int busyTimeoutMs)
@@ -86,7 +89,34 @@ internal sealed class SqliteSession : IDisposable
     /// <summary>Runs <c>PRAGMA wal_checkpoint(mode)</c> on a connection that holds nothing.</summary>
     public CheckpointResult Checkpoint(string mode, int? busyTimeoutMs = null)
     {
-        var c = Free;
+        WaitAside();
+        return Checkpoint(Free, mode, busyTimeoutMs);
+    }
+
+    /// <summary>
+    /// Starts a PASSIVE checkpoint on a connection and thread of its own and returns at once (false if the last
+    /// one is still running). Its fsyncs of the WAL and the database take milliseconds under a busy disk, which
+    /// the capture loop spends reading the WAL instead. It copies only up to the agent's hold, like any other.
+    /// </summary>
+    public bool BeginPassiveCheckpoint()
+    {
+        if (_asideRun is { IsCompleted: false })
+            return false;
+        WaitAside();
+        _asideRun = Task.Run(() => Checkpoint(_aside, "PASSIVE", null));
+        return true;
+    }
+
+    /// <summary>Waits for the checkpoint <see cref="BeginPassiveCheckpoint"/> started; its failure is thrown here.</summary>
+    private void WaitAside()
+    {
+        var run = _asideRun;
+        _asideRun = null;
+        run?.GetAwaiter().GetResult();
+    }
+
+    private static CheckpointResult Checkpoint(SqliteConnection c, string mode, int? busyTimeoutMs)
+    {
         if (busyTimeoutMs is { } t)
             Exec(c, $"PRAGMA busy_timeout = {t}");
         try
@@ -104,11 +134,6 @@ internal sealed class SqliteSession : IDisposable
         }
     }
 
-    /// <summary>
-    /// Takes SQLite's write lock (BEGIN IMMEDIATE) if it is free within <paramref name="timeoutMs"/>; while
-    /// it is held no transaction can commit, so the WAL stands still. Application writers wait on it with
-    /// their busy timeout; the agent holds it for milliseconds.
-    /// </summary>
     public bool TryBeginWriteLock(int timeoutMs)
     {
         long deadline = Environment.TickCount64 + timeoutMs;
@@ -140,7 +165,13 @@ internal sealed class SqliteSession : IDisposable
     public string JournalMode() => ((string?)Scalar(Free, "PRAGMA journal_mode") ?? "").ToLowerInvariant();
 
     /// <summary>Asks SQLite to put the database in WAL mode; returns the mode it is in afterwards.</summary>
-    public string SetWalMode() => ((string?)Scalar(Free, "PRAGMA journal_mode = WAL") ?? "").ToLowerInvariant();
+    public string SetWalMode()
+    {
+        WaitAside();
+        return SetWalModeNow();
+    }
+
+    private string SetWalModeNow() => ((string?)Scalar(Free, "PRAGMA journal_mode = WAL") ?? "").ToLowerInvariant();
 
     private static void BeginRead(SqliteConnection c)
     {
@@ -185,10 +216,12 @@ internal sealed class SqliteSession : IDisposable
 
     public void Dispose()
     {
+        try { WaitAside(); } catch (SqliteException) { }
         try { EndWriteLock(); } catch (SqliteException) { }
         try { ReleaseHold(); } catch (SqliteException) { }
         foreach (var c in _holds)
             c.Dispose();
         _locker.Dispose();
+        _aside.Dispose();
     }
 }

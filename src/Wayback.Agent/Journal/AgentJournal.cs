@@ -21,10 +21,11 @@ public sealed class AgentJournal : IDisposable
     private readonly Dictionary<string, (ulong MaxTxid, long Bytes)> _segments = [];
     // Acknowledged segment files kept for the next batches to overwrite: creating a file per capture pass and
     // deleting it soon after made ext4 search its inode bitmap each time (a fifth of the agent's CPU at 20k
-    // transactions/s). Segments are acknowledged once a second (when the state is saved), so up to a second's
-    // worth of passes (200 at 5 ms) is kept - and at most MaxSpareBytes of disk.
+    // transactions/s; on ext4 without a journal each new inode skips every one freed in the last minutes, a
+    // few milliseconds a file). Segments are acknowledged about once a second, and a writer flat out makes
+    // a segment every millisecond or two, so up to 4,096 are kept - and at most MaxSpareBytes of disk.
     private readonly Stack<(string Path, long Bytes)> _spare = new();
-    private const int MaxSpare = 256;
+    private const int MaxSpare = 4096;
     private const long MaxSpareBytes = 64L << 20;
     private long _spareBytes;
     private long _bytes;
@@ -221,7 +222,7 @@ public sealed class AgentJournal : IDisposable
     /// <summary>
     /// Takes an acknowledged segment out of the journal: renamed to a <c>.tmp</c> name for a later batch to
     /// overwrite (not emptied: freeing its blocks and allocating them again cost more than the overwrite; the
-    /// writer trims a stale tail only past 1 MiB), or deleted when enough are spare (256, or 64 MiB). Nothing reads an
+    /// writer trims a stale tail only past 1 MiB), or deleted when enough are spare (4,096, or 64 MiB). Nothing reads an
     /// acknowledged segment any more, and a <c>.tmp</c> file found at start is deleted, so a crash never lets a
     /// spare count.
     /// </summary>
