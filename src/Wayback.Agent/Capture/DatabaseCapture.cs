@@ -110,6 +110,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private void PublishDurable() => _durableBox = Tuple.Create(_txid, _pages?.Checksum ?? 0);
 
+    private void PublishDurable(ulong txid, ulong checksum) => _durableBox = Tuple.Create(txid, checksum);
+
     /// <summary>The database checksum after <see cref="Txid"/>.</summary>
     public ulong Checksum => _pages?.Checksum ?? 0;
 
@@ -226,8 +228,13 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public async Task<int> PassAsync(CancellationToken ct = default)
     {
         _caughtUp = true;
+        if (_committing?.Committing?.IsCompleted == true)
+            CompleteCommit(); // published as soon as it is durable
         if (!EnsureDatabase())
+        {
+            CompleteCommit();
             return 0;
+        }
         if (!EnsureWalMode())
             return await ResyncAsync(_pages, _txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
         EnsureWalHandle();
@@ -244,10 +251,14 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (_resyncReason is { } reason)
             return await ResyncAsync(_pages, _txid, reason, ct: ct).ConfigureAwait(false);
 
-        int captured = await CaptureWalAsync(ct).ConfigureAwait(false);
+        int captured = await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
         if (_resyncReason is { } reason2)
             return captured + await ResyncAsync(_pages, _txid, reason2, ct: ct).ConfigureAwait(false);
         captured += await MaybeCheckpointAsync(quiet: captured == 0, ct).ConfigureAwait(false);
+        // Behind the application, a batch's fsync runs on while the next pass reads and encodes; caught up,
+        // the pass ends with everything it captured durable.
+        if (_caughtUp || _resyncReason is not null)
+            CompleteCommit();
         HoldCheckpointer(captured > 0);
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
         return captured;
@@ -402,7 +413,25 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     // ---- the normal path: read the WAL from the cursor ----
 
-    private async Task<int> CaptureWalAsync(CancellationToken ct)
+    /// <summary>
+    /// Reads and journals what the WAL holds beyond the cursor. <paramref name="pipelined"/>: the last batch's
+    /// fsync may still be running on return (the main loop's passes, which drain it in time); otherwise every
+    /// batch is durable and published when this returns.
+    /// </summary>
+    private async Task<int> CaptureWalAsync(CancellationToken ct, bool pipelined = false)
+    {
+        try
+        {
+            return await CaptureWalBatchesAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!pipelined)
+                CompleteCommit();
+        }
+    }
+
+    private async Task<int> CaptureWalBatchesAsync(CancellationToken ct)
     {
         var session = _session!;
         if (!session.Holding)
@@ -542,6 +571,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         var sorted = new List<uint>();
         var segment = _journal.BeginSegment(transactions.Count);
         int written = 0;
+        bool handedOver = false; // to CompleteCommit, which undoes this batch itself if it must
         try
         {
             foreach (var tx in transactions)
@@ -599,27 +629,90 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 segment.Dispose();
                 return 0;
             }
-            var done = _journal.Commit(segment);
-            _dirty = true;
-            PublishDurable();
-            Captured?.Invoke(done);
-            return done.Count;
+            var batch = new Batch(segment, undo, startCount, start.Txid, start.Cursor, _txid, pages.Checksum);
+            // The previous batch's fsync ran while this one was read and encoded; it must have landed before
+            // this one is committed (the journal's entries stay in order), and if it failed, both are undone.
+            handedOver = true;
+            CompleteCommit(thenUndo: batch);
+            batch.Committing = Task.Run(() =>
+            {
+                var entries = _journal.Commit(segment);
+                // At once, not at the next pass: the shipper may send these entries now, and a server found
+                // ahead of the durable position would look like a restore or a second agent.
+                PublishDurable(batch.EndTxid, batch.EndChecksum);
+                return entries;
+            });
+            _committing = batch;
+            return written;
         }
-        catch
+        catch when (!handedOver)
         {
             segment.Dispose();
-            pages.Resize(Math.Max(pages.PageCount, startCount));
-            for (int i = undo.Count - 1; i >= 0; i--)
-                pages.Set(undo[i].Pgno, undo[i].Checksum);
-            pages.Resize(startCount);
-            _txid = start.Txid;
-            _cursor = start.Cursor;
+            Undo(new Batch(segment, undo, startCount, start.Txid, start.Cursor, 0, 0));
             throw;
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>
+    /// A batch of transactions written to a journal segment whose fsync may still be running: what it changed
+    /// in the captured state, to undo it if the segment cannot be made durable.
+    /// </summary>
+    private sealed record Batch(JournalSegment.Writer Segment, List<(uint Pgno, ulong Checksum)> PageUndo, uint StartCount,
+        ulong StartTxid, WalCursor? StartCursor, ulong EndTxid, ulong EndChecksum)
+    {
+        public Task<IReadOnlyList<JournalEntry>>? Committing { get; set; }
+    }
+
+    /// <summary>The last batch, being made durable while capture reads on (at most one; none between passes).</summary>
+    private Batch? _committing;
+
+    /// <summary>
+    /// Waits for the batch being made durable and publishes it. If its fsync failed, the captured state goes
+    /// back to before it - after first undoing <paramref name="thenUndo"/>, the batch encoded on top of it - and
+    /// the failure is thrown.
+    /// </summary>
+    private void CompleteCommit(Batch? thenUndo = null)
+    {
+        if (_committing is not { } batch)
+            return;
+        _committing = null;
+        IReadOnlyList<JournalEntry> done;
+        try
+        {
+            done = batch.Committing!.GetAwaiter().GetResult();
+        }
+        catch
+        {
+            if (thenUndo is not null)
+            {
+                thenUndo.Segment.Dispose();
+                Undo(thenUndo);
+            }
+            batch.Segment.Dispose();
+            Undo(batch);
+            // The hold may have moved past these frames meanwhile: a WAL restart from here on is not one the
+            // agent followed, and capture compares pages instead of trusting what comes next.
+            _genTrusted = false;
+            _holdReadToEnd = false;
+            throw;
+        }
+        _dirty = true;
+        Captured?.Invoke(done);
+    }
+
+    private void Undo(Batch batch)
+    {
+        var pages = _pages!;
+        pages.Resize(Math.Max(pages.PageCount, batch.StartCount));
+        for (int i = batch.PageUndo.Count - 1; i >= 0; i--)
+            pages.Set(batch.PageUndo[i].Pgno, batch.PageUndo[i].Checksum);
+        pages.Resize(batch.StartCount);
+        _txid = batch.StartTxid;
+        _cursor = batch.StartCursor;
     }
 
     /// <summary>A page the transaction grows the database by but does not hold (the lock page aside), or null.</summary>
@@ -679,7 +772,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         long until = Environment.TickCount64 + 100;
         do
         {
-            captured += await CaptureWalAsync(ct).ConfigureAwait(false);
+            captured += await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
         }
         while (!_caughtUp && _resyncReason is null && Environment.TickCount64 < until);
         if (!StillFollowing(header.Value))
@@ -692,6 +785,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         captured += await CaptureWalAsync(ct).ConfigureAwait(false);
         if (!StillFollowing(header.Value))
             return captured;
+        CompleteCommit();
         // The checkpointer lock first, so that no application checkpoint is under way (the one under the lock
         // would find it busy and the round would be lost), then the write lock.
         _checkpointer = true; // let go by the next quiet pass, if SQLite's own unlock has not dropped it before
@@ -725,6 +819,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 if (!scan.MoreAvailable || _resyncReason is not null)
                     break;
             }
+            CompleteCommit();
             session.ReleaseHold();
             result = session.Checkpoint("PASSIVE");
             session.RotateHold();
@@ -741,6 +836,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             try
             {
                 captured += await WriteTransactionsAsync(last, h!.Value, ct).ConfigureAwait(false);
+                CompleteCommit();
             }
             catch
             {
@@ -902,6 +998,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task<int> HandleRequestAsync(ResyncRequest request, CancellationToken ct)
     {
+        CompleteCommit();
         // Capture what is pending first so nothing is lost if the request cannot be served.
         if (_resyncReason is null && _pages is not null)
             await CaptureWalAsync(ct).ConfigureAwait(false);
@@ -925,6 +1022,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private async Task<int> ResyncAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy = false,
         ulong? baselineChecksum = null, CancellationToken ct = default)
     {
+        CompleteCommit();
         var session = _session!;
         for (int attempt = 0; ; attempt++)
         {
@@ -1095,7 +1193,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task MaybePersistStateAsync(bool force, CancellationToken ct)
     {
-        if (_pages is null || !_dirty)
+        if (_pages is null || !_dirty && _committing is null)
             return;
         if (!force && Environment.TickCount64 - _lastStateWrite < _options.StateInterval.TotalMilliseconds)
             return;
@@ -1105,6 +1203,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>Writes the page checksums and position to the journal directory.</summary>
     public async Task PersistStateAsync(CancellationToken ct = default)
     {
+        CompleteCommit(); // the state saved is never ahead of the journal
         if (_pages is null)
             return;
         var state = new AgentState

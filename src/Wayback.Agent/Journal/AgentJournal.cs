@@ -174,12 +174,17 @@ public sealed class AgentJournal : IDisposable
         return new(LtxDirectory, count, spare);
     }
 
+    /// <summary>Test seam: a failure (a full disk, say) that <see cref="Commit"/> throws instead of making a segment durable.</summary>
+    internal Func<Exception?>? CommitFault { get; set; }
+
     /// <summary>
     /// Makes a written segment durable and publishes its entries: one fsync of the file, a rename into
     /// place and one fsync of the directory, for the whole batch.
     /// </summary>
     public IReadOnlyList<JournalEntry> Commit(JournalSegment.Writer segment)
     {
+        if (CommitFault?.Invoke() is { } fault)
+            throw fault;
         var (path, entries, bytes) = segment.Finish();
         Posix.FsyncDirectory(LtxDirectory);
         lock (_gate)
