@@ -744,7 +744,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
         // 1. Copy what can be copied without blocking anyone (up to the agent's own hold), on a connection and
         //    thread of its own: its fsyncs were a fifth to a quarter of the capture loop's time under a busy writer.
-        if (frames - _passiveFrames >= _options.CheckpointFrames)
+        if (frames - _passiveFrames >= _options.PassiveFrames)
         {
             if (session.BeginPassiveCheckpoint())
             {
