@@ -90,7 +90,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
             double oursPct = ours.TxPerSec / baseline * 100;
             string peerPct = peer is { } p ? $"{p.TxPerSec / baseline * 100:F0}% ({p.TxPerSec:N0} tx/s)" : "n/a";
             yield return new BenchRow($"application write throughput with the replicator / without ({baseline:N0} tx/s alone, single-row tx, synchronous=NORMAL; ours: agent, and the server at nice 19 on the same cores)",
-                $"{oursPct:F0}% ({ours.TxPerSec:N0} tx/s)", peerPct, peer is { } pp ? pp.TxPerSec / ours.TxPerSec : null, ">= 90%", Harness.YesNo(oursPct >= 90));
+                $"{oursPct:F1}% ({ours.TxPerSec:N0} tx/s)", peerPct, peer is { } pp ? pp.TxPerSec / ours.TxPerSec : null, ">= 90%", Harness.YesNo(oursPct >= 90));
             double agentOnly = Median(agentOnlyRuns);
             yield return new BenchRow("  … with the agent alone (no server reachable: it captures and journals, ships nothing)",
                 $"{agentOnly / baseline * 100:F0}% ({agentOnly:N0} tx/s)", "-", null, "report", "-");
