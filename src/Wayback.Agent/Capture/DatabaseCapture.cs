@@ -667,7 +667,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         public Task<IReadOnlyList<JournalEntry>>? Committing { get; set; }
     }
 
-    /// <summary>The last batch, being made durable while capture reads on (at most one; none between passes).</summary>
+    /// <summary>The last batch, being made durable while capture reads on: at most one, outliving only a pass that has not caught up.</summary>
     private Batch? _committing;
 
     /// <summary>
