@@ -12,6 +12,9 @@ public static class LtxSnapshot
     public static async Task<LtxTrailer> WriteAsync(Stream database, uint pageSize, Stream output, ulong txid = 1,
         LtxFormat format = LtxFormat.V3, long? timestampMs = null, bool compressV1 = true, string? name = null, CancellationToken ct = default)
     {
+        // Checked before the page size divides anything: 0 would be a DivideByZeroException, not a clear error.
+        if (!LtxChecksum.IsValidPageSize(pageSize))
+            throw LtxException.Invalid(name, $"invalid page size {pageSize}: must be a power of two from 512 to 65536");
         long length = database.Length;
         if (length % pageSize != 0)
             throw LtxException.Invalid(name, $"database size {length} is not a multiple of its page size {pageSize}");

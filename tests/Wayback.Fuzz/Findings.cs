@@ -35,6 +35,10 @@ public sealed record FuzzCase
     /// <summary>Other files the input is checked with: the rest of a chain, the database it applies to.</summary>
     public byte[][] Context { get; init; } = [];
     public HttpCase? Http { get; init; }
+
+    /// <summary>Makes <see cref="Context"/> when the case is saved, for context too costly to make for every input.</summary>
+    [JsonIgnore]
+    public Func<Task<byte[][]>>? MakeContext { get; init; }
 }
 
 /// <summary>One HTTP request as sent (the body is <see cref="FuzzCase.Input"/>).</summary>
@@ -72,7 +76,8 @@ public sealed class Findings(string? saveDirectory)
         {
             Directory.CreateDirectory(saveDirectory);
             path = Path.Combine(saveDirectory, $"{Interlocked.Increment(ref _saved):d4}-{c.Target}-{kind}.json".ToLowerInvariant());
-            File.WriteAllText(path, JsonSerializer.Serialize(new SavedCase(c, kind, known, detail), Json));
+            var saved = c.MakeContext is { } make ? c with { Context = make().GetAwaiter().GetResult() } : c;
+            File.WriteAllText(path, JsonSerializer.Serialize(new SavedCase(saved, kind, known, detail), Json));
         }
         _failures.Enqueue(new Failure(c.Target, kind, known, detail, path));
     }

@@ -56,7 +56,7 @@ public static class Fuzzer
             if (Directory.Exists(data))
                 Directory.Delete(data, recursive: true);
             await using var serve = await ServeProcess.StartAsync(data, Path.Combine(o.Output, "server.log"), o.ServerHeapLimit, TimeSpan.FromSeconds(90));
-            using var http = new HttpFuzzer(serve, findings, o.Http with { Requests = o.HttpRequests, Seed = o.Seed });
+            using var http = new HttpFuzzer(serve, findings, o.Http with { Requests = o.HttpRequests, Seed = o.Seed }, scratch);
             await http.SetupAsync();
             rss.Start = serve.Memory().Rss;
             o.Progress.WriteLine($"http: {o.HttpRequests:N0} requests to wayback serve (pid {serve.Pid}, port {serve.Port}); RSS {Mib(rss.Start)}");

@@ -20,7 +20,12 @@ public sealed partial class HttpFuzzer
         var health = await SendAsync(new FuzzCase { Target = target, What = "healthz", Http = new HttpCase("GET", "/healthz", [], null) });
         bool healthy = health.Status == 200;
         if (!healthy)
-            _findings.Fail(new FuzzCase { Target = target, What = "GET /healthz" }, FailureKind.After, $"/healthz answered {health.Status} {Short(health.Body)}");
+        {
+            // Issue 20 item 2: one database poisoned by an accepted file turns /healthz 503 for the whole server.
+            string poisoned = _databases.Values.FirstOrDefault(v => v.StartsWith('#')) ?? "";
+            _findings.Fail(new FuzzCase { Target = target, What = "GET /healthz" }, FailureKind.After, $"/healthz answered {health.Status} {Short(health.Body)}",
+                poisoned == "" ? "" : $"#2 a poisoned database turns /healthz 503 (here: {poisoned})");
+        }
 
         var names = new SortedSet<string>(_databases.Keys, StringComparer.Ordinal);
         var list = await SendAsync(new FuzzCase { Target = target, What = "databases", Http = new HttpCase("GET", "/api/databases", [], "FlyV1 " + _token) });

@@ -4,7 +4,6 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Wayback.Ltx;
-using Wayback.Server.Tests;
 
 namespace Wayback.Fuzz;
 
@@ -18,6 +17,8 @@ public sealed record HttpOptions
     public int RawWorkers { get; init; } = 1;
     /// <summary>Slow-body workers; only a handful, each holds one stalled connection at a time.</summary>
     public int SlowWorkers { get; init; } = 2;
+    /// <summary>Transactions in each prepared SQLite chain (a database that reaches the end is retired for a new one).</summary>
+    public int ChainLength { get; init; } = 600;
     public TimeSpan Stall { get; init; } = TimeSpan.FromSeconds(4);
     /// <summary>A request with no answer after this long is a hang.</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromSeconds(30);
@@ -44,9 +45,12 @@ public sealed partial class HttpFuzzer : IDisposable
     private readonly ConcurrentDictionary<string, string> _databases = new();
     private readonly ConcurrentBag<string> _victims = [];
     private volatile bool _serverGone;
+    private readonly string _scratch;
+    private IReadOnlyList<SqliteChain> _chains = [];
 
-    public HttpFuzzer(ServeProcess serve, Findings findings, HttpOptions options)
+    public HttpFuzzer(ServeProcess serve, Findings findings, HttpOptions options, string scratch)
     {
+        _scratch = scratch;
         _serve = serve;
         _findings = findings;
         _o = options;
@@ -69,6 +73,8 @@ public sealed partial class HttpFuzzer : IDisposable
         if (status != 201)
             throw new InvalidOperationException($"could not create cluster {Cluster}: {status} {body}");
         _token = JsonDocument.Parse(body).RootElement.GetProperty("token").GetString()!;
+        _chains = await Task.WhenAll(new uint[] { 4096, 1024, 512 }.Select((pageSize, i) =>
+            SqliteChain.BuildAsync(_scratch, _o.ChainLength, HashCode.Combine(_o.Seed, i), pageSize)));
     }
 
     public async Task RunAsync(Action<long>? progress = null)
@@ -183,7 +189,11 @@ public sealed partial class HttpFuzzer : IDisposable
     }
 
     /// <summary>HttpClient refuses CR/LF in header values; the raw-socket worker sends those.</summary>
-    private static string Clean(string v) => v.Replace('\r', ' ').Replace('\n', ' ');
+    private static string Clean(string v) => string.Create(v.Length, v, (span, s) =>
+    {
+        for (int i = 0; i < s.Length; i++)
+            span[i] = s[i] is '\r' or '\n' or > '\x7e' ? '?' : s[i];
+    });
 
     /// <summary>
     /// Counts an answer for <paramref name="c"/>: a hang, a dropped connection, a 5xx that is not a store
@@ -258,22 +268,6 @@ public sealed partial class HttpFuzzer : IDisposable
         if (!root.TryGetProperty(db, out var e))
             return (0, 0);
         return (Convert.ToUInt64(e.GetProperty("txid").GetString(), 16), Convert.ToUInt64(e.GetProperty("postApplyChecksum").GetString(), 16));
-    }
-
-    /// <summary>Starts a database for a worker: a fresh model and its snapshot written (retrying a store fault).</summary>
-    private async Task<LtxModel?> NewDatabaseAsync(string target, string db, Random r)
-    {
-        var model = new LtxModel(r.Next(2) == 0 ? 512u : 4096u, r.Next()) { KeepImages = true };
-        _databases.TryAdd(db, "");
-        var snapshot = model.Snapshot(r.Next(2, 24), r.Next(2) == 0 ? LtxFormat.V1 : LtxFormat.V3);
-        var c = Write(target, db, snapshot, $"the snapshot that starts {db}");
-        var a = await SendAsync(c);
-        int status = Judge(c, a);
-        if (status == 200)
-            return model;
-        if (status != 0)
-            _findings.Fail(c, FailureKind.Accepted, $"a valid snapshot for {db} was refused: {a.Status} {Short(a.Body)}");
-        return null;
     }
 
     public void Dispose() => _http.Dispose();

@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using Wayback.Ltx;
-using Wayback.Server.Tests;
 
 namespace Wayback.Fuzz;
 
@@ -17,12 +16,15 @@ public sealed partial class HttpFuzzer
         const string target = "http-odd";
         string known = $"odd{w}";
         // A database with data, so the routes that read one get past "not found".
-        var model = await NewDatabaseAsync(target, known, r);
-        for (int i = 0; i < 3 && model is not null; i++)
+        var chain = _chains[w % _chains.Count];
+        if (await StartAsync(target, known, chain, r))
         {
-            var setup = Write(target, known, model.Tx(2, LtxFormat.V3), $"valid transaction {model.Txid} of {known}");
-            if (Judge(setup, await SendAsync(setup)) != 200)
-                _findings.Fail(setup, FailureKind.RefusedValid, $"a valid transaction to {known} was refused");
+            for (int i = 1; i <= 3; i++)
+            {
+                var setup = Write(target, known, chain.V3[i], $"valid file {i} of {known}");
+                if (Judge(setup, await SendAsync(setup)) != 200)
+                    _findings.Fail(setup, FailureKind.RefusedValid, $"a valid transaction to {known} was refused");
+            }
         }
         string victim = await NewVictimAsync(r);
         while (Take())
@@ -44,7 +46,7 @@ public sealed partial class HttpFuzzer
                 case 2:
                     method = "POST";
                     path = $"/db/tx?db={q(name)}";
-                    body = r.Next(2) == 0 ? new LtxModel(512, r.Next()).Snapshot(2) : RandomBytes(r);
+                    body = r.Next(2) == 0 ? chain.File(0, r.Next(2) == 0 ? LtxFormat.V1 : LtxFormat.V3) : RandomBytes(r);
                     break;
                 case 3:
                     path = $"/db/snapshot?db={q(name)}{Maybe(r, "txid", OddInputs.Txid)}{Maybe(r, "timestamp", OddInputs.Timestamp)}{Maybe(r, "format", OddInputs.Format)}{Maybe(r, "stream", _ => "1")}{cluster}";

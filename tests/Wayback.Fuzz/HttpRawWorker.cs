@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Wayback.Ltx;
-using Wayback.Server.Tests;
 
 namespace Wayback.Fuzz;
 
@@ -22,17 +21,19 @@ public sealed partial class HttpFuzzer
         const string target = "http-raw";
         int gen = 0;
         string db = $"raw{w}-{gen}";
-        var model = await NewDatabaseAsync(target, db, r);
+        var chain = _chains[w % _chains.Count];
+        bool started = await StartAsync(target, db, chain, r);
         string victim = await NewVictimAsync(r);
         while (Take())
         {
-            if (model is null)
+            if (!started)
             {
                 db = $"raw{w}-{++gen}";
-                model = await NewDatabaseAsync(target, db, r);
+                started = await StartAsync(target, db, chain, r);
                 continue;
             }
-            var next = model.Discarded(m => m.Tx(r.Next(1, 3), LtxFormat.V1));
+            // Never sent whole and valid: the database stays at the snapshot.
+            var next = chain.File(1, r.Next(2) == 0 ? LtxFormat.V1 : LtxFormat.V3);
             string auth = $"Authorization: FlyV1 {_token}\r\n";
             string admin = $"Authorization: Bearer {ServeProcess.AdminToken}\r\n";
             byte[] head, body = [];
@@ -81,7 +82,8 @@ public sealed partial class HttpFuzzer
                     body = [.. Ascii("5\r\nLTX1x\r\n0\r\n\r\n")];
                     break;
                 case 8:
-                    what = "a broken request line";
+                    what = "a broken request line, then the write side closed";
+                closeWrite = true;
                     head = Ascii(OddInputs.Pick(r, "GET\r\n\r\n", "GET /pos HTTP/9.9\r\nHost: x\r\n\r\n", "GET /pos\r\n\r\n", "/pos GET HTTP/1.1\r\n\r\n",
                         "GET  /pos  HTTP/1.1\r\nHost: x\r\n\r\n", "GET /pos HTTP/1.0\r\n\r\n", "\r\n\r\n", "G\u0000T /pos HTTP/1.1\r\n\r\n", "GET /pos HTTP/1.1\r\nNoColon\r\n\r\n"));
                     break;
@@ -104,7 +106,7 @@ public sealed partial class HttpFuzzer
                 victim = await NewVictimAsync(r);
             }
             if (a.Status is >= 200 and < 300 && c.What.Contains("Content-Length", StringComparison.Ordinal))
-                model = null; // a body the model did not send was taken: stop writing this chain
+                started = false; // a body the chain did not send was taken: start another database
         }
     }
 
@@ -211,17 +213,18 @@ public sealed partial class HttpFuzzer
     {
         const string target = "http-slow";
         int gen = 0;
-        string db = $"slow{w}-{gen}";
-        var model = await NewDatabaseAsync(target, db, r);
+        string db = "";
+        var chain = _chains[w % _chains.Count];
+        int k = -1;
         while (Take())
         {
-            if (model is null)
+            if (k < 0 || k + 1 >= chain.Count)
             {
-                db = $"slow{w}-{++gen}";
-                model = await NewDatabaseAsync(target, db, r);
+                db = $"slow{w}-{gen++}";
+                k = await StartAsync(target, db, chain, r) ? 0 : -1;
                 continue;
             }
-            var stalled = model.Discarded(m => m.Tx(1, LtxFormat.V1));
+            var stalled = chain.File(k + 1, LtxFormat.V3);
             int sent = r.Next(1, Math.Min(200, stalled.Length));
             string path = r.Next(4) switch
             {
@@ -247,17 +250,17 @@ public sealed partial class HttpFuzzer
             }
             // While it stalls: a valid write to the same database.
             await Task.Delay(TimeSpan.FromMilliseconds(300));
-            ulong before = model.Txid;
-            var valid = model.Tx(1, LtxFormat.V1);
-            var probe = Write(target, db, valid, $"valid transaction {model.Txid} of {db} while another request's body to {path} stalls");
+            var probe = Write(target, db, chain.File(k + 1, LtxFormat.V1), $"valid file {k + 1} of {db} while another request's body to {path} stalls");
             var probeTask = SendAsync(probe);
             var stallTask = Task.Delay(_o.Stall);
             bool probeFirst = await Task.WhenAny(probeTask, stallTask) == probeTask;
             socket.Close();
             var pa = await probeTask;
             int ps = Judge(probe, pa);
-            if (ps != 200)
-                model = ps == 503 || ps == 409 ? Rewound(model, before) : null;
+            if (ps == 200)
+                k++;
+            else if (ps != 503)
+                k = -1;
             // The stalled request itself: counted; it is either answered (cut off by the server) or closed by us.
             JudgeRaw(c, new RawAnswer(0, "", false, true));
             if (!probeFirst && pa.Status != 0 && path.StartsWith("/db/tx", StringComparison.Ordinal))

@@ -1,57 +1,56 @@
 using Wayback.Ltx;
-using Wayback.Server.Tests;
 
 namespace Wayback.Fuzz;
 
 public sealed partial class HttpFuzzer
 {
     /// <summary>
-    /// Writes one database's chain: mostly mutants of the next transaction (alone, or in a batch with
-    /// valid files before it), valid bodies with lying headers, and every fourth request the valid
-    /// transaction itself, which must be accepted. A refused mutant rewinds the model; an accepted one
-    /// is judged (the same transaction in another encoding is fine; anything else is a finding) and,
-    /// if the position no longer matches the model, the database is retired and a new one started.
+    /// Writes databases along one of the prepared SQLite chains: mostly mutants of the next file (alone,
+    /// or in a batch after valid files), valid files with lying headers, and every fourth request the next
+    /// file itself, which must be accepted. A refused mutant leaves the position where it was; an accepted
+    /// one is judged (the same transaction in another encoding is fine; anything else is a finding) and,
+    /// if the position is not the one the chain expects, the database is retired and a new one started.
     /// </summary>
     private async Task TxWorkerAsync(int w, Random r)
     {
         const string target = "http-tx";
         int gen = 0;
-        string db = $"tx{w}-{gen}";
-        var model = await NewDatabaseAsync(target, db, r);
+        string db = "";
+        SqliteChain chain = _chains[0];
+        int k = -1; // the last file of the chain the database holds; -1: start a new database
         while (Take())
         {
-            if (model is null)
+            if (k < 0 || k + 1 >= chain.Count)
             {
-                db = $"tx{w}-{++gen}";
-                model = await NewDatabaseAsync(target, db, r);
+                db = $"tx{w}-{gen++}";
+                chain = _chains[r.Next(_chains.Count)];
+                k = await StartAsync(target, db, chain, r) ? 0 : -1;
                 continue;
             }
-            ulong before = model.Txid;
-            foreach (var t in model.ImageAt.Keys.Where(t => t + 1 < before).ToList())
-                model.ImageAt.Remove(t);
             var format = r.Next(2) == 0 ? LtxFormat.V1 : LtxFormat.V3;
             int kind = r.Next(20);
             if (kind < 5)
             {
-                var valid = model.Tx(r.Next(1, 4), format, grow: r.Next(10) == 0);
-                var c = Write(target, db, valid, $"valid transaction {model.Txid} of {db}");
+                var c = Write(target, db, chain.File(k + 1, format), $"valid file {k + 1} of {db}");
                 var a = await SendAsync(c);
                 int status = Judge(c, a);
-                if (status != 200)
+                if (status == 200)
+                    k++;
+                else if (status != 503)
                 {
-                    if (status != 0 && status != 503)
+                    if (status != 0)
                         _findings.Fail(c, FailureKind.RefusedValid, $"a valid transaction to {db} was refused: {a.Status} {Short(a.Body)}");
-                    model = status == 503 ? Rewound(model, before) : null;
+                    k = -1;
                 }
                 continue;
             }
-            // The next transaction, a mutant of it, and possibly valid files ahead of it in one batch.
+            // Valid files ahead of the mutant in one batch: the batch must be refused whole.
+            int ahead = r.Next(4) == 0 ? Math.Min(r.Next(1, 4), chain.Count - k - 2) : 0;
             var files = new List<byte[]>();
-            int ahead = r.Next(4) == 0 ? r.Next(1, 4) : 0;
-            for (int i = 0; i < ahead; i++)
-                files.Add(model.Tx(r.Next(1, 3), LtxFormat.V3));
-            var next = model.Tx(r.Next(1, 4), format, grow: r.Next(6) == 0);
-            var seed = await Seed.DecodeAsync($"{db} txid {model.Txid}", next);
+            for (int i = 1; i <= ahead; i++)
+                files.Add(chain.V3[k + i]);
+            var next = chain.File(k + ahead + 1, format);
+            var seed = await Seed.DecodeAsync($"{db} file {k + ahead + 1}", next);
             var headers = new Dictionary<string, string>();
             string what;
             byte[] last;
@@ -59,7 +58,7 @@ public sealed partial class HttpFuzzer
             {
                 var m = Mutator.Mutate(r, seed);
                 last = m.Bytes;
-                what = $"{db}: {(ahead > 0 ? $"after {ahead} valid file(s), " : "")}mutant of txid {model.Txid} ({format.Name()}): {m.What}";
+                what = $"{db}: {(ahead > 0 ? $"after {ahead} valid file(s), " : "")}mutant of TXID {seed.Header.MaxTxid} ({format.Name()}): {m.What}";
             }
             else
             {
@@ -69,55 +68,56 @@ public sealed partial class HttpFuzzer
                     headers["Wayback-Ltx-Format"] = format == LtxFormat.V1 ? "v3" : "v1";
                 else
                     headers["Wayback-Ltx-Lengths"] = OddLengths(r, files.Append(next).Select(f => f.Length).ToList());
-                what = $"{db}: valid txid {model.Txid} with {string.Join(", ", headers.Select(h => $"{h.Key}: {Short(h.Value)}"))}";
+                what = $"{db}: valid TXID {seed.Header.MaxTxid} with {string.Join(", ", headers.Select(h => $"{h.Key}: {Short(h.Value)}"))}";
             }
             files.Add(last);
             if ((files.Count > 1 || r.Next(3) == 0) && !headers.ContainsKey("Wayback-Ltx-Lengths"))
                 headers["Wayback-Ltx-Lengths"] = string.Join(',', files.Select(f => f.Length));
-            var body = files.SelectMany(f => f).ToArray();
-            var mc = Write(target, db, body, what, headers) with { Context = [await StateSnapshotAsync(model, before)] };
+            int at = k;
+            var chainNow = chain;
+            var mc = Write(target, db, files.SelectMany(f => f).ToArray(), what, headers) with
+            {
+                MakeContext = async () => [await chainNow.StateAsync(at, _scratch)],
+            };
             var ma = await SendAsync(mc);
-            string known = KnownForWrite(last, seed);
-            int ms = Judge(mc, ma, known);
+            int ms = Judge(mc, ma, KnownForWrite(last, seed));
             if (ms is >= 200 and < 300)
             {
-                await JudgeAcceptedAsync(mc, last, seed, db);
+                bool poisoned = await JudgeAcceptedAsync(mc, last, seed, db);
                 var pos = await PositionAsync(db);
-                if (pos != (model.Txid, model.Checksum))
+                if (!poisoned && pos == (seed.Header.MaxTxid, seed.PostApply))
                 {
-                    _serve.Note($"http-tx: retiring {db}: position {pos} after an accepted mutant, model {model.Txid:x16}/{model.Checksum:x16}");
-                    model = null;
+                    k += ahead + 1;
                 }
-            }
-            else
-            {
-                model = Rewound(model, before);
+                else
+                {
+                    _serve.Note($"http-tx: retiring {db}: position {pos} after an accepted mutant");
+                    k = -1;
+                }
             }
         }
     }
 
-    /// <summary>The database as it was before this request, as one snapshot: what a replay writes first.</summary>
-    private static async Task<byte[]> StateSnapshotAsync(LtxModel model, ulong txid)
+    /// <summary>Starts <paramref name="db"/> with the chain's snapshot; false (and a finding) if it is refused.</summary>
+    private async Task<bool> StartAsync(string target, string db, SqliteChain chain, Random r)
     {
-        var output = new MemoryStream();
-        await LtxSnapshot.WriteAsync(new MemoryStream(model.ImageAt[txid]), model.PageSize, output, txid, LtxFormat.V3, timestampMs: 1);
-        return output.ToArray();
-    }
-
-    private static LtxModel Rewound(LtxModel model, ulong txid)
-    {
-        model.RewindTo(txid);
-        return model;
+        _databases.TryAdd(db, "");
+        var c = Write(target, db, chain.File(0, r.Next(2) == 0 ? LtxFormat.V1 : LtxFormat.V3), $"the snapshot that starts {db}");
+        var a = await SendAsync(c);
+        int status = Judge(c, a);
+        if (status != 200 && status != 0 && status != 503)
+            _findings.Fail(c, FailureKind.RefusedValid, $"a valid snapshot for {db} was refused: {a.Status} {Short(a.Body)}");
+        return status == 200;
     }
 
     private static string OddLengths(Random r, List<int> real) => r.Next(6) switch
     {
         0 => string.Join(',', real.Select(n => n + 1)),
-        1 => string.Join(',', real.Take(Math.Max(1, real.Count - 1))),
+        1 => string.Join(',', real.Take(Math.Max(1, real.Count - 1))) + (real.Count == 1 ? ",100" : ""),
         2 => string.Join(',', real.Append(100)),
         3 => string.Join(',', real) + ",",
         4 => "-" + string.Join(',', real),
-        _ => string.Join(',', real.Select(n => n.ToString("x"))),
+        _ => string.Join(',', real.Select(n => n.ToString("x") + "h")),
     };
 
     /// <summary>The known defect of issue 20 a refused-with-5xx or accepted write matches, from its header.</summary>
@@ -144,8 +144,9 @@ public sealed partial class HttpFuzzer
     /// An accepted mutant is fine only if it is the valid transaction in another encoding: the same pages
     /// and post-apply checksum, and a header that differs only where a client may write anything (WAL
     /// fields, node id, a representable timestamp, a max TXID that makes it a multi-transaction file).
+    /// Returns true if the database is poisoned (a finding was recorded).
     /// </summary>
-    private async Task JudgeAcceptedAsync(FuzzCase c, byte[] mutant, Seed valid, string db)
+    private async Task<bool> JudgeAcceptedAsync(FuzzCase c, byte[] mutant, Seed valid, string db)
     {
         string known = KnownForWrite(mutant, valid);
         Seed m;
@@ -156,7 +157,7 @@ public sealed partial class HttpFuzzer
         catch (Exception e) when (LtxTarget.IsDocumented(e))
         {
             Poisoned(c, db, $"{c.What}: accepted a file the decoder refuses ({e.Message})", known);
-            return;
+            return true;
         }
         var h = m.Header;
         var v = valid.Header;
@@ -164,9 +165,11 @@ public sealed partial class HttpFuzzer
             && m.Pages.Zip(valid.Pages).All(p => p.First.Pgno == p.Second.Pgno && p.First.Data.AsSpan().SequenceEqual(p.Second.Data));
         bool sameState = samePages && m.PostApply == valid.PostApply && h.PageSize == v.PageSize && h.Commit == v.Commit
             && h.MinTxid == v.MinTxid && h.PreApplyChecksum == v.PreApplyChecksum && h.Flags == v.Flags;
-        if (known != "" || !sameState)
-            Poisoned(c, db, $"{c.What}: accepted (commit {h.Commit} vs {v.Commit}, TXIDs {h.MinTxid}-{h.MaxTxid} vs {v.MinTxid}-{v.MaxTxid}, " +
-                $"timestamp {h.TimestampMs}, {m.Pages.Count} pages vs {valid.Pages.Count}, same pages {samePages})", known);
+        if (known == "" && sameState)
+            return false;
+        Poisoned(c, db, $"{c.What}: accepted (commit {h.Commit} vs {v.Commit}, TXIDs {h.MinTxid}-{h.MaxTxid} vs {v.MinTxid}-{v.MaxTxid}, " +
+            $"timestamp {h.TimestampMs}, {m.Pages.Count} pages vs {valid.Pages.Count}, same pages {samePages})", known);
+        return true;
     }
 
     private void Poisoned(FuzzCase c, string db, string detail, string known)

@@ -28,7 +28,7 @@ public static class Replay
         {
             string dir = Directory.CreateTempSubdirectory("wayback-replay-").FullName;
             await using var serve = await ServeProcess.StartAsync(Path.Combine(dir, "data"), Path.Combine(dir, "server.log"), o.ServerHeapLimit, TimeSpan.FromSeconds(90));
-            using var http = new HttpFuzzer(serve, findings, o.Http);
+            using var http = new HttpFuzzer(serve, findings, o.Http with { ChainLength = 3 }, dir);
             await http.SetupAsync();
             Console.WriteLine("answer: " + await http.ReplayAsync(c));
             Console.WriteLine($"server log: {serve.LogPath}");
