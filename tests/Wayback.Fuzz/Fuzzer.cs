@@ -43,7 +43,7 @@ public static class Fuzzer
         Directory.CreateDirectory(scratch);
 
         long ltxInputs = Math.Max(0, o.Inputs - o.HttpRequests);
-        var targets = await LtxRunner.TargetsAsync();
+        var targets = await LtxRunner.TargetsAsync(scratch);
         o.Progress.WriteLine($"in-process: {ltxInputs:N0} inputs on {o.LtxWorkers} workers (seed {o.Seed})");
         await LtxRunner.RunAsync(targets, ltxInputs, o.Seed, o.LtxWorkers, o.LtxDeadline, findings, scratch,
             i => o.Progress.WriteLine($"  in-process {i:N0} / {ltxInputs:N0}  {clock.Elapsed:hh\\:mm\\:ss}"));

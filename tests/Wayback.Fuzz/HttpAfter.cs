@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Wayback.Ltx;
-using Wayback.Server.Tests;
 
 namespace Wayback.Fuzz;
 
@@ -78,8 +77,8 @@ public sealed partial class HttpFuzzer
     {
         const string target = "after";
         const string db = "after-check";
-        var model = new LtxModel(4096, 99);
-        var files = new[] { model.Snapshot(8, LtxFormat.V1), model.Tx(2, LtxFormat.V1), model.Tx(1, LtxFormat.V3, grow: true), model.Tx(3, LtxFormat.V1) };
+        var chain = await SqliteChain.BuildAsync(_scratch, 3, seed: 99, keepImages: true);
+        var files = new[] { chain.V1[0], chain.V3[1], chain.V1[2], chain.V3[3] };
         foreach (var f in files)
         {
             var a = await SendAsync(Write(target, db, f, "a valid write after the run"));
@@ -94,7 +93,7 @@ public sealed partial class HttpFuzzer
         using var cts = new CancellationTokenSource(_o.Deadline);
         using var resp = await _http.SendAsync(req, cts.Token);
         var bytes = await resp.Content.ReadAsByteArrayAsync(cts.Token);
-        if (resp.IsSuccessStatusCode && bytes.AsSpan().SequenceEqual(model.Image()))
+        if (resp.IsSuccessStatusCode && bytes.AsSpan().SequenceEqual(chain.Images[^1]))
             return true;
         _findings.Fail(new FuzzCase { Target = target, What = "restore after the run" }, FailureKind.After,
             $"restoring {db} after the run: {(int)resp.StatusCode}, {bytes.Length} bytes, {(resp.IsSuccessStatusCode ? "not the database written" : Short(System.Text.Encoding.UTF8.GetString(bytes)))}");

@@ -6,9 +6,9 @@ namespace Wayback.Fuzz;
 /// </summary>
 public static class LtxRunner
 {
-    public static async Task<IReadOnlyList<LtxTarget>> TargetsAsync()
+    public static async Task<IReadOnlyList<LtxTarget>> TargetsAsync(string scratch)
     {
-        var corpus = await Corpus.BuildAsync();
+        var corpus = await Corpus.BuildAsync(scratch);
         return [new DecoderTarget(corpus), new PageReaderTarget(corpus), new RestorerTarget(corpus), new CompactorTarget(corpus),
                 new SegmentTarget(corpus), new ApplierTarget(corpus), new SnapshotTarget(corpus)];
     }

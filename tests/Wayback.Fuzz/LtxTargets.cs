@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using Wayback.Ltx;
 using Wayback.Server.Databases;
 using Wayback.Server.Storage;
-using Wayback.Server.Tests;
 using Wayback.Storage;
 
 namespace Wayback.Fuzz;
@@ -37,38 +36,31 @@ public sealed class Corpus
     public required IReadOnlyList<byte[]?> ImageBefore { get; init; }
     public required byte[] Segment { get; init; }
 
-    public static async Task<Corpus> BuildAsync()
+    public static async Task<Corpus> BuildAsync(string scratch)
     {
         var files = new List<Seed>();
-        foreach (uint pageSize in new uint[] { 512, 4096 })
+        var big = await SqliteChain.BuildAsync(scratch, 3, seed: 4096, pageSize: 4096, keepImages: true);
+        var small = await SqliteChain.BuildAsync(scratch, 6, seed: 512, pageSize: 512, keepImages: true);
+        foreach (var (chain, size) in new[] { (big, 4096), (small, 512) })
         {
-            var m = new LtxModel(pageSize, seed: (int)pageSize) { KeepImages = true };
-            files.Add(await Seed.DecodeAsync($"v1-snapshot-{pageSize}", m.Snapshot(6, LtxFormat.V1)));
-            files.Add(await Seed.DecodeAsync($"v1-tx-{pageSize}", m.Tx(2, LtxFormat.V1)));
-            files.Add(await Seed.DecodeAsync($"v3-tx-{pageSize}", m.Tx(3, LtxFormat.V3)));
-            files.Add(await Seed.DecodeAsync($"v3-grow-{pageSize}", m.Tx(1, LtxFormat.V3, grow: true)));
+            files.Add(await Seed.DecodeAsync($"v1-snapshot-{size}", chain.V1[0]));
+            files.Add(await Seed.DecodeAsync($"v1-tx-{size}", chain.V1[1]));
+            files.Add(await Seed.DecodeAsync($"v3-tx-{size}", chain.V3[2]));
             var raw = new MemoryStream();
-            await LtxSnapshot.WriteAsync(new MemoryStream(m.Image()), pageSize, raw, m.Txid, LtxFormat.V1, compressV1: false);
-            files.Add(await Seed.DecodeAsync($"v1-uncompressed-{pageSize}", raw.ToArray()));
+            await LtxSnapshot.WriteAsync(new MemoryStream(chain.Images[^1]), (uint)size, raw, (ulong)chain.Count, LtxFormat.V1, compressV1: false);
+            files.Add(await Seed.DecodeAsync($"v1-uncompressed-{size}", raw.ToArray()));
         }
-        var chainModel = new LtxModel(512, seed: 7) { KeepImages = true };
-        var chainBytes = new List<byte[]> { chainModel.Snapshot(8, LtxFormat.V3) };
-        var images = new List<byte[]?> { null, chainModel.Image() };
-        for (int i = 0; i < 5; i++)
-        {
-            chainBytes.Add(chainModel.Tx(2, LtxFormat.V3, grow: i == 2));
-            images.Add(chainModel.Image());
-        }
-        var chain = new List<Seed>();
-        for (int i = 0; i < chainBytes.Count; i++)
-            chain.Add(await Seed.DecodeAsync($"chain-{i}", chainBytes[i]));
-        files.AddRange(chain);
-        var compacted = await CompactAsync(chainBytes.Skip(1).ToList());
+        var chainSeeds = new List<Seed>();
+        for (int i = 0; i < small.Count; i++)
+            chainSeeds.Add(await Seed.DecodeAsync($"chain-{i}", small.V3[i]));
+        files.AddRange(chainSeeds);
+        var compacted = await CompactAsync(small.V3.Skip(1).ToList());
         files.Add(await Seed.DecodeAsync("v3-compacted", compacted));
         return new Corpus
         {
-            Files = files, Chain = chain, ChainImage = chainModel.Image(), ImageBefore = images.Take(chain.Count).ToList(),
-            Segment = BuildSegment(compacted, chain.Skip(1).ToList()),
+            Files = files, Chain = chainSeeds, ChainImage = small.Images[^1],
+            ImageBefore = small.Images.Take(small.Count - 1).Prepend(null).ToList(),
+            Segment = BuildSegment(compacted, chainSeeds.Skip(1).ToList()),
         };
     }
 

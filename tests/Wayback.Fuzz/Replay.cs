@@ -10,9 +10,9 @@ public static class Replay
         var findings = new Findings(saveDirectory: null);
         if (c.Http is null)
         {
-            var target = (await LtxRunner.TargetsAsync()).SingleOrDefault(t => t.Name == c.Target)
-                ?? throw new ArgumentException($"no in-process target named {c.Target}");
             string scratch = Directory.CreateTempSubdirectory("wayback-replay-").FullName;
+            var target = (await LtxRunner.TargetsAsync(scratch)).SingleOrDefault(t => t.Name == c.Target)
+                ?? throw new ArgumentException($"no in-process target named {c.Target}");
             try
             {
                 await LtxRunner.CheckOneAsync(target, c, findings, scratch, o.LtxDeadline);

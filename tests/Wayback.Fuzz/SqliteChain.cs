@@ -11,11 +11,15 @@ namespace Wayback.Fuzz;
 /// </summary>
 public sealed class SqliteChain
 {
-    private SqliteChain(IReadOnlyList<byte[]> v3, IReadOnlyList<byte[]> v1)
+    private SqliteChain(IReadOnlyList<byte[]> v3, IReadOnlyList<byte[]> v1, IReadOnlyList<byte[]> images)
     {
         V3 = v3;
         V1 = v1;
+        Images = images;
     }
+
+    /// <summary>The database file after each file (kept only when asked: long chains would hold too much).</summary>
+    public IReadOnlyList<byte[]> Images { get; }
 
     /// <summary>File i (TXID i + 1) in v3 and in v1 (LZ4 frame), the same pages and checksums.</summary>
     public IReadOnlyList<byte[]> V3 { get; }
@@ -24,7 +28,7 @@ public sealed class SqliteChain
 
     public byte[] File(int i, LtxFormat format) => format == LtxFormat.V1 ? V1[i] : V3[i];
 
-    public static async Task<SqliteChain> BuildAsync(string directory, int transactions, int seed, uint pageSize = 4096)
+    public static async Task<SqliteChain> BuildAsync(string directory, int transactions, int seed, uint pageSize = 4096, bool keepImages = false)
     {
         var random = new Random(seed);
         Directory.CreateDirectory(directory);
@@ -32,6 +36,7 @@ public sealed class SqliteChain
         System.IO.File.Delete(path);
         var v3 = new List<byte[]>();
         var v1 = new List<byte[]>();
+        var images = new List<byte[]>();
         var sums = new PageChecksums(pageSize);
         byte[] image = [];
         using (var conn = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString()))
@@ -65,6 +70,8 @@ public sealed class SqliteChain
                     sums.Update(p, now.AsSpan((int)((p - 1) * pageSize), (int)pageSize));
                 sums.Resize(commit);
                 image = now;
+                if (keepImages)
+                    images.Add(now);
                 var header = new LtxHeader
                 {
                     PageSize = pageSize, Commit = commit, MinTxid = (ulong)t + 1, MaxTxid = (ulong)t + 1,
@@ -75,7 +82,7 @@ public sealed class SqliteChain
             }
         }
         System.IO.File.Delete(path);
-        return new SqliteChain(v3, v1);
+        return new SqliteChain(v3, v1, images);
     }
 
     private static async Task<byte[]> EncodeAsync(LtxHeader header, List<uint> pages, byte[] image, uint pageSize, LtxFormat format, ulong post)
