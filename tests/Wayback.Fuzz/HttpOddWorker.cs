@@ -93,7 +93,9 @@ public sealed partial class HttpFuzzer
             }
             var c = new FuzzCase { Target = target, What = $"{method} {Short(path)}", Input = body, Http = new HttpCase(method, path, OddInputs.Headers(r), token) };
             var a = await SendAsync(c);
-            string tag = method == "POST" && path == "/admin/clusters" && Encoding.UTF8.GetString(body).Contains("99999999999999h") ? "#7 huge retention answers 500" : "";
+            // Issue 20 #7 is the retention; the same duration parser also reads /pos?wait=.
+            string tag = method == "POST" && path == "/admin/clusters" && Encoding.UTF8.GetString(body).Contains("99999999999999h") ? "#7 huge retention answers 500"
+                : path.StartsWith("/pos?", StringComparison.Ordinal) && path.Contains("wait=99999999999999h", StringComparison.Ordinal) ? "#7 huge duration (here /pos?wait=) answers 500" : "";
             int status = Judge(c, a, tag);
             if (method == "DELETE" && status is >= 200 and < 300)
                 victim = await AfterDeleteAsync(c, path, victim, r);
