@@ -91,6 +91,10 @@ public sealed partial class HttpFuzzer
                     path = OddInputs.Pick(r, "/pos", "/db/tx", "/db/snapshot", "/api/verify", "/admin/clusters", "/metrics", "/healthz") + $"?db={q(name)}";
                     break;
             }
+            // Known open defects: #7 (a huge duration overflows its parser), #1 (a dot-segment token id deletes its cluster).
+            if (_o.SkipKnown && (path.Contains("99999999999999h", StringComparison.Ordinal) || Encoding.UTF8.GetString(body).Contains("99999999999999h", StringComparison.Ordinal)
+                || (method == "DELETE" && path.Contains("/tokens/", StringComparison.Ordinal) && IsDotSegment(path[(path.LastIndexOf('/') + 1)..]))))
+                continue;
             var c = new FuzzCase { Target = target, What = $"{method} {Short(path)}", Input = body, Http = new HttpCase(method, path, OddInputs.Headers(r), token) };
             var a = await SendAsync(c);
             // Issue 20 #7 is the retention; the same duration parser also reads /pos?wait=.
@@ -114,6 +118,12 @@ public sealed partial class HttpFuzzer
             _serverGone = true; // nothing after this would mean anything
         }
         return exists ? victim : await NewVictimAsync(r);
+    }
+
+    private static bool IsDotSegment(string s)
+    {
+        string d = Uri.UnescapeDataString(s);
+        return d is "." or ".." || d.StartsWith("../", StringComparison.Ordinal) || d.StartsWith("./", StringComparison.Ordinal);
     }
 
     private static string Maybe(Random r, string key, Func<Random, string> value) =>

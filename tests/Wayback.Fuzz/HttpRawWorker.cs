@@ -39,7 +39,11 @@ public sealed partial class HttpFuzzer
             byte[] head, body = [];
             bool closeWrite = false;
             string what;
-            switch (r.Next(11))
+            int kind = r.Next(11);
+            // Known open defects: #1 (dot segments) and #4 (a declared body that never arrives is never cut off).
+            while (_o.SkipKnown && kind is 0 or 4)
+                kind = r.Next(11);
+            switch (kind)
             {
                 case 0:
                     what = "dot segment in a token id";
@@ -123,12 +127,12 @@ public sealed partial class HttpFuzzer
             _serve.Note($"{c.Target}: hang: {c.What}");
             _findings.Fail(c, FailureKind.Hang, $"{c.What}: no answer and no close within {_o.Deadline.TotalSeconds:F0} s", known);
         }
-        else if (a.Status >= 500 && !a.Head.Contains("ESTORAGE", StringComparison.Ordinal))
+        else if (a.Status >= 500 && a.Status != 505 && !a.Head.Contains("ESTORAGE", StringComparison.Ordinal))
         {
             _serve.Note($"{c.Target}: {a.Status}: {c.What}");
             _findings.Fail(c, FailureKind.ServerError, $"{c.What}: answered {Short(a.Head)}", known);
         }
-        else if (a.Status >= 500)
+        else if (a.Status >= 500 && a.Status != 505)
             t.StoreFault();
         else if (a.Status is > 0 and < 400)
             t.Accept();
@@ -227,7 +231,8 @@ public sealed partial class HttpFuzzer
             }
             var stalled = chain.File(k + 1, LtxFormat.V3);
             int sent = r.Next(1, Math.Min(200, stalled.Length));
-            string path = r.Next(4) switch
+            // Known open defect #4: a stalled /db/tx body holds the database's lock.
+            string path = (_o.SkipKnown ? r.Next(2) : r.Next(4)) switch
             {
                 0 => "/admin/clusters",
                 1 => $"/api/restore?db={db}",

@@ -57,6 +57,8 @@ public sealed partial class HttpFuzzer
             if (kind < 17)
             {
                 var m = Mutator.Mutate(r, seed);
+                for (int tries = 0; _o.SkipKnown && KnownForWrite(m.Bytes, seed) != "" && tries < 100; tries++)
+                    m = Mutator.Mutate(r, seed);
                 last = m.Bytes;
                 what = $"{db}: {(ahead > 0 ? $"after {ahead} valid file(s), " : "")}mutant of TXID {seed.Header.MaxTxid} ({format.Name()}): {m.What}";
             }

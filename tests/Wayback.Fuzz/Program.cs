@@ -2,7 +2,7 @@ using System.Globalization;
 using Wayback.Fuzz;
 
 // dotnet run -c Release --project tests/Wayback.Fuzz -- --inputs 1000000 [--http 120000] [--seed N] [--out DIR]
-//                                                      [--replay FILE]
+//                                                      [--skip-known] [--replay FILE]
 // Prints the table (README "Fuzzing"), saves each failing input under OUT/failures, exits 1 on any failure.
 var o = new FuzzOptions { Progress = Console.Out };
 string? replay = null;
@@ -18,8 +18,9 @@ for (int i = 0; i < args.Length; i++)
         case "--out": o = o with { Output = Path.GetFullPath(Next()) }; break;
         case "--stall": o = o with { Http = o.Http with { Stall = TimeSpan.FromSeconds(double.Parse(Next(), CultureInfo.InvariantCulture)) } }; break;
         case "--replay": replay = Next(); break;
+        case "--skip-known": o = o with { Http = o.Http with { SkipKnown = true } }; break;
         default:
-            Console.Error.WriteLine($"unknown argument {args[i]}; use --inputs N, --http N, --seed N, --out DIR, --stall SECONDS, --replay FILE");
+            Console.Error.WriteLine($"unknown argument {args[i]}; use --inputs N, --http N, --seed N, --out DIR, --stall SECONDS, --skip-known, --replay FILE");
             return 2;
     }
 }
