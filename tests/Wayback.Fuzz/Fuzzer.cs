@@ -88,7 +88,8 @@ public static class Fuzzer
             }
             else
             {
-                findings.Fail(new FuzzCase { Target = "after", What = "server process" }, FailureKind.Crash, $"the server exited with code {serve.ExitCode}; see {serve.LogPath}");
+                findings.Fail(new FuzzCase { Target = "after", What = "server process" }, FailureKind.Crash, $"the server exited with code {serve.ExitCode}; see {serve.LogPath}",
+                    serve.OutOfMemory ? HttpFuzzer.OutOfMemoryTag : "");
             }
         }
         Directory.Delete(scratch, recursive: true);

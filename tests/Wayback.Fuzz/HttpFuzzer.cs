@@ -218,7 +218,8 @@ public sealed partial class HttpFuzzer : IDisposable
             if (_serve.HasExited)
             {
                 if (!_serverGone)
-                    _findings.Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode} ({a.Error}); see {_serve.LogPath}");
+                    _findings.Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode} ({a.Error}); see {_serve.LogPath}",
+                        _serve.OutOfMemory ? OutOfMemoryTag : "");
                 _serverGone = true;
                 return 0;
             }
@@ -238,8 +239,8 @@ public sealed partial class HttpFuzzer : IDisposable
                 known = "#6 timestamp out of range";
             if (known == "" && a.Status == 503 && c.Http!.Path.StartsWith("/healthz", StringComparison.Ordinal) && _databases.Values.Any(v => v.StartsWith('#')))
                 known = "#2 a poisoned database turns /healthz 503";
-            if (known == "" && _serve.Memory().Rss > _o.HeapLimit * 7 / 10)
-                known = "#3 heap exhausted by absurd commits held in memory";
+            if (known == "" && _serve.OutOfMemory)
+                known = OutOfMemoryTag;
             _serve.Note($"{c.Target}: {a.Status}: {c.Http!.Method} {Short(c.Http.Path)}: {c.What}");
             _findings.Fail(c, FailureKind.ServerError, $"{c.What}: {c.Http!.Method} {Short(c.Http.Path)} answered {a.Status} {Short(a.Body)}", known);
             return 0;
@@ -250,6 +251,12 @@ public sealed partial class HttpFuzzer : IDisposable
             t.Refuse();
         return a.Status;
     }
+
+    /// <summary>
+    /// Issue 20 #3: files with absurd commits that were accepted keep 8 x commit bytes per database, so the
+    /// capped heap runs out; from then on any request may fail (the server log has the OutOfMemoryException).
+    /// </summary>
+    internal const string OutOfMemoryTag = "#3 heap exhausted (OutOfMemoryException in the server log)";
 
     private static string Short(string s) => s.Length > 300 ? s[..300] + $"... ({s.Length} chars)" : s;
 

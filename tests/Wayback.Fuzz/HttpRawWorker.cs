@@ -129,6 +129,8 @@ public sealed partial class HttpFuzzer
         }
         else if (a.Status >= 500 && a.Status != 505 && !a.Head.Contains("ESTORAGE", StringComparison.Ordinal))
         {
+            if (known == "" && _serve.OutOfMemory)
+                known = OutOfMemoryTag;
             _serve.Note($"{c.Target}: {a.Status}: {c.What}");
             _findings.Fail(c, FailureKind.ServerError, $"{c.What}: answered {Short(a.Head)}", known);
         }
@@ -141,7 +143,7 @@ public sealed partial class HttpFuzzer
         if (a.Status == 0 && _serve.HasExited && !_serverGone)
         {
             _serverGone = true;
-            _findings.Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode}; see {_serve.LogPath}");
+            _findings.Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode}; see {_serve.LogPath}", _serve.OutOfMemory ? OutOfMemoryTag : "");
         }
     }
 

@@ -31,6 +31,9 @@ public sealed class ServeProcess : IAsyncDisposable
     public bool HasExited => _process.HasExited;
     public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
+    /// <summary>The server has logged running out of memory (its GC heap is capped, see <see cref="StartAsync"/>).</summary>
+    public bool OutOfMemory { get; private set; }
+
     /// <param name="heapLimitBytes">
     /// The server's GC heap hard limit: a defect that allocates what a client wrote (issue 20, item 3)
     /// then fails inside the server instead of taking the memory of a machine others share.
@@ -82,6 +85,8 @@ public sealed class ServeProcess : IAsyncDisposable
     {
         if (line is null)
             return;
+        if (line.Contains("OutOfMemoryException", StringComparison.Ordinal) || line.StartsWith("Out of memory", StringComparison.Ordinal))
+            OutOfMemory = true;
         lock (_logLock)
             if (!_closed)
                 _log.WriteLine(line);
