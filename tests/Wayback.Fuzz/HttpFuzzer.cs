@@ -181,6 +181,12 @@ public sealed partial class HttpFuzzer : IDisposable
         {
             return new Answer(0, "", true, $"no answer within {_o.Deadline.TotalSeconds:F0} s");
         }
+        catch (HttpRequestException e) when (e.InnerException is IOException { InnerException: System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.Shutdown or System.Net.Sockets.SocketError.ConnectionReset } } && !_serve.HasExited && c.Input.Length > 0)
+        {
+            // The server answered and closed before taking the whole body (a refusal it need not read the body
+            // for); HttpClient, still sending, reports a broken pipe instead of the answer. Counted as a refusal.
+            return new Answer(499, "", false, "closed while the body was being sent: " + e.InnerException.Message);
+        }
         catch (HttpRequestException e)
         {
             return new Answer(0, "", false, e.InnerException?.Message ?? e.Message);
