@@ -22,7 +22,7 @@ public sealed partial class HttpFuzzer
         {
             // Issue 20 item 2: one database poisoned by an accepted file turns /healthz 503 for the whole server.
             string poisoned = _databases.Values.FirstOrDefault(v => v.StartsWith('#')) ?? "";
-            _findings.Fail(new FuzzCase { Target = target, What = "GET /healthz" }, FailureKind.After, $"/healthz answered {health.Status} {Short(health.Body)}",
+            Fail(new FuzzCase { Target = target, What = "GET /healthz" }, FailureKind.After, $"/healthz answered {health.Status} {Short(health.Body)}",
                 poisoned == "" ? "" : $"#2 a poisoned database turns /healthz 503 (here: {poisoned})");
         }
 
@@ -65,7 +65,7 @@ public sealed partial class HttpFuzzer
             string known = _databases.TryGetValue(name, out var k) ? k : "";
             string detail = $"verify of {name}: {status} {Short(answer)}";
             problems.Add(known == "" ? detail : $"{detail} [{known}]");
-            _findings.Fail(new FuzzCase { Target = target, What = $"POST /api/verify?db={name}" }, FailureKind.After, detail, known);
+            Fail(new FuzzCase { Target = target, What = $"POST /api/verify?db={name}" }, FailureKind.After, detail, known);
         }
 
         bool restored = await WriteAndRestoreAsync();
@@ -84,7 +84,7 @@ public sealed partial class HttpFuzzer
             var a = await SendAsync(Write(target, db, f, "a valid write after the run"));
             if (a.Status != 200)
             {
-                _findings.Fail(new FuzzCase { Target = target, What = "valid write after the run", Input = f }, FailureKind.After, $"a valid write to {db} after the run answered {a.Status} {Short(a.Body)}");
+                Fail(new FuzzCase { Target = target, What = "valid write after the run", Input = f }, FailureKind.After, $"a valid write to {db} after the run answered {a.Status} {Short(a.Body)}");
                 return false;
             }
         }
@@ -95,7 +95,7 @@ public sealed partial class HttpFuzzer
         var bytes = await resp.Content.ReadAsByteArrayAsync(cts.Token);
         if (resp.IsSuccessStatusCode && bytes.AsSpan().SequenceEqual(chain.Images[^1]))
             return true;
-        _findings.Fail(new FuzzCase { Target = target, What = "restore after the run" }, FailureKind.After,
+        Fail(new FuzzCase { Target = target, What = "restore after the run" }, FailureKind.After,
             $"restoring {db} after the run: {(int)resp.StatusCode}, {bytes.Length} bytes, {(resp.IsSuccessStatusCode ? "not the database written" : Short(System.Text.Encoding.UTF8.GetString(bytes)))}");
         return false;
     }

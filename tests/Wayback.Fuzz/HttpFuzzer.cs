@@ -119,7 +119,7 @@ public sealed partial class HttpFuzzer : IDisposable
         catch (Exception e)
         {
             // A fault of the fuzzer itself (not of the server): reported, so it cannot pass silently.
-            _findings.Fail(new FuzzCase { Target = target, What = "the worker itself" }, FailureKind.Crash, $"fuzzer worker {target}/{w} failed: {e}");
+            Fail(new FuzzCase { Target = target, What = "the worker itself" }, FailureKind.Crash, $"fuzzer worker {target}/{w} failed: {e}");
         }
     });
 
@@ -224,13 +224,13 @@ public sealed partial class HttpFuzzer : IDisposable
             if (_serve.HasExited)
             {
                 if (!_serverGone)
-                    _findings.Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode} ({a.Error}); see {_serve.LogPath}",
+                    Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode} ({a.Error}); see {_serve.LogPath}",
                         _serve.OutOfMemory ? OutOfMemoryTag : "");
                 _serverGone = true;
                 return 0;
             }
             _serve.Note($"{c.Target}: {(a.TimedOut ? "hang" : "dropped")}: {c.Http!.Method} {Short(c.Http.Path)}: {c.What}");
-            _findings.Fail(c, a.TimedOut ? FailureKind.Hang : FailureKind.ServerError,
+            Fail(c, a.TimedOut ? FailureKind.Hang : FailureKind.ServerError,
                 $"{c.What}: {c.Http!.Method} {Short(c.Http.Path)}: {(a.TimedOut ? a.Error : "connection dropped without an answer: " + a.Error)}", known);
             return 0;
         }
@@ -248,7 +248,7 @@ public sealed partial class HttpFuzzer : IDisposable
             if (known == "" && _serve.OutOfMemory)
                 known = OutOfMemoryTag;
             _serve.Note($"{c.Target}: {a.Status}: {c.Http!.Method} {Short(c.Http.Path)}: {c.What}");
-            _findings.Fail(c, FailureKind.ServerError, $"{c.What}: {c.Http!.Method} {Short(c.Http.Path)} answered {a.Status} {Short(a.Body)}", known);
+            Fail(c, FailureKind.ServerError, $"{c.What}: {c.Http!.Method} {Short(c.Http.Path)} answered {a.Status} {Short(a.Body)}", known);
             return 0;
         }
         if (a.Status < 400)
@@ -263,6 +263,10 @@ public sealed partial class HttpFuzzer : IDisposable
     /// capped heap runs out; from then on any request may fail (the server log has the OutOfMemoryException).
     /// </summary>
     internal const string OutOfMemoryTag = "#3 heap exhausted (OutOfMemoryException in the server log)";
+
+    /// <summary>Records a failure; once the server has run out of memory (#3), anything unexplained is put down to that.</summary>
+    private void Fail(FuzzCase c, FailureKind kind, string detail, string known = "") =>
+        _findings.Fail(c, kind, detail, known == "" && _serve.OutOfMemory ? OutOfMemoryTag : known);
 
     private static string Short(string s) => s.Length > 300 ? s[..300] + $"... ({s.Length} chars)" : s;
 

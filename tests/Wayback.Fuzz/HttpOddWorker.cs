@@ -23,7 +23,7 @@ public sealed partial class HttpFuzzer
             {
                 var setup = Write(target, known, chain.V3[i], $"valid file {i} of {known}");
                 if (Judge(setup, await SendAsync(setup)) != 200)
-                    _findings.Fail(setup, FailureKind.RefusedValid, $"a valid transaction to {known} was refused");
+                    Fail(setup, FailureKind.RefusedValid, $"a valid transaction to {known} was refused");
             }
         }
         string victim = await NewVictimAsync(r);
@@ -111,10 +111,10 @@ public sealed partial class HttpFuzzer
     {
         bool exists = await ClusterExistsAsync(victim);
         if (!exists && path.StartsWith($"/admin/clusters/{victim}/tokens/", StringComparison.Ordinal))
-            _findings.Fail(c, FailureKind.Accepted, $"{c.What}: deleting a token with id '{Short(path[(path.LastIndexOf('/') + 1)..])}' deleted cluster {victim}", "#1 dot segments in names");
+            Fail(c, FailureKind.Accepted, $"{c.What}: deleting a token with id '{Short(path[(path.LastIndexOf('/') + 1)..])}' deleted cluster {victim}", "#1 dot segments in names");
         if (!await ClusterExistsAsync(Cluster))
         {
-            _findings.Fail(c, FailureKind.Accepted, $"{c.What}: the workers' cluster {Cluster} is gone", "#1 dot segments in names");
+            Fail(c, FailureKind.Accepted, $"{c.What}: the workers' cluster {Cluster} is gone", "#1 dot segments in names");
             _serverGone = true; // nothing after this would mean anything
         }
         return exists ? victim : await NewVictimAsync(r);

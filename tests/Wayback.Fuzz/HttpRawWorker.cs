@@ -107,7 +107,7 @@ public sealed partial class HttpFuzzer
             JudgeRaw(c, a, what.StartsWith("chunked with", StringComparison.Ordinal) ? "#4 a body that stops arriving is never cut off" : "");
             if (a.Status is >= 200 and < 300 && c.What.StartsWith("dot segment", StringComparison.Ordinal) && !await ClusterExistsAsync(victim))
             {
-                _findings.Fail(c, FailureKind.Accepted, $"DELETE {Encoding.ASCII.GetString(head).Split(' ')[1]} deleted cluster {victim}", "#1 dot segments in names");
+                Fail(c, FailureKind.Accepted, $"DELETE {Encoding.ASCII.GetString(head).Split(' ')[1]} deleted cluster {victim}", "#1 dot segments in names");
                 victim = await NewVictimAsync(r);
             }
             if (a.Status is >= 200 and < 300 && c.What.Contains("Content-Length", StringComparison.Ordinal))
@@ -125,14 +125,14 @@ public sealed partial class HttpFuzzer
         if (a.TimedOut)
         {
             _serve.Note($"{c.Target}: hang: {c.What}");
-            _findings.Fail(c, FailureKind.Hang, $"{c.What}: no answer and no close within {_o.Deadline.TotalSeconds:F0} s", known);
+            Fail(c, FailureKind.Hang, $"{c.What}: no answer and no close within {_o.Deadline.TotalSeconds:F0} s", known);
         }
         else if (a.Status >= 500 && a.Status != 505 && !a.Head.Contains("ESTORAGE", StringComparison.Ordinal))
         {
             if (known == "" && _serve.OutOfMemory)
                 known = OutOfMemoryTag;
             _serve.Note($"{c.Target}: {a.Status}: {c.What}");
-            _findings.Fail(c, FailureKind.ServerError, $"{c.What}: answered {Short(a.Head)}", known);
+            Fail(c, FailureKind.ServerError, $"{c.What}: answered {Short(a.Head)}", known);
         }
         else if (a.Status >= 500 && a.Status != 505)
             t.StoreFault();
@@ -143,7 +143,7 @@ public sealed partial class HttpFuzzer
         if (a.Status == 0 && _serve.HasExited && !_serverGone)
         {
             _serverGone = true;
-            _findings.Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode}; see {_serve.LogPath}", _serve.OutOfMemory ? OutOfMemoryTag : "");
+            Fail(c, FailureKind.Crash, $"{c.What}: the server process exited with code {_serve.ExitCode}; see {_serve.LogPath}", _serve.OutOfMemory ? OutOfMemoryTag : "");
         }
     }
 
@@ -274,7 +274,7 @@ public sealed partial class HttpFuzzer
             if (!probeFirst && pa.Status != 0 && path.StartsWith("/db/tx", StringComparison.Ordinal))
             {
                 _serve.Note($"http-slow: a write to {db} waited {clock.Elapsed.TotalSeconds:F1} s behind a stalled body");
-                _findings.Fail(probe, FailureKind.Blocked, $"{probe.What}: answered {pa.Status} only after the stalled connection was closed ({clock.Elapsed.TotalSeconds:F1} s)", "#4 a stalled body blocks writers");
+                Fail(probe, FailureKind.Blocked, $"{probe.What}: answered {pa.Status} only after the stalled connection was closed ({clock.Elapsed.TotalSeconds:F1} s)", "#4 a stalled body blocks writers");
             }
         }
     }

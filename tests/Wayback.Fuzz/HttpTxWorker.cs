@@ -39,7 +39,7 @@ public sealed partial class HttpFuzzer
                 else if (status != 503)
                 {
                     if (status != 0)
-                        _findings.Fail(c, FailureKind.RefusedValid, $"a valid transaction to {db} was refused: {a.Status} {Short(a.Body)}");
+                        Fail(c, FailureKind.RefusedValid, $"a valid transaction to {db} was refused: {a.Status} {Short(a.Body)}");
                     k = -1;
                 }
                 continue;
@@ -108,7 +108,7 @@ public sealed partial class HttpFuzzer
         var a = await SendAsync(c);
         int status = Judge(c, a);
         if (status != 200 && status != 0 && status != 503)
-            _findings.Fail(c, FailureKind.RefusedValid, $"a valid snapshot for {db} was refused: {a.Status} {Short(a.Body)}");
+            Fail(c, FailureKind.RefusedValid, $"a valid snapshot for {db} was refused: {a.Status} {Short(a.Body)}");
         return status == 200;
     }
 
@@ -177,6 +177,6 @@ public sealed partial class HttpFuzzer
     private void Poisoned(FuzzCase c, string db, string detail, string known)
     {
         _databases[db] = known == "" ? "poisoned by an accepted mutant" : known;
-        _findings.Fail(c, FailureKind.Accepted, detail, known);
+        Fail(c, FailureKind.Accepted, detail, known);
     }
 }
