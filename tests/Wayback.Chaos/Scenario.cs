@@ -107,7 +107,7 @@ public sealed class Scenario(ScenarioSpec spec, ChaosOptions options, Moto? moto
             long committed = LiveMax(db);
             await CatchUpAsync(server, committed, ct);
 
-            verifier = new Verifier(server, Db, work, _notes);
+            verifier = new Verifier(server, Db, work, _notes, proxy);
             var latest = await verifier.LatestAsync(ct);
             if (latest is null)
                 lost = written;

@@ -15,7 +15,7 @@ public sealed record RestoredState(ulong Txid, long Count, long Min, long Max, u
 /// is broken when its database is unsound, is not a prefix 1..k of the writer's rows, holds fewer rows than an
 /// earlier TXID, or differs from the checksum the server acknowledged for it.
 /// </summary>
-public sealed class Verifier(ChaosServer server, string db, string workDir, List<string> notes)
+public sealed class Verifier(ChaosServer server, string db, string workDir, List<string> notes, FaultProxy? proxy)
 {
     public int Restores { get; private set; }
     public int Failed { get; private set; }
@@ -64,24 +64,47 @@ public sealed class Verifier(ChaosServer server, string db, string workDir, List
         }
     }
 
-    /// <summary>One restore; a failure is counted, then tried once more (the S3 faults may be the cause).</summary>
+    /// <summary>
+    /// One restore. A failure is counted and noted, then the restore is tried once more with the S3 faults off,
+    /// to tell a point that cannot be restored (null) from one the faults kept from a user for a while.
+    /// </summary>
     private async Task<RestoredState?> RestoreWithRetryAsync(ulong? txid, CancellationToken ct)
     {
-        for (int attempt = 1; attempt <= 2; attempt++)
+        Restores++;
+        try
         {
-            Restores++;
-            try
-            {
-                return await RestoreAsync(txid, ct);
-            }
-            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException or RestoreFailedException or SqliteException or LtxException)
-            {
-                Failed++;
-                notes.Add($"restore of {(txid is { } t ? $"TXID {t}" : "the latest state")} failed (attempt {attempt}): {e.Message}");
-            }
+            return await RestoreAsync(txid, ct);
         }
-        return null;
+        catch (Exception e) when (IsRestoreFailure(e))
+        {
+            Failed++;
+            notes.Add($"restore of {What(txid)} failed: {e.Message}");
+        }
+        var rates = proxy?.Rates;
+        if (proxy is not null)
+            proxy.Rates = FaultRates.None;
+        try
+        {
+            var state = await RestoreAsync(txid, ct);
+            notes.Add($"  ... {What(txid)} restored when tried again without S3 faults");
+            return state;
+        }
+        catch (Exception e) when (IsRestoreFailure(e))
+        {
+            notes.Add($"  ... {What(txid)} failed again without S3 faults: {e.Message}");
+            return null;
+        }
+        finally
+        {
+            if (proxy is not null)
+                proxy.Rates = rates!;
+        }
     }
+
+    private static string What(ulong? txid) => txid is { } t ? $"TXID {t}" : "the latest state";
+
+    private static bool IsRestoreFailure(Exception e) =>
+        e is HttpRequestException or IOException or TaskCanceledException or RestoreFailedException or SqliteException or LtxException;
 
     private async Task<RestoredState> RestoreAsync(ulong? txid, CancellationToken ct)
     {
