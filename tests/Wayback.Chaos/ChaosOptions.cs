@@ -36,7 +36,7 @@ public sealed record ChaosOptions
     public int AcknowledgedSamples { get; init; } = 40;
 
     /// <summary>S3 faults per request.</summary>
-    public FaultRates Faults { get; init; } = new(Reset: 0.03, Hang: 0.02, Error500: 0.05, CutResponse: 0.03);
+    public FaultRates Faults { get; init; } = new(Reset: 0.03, Hang: 0.03, Error500: 0.05, CutResponse: 0.03);
 
     /// <summary>The server's S3 request timeout; a hung request is held past it.</summary>
     public TimeSpan S3RequestTimeout { get; init; } = TimeSpan.FromSeconds(2);
@@ -72,8 +72,8 @@ public sealed record ChaosOptions
           --uptime A-B        seconds the processes run between kills (default 1-3)
           --downtime B        at most this many seconds dead (default 0.5)
           --rate N            writer transactions per second (default 200)
-          --samples N         random restore points checked per scenario (default 30)
-          --faults R,H,E,C    S3 proxy: reset, hang, 500 and cut-answer rates per request (default 0.03,0.02,0.05,0.03)
+          --samples N         random restore points checked per scenario (default 30; a third of it on S3)
+          --faults R,H,E,C    S3 proxy: reset, hang, 500 and cut-answer rates per request (default 0.03,0.03,0.05,0.03)
           --seed N            random seed
           --work DIR          scenario directories (default $TMP/wayback-chaos); kept when something is found
           --keep              keep every scenario directory

@@ -72,6 +72,9 @@ public sealed class FaultProxy : IAsyncDisposable
     public TimeSpan HangTime { get; }
     public FaultCounts Counts { get; } = new();
 
+    /// <summary>Each request's first line and what was done to it, for investigating a finding.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> RequestLog { get; } = new();
+
     /// <summary>The rates from now on; connections hanging now are let go (reset) when hangs are turned off.</summary>
     public FaultRates Rates
     {
@@ -140,6 +143,8 @@ public sealed class FaultProxy : IAsyncDisposable
                     return;
                 var fault = Draw();
                 Counts.Count(fault);
+                int eol = Array.IndexOf(head.Bytes, (byte)'\r');
+                RequestLog.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {fault} {Encoding.ASCII.GetString(head.Bytes, 0, Math.Max(0, eol))}");
                 switch (fault)
                 {
                     case Fault.Reset:
