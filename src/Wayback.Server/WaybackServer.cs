@@ -74,6 +74,7 @@ public sealed class WaybackServer : IAsyncDisposable
                 Region = string.IsNullOrEmpty(options.S3Region) ? null : options.S3Region,
                 ForcePathStyle = options.S3PathStyle,
                 Profile = string.IsNullOrEmpty(options.S3Profile) ? null : options.S3Profile,
+                RequestTimeout = options.S3RequestTimeout,
             })
             : new LocalDirectoryStore(Path.Combine(data, "store"));
         if (wrapStore is not null)

@@ -139,22 +139,12 @@ public sealed class S3ObjectStore : IObjectStore
         ObjectKey.Validate(key);
         try
         {
-            var response = await SendAsync(StoreRequestKind.Get, "GetObject", key, token => _client.GetObjectAsync(
-                new GetObjectRequest
-                {
-                    BucketName = Bucket,
-                    Key = FullKey(key),
-                    ByteRange = range is { } r
-                        ? r.Length is { } l ? new Amazon.S3.Model.ByteRange(r.Offset, r.Offset + l - 1) : new Amazon.S3.Model.ByteRange($"bytes={r.Offset}-")
-                        : null,
-                },
-                token), cancellationToken, error => error.StatusCode switch
-                {
-                    HttpStatusCode.NotFound => new ObjectNotFoundException(key, Where, error),
-                    HttpStatusCode.RequestedRangeNotSatisfiable => new EmptyRangeException(),
-                    _ => null,
-                }).ConfigureAwait(false);
-            return new S3ReadStream(response, $"s3://{Bucket}/{FullKey(key)}", key);
+            long start = range?.Offset ?? 0;
+            long? end = range is { Length: { } l } ? range.Value.Offset + l - 1 : null;
+            var response = await GetFromAsync(key, start, end, range is null, etag: null, cancellationToken).ConfigureAwait(false);
+            // A connection lost mid-body is resumed from the byte reached, of the same version of the object only.
+            return new S3ReadStream(response, $"s3://{Bucket}/{FullKey(key)}", key, _options.MaxAttempts - 1,
+                (read, ct) => GetFromAsync(key, start + read, end, whole: false, response.ETag, ct));
         }
         catch (EmptyRangeException)
         {
@@ -166,6 +156,23 @@ public sealed class S3ObjectStore : IObjectStore
             throw;
         }
     }
+
+    private Task<GetObjectResponse> GetFromAsync(string key, long start, long? end, bool whole, string? etag, CancellationToken cancellationToken) =>
+        SendAsync(StoreRequestKind.Get, "GetObject", key, token => _client.GetObjectAsync(
+            new GetObjectRequest
+            {
+                BucketName = Bucket,
+                Key = FullKey(key),
+                ByteRange = whole ? null : end is { } e ? new Amazon.S3.Model.ByteRange(start, e) : new Amazon.S3.Model.ByteRange($"bytes={start}-"),
+                EtagToMatch = etag,
+            },
+            token), cancellationToken, error => error.StatusCode switch
+            {
+                HttpStatusCode.NotFound => new ObjectNotFoundException(key, Where, error),
+                HttpStatusCode.RequestedRangeNotSatisfiable => new EmptyRangeException(),
+                HttpStatusCode.PreconditionFailed => new StorageException($"s3://{Bucket}/{FullKey(key)} was replaced while it was being read", key, error),
+                _ => null,
+            });
 
     /// <inheritdoc />
     public async Task<ObjectInfo?> StatAsync(string key, CancellationToken cancellationToken = default)

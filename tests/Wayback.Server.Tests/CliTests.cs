@@ -89,6 +89,8 @@ public sealed class CliTests
         await File.WriteAllTextAsync(yaml, "bogus: 1\n");
         Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(yaml, new Dictionary<string, string>(), _ => null));
         Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(null, new Dictionary<string, string> { ["l2-window"] = "soon" }, _ => null));
+        Assert.Equal(TimeSpan.FromMilliseconds(1500), Hosting.ServerOptions.Load(null, new Dictionary<string, string> { ["s3-request-timeout"] = "1500ms" }, _ => null).S3RequestTimeout);
+        Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(null, new Dictionary<string, string> { ["s3-request-timeout"] = "0s" }, _ => null));
 
         // Without an admin token, one is generated, printed once and kept under the data directory.
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -245,16 +245,47 @@ public sealed class S3FaultInjectionTests(MotoServerFixture server) : IAsyncLife
     }
 
     [Fact]
-    public async Task A_read_that_breaks_off_mid_body_says_which_object_and_how_far_it_got()
+    public async Task A_read_that_breaks_off_mid_body_is_resumed_from_the_byte_reached_of_the_same_version()
+    {
+        var content = TestContent.Bytes(100_000);
+        await Store.PutAsync("k", new MemoryStream(content));
+        Faults.Inject(IsGetObject, new Fault.TruncateBody(40_000), new Fault.TruncateBody(30_000));
+
+        await using var stream = await Store.GetAsync("k", new ByteRange(1_000, 90_000));
+        var read = new MemoryStream();
+        await stream.CopyToAsync(read);
+
+        Assert.Equal(content.AsSpan(1_000, 90_000).ToArray(), read.ToArray());
+        Assert.Equal(3, Faults.Count(r => r.Method == "GET" && r.PathAndQuery.EndsWith("/k", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_resumed_read_of_an_object_replaced_meanwhile_fails_instead_of_splicing_two_versions()
     {
         await Store.PutAsync("k", new MemoryStream(TestContent.Bytes(100_000)));
         Faults.Inject(IsGetObject, new Fault.TruncateBody(40_000));
 
         await using var stream = await Store.GetAsync("k");
+        var buffer = new byte[1000];
+        Assert.Equal(1000, await stream.ReadAsync(buffer));
+        await Store.PutAsync("k", new MemoryStream(new byte[100_000]));
+        var e = await Assert.ThrowsAsync<StorageException>(() => stream.CopyToAsync(Stream.Null));
+
+        Assert.Contains("was replaced while it was being read", e.Message);
+    }
+
+    [Fact]
+    public async Task A_read_that_keeps_breaking_off_mid_body_says_which_object_and_how_far_it_got()
+    {
+        await Store.PutAsync("k", new MemoryStream(TestContent.Bytes(100_000)));
+        Faults.Inject(IsGetObject, Enumerable.Repeat<Fault>(new Fault.TruncateBody(15_000), 10).ToArray());
+
+        await using var stream = await Store.GetAsync("k");
         var e = await Assert.ThrowsAsync<StorageException>(() => stream.CopyToAsync(Stream.Null));
 
         Assert.Contains($"s3://{_bucket}/{_prefix}/k", e.Message);
-        Assert.Contains("after 40000 bytes", e.Message);
+        Assert.Contains("after 90000 bytes", e.Message);
+        Assert.Equal(6, Faults.Count(r => r.Method == "GET" && r.PathAndQuery.EndsWith("/k", StringComparison.Ordinal)));
     }
 
     /// <summary>A store whose HTTP traffic goes through a new <see cref="Faults"/> handler.</summary>

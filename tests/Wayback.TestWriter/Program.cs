@@ -6,8 +6,10 @@ using Microsoft.Data.Sqlite;
 // transaction each, so that any restored state can be checked to be a prefix of what was committed.
 //
 //   Wayback.TestWriter --db PATH [--rows N] [--start K] [--rate TX_PER_S] [--payload BYTES] [--rows-per-tx R]
-//                      [--page-size B] [--busy-timeout MS] [--autocheckpoint PAGES] [--no-wal]
+//                      [--page-size B] [--busy-timeout MS] [--autocheckpoint PAGES] [--no-wal] [--log FILE]
 // Prints "committed <first> <last>" and exits 0; exits 3 if SQLite ever reported SQLITE_BUSY/LOCKED.
+// --log appends the last row of each transaction to FILE once it has committed, flushed to the OS at once, so
+// whoever kills this process (the chaos suite) knows every transaction it may rely on.
 
 var opts = new Dictionary<string, string>();
 for (int i = 0; i < args.Length; i++)
@@ -32,6 +34,7 @@ int perTx = (int)Get("rows-per-tx", 1);
 int pageSize = (int)Get("page-size", 0);
 int busy = (int)Get("busy-timeout", 5000);
 int autockpt = (int)Get("autocheckpoint", 1000);
+using var log = opts.TryGetValue("log", out var logPath) ? new StreamWriter(logPath, append: true) : null;
 
 using var conn = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = db, Pooling = false }.ToString());
 conn.Open();
@@ -77,6 +80,11 @@ try
             insert.ExecuteNonQuery();
         }
         tx.Commit();
+        if (log is not null)
+        {
+            log.WriteLine(n - 1);
+            log.Flush();
+        }
     }
 }
 catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)

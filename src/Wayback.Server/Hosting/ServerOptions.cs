@@ -21,6 +21,9 @@ public sealed class ServerOptions
     public bool S3PathStyle { get; set; }
     public string? S3Profile { get; set; }
 
+    /// <summary>How long one S3 request may wait for its answer before it counts as failed (and is retried).</summary>
+    public TimeSpan S3RequestTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>How long transactions collect in the local buffer before they are sealed into one L1 object.</summary>
     public TimeSpan L1Window { get; set; } = TimeSpan.FromSeconds(10);
     public TimeSpan L2Window { get; set; } = TimeSpan.FromMinutes(5);
@@ -69,6 +72,7 @@ public sealed class ServerOptions
         new("s3-prefix", "Key prefix inside the bucket.", (o, v) => o.S3Prefix = v),
         new("s3-path-style", "Address the bucket as endpoint/bucket (true/false).", (o, v) => o.S3PathStyle = ParseBool(v, "s3-path-style"), IsSwitch: true),
         new("s3-profile", "Named AWS profile for credentials (default: the AWS credential chain).", (o, v) => o.S3Profile = v),
+        new("s3-request-timeout", "How long one S3 request may wait for its answer before it is retried (default 2m).", (o, v) => o.S3RequestTimeout = ParseDuration(v, "s3-request-timeout")),
         new("l1-window", "L1 window: transactions buffered locally, then one object per database (default 10s).", (o, v) => o.L1Window = ParseDuration(v, "l1-window")),
         new("l2-window", "L2 compaction window (default 5m).", (o, v) => o.L2Window = ParseDuration(v, "l2-window")),
         new("l3-window", "L3 compaction window (default 1h).", (o, v) => o.L3Window = ParseDuration(v, "l3-window")),
@@ -121,6 +125,8 @@ public sealed class ServerOptions
     {
         if (L1Window <= TimeSpan.Zero || L2Window <= TimeSpan.Zero || L3Window <= TimeSpan.Zero || SnapshotInterval <= TimeSpan.Zero)
             throw new ArgumentException("windows and intervals must be positive durations");
+        if (S3RequestTimeout <= TimeSpan.Zero)
+            throw new ArgumentException("s3-request-timeout must be a positive duration");
         if (DefaultRetention <= TimeSpan.Zero)
             throw new ArgumentException("retention must be a positive duration");
         if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0)
