@@ -26,4 +26,6 @@ if [ ! -d ../shared/testdata/ltx ] && [ -z "${WAYBACK_TESTDATA:-}" ]; then
   exit 1
 fi
 
-dotnet test Wayback.slnx -c Release "$@"
+# A test that hangs is stopped with a mini dump after 15 minutes (no single test takes near that), so a stuck
+# run fails well inside CI's 90 minutes and says which test it was.
+dotnet test Wayback.slnx -c Release --blame-hang-timeout 15m --blame-hang-dump-type mini "$@"
