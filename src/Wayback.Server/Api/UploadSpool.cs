@@ -18,6 +18,7 @@ internal sealed class UploadSpool : IAsyncDisposable
     public const int MaxMemoryBytes = 16 << 20;
 
     private const int FirstChunk = 64 * 1024;
+    private const int MinChunk = 4 * 1024;
     private const int FileChunk = 256 * 1024;
 
     private readonly UploadMemory? _budget;
@@ -29,9 +30,6 @@ internal sealed class UploadSpool : IAsyncDisposable
 
     /// <summary>The body's length in bytes.</summary>
     public long Length { get; private set; }
-
-    /// <summary>True when the body is in memory (tests and metrics; ingest asks <see cref="TryGetMemory"/>).</summary>
-    public bool InMemory => _file is null;
 
     /// <summary>
     /// Reads the whole body. At most <paramref name="limit"/> bytes are taken (more is 413, or 400 when
@@ -159,7 +157,8 @@ internal sealed class UploadSpool : IAsyncDisposable
     {
         if (size > MaxMemoryBytes || _budget is null)
             return false;
-        long want = Math.Max(FirstChunk, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(size, 1)));
+        // A body of known length takes what it needs (most are a few KiB); one of unknown length starts at 64 KiB.
+        long want = Math.Max(MinChunk, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(size, 1)));
         if (want > MaxMemoryBytes)
             want = MaxMemoryBytes;
         if (!_budget.TryReserve(want - _reserved))
