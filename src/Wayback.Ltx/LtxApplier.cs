@@ -35,16 +35,9 @@ public static class LtxApplier
             {
                 await using var decoder = await LtxDecoder.OpenFileAsync(file, format, ct).ConfigureAwait(false);
                 pages = CheckFollows(decoder.Header, pages, txid, file);
-                uint before = pages.PageCount;
-                uint next = before + 1;
-                uint pgno;
-                while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
-                {
-                    if (pgno > before)
-                        next = CheckGrowth(decoder.Header, before, next, pgno, file);
+                decoder.BaseCommit = pages.PageCount;
+                while (await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false) is var pgno and not 0)
                     pages.Update(pgno, buffer.AsSpan(0, (int)decoder.Header.PageSize));
-                }
-                CheckGrowth(decoder.Header, before, next, null, file);
                 pages.Resize(decoder.Header.Commit);
                 CheckPostApply(decoder, pages.Checksum, file);
                 txid = decoder.Header.MaxTxid;
@@ -120,19 +113,6 @@ public static class LtxApplier
         if (pages is null || pages.PageSize != header.PageSize)
             pages = new PageChecksums(header.PageSize);
         return pages;
-    }
-
-    // A database grows only by the pages a transaction writes, so a file whose commit is larger than the
-    // database (before pages) must hold every new page, or the pages in between would be zeros that no
-    // checksum accounts for. Called with each page beyond before, in order (next is the new page expected;
-    // the successor is returned), and at the end with pgno null; fails before a page number sizes anything.
-    private static uint CheckGrowth(LtxHeader header, uint before, uint next, uint? pgno, string? name)
-    {
-        if (next == header.LockPgno)
-            next++;
-        if (pgno is { } p ? p != next : header.Commit >= next)
-            throw LtxException.Invalid(name, $"grows the database from {before} to {header.Commit} pages but does not hold new page {next}");
-        return next + 1;
     }
 
     /// <summary>Fails if the file's post-apply checksum differs from the database checksum it produced.</summary>

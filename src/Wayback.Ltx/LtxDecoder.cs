@@ -172,11 +172,11 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
             throw LtxException.Invalid(Name, $"page {pgno} is beyond the commit size of {Header.Commit} pages");
         if (pgno == _lockPgno)
             throw LtxException.Invalid(Name, $"page {pgno} is the lock page, which is never written");
-        if (Header.IsSnapshot)
+        if (Floor is { } floor && pgno > floor)
         {
-            uint expected = _lastPgno + 1 == _lockPgno ? _lastPgno + 2 : _lastPgno + 1;
+            uint expected = NextNewPage(Math.Max(_lastPgno, floor));
             if (pgno != expected)
-                throw LtxException.Invalid(Name, $"snapshot is missing page {expected}");
+                throw MissingPage(expected, floor);
         }
         _lastPgno = pgno;
         LastPageChecksum = LtxChecksum.PageAndFile(pgno, page.Span, ref _crc);
@@ -185,6 +185,35 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
         PageCount++;
         return pgno;
     }
+
+    /// <summary>
+    /// The database size in pages before this file is applied, when the reader knows it (a server checking a
+    /// file against its position, an applier against its database). A file that grows the database past it
+    /// must then carry every new page but the lock page; otherwise the pages in between would be zeros that
+    /// no checksum accounts for. A snapshot always grows from nothing, whatever this says. Set it before the
+    /// first page is read.
+    /// </summary>
+    public uint? BaseCommit
+    {
+        get => _baseCommit;
+        set
+        {
+            if (PageCount > 0 || _ended)
+                throw new InvalidOperationException("BaseCommit must be set before the first page is read");
+            _baseCommit = value;
+        }
+    }
+
+    private uint? _baseCommit;
+
+    // The size every page above must be present from: 0 for a snapshot (it holds the whole database).
+    private uint? Floor => Header.IsSnapshot ? 0 : _baseCommit;
+
+    private uint NextNewPage(uint after) => after + 1 == _lockPgno ? after + 2 : after + 1;
+
+    private LtxException MissingPage(uint pgno, uint floor) => Header.IsSnapshot
+        ? LtxException.Invalid(Name, $"snapshot is missing page {pgno}")
+        : LtxException.Invalid(Name, $"grows the database from {floor} to {Header.Commit} pages but does not hold new page {pgno}");
 
     /// <summary>Reads every remaining page and verifies the file; returns the trailer.</summary>
     public async ValueTask<LtxTrailer> VerifyAsync(CancellationToken ct = default)
@@ -319,11 +348,14 @@ public sealed class LtxDecoder : IAsyncDisposable, IDisposable
 
     private async ValueTask FinishAsync(CancellationToken ct)
     {
-        if (Header.IsSnapshot)
+        if (Floor is { } floor && Header.Commit > floor)
         {
             uint expectedLast = Header.Commit == _lockPgno ? Header.Commit - 1 : Header.Commit;
-            if (_lastPgno != expectedLast)
-                throw LtxException.Invalid(Name, $"snapshot is missing pages {_lastPgno + 1}..{Header.Commit}");
+            uint held = Math.Max(_lastPgno, floor);
+            if (held < expectedLast)
+                throw Header.IsSnapshot
+                    ? LtxException.Invalid(Name, $"snapshot is missing pages {held + 1}..{Header.Commit}")
+                    : MissingPage(NextNewPage(held), floor);
         }
         if (_frame is not null)
             await _frame.FinishAsync(ct).ConfigureAwait(false);

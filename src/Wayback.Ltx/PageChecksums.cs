@@ -25,6 +25,12 @@ public sealed class PageChecksums
     /// <summary>The database size in pages.</summary>
     public uint PageCount { get; private set; }
 
+    /// <summary>The most pages one instance can track (one array of 8-byte checksums).</summary>
+    public static uint MaxPageCount => (uint)Array.MaxLength;
+
+    /// <summary>Pages the checksums have room for before they grow; <see cref="TrimCapacity"/> gives room back.</summary>
+    public int Capacity => _pages.Length;
+
     /// <summary>The rolling database checksum.</summary>
     public ulong Checksum => LtxChecksum.Flag | _xor;
 
@@ -70,6 +76,17 @@ public sealed class PageChecksums
     }
 
     public void Clear() => Resize(0);
+
+    /// <summary>
+    /// Gives back room beyond <paramref name="capacity"/> pages (never below the current size): after a change
+    /// that was undone, memory returns to what it was.
+    /// </summary>
+    public void TrimCapacity(int capacity)
+    {
+        int keep = Math.Max(Math.Max(capacity, (int)Math.Min(PageCount, int.MaxValue)), 64);
+        if (keep < _pages.Length)
+            Array.Resize(ref _pages, keep);
+    }
 
     /// <summary>A copy, for planning changes that may be thrown away.</summary>
     public PageChecksums Clone()
@@ -128,7 +145,9 @@ public sealed class PageChecksums
     {
         if (pages <= _pages.Length)
             return;
-        long size = Math.Max(pages, Math.Min((long)_pages.Length * 2, uint.MaxValue));
-        Array.Resize(ref _pages, (int)Math.Min(size, Array.MaxLength));
+        if (pages > MaxPageCount)
+            throw new LtxException($"a database of {pages} pages is more than one process can track (at most {MaxPageCount} pages)");
+        long size = Math.Max(pages, Math.Min((long)_pages.Length * 2, MaxPageCount));
+        Array.Resize(ref _pages, (int)size);
     }
 }

@@ -98,7 +98,11 @@ public sealed class WaybackServer : IAsyncDisposable
         builder.WebHost.UseKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxUploadBytes;
-            k.Limits.MinRequestBodyDataRate = null;
+            // A body is received whole before any lock is taken (UploadSpool), so a slow one holds up only its
+            // own connection; this (and upload-idle-timeout) makes sure it does not hold that forever either.
+            k.Limits.MinRequestBodyDataRate = options.MinUploadRate > 0
+                ? new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(options.MinUploadRate, ServerOptions.UploadGracePeriod)
+                : null;
             // A streamed restore decodes the next MiB while the socket sends the last (the default, 64 KiB,
             // would make it wait for every piece to be sent); other answers are small.
             k.Limits.MaxResponseBufferSize = 4 << 20;

@@ -83,6 +83,9 @@ internal static class ApiResults
     {
         if (e.Status == 503 && context is not null)
             context.Response.Headers.RetryAfter = "5";
+        // A body that stopped arriving was not read to its end: the connection cannot carry another request.
+        if (e.Status == 408 && context is not null)
+            context.Response.Headers.Connection = "close";
         return TypedResults.Json(new ErrorBody(e.Code, e.Message, e.Pos is { } p ? PosJson.From(p) : null, e.First, e.Last), Json, statusCode: e.Status);
     }
 

@@ -121,8 +121,15 @@ internal static class ProtocolEndpoints
                 throw ApiException.BadRequest($"{LengthsHeader} adds up to {sum} bytes but Content-Length is {total}");
         }
 
+        // The whole body first, without any lock: a client that sends slowly or stops delays only itself.
+        long? announced = lengths?.Sum();
+        var engine = dbs.Engine;
+        await using var body = await UploadSpool.ReceiveAsync(request.Body, request.ContentLength, announced ?? max, limitIsFraming: announced is not null,
+            engine.UploadMemory, () => engine.TempPath("upload"), engine.Options.UploadIdleTimeout, ct).ConfigureAwait(false);
+        if (announced is { } announcedBytes && body.Length != announcedBytes)
+            throw ApiException.BadRequest($"the request body is {body.Length} bytes, but {LengthsHeader} adds up to {announcedBytes}");
+
         var db = dbs.GetOrCreate(cluster, name);
-        await using var body = new BodyStream(request.Body);
         var result = await db.WriteAsync(body, lengths, format, ct).ConfigureAwait(false);
         context.Response.Headers[HwmHeader] = Hex.Format(result.Hwm);
         return TypedResults.Json(new WriteAnswer(PosJson.From(result.Pos), Hex.Format(result.Hwm), result.Files), ApiResults.Json);

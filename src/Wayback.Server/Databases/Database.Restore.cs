@@ -279,7 +279,7 @@ internal sealed partial class Database
                 WriteResult result;
                 try
                 {
-                    await using var body = new FileStream(ltxPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
+                    await using var body = UploadSpool.FromFile(ltxPath);
                     result = await WriteLockedAsync(body, null, LtxFormat.V3, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch

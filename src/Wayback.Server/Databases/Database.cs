@@ -210,12 +210,13 @@ internal sealed partial class Database
     // ---------------------------------------------------------------- ingest
 
     /// <summary>
-    /// Accepts the LTX files of one request: each must follow the position the one before it left, its
-    /// pages go into the buffer as v3 (v3 frames copied as received, other layouts compressed) and its
-    /// post-apply checksum is recomputed; the request is
-    /// fdatasync'd once and then counts. Anything wrong refuses the whole request and stores nothing.
+    /// Accepts the LTX files of one request, received whole beforehand (<paramref name="body"/>; with
+    /// <paramref name="lengths"/> their byte lengths, which add up to it): each must follow the position the one
+    /// before it left and leave a complete database (<see cref="IngestRules"/>); its pages go into the buffer as
+    /// v3 (v3 frames copied as received, other layouts compressed) and its post-apply checksum is recomputed;
+    /// the request is fdatasync'd once and then counts. Anything wrong refuses the whole request and stores nothing.
     /// </summary>
-    public async Task<WriteResult> WriteAsync(Stream body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    public async Task<WriteResult> WriteAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         await _lock.WaitAsync(ct).ConfigureAwait(false);
@@ -244,7 +245,7 @@ internal sealed partial class Database
         }
     }
 
-    private async Task<WriteResult> WriteLockedAsync(Stream body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    private async Task<WriteResult> WriteLockedAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
     {
         var startPos = _pos;
         var startPages = _pages;
@@ -255,8 +256,11 @@ internal sealed partial class Database
         var pages = _pages;
         var cur = _pos;
         long bytes = 0;
+        long nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var buffer = ArrayPool<byte>.Shared.Rent(65536);
         byte[]? whole = null;
+        await using var sequential = body.OpenRead();
+        long offset = 0;
         try
         {
             for (int i = 0; i < count; i++)
@@ -265,23 +269,29 @@ internal sealed partial class Database
                 Stream source;
                 if (lengths is not null && lengths[i] <= WholeFileBytes)
                 {
-                    // A small file is read whole, then decoded from memory: one read of the request body
-                    // instead of a chain of them per page, and its bytes can be stored as they came.
+                    // A small file is decoded from memory (the request's own bytes when it was received into
+                    // memory), so its bytes can be stored as they came once verified.
                     int length = (int)lengths[i];
-                    if (whole is null || whole.Length < length)
+                    if (!body.TryGetMemory(offset, length, out var bytesOfFile))
                     {
-                        if (whole is not null)
-                            ArrayPool<byte>.Shared.Return(whole);
-                        whole = ArrayPool<byte>.Shared.Rent(Math.Max(length, 64 * 1024));
+                        if (whole is null || whole.Length < length)
+                        {
+                            if (whole is not null)
+                                ArrayPool<byte>.Shared.Return(whole);
+                            whole = ArrayPool<byte>.Shared.Rent(Math.Max(length, 64 * 1024));
+                        }
+                        sequential.Position = offset;
+                        await sequential.ReadExactlyAsync(whole.AsMemory(0, length), ct).ConfigureAwait(false);
+                        bytesOfFile = new ArraySegment<byte>(whole, 0, length);
                     }
-                    if (await body.ReadAtLeastAsync(whole.AsMemory(0, length), length, throwOnEndOfStream: false, ct).ConfigureAwait(false) < length)
-                        throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} is shorter than its announced length");
-                    source = new MemoryStream(whole, 0, length, writable: false);
+                    source = new MemoryStream(bytesOfFile.Array!, bytesOfFile.Offset, length, writable: false, publiclyVisible: true);
                 }
                 else
                 {
-                    source = lengths is null ? body : new ExactLengthStream(body, lengths[i]);
+                    sequential.Position = offset;
+                    source = lengths is null ? sequential : new ExactLengthStream(sequential, lengths[i]);
                 }
+                offset += lengths?[i] ?? 0;
                 LtxDecoder decoder;
                 try
                 {
@@ -289,56 +299,38 @@ internal sealed partial class Database
                 }
                 catch (LtxException e)
                 {
-                    throw new ApiException(400, ErrorCodes.BadLtx, e.Message);
+                    throw IngestRules.BadLtx(e.Message);
                 }
                 await using (decoder)
                 {
                     var h = decoder.Header;
-                    if (!h.HasChecksums)
-                        throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} has no database checksums (flag 0x2); the server tracks positions by checksum");
-                    if (h.IsSnapshot)
-                    {
-                        if (i > 0)
-                            throw ApiException.BadRequest($"{fileName} is a snapshot; a snapshot must be the first file of a request");
-                        if (cur.Txid > 0 && h.MaxTxid <= cur.Txid)
-                            throw ApiException.Mismatch($"snapshot up to TXID {h.MaxTxid} is not ahead of the position {cur}", cur);
-                    }
-                    else
-                    {
-                        ulong expected = cur.Txid == 0 ? 0 : cur.Checksum;
-                        if (h.MinTxid != cur.Txid + 1 || h.PreApplyChecksum != expected)
-                            throw ApiException.Mismatch(
-                                $"{fileName} (TXID {h.MinTxid}, pre-apply {h.PreApplyChecksum:x16}) does not follow the position {cur}", cur);
-                        if (pages is null || pages.PageSize != h.PageSize)
-                            throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} has page size {h.PageSize}, the database {pages?.PageSize}");
-                    }
-
+                    decoder.BaseCommit = IngestRules.CheckHeader(h, fileName, i, cur, pages, _engine.Options, nowMs);
                     segment ??= OpenSegmentForBatch(h.IsSnapshot, cur);
                     var target = h.IsSnapshot ? new PageChecksums(h.PageSize) : pages!;
                     ulong start = cur.Txid + 1;
                     // A v3 file that already has the header the buffer would give it (no flags, a timestamp)
                     // is stored byte for byte once verified: re-encoding it would write the same bytes.
-                    var verbatim = source is MemoryStream memory && decoder.Format == LtxFormat.V3 && h.Flags == 0 && h.TimestampMs > 0 ? memory : null;
-                    decoder.KeepFrames = verbatim is null; // otherwise v3 pages are copied as received, not compressed again
+                    ArraySegment<byte> verbatim = default;
+                    bool isVerbatim = source is MemoryStream memory && decoder.Format == LtxFormat.V3 && h.Flags == 0 && h.TimestampMs > 0
+                        && memory.TryGetBuffer(out verbatim);
+                    decoder.KeepFrames = !isVerbatim; // otherwise v3 pages are copied as received, not compressed again
                     var entry = await segment.AppendAsync(async output =>
                     {
-                        if (verbatim is not null)
+                        if (isVerbatim)
                         {
                             uint p;
                             while ((p = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
                                 journal.Set(target, p, decoder.LastPageChecksum);
                             journal.Resize(target, h.Commit);
                             ulong sum = target.Checksum;
-                            if (sum != decoder.Trailer.PostApplyChecksum)
-                                throw new ApiException(400, ErrorCodes.BadChecksum,
-                                    $"{fileName}: post-apply checksum {decoder.Trailer.PostApplyChecksum:x16} is wrong; applying the file gives {sum:x16}");
+                            IngestRules.ProvePostApply(decoder, sum, fileName);
                             if (!decoder.IsLegacyV3)
                             {
-                                output.Write(whole!, 0, (int)verbatim.Length);
+                                output.Write(verbatim.Array!, verbatim.Offset, verbatim.Count);
                                 return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, h.TimestampMs, h.PreApplyChecksum, sum, h.Commit, h.PageSize);
                             }
                             // The legacy layout (an LZ4 frame per page) is stored in the standard one: read it again.
-                            await using var legacy = await LtxDecoder.OpenAsync(new MemoryStream(whole!, 0, (int)verbatim.Length, writable: false), LtxFormat.V3, fileName, ct: ct).ConfigureAwait(false);
+                            await using var legacy = await LtxDecoder.OpenAsync(new MemoryStream(verbatim.Array!, verbatim.Offset, verbatim.Count, writable: false), LtxFormat.V3, fileName, ct: ct).ConfigureAwait(false);
                             legacy.KeepFrames = true;
                             await using var reencoder = await LtxEncoder.CreateAsync(output, h, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
                             while ((p = await ReadPageAsync(legacy, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
@@ -349,7 +341,7 @@ internal sealed partial class Database
                         var header = h with
                         {
                             Flags = 0,
-                            TimestampMs = h.TimestampMs > 0 ? h.TimestampMs : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+                            TimestampMs = h.TimestampMs > 0 ? h.TimestampMs : nowMs,
                         };
                         await using var encoder = await LtxEncoder.CreateAsync(output, header, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
                         int size = (int)h.PageSize;
@@ -361,21 +353,17 @@ internal sealed partial class Database
                         }
                         journal.Resize(target, h.Commit);
                         ulong computed = target.Checksum;
-                        if (computed != decoder.Trailer.PostApplyChecksum)
-                            throw new ApiException(400, ErrorCodes.BadChecksum,
-                                $"{fileName}: post-apply checksum {decoder.Trailer.PostApplyChecksum:x16} is wrong; applying the file gives {computed:x16}");
+                        IngestRules.ProvePostApply(decoder, computed, fileName);
                         await encoder.FinishAsync(computed, ct).ConfigureAwait(false);
                         return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, header.TimestampMs, h.PreApplyChecksum, computed, h.Commit, h.PageSize);
                     }).ConfigureAwait(false);
-                    if (lengths is not null && source is ExactLengthStream exact && exact.Remaining != 0)
-                        throw new ApiException(400, ErrorCodes.BadLtx, $"{fileName} is shorter than its announced length");
+                    if (source is ExactLengthStream exact && exact.Remaining != 0)
+                        throw IngestRules.BadLtx($"{fileName} is shorter than its announced length");
                     pages = target;
                     cur = new Position(entry.MaxTxid, entry.PostApply);
                     bytes += entry.Length;
                 }
             }
-            if (lengths is not null && await body.ReadAsync(buffer.AsMemory(0, 1), ct).ConfigureAwait(false) != 0)
-                throw ApiException.BadRequest("the request body is longer than the lengths in Wayback-Ltx-Lengths");
 
             await segment!.SyncAsync().ConfigureAwait(false);
             segment.Commit();

@@ -20,6 +20,9 @@ internal sealed class Engine(IObjectStore store, ServerOptions options, string d
     public Leases Leases { get; } = new();
     public ILogger Log { get; } = log;
 
+    /// <summary>Memory for request bodies being received, over all requests (<c>upload-memory</c>).</summary>
+    public Api.UploadMemory UploadMemory { get; } = new(options.UploadMemoryBytes);
+
     /// <summary>Uploads in flight at once, over all databases.</summary>
     public SemaphoreSlim UploadSlots { get; } = new(8, 8);
 

@@ -10,6 +10,7 @@ namespace Wayback.Server.Databases;
 internal sealed class PageJournal(PageChecksums? original)
 {
     private readonly uint _originalCount = original?.PageCount ?? 0;
+    private readonly int _originalCapacity = original?.Capacity ?? 0;
     private readonly List<(uint Pgno, ulong Old)> _undo = [];
 
     /// <summary>Sets a page's checksum (<see cref="LtxChecksum.Page"/>, as the decoder computed it).</summary>
@@ -28,7 +29,10 @@ internal sealed class PageJournal(PageChecksums? original)
         pages.Resize(commit);
     }
 
-    /// <summary>Puts the original checksums back as they were before the first change.</summary>
+    /// <summary>
+    /// Puts the original checksums back as they were before the first change, and the memory they take: a
+    /// refused request that grew them leaves nothing behind.
+    /// </summary>
     public void Rollback()
     {
         if (original is null)
@@ -38,5 +42,6 @@ internal sealed class PageJournal(PageChecksums? original)
             if (_undo[i].Pgno <= _originalCount)
                 original.Set(_undo[i].Pgno, _undo[i].Old);
         _undo.Clear();
+        original.TrimCapacity(_originalCapacity);
     }
 }

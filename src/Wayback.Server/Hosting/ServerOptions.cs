@@ -36,6 +36,30 @@ public sealed class ServerOptions
     /// <summary>The largest request body accepted on <c>POST /db/tx</c>.</summary>
     public long MaxUploadBytes { get; set; } = 16L << 30;
 
+    /// <summary>
+    /// The largest database (commit x page size) a write may leave. A header claiming more is refused before
+    /// anything is sized from it; the server keeps 8 bytes of memory per page of every database it writes.
+    /// </summary>
+    public long MaxDatabaseBytes { get; set; } = 256L << 30;
+
+    /// <summary>
+    /// An upload is cut off (408) once it averages fewer bytes a second than this, after a grace period of
+    /// <see cref="UploadGracePeriod"/>; 0 turns the check off.
+    /// </summary>
+    public long MinUploadRate { get; set; } = 1024;
+
+    /// <summary>How long an upload may start slower than <see cref="MinUploadRate"/>.</summary>
+    public static readonly TimeSpan UploadGracePeriod = TimeSpan.FromSeconds(10);
+
+    /// <summary>An upload that sends nothing for this long is cut off (408), however fast it was before.</summary>
+    public TimeSpan UploadIdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Request bodies are received whole before a database's lock is taken: in memory up to this many bytes
+    /// over all requests at once (and 16 MiB per request), beyond it in temporary files under DATA/tmp.
+    /// </summary>
+    public long UploadMemoryBytes { get; set; } = 256L << 20;
+
     /// <summary>A buffer segment is sealed early once it holds this many bytes.</summary>
     public long MaxSegmentBytes { get; set; } = 256L << 20;
 
@@ -79,6 +103,10 @@ public sealed class ServerOptions
         new("snapshot-interval", "How often a full snapshot of each database is stored (default 24h).", (o, v) => o.SnapshotInterval = ParseDuration(v, "snapshot-interval")),
         new("retention", "Retention of clusters created without --retention (default 720h).", (o, v) => o.DefaultRetention = ParseDuration(v, "retention")),
         new("max-upload-size", "Largest accepted request body, bytes or with KiB/MiB/GiB (default 16GiB).", (o, v) => o.MaxUploadBytes = ParseSize(v, "max-upload-size")),
+        new("max-db-size", "Largest database a write may leave, commit x page size (default 256GiB).", (o, v) => o.MaxDatabaseBytes = ParseSize(v, "max-db-size")),
+        new("min-upload-rate", "Cut off an upload slower than this many bytes a second after 10s, e.g. 1KiB; 0 = never (default 1KiB).", (o, v) => o.MinUploadRate = v.Trim() == "0" ? 0 : ParseSize(v, "min-upload-rate")),
+        new("upload-idle-timeout", "Cut off an upload that sends nothing for this long (default 30s).", (o, v) => o.UploadIdleTimeout = ParseDuration(v, "upload-idle-timeout")),
+        new("upload-memory", "Memory for request bodies being received, over all requests; beyond it they wait in DATA/tmp (default 256MiB).", (o, v) => o.UploadMemoryBytes = ParseSize(v, "upload-memory")),
         new("max-buffer-size", "Writes get 503 while a database's unsealed buffer exceeds this (default 8GiB).", (o, v) => o.MaxBufferBytes = ParseSize(v, "max-buffer-size")),
         new("nice", "Lower the server's CPU priority, Unix nice 0-19 (default 0). On a machine shared with applications, 19 lets them and their agents go first.", (o, v) => o.Nice = ParseNice(v)),
     ];
@@ -129,8 +157,10 @@ public sealed class ServerOptions
             throw new ArgumentException("s3-request-timeout must be a positive duration");
         if (DefaultRetention <= TimeSpan.Zero)
             throw new ArgumentException("retention must be a positive duration");
-        if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0)
+        if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0 || MaxDatabaseBytes <= 0 || UploadMemoryBytes <= 0 || MinUploadRate < 0)
             throw new ArgumentException("sizes must be positive");
+        if (UploadIdleTimeout <= TimeSpan.Zero)
+            throw new ArgumentException("upload-idle-timeout must be a positive duration");
         if (AdminToken is { } t && t.Length < 16)
             throw new ArgumentException("the admin token must be at least 16 characters");
         _ = ParseListen(Listen);
