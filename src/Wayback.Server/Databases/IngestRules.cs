@@ -13,8 +13,11 @@ namespace Wayback.Server.Databases;
 /// </summary>
 internal static class IngestRules
 {
-    /// <summary>The largest TXID taken: 2^63 - 1, so a database can always go on, and every TXID fits a signed 64-bit number.</summary>
-    public const ulong MaxTxid = long.MaxValue;
+    /// <summary>
+    /// The largest TXID taken: 2^53 - 1. TXIDs reach the dashboard's JavaScript as JSON numbers, exact only up to
+    /// there (285 years at a million transactions a second), and a TXID near 2^64 would leave no next one.
+    /// </summary>
+    public const ulong MaxTxid = (1UL << 53) - 1;
 
     /// <summary>How far ahead of the server's clock a commit timestamp may be (clocks drift; a year does not).</summary>
     public static readonly TimeSpan MaxClockAhead = TimeSpan.FromDays(1);
@@ -29,7 +32,7 @@ internal static class IngestRules
         if (!h.HasChecksums)
             throw BadLtx($"{fileName} has no database checksums (flag 0x2); the server tracks positions by checksum");
         if (h.MaxTxid > MaxTxid)
-            throw BadLtx($"{fileName}: max TXID {h.MaxTxid} is beyond {MaxTxid} (2^63 - 1), the largest the server takes; after it the database could take no more transactions");
+            throw BadLtx($"{fileName}: max TXID {h.MaxTxid} is beyond {MaxTxid} (2^53 - 1), the largest the server takes (TXIDs must stay exact as JSON numbers)");
         if (h.TimestampMs < 0)
             throw BadLtx($"{fileName}: timestamp {h.TimestampMs} ms is before 1970");
         if (h.TimestampMs > nowMs + (long)MaxClockAhead.TotalMilliseconds)
