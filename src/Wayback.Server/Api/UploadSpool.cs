@@ -123,8 +123,8 @@ internal sealed class UploadSpool : IAsyncDisposable
     {
         if (_file is null)
             return new MemoryStream(_memory ?? [], 0, (int)Length, writable: false, publiclyVisible: true);
-        // Positional reads of the same handle: the spool's own stream stays where it is, and stays open.
-        return new BufferedStream(new OffsetStream(_file.SafeFileHandle, Length), 1 << 16);
+        // A window on the spool's file that leaves it open: the spool owns it.
+        return new BufferedStream(new Storage.SubStream(_file, 0, Length, leaveOpen: true), 1 << 16);
     }
 
     private static async ValueTask<int> ReadAsync(Stream body, Memory<byte> into, TimeSpan idleTimeout, CancellationToken idle, CancellationToken ct)
@@ -204,53 +204,6 @@ internal sealed class UploadSpool : IAsyncDisposable
         if (_file is not null)
             await _file.DisposeAsync().ConfigureAwait(false);
         _file = null;
-    }
-
-    /// <summary>Reads a file handle it does not own with positional reads.</summary>
-    private sealed class OffsetStream(Microsoft.Win32.SafeHandles.SafeFileHandle file, long length) : Stream
-    {
-        private long _position;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => length;
-
-        public override long Position
-        {
-            get => _position;
-            set => _position = value;
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            int n = RandomAccess.Read(file, buffer, _position);
-            _position += n;
-            return n;
-        }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
-        {
-            int n = await RandomAccess.ReadAsync(file, buffer, _position, ct).ConfigureAwait(false);
-            _position += n;
-            return n;
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
-            ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-        public override long Seek(long offset, SeekOrigin origin) => _position = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => _position + offset,
-            _ => Length + offset,
-        };
-
-        public override void Flush() { }
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
