@@ -14,6 +14,11 @@ internal sealed partial class Database
     private static readonly TimeSpan MaxCompactionRetryDelay = TimeSpan.FromMinutes(10);
     private int _compactionFailures;
     private DateTime _nextCompactionAttempt;
+    private static readonly TimeSpan MaxUploadRetryDelay = TimeSpan.FromSeconds(30);
+    // Whether this maintenance pass tried a compaction, and whether one failed: a pass that tried and had
+    // no failure closes the database's compaction fault.
+    private bool _compactionTried;
+    private bool _compactionFailed;
 
     /// <summary>Whether the buffer has something to seal now (window over, segment full, or already sealed and waiting).</summary>
     public bool UploadDue(DateTime nowUtc) =>
@@ -121,14 +126,27 @@ internal sealed partial class Database
             Interlocked.Increment(ref Uploads);
             UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
             _engine.Metrics.Set("wayback_store_up", 1);
+            ClearFault(FaultKinds.Seal);
+            SignalChanged(); // the HWM moved: agents long-polling /pos learn it without writing
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             _uploadFailures++;
             Interlocked.Increment(ref UploadErrors);
-            _engine.Metrics.Set("wayback_store_up", 0);
-            var delay = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 10)));
+            TimeSpan delay;
+            if (IsStoreOutage(e))
+            {
+                // The store is down: the server's health says so, and every database retries on its own.
+                _engine.Metrics.Set("wayback_store_up", 0);
+                delay = TimeSpan.FromTicks(Math.Min(MaxUploadRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 10)));
+            }
+            else
+            {
+                // This database's data or the local disk: reported for this database only, retried more slowly.
+                ReportFault(FaultKinds.Seal, $"sealing TXIDs {segment.Start}-{segment.MaxTxid} failed: {e.Message}");
+                delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 20)));
+            }
             _nextUploadAttempt = DateTime.UtcNow + delay;
             _engine.Log.LogWarning("{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
                 Label, segment.Start, segment.MaxTxid, _uploadFailures, delay, e.Message);
@@ -152,9 +170,23 @@ internal sealed partial class Database
     {
         if (Deleted)
             return;
-        await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
-        await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
-        await SnapshotAsync(ct).ConfigureAwait(false);
+        if (DateTime.UtcNow >= _nextCompactionAttempt)
+        {
+            _compactionTried = _compactionFailed = false;
+            try
+            {
+                await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
+                await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
+                await SnapshotAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                // Reading what to compact (a segment's index, a file's tail) failed: back off as for the compaction itself.
+                NoteCompactionFailure(e, "preparing a compaction");
+            }
+            if (_compactionTried && !_compactionFailed)
+                ClearFault(FaultKinds.Compaction);
+        }
         await RetainAsync(retention, ct).ConfigureAwait(false);
         await RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
         foreach (var path in _deferredDeletes.ToList())
@@ -257,6 +289,7 @@ internal sealed partial class Database
     {
         if (DateTime.UtcNow < _nextCompactionAttempt)
             return null;
+        _compactionTried = true;
         string temp = _engine.TempPath("compact");
         using var lease = _engine.Leases.Acquire(pieces.Select(p => p.LeaseName));
         try
@@ -275,6 +308,7 @@ internal sealed partial class Database
                 }
                 await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
                 _compactionFailures = 0;
+                _engine.Metrics.Set("wayback_store_up", 1);
                 return (size, trailer.PostApplyChecksum);
             }
             finally
@@ -285,11 +319,9 @@ internal sealed partial class Database
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
-            int failures = Interlocked.Increment(ref _compactionFailures);
-            var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
-            _nextCompactionAttempt = DateTime.UtcNow + delay;
-            _engine.Log.LogWarning("{Db}: compaction into {Key} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, key, failures, delay, e.Message);
+            if (IsStoreOutage(e))
+                _engine.Metrics.Set("wayback_store_up", 0);
+            NoteCompactionFailure(e, $"compaction into {key}");
             return null;
         }
         finally
@@ -302,6 +334,19 @@ internal sealed partial class Database
             {
             }
         }
+    }
+
+    /// <summary>Backs off compaction and, unless the store is down, reports the failure as this database's fault.</summary>
+    private void NoteCompactionFailure(Exception e, string what)
+    {
+        _compactionFailed = true;
+        _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
+        int failures = Interlocked.Increment(ref _compactionFailures);
+        var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
+        _nextCompactionAttempt = DateTime.UtcNow + delay;
+        if (!IsStoreOutage(e))
+            ReportFault(FaultKinds.Compaction, $"{what} failed: {e.Message}");
+        _engine.Log.LogWarning("{Db}: {What} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, what, failures, delay, e.Message);
     }
 
     /// <summary>Stores a full snapshot once the newest start point is older than the snapshot interval.</summary>
