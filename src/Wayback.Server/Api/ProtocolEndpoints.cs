@@ -137,7 +137,8 @@ internal static class ProtocolEndpoints
     private sealed record WatchedPos(
         [property: System.Text.Json.Serialization.JsonPropertyName("txid")] string Txid,
         [property: System.Text.Json.Serialization.JsonPropertyName("postApplyChecksum")] string PostApplyChecksum,
-        [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore);
+        [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore,
+        [property: System.Text.Json.Serialization.JsonPropertyName("hwm")] string Hwm);
 
     /// <summary>
     /// Transaction <c>txid</c> is an in-place restore to <c>restoredTo</c>; the state it replaced (at
@@ -150,8 +151,9 @@ internal static class ProtocolEndpoints
         [property: System.Text.Json.Serialization.JsonPropertyName("timestampMs")] long TimestampMs);
 
     /// <summary>
-    /// <c>GET /pos?db=NAME[&amp;txid=T&amp;wait=30s]</c>: NAME's position, answered as soon as it is not TXID T
-    /// (or when <c>wait</c> runs out). Agents hold one open to learn of an in-place restore at once.
+    /// <c>GET /pos?db=NAME[&amp;txid=T&amp;hwm=H&amp;wait=30s]</c>: NAME's position and HWM, answered as soon as the
+    /// position is not TXID T or the HWM not H (or when <c>wait</c> runs out). Agents hold one open to learn of
+    /// an in-place restore at once, and of the uploads that let them prune their journal while the application is quiet.
     /// </summary>
     private static async Task<IResult> WatchPositionAsync(HttpContext context, string cluster, DatabaseManager dbs, CancellationToken ct)
     {
@@ -165,6 +167,13 @@ internal static class ProtocolEndpoints
                 known = hex;
             else
                 throw ApiException.BadRequest("txid must be 16 hex digits, as /pos writes it");
+        }
+        ulong? knownHwm = null;
+        if (query["hwm"] is { Count: > 0 } hq)
+        {
+            if (!Hex.TryParse(hq.ToString(), out ulong h))
+                throw ApiException.BadRequest("hwm must be 16 hex digits, as /pos writes it");
+            knownHwm = h;
         }
         var wait = TimeSpan.Zero;
         if (query["wait"] is { Count: > 0 } w)
@@ -188,7 +197,7 @@ internal static class ProtocolEndpoints
             while (true)
             {
                 var changed = db.Changed;
-                if (db.Pos.Txid != k || db.Deleted)
+                if (db.Pos.Txid != k || db.Deleted || (knownHwm is { } kh && db.Hwm != kh))
                     break;
                 var left = deadline - DateTime.UtcNow;
                 if (left <= TimeSpan.Zero)
@@ -205,7 +214,8 @@ internal static class ProtocolEndpoints
             var pos = db.Pos;
             var restore = await db.CurrentRestoreAsync(ct).ConfigureAwait(false);
             map[name] = new WatchedPos(Hex.Format(pos.Txid), Hex.Format(pos.Checksum), restore is null ? null
-                : new RestoreJson(Hex.Format(restore.Txid), Hex.Format(restore.RestoredTo), Hex.Format(restore.BaseChecksum), restore.TimestampMs));
+                : new RestoreJson(Hex.Format(restore.Txid), Hex.Format(restore.RestoredTo), Hex.Format(restore.BaseChecksum), restore.TimestampMs),
+                Hex.Format(db.Hwm));
         }
         return TypedResults.Json(map, ApiResults.Json);
     }
