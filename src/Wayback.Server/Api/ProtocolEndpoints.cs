@@ -65,7 +65,7 @@ internal static class ProtocolEndpoints
         }
         catch (IOException e) when (!context.RequestAborted.IsCancellationRequested)
         {
-            return ApiResults.Error(ApiException.Storage("local disk error: " + e.Message), context);
+            return ApiResults.Error(ApiException.Storage((DiskSpace.IsNoSpace(e) ? "no space left on the server's disk (its data directory): " : "local disk error: ") + e.Message), context);
         }
     }
 
@@ -253,6 +253,8 @@ internal static class ProtocolEndpoints
         var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
         if (formatText == "sqlite" && query["stream"] == "1")
             return await StreamRestoreAsync(context, dbs.Engine, db, plan, ct).ConfigureAwait(false);
+        // This form writes the database out before sending it (stream=1 does not).
+        DiskSpace.Ensure(dbs.Engine.TempDirectory, (long)db.Commit * db.PageSize, $"restoring '{name}'");
         string temp = dbs.Engine.TempPath("snapshot");
         var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16,
             FileOptions.Asynchronous | FileOptions.DeleteOnClose);

@@ -15,6 +15,8 @@ internal sealed partial class Database
     private int _compactionFailures;
     private DateTime _nextCompactionAttempt;
     private static readonly TimeSpan MaxUploadRetryDelay = TimeSpan.FromSeconds(30);
+    // Bytes the seal that failed for want of space needs free (0: none waits). It is retried as soon as they are.
+    private long _sealNeeds;
     // Whether this maintenance pass tried a compaction, and whether one failed: a pass that tried and had
     // no failure closes the database's compaction fault.
     private bool _compactionTried;
@@ -22,7 +24,7 @@ internal sealed partial class Database
 
     /// <summary>Whether the buffer has something to seal now (window over, segment full, or already sealed and waiting).</summary>
     public bool UploadDue(DateTime nowUtc) =>
-        !Deleted && nowUtc >= _nextUploadAttempt &&
+        !Deleted && (nowUtc >= _nextUploadAttempt || (_sealNeeds > 0 && _engine.Disk.Fits(_sealNeeds))) &&
         (_pending.Count > 0 || (_open is { Entries.Count: > 0 } o &&
             (nowUtc - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes)));
 
@@ -127,6 +129,8 @@ internal sealed partial class Database
             UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
             _engine.Metrics.Set("wayback_store_up", 1);
             ClearFault(FaultKinds.Seal);
+            if (Interlocked.Exchange(ref _sealNeeds, 0) > 0)
+                _engine.Disk.SealDone(Label);
             SignalChanged(); // the HWM moved: agents long-polling /pos learn it without writing
             return true;
         }
@@ -140,6 +144,16 @@ internal sealed partial class Database
                 // The store is down: the server's health says so, and every database retries on its own.
                 _engine.Metrics.Set("wayback_store_up", 0);
                 delay = TimeSpan.FromTicks(Math.Min(MaxUploadRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 10)));
+            }
+            else if (DiskSpace.IsNoSpace(e))
+            {
+                // The sealed object is the window's L1 plus every transaction: at most about twice the buffer file.
+                long needed = 2 * segment.Length + 64L * segment.Entries.Count + (64 << 10);
+                Volatile.Write(ref _sealNeeds, needed);
+                _engine.Disk.SealWaits(Label, needed);
+                ReportFault(FaultKinds.Seal, $"sealing TXIDs {segment.Start}-{segment.MaxTxid} needs about {DiskSpace.Bytes(needed)} free in {_engine.TempDirectory} " +
+                    $"({DiskSpace.Where(_engine.TempDirectory)}); writes wait until it fits: {e.Message}");
+                delay = _engine.Options.UploadRetryDelay;
             }
             else
             {
@@ -470,6 +484,7 @@ internal sealed partial class Database
         try
         {
             Deleted = true;
+            _engine.Disk.SealDone(Label);
             SignalChanged();
             foreach (var b in BufferSegments().ToList())
                 b.Delete();
