@@ -190,7 +190,7 @@ internal static class ProtocolEndpoints
                 wait = MaxWait;
         }
         // Waiting on a database nobody has written yet is allowed: its first write answers.
-        var db = known is not null && wait > TimeSpan.Zero ? dbs.GetOrCreate(cluster, name) : dbs.Find(cluster, name);
+        var db = known is not null && wait > TimeSpan.Zero && !dbs.Offline ? dbs.GetOrCreate(cluster, name) : dbs.Find(cluster, name);
         if (db is not null && known is { } k)
         {
             var deadline = DateTime.UtcNow + wait;

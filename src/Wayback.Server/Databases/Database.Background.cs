@@ -24,7 +24,7 @@ internal sealed partial class Database
 
     /// <summary>Whether the buffer has something to seal now (window over, segment full, or already sealed and waiting).</summary>
     public bool UploadDue(DateTime nowUtc) =>
-        !Deleted && (nowUtc >= _nextUploadAttempt || (_sealNeeds > 0 && _engine.Disk.Fits(_sealNeeds))) &&
+        !Deleted && !Offline && (nowUtc >= _nextUploadAttempt || (_sealNeeds > 0 && _engine.Disk.Fits(_sealNeeds))) &&
         (_pending.Count > 0 || (_open is { Entries.Count: > 0 } o &&
             (nowUtc - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes)));
 
@@ -34,23 +34,38 @@ internal sealed partial class Database
     /// </summary>
     public async Task UploadAsync(bool force, CancellationToken ct)
     {
-        if (Interlocked.Exchange(ref _uploading, 1) == 1)
+        if (Offline || Interlocked.Exchange(ref _uploading, 1) == 1)
             return;
         try
         {
             if (!await _lock.WaitAsync(force ? Timeout.Infinite : 0, ct).ConfigureAwait(false))
                 return;
+            (Position Pos, PageChecksums Pages)? checkpoint = null;
             try
             {
                 if (_open is { Entries.Count: > 0 } o && (force || DateTime.UtcNow - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes))
                 {
                     _pending.Add(o);
                     _open = null;
+                    // With S3, the checksums at this boundary let a restart during an outage take writes (Database.Offline.cs).
+                    if (!_engine.StoreIsLocal && _pages is not null && _pos.Txid == o.MaxTxid)
+                        checkpoint = (_pos, _pages.Clone());
                 }
             }
             finally
             {
                 _lock.Release();
+            }
+            if (checkpoint is { } cp)
+            {
+                try
+                {
+                    await PageCheckpoint.WriteAsync(BufferDirectory, cp.Pos, cp.Pages, ct).ConfigureAwait(false);
+                }
+                catch (IOException e)
+                {
+                    _engine.Log.LogWarning("{Db}: could not write the page checkpoint: {Error}", Label, e.Message);
+                }
             }
 
             while (!ct.IsCancellationRequested)
@@ -182,7 +197,7 @@ internal sealed partial class Database
     /// <summary>Background work on the store: L2 and L3 compaction, snapshots, retention, deferred deletes.</summary>
     public async Task MaintainAsync(TimeSpan retention, CancellationToken ct)
     {
-        if (Deleted)
+        if (Deleted || Offline)
             return;
         if (DateTime.UtcNow >= _nextCompactionAttempt)
         {
