@@ -85,6 +85,11 @@ public sealed class DatabaseFaultTests
         Assert.Contains(report.GetProperty("problems").EnumerateArray(), pr => pr.GetProperty("file").GetString() == damagedKey);
         Assert.Contains(report.GetProperty("faults").EnumerateArray(), f => f.GetProperty("kind").GetString() == "compaction");
         Assert.Contains("wayback_db_fault{cluster=\"prod\",db=\"a\",kind=\"damaged\"} 1", await MetricsAsync(s), StringComparison.Ordinal);
+        // `wayback verify` names them too, and fails.
+        var (code, stdout, _) = await CliTests.RunAsync(null, "verify", "a", "--points", "0", "--server", s.Http.BaseAddress!.ToString(), "--token", token);
+        Assert.Equal(1, code);
+        Assert.Contains($"FAIL  {damagedKey}", stdout, StringComparison.Ordinal);
+        Assert.Contains("FAULT compaction since", stdout, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/healthz")).StatusCode);
     }
 
