@@ -14,8 +14,11 @@ public sealed class ServeProcess : IAsyncDisposable
     public const string AdminToken = "agent-tests-admin-token-0123456789";
     private readonly TempDir _data;
 
-    private ServeProcess(Process process, string url, TempDir data, string clusterToken, ConcurrentQueue<string> log)
+    private readonly string[] _serveArgs;
+
+    private ServeProcess(Process process, string url, TempDir data, string clusterToken, ConcurrentQueue<string> log, string[] serveArgs)
     {
+        _serveArgs = serveArgs;
         _process = process;
         Url = url;
         _data = data;
@@ -42,19 +45,20 @@ public sealed class ServeProcess : IAsyncDisposable
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    public static async Task<ServeProcess> StartAsync()
+    /// <summary>Starts the server; <paramref name="serveArgs"/> are added to <c>wayback serve</c> (e.g. an S3 bucket).</summary>
+    public static async Task<ServeProcess> StartAsync(params string[] serveArgs)
     {
         var data = new TempDir();
         int port = FreePort();
         var log = new ConcurrentQueue<string>();
         string url = $"http://127.0.0.1:{port}";
-        var p = await LaunchAsync(data.Path, url, log);
+        var p = await LaunchAsync(data.Path, url, log, serveArgs);
         using var admin = new HttpClient { BaseAddress = new Uri(url) };
         admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
         var resp = await admin.PostAsJsonAsync("/admin/clusters", new { name = "test" });
         Assert.True(resp.IsSuccessStatusCode, await resp.Content.ReadAsStringAsync());
         using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync());
-        return new ServeProcess(p, url, data, doc.RootElement.GetProperty("token").GetString()!, log);
+        return new ServeProcess(p, url, data, doc.RootElement.GetProperty("token").GetString()!, log, serveArgs);
     }
 
     /// <summary>Kills the server (SIGKILL); its data stays for <see cref="RestartAsync"/>.</summary>
@@ -70,12 +74,12 @@ public sealed class ServeProcess : IAsyncDisposable
     {
         await KillAsync();
         _process.Dispose();
-        _process = await LaunchAsync(_data.Path, Url, Log);
+        _process = await LaunchAsync(_data.Path, Url, Log, _serveArgs);
     }
 
-    private static async Task<Process> LaunchAsync(string data, string url, ConcurrentQueue<string> log)
+    private static async Task<Process> LaunchAsync(string data, string url, ConcurrentQueue<string> log, string[] serveArgs)
     {
-        var p = Processes.Start("dotnet", [Processes.WaybackDll, "serve", "--data", data, "--listen", url["http://".Length..], "--admin-token", AdminToken], log: log);
+        var p = Processes.Start("dotnet", [Processes.WaybackDll, "serve", "--data", data, "--listen", url["http://".Length..], "--admin-token", AdminToken, .. serveArgs], log: log);
         using var admin = new HttpClient { BaseAddress = new Uri(url) };
         admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
         var watch = Stopwatch.StartNew();

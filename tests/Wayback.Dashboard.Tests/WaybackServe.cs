@@ -32,6 +32,9 @@ public sealed class WaybackServe : IAsyncDisposable
     public string Url { get; }
     public ConcurrentQueue<string> Log { get; }
 
+    /// <summary>The data directory (its local store is <c>store/</c>).</summary>
+    public string DataPath => _data.Path;
+
     /// <summary>An HTTP client with the admin token.</summary>
     public HttpClient Admin { get; }
 

@@ -6,7 +6,7 @@ namespace Wayback.Server.Tests;
 /// <summary><c>wayback clusters</c> and <c>wayback tokens</c>, run as the real process against a real server.</summary>
 public sealed class CliTests
 {
-    private static async Task<(int Code, string Out, string Err)> RunAsync(IDictionary<string, string>? env, params string[] args)
+    internal static async Task<(int Code, string Out, string Err)> RunAsync(IDictionary<string, string>? env, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wayback.dll"));

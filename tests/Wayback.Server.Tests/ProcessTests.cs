@@ -15,7 +15,10 @@ public sealed class ProcessTests
         public required Process Process { get; init; }
         public required HttpClient Http { get; init; }
 
-        public static async Task<ServeProcess> StartAsync(string data, params string[] extra)
+        public static Task<ServeProcess> StartAsync(string data, params string[] extra) => StartAsync(data, healthy: true, extra);
+
+        /// <summary>Starts the server; with <paramref name="healthy"/> false it counts as started once it answers at all (its store may be down).</summary>
+        public static async Task<ServeProcess> StartAsync(string data, bool healthy, params string[] extra)
         {
             int port;
             using (var l = new TcpListener(IPAddress.Loopback, 0))
@@ -38,7 +41,8 @@ public sealed class ProcessTests
                 Assert.False(p.HasExited, "wayback serve exited at startup");
                 try
                 {
-                    if ((await http.GetAsync("/healthz")).IsSuccessStatusCode)
+                    var health = await http.GetAsync("/healthz");
+                    if (health.IsSuccessStatusCode || (!healthy && health.StatusCode == HttpStatusCode.ServiceUnavailable))
                         break;
                 }
                 catch (HttpRequestException)

@@ -24,6 +24,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private Native.FileWatch? _watcher;
     private ServerPosition? _server;
     private ulong _hwm;
+    // The HWM the restore watcher's long-poll reported (written by its loop, read by the shipper's).
+    private long _watchedHwm;
     private string? _lastCaptureError;
     private string? _lastShipError;
     private bool _overLimit;
@@ -69,7 +71,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             Capture.RequestResync(request);
             Interlocked.Exchange(ref _refreshServer, 1);
             _captureWake.Set();
-        }, _options.Server, _options.Token, null, _log);
+        }, _options.Server, _options.Token, null, _log, seen: OnWatched);
         string dir = Path.GetDirectoryName(_target.Path)!;
         if (Directory.Exists(dir))
         {
@@ -107,6 +109,31 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             FileId = Native.Posix.FileId(_target.Path),
         }, ct).ConfigureAwait(false);
         _log.Warn($"{_target.Name}: {_target.Path} was missing; restored it from the server at TXID {pos.Value.Txid} ({pages.PageCount} pages)");
+    }
+
+    /// <summary>
+    /// The watcher's long-poll answered. Its HWM moves with the server's uploads even when nothing is shipped
+    /// (with S3, the newest transactions are uploaded a window after they were acknowledged), so an agent whose
+    /// application went quiet still learns it and prunes its journal. Taken only when the server's position is
+    /// the agent's own: then the HWM counts the same transactions the journal holds.
+    /// </summary>
+    private void OnWatched(WatchedPosition seen)
+    {
+        if (seen.Hwm is not { } hwm || hwm == 0 || _capture is not { } capture)
+            return;
+        var local = capture.DurablePosition;
+        if (seen.Position.Txid != local.Txid || seen.Position.Checksum != local.Checksum)
+            return;
+        long value = (long)Math.Min(hwm, seen.Position.Txid);
+        long old;
+        do
+        {
+            old = Volatile.Read(ref _watchedHwm);
+            if (value <= old)
+                return;
+        }
+        while (Interlocked.CompareExchange(ref _watchedHwm, value, old) != old);
+        _shipWake.Set();
     }
 
     private void OnCaptured(IReadOnlyList<JournalEntry> entries)
@@ -361,6 +388,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     /// <summary>Deletes journal files the server holds durably and the agent's persisted state no longer needs.</summary>
     private void DeleteAcknowledged()
     {
+        _hwm = Math.Max(_hwm, (ulong)Volatile.Read(ref _watchedHwm));
+        Volatile.Write(ref Metrics.Hwm, (long)_hwm);
         ulong upTo = Math.Min(_hwm, Capture.PersistedTxid);
         if (_server is { } s)
             upTo = Math.Min(upTo, s.Txid);

@@ -27,8 +27,11 @@ public sealed record RestoreOptions
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
-/// <summary>What <c>/pos?db=NAME</c> said: the position, and the in-place restore that made it, if one did.</summary>
-public sealed record WatchedPosition(ServerPosition Position, RestoreInfo? Restore);
+/// <summary>
+/// What <c>/pos?db=NAME</c> said: the position, the in-place restore that made it if one did, and the HWM
+/// (null from a server that does not send it).
+/// </summary>
+public sealed record WatchedPosition(ServerPosition Position, RestoreInfo? Restore, ulong? Hwm = null);
 
 /// <summary>Transaction <see cref="Txid"/> restored the database to <see cref="RestoredTo"/>; the state it replaced had <see cref="BaseChecksum"/>.</summary>
 public sealed record RestoreInfo(ulong Txid, ulong RestoredTo, ulong BaseChecksum);
@@ -63,11 +66,13 @@ public sealed class RestoreWatcher : IDisposable
     private ServerPosition? _applied;
     private DateTime? _unknownSince;
     private readonly SemaphoreSlim _pollNow = new(0, 1);
+    private readonly Action<WatchedPosition>? _seen;
     private volatile bool _running;
 
     public RestoreWatcher(string name, string databasePath, AgentJournal journal, Func<DatabaseCapture> capture, Action<ResyncRequest> request,
-        Uri server, string token, RestoreOptions? options, IAgentLog log, HttpMessageHandler? handler = null)
+        Uri server, string token, RestoreOptions? options, IAgentLog log, HttpMessageHandler? handler = null, Action<WatchedPosition>? seen = null)
     {
+        _seen = seen;
         _name = name;
         _databasePath = databasePath;
         _journal = journal;
@@ -127,9 +132,11 @@ public sealed class RestoreWatcher : IDisposable
             {
                 var known = _last?.Position;
                 long started = Environment.TickCount64;
-                var seen = await PollAsync(known, known is null ? TimeSpan.Zero : _options.PollWait, ct).ConfigureAwait(false);
+                var seen = await PollAsync(known, _last?.Hwm, known is null ? TimeSpan.Zero : _options.PollWait, ct).ConfigureAwait(false);
                 lock (_lock)
                     _last = seen;
+                // The HWM moves with uploads while the application is quiet: the shipper prunes the journal with it.
+                _seen?.Invoke(seen);
                 if (lastError is not null)
                 {
                     _log.Info($"{_name}: watching the server for in-place restores again");
@@ -178,7 +185,7 @@ public sealed class RestoreWatcher : IDisposable
         WatchedPosition seen;
         try
         {
-            seen = await PollAsync(null, TimeSpan.Zero, ct).ConfigureAwait(false);
+            seen = await PollAsync(null, null, TimeSpan.Zero, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is HttpRequestException or IOException or ServerException or JsonException || e is TaskCanceledException && !ct.IsCancellationRequested)
         {
@@ -337,11 +344,11 @@ public sealed class RestoreWatcher : IDisposable
     }
 
     /// <summary><c>GET /pos?db=NAME[&amp;txid=T&amp;wait=W]</c>.</summary>
-    private async Task<WatchedPosition> PollAsync(ServerPosition? known, TimeSpan wait, CancellationToken ct)
+    private async Task<WatchedPosition> PollAsync(ServerPosition? known, ulong? knownHwm, TimeSpan wait, CancellationToken ct)
     {
         string url = "pos?db=" + Uri.EscapeDataString(_name);
         if (known is { } k && wait > TimeSpan.Zero)
-            url += $"&txid={k.Txid:x16}&wait={(int)wait.TotalSeconds}s";
+            url += $"&txid={k.Txid:x16}" + (knownHwm is { } h ? $"&hwm={h:x16}" : "") + $"&wait={(int)wait.TotalSeconds}s";
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(wait + TimeSpan.FromSeconds(30));
         using var resp = await _http.GetAsync(url, cts.Token).ConfigureAwait(false);
@@ -356,7 +363,8 @@ public sealed class RestoreWatcher : IDisposable
         RestoreInfo? restore = null;
         if (p.TryGetProperty("restore", out var r) && r.ValueKind == JsonValueKind.Object)
             restore = new RestoreInfo(HexProperty(r, "txid"), HexProperty(r, "restoredTo"), HexProperty(r, "baseChecksum"));
-        return new WatchedPosition(pos, restore);
+        ulong? hwm = p.TryGetProperty("hwm", out var hw) && hw.ValueKind == JsonValueKind.String ? HexProperty(p, "hwm") : null;
+        return new WatchedPosition(pos, restore, hwm);
     }
 
     private static ulong HexProperty(JsonElement e, string name) =>

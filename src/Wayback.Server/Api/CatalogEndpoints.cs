@@ -16,7 +16,13 @@ internal static class CatalogEndpoints
     public sealed record WhoAmI(string Role, [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.Never)] string? Cluster);
     public sealed record ClusterSummary(string Name, long RetentionSeconds, int Databases, long StorageBytes);
     public sealed record DatabaseSummary(string Cluster, string Name, ulong Txid, string PostApplyChecksum, ulong Hwm, uint PageSize, uint Commit,
-        long SizeBytes, long LastWriteMs, ulong HwmLag, long StorageBytes);
+        long SizeBytes, long LastWriteMs, ulong HwmLag, long StorageBytes, string Status, IReadOnlyList<FaultView> Faults);
+
+    /// <summary>An open fault of one database: what kind, since when (Unix ms), how often it recurred and the last error.</summary>
+    public sealed record FaultView(string Kind, long SinceMs, long LastSeenMs, int Count, string Error)
+    {
+        public static FaultView From(DatabaseFault f) => new(f.Kind, f.Since.ToUnixTimeMilliseconds(), f.LastSeen.ToUnixTimeMilliseconds(), f.Count, f.Error);
+    }
 
     public static void MapCatalogApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
     {
@@ -47,8 +53,10 @@ internal static class CatalogEndpoints
                 {
                     var pos = d.Pos;
                     ulong hwm = d.Hwm;
+                    var faults = d.Faults;
                     return new DatabaseSummary(d.Cluster, d.Name, pos.Txid, Hex.Format(pos.Checksum), hwm, d.PageSize, d.Commit,
-                        (long)d.Commit * d.PageSize, d.LastWriteMs, pos.Txid > hwm ? pos.Txid - hwm : 0, StorageBytes(d));
+                        (long)d.Commit * d.PageSize, d.LastWriteMs, pos.Txid > hwm ? pos.Txid - hwm : 0, StorageBytes(d),
+                        faults.Count == 0 ? "ok" : "faulty", faults.Select(FaultView.From).ToList());
                 }).ToList();
             return Task.FromResult<IResult>(TypedResults.Json(list, ApiResults.Json));
         }));

@@ -15,8 +15,10 @@ internal static class OpsEndpoints
     {
         app.MapGet("/healthz", () =>
         {
+            // The server and its store only: a database's own fault shows on that database, never here as a failure.
             bool up = metrics.Get("wayback_store_up") > 0;
-            return TypedResults.Json(new { status = up ? "ok" : "degraded", store = up ? "up" : "failing", databases = dbs.All.Count(d => d.Exists) },
+            var live = dbs.All.Where(d => d.Exists).ToList();
+            return TypedResults.Json(new { status = up ? "ok" : "degraded", store = up ? "up" : "failing", databases = live.Count, faultyDatabases = live.Count(d => d.Faults.Count > 0) },
                 ApiResults.Json, statusCode: up ? 200 : 503);
         });
 
@@ -44,7 +46,8 @@ internal static class OpsEndpoints
         m.Describe("wayback_compaction_seconds_total", "counter", "Time spent compacting, by level.");
         m.Describe("wayback_compaction_errors_total", "counter", "Failed compactions (retried later).");
         m.Describe("wayback_retention_deleted_total", "counter", "Objects deleted by retention.");
-        m.Describe("wayback_store_up", "gauge", "1 while the last object-store write succeeded, 0 after a failure.");
+        m.Describe("wayback_db_fault", "gauge", "1 while the database has an open fault of this kind (seal, compaction, damaged, orphan); see /api/databases for the error.");
+        m.Describe("wayback_store_up", "gauge", "1 while the last object-store write succeeded, 0 after the store failed one (an outage, not a database's own fault).");
         m.Describe("wayback_store_requests_total", "counter", "Object-store requests by kind.");
         m.Describe("wayback_store_errors_total", "counter", "Failed object-store requests by kind.");
         m.Describe("wayback_store_retries_total", "counter", "Object-store requests retried.");
@@ -70,6 +73,10 @@ internal static class OpsEndpoints
             Add("wayback_uploads_total", d.Uploads);
             Add("wayback_upload_seconds_total", d.UploadSeconds);
             Add("wayback_upload_errors_total", d.UploadErrors);
+            // One series per kind, 0 or 1, so an alert can name the database and what is wrong with it.
+            var open = d.Faults;
+            foreach (var kind in FaultKinds.All)
+                extra.Add((ServerMetrics.Series("wayback_db_fault", [.. l, ("kind", kind)]), open.Any(f => f.Kind == kind) ? 1 : 0));
             for (int level = 0; level <= 3; level++)
             {
                 string name = level == 0 ? "snapshot" : level.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -65,7 +65,7 @@ internal static class ProtocolEndpoints
         }
         catch (IOException e) when (!context.RequestAborted.IsCancellationRequested)
         {
-            return ApiResults.Error(ApiException.Storage("local disk error: " + e.Message), context);
+            return ApiResults.Error(ApiException.Storage((DiskSpace.IsNoSpace(e) ? "no space left on the server's disk (its data directory): " : "local disk error: ") + e.Message), context);
         }
     }
 
@@ -144,7 +144,8 @@ internal static class ProtocolEndpoints
     private sealed record WatchedPos(
         [property: System.Text.Json.Serialization.JsonPropertyName("txid")] string Txid,
         [property: System.Text.Json.Serialization.JsonPropertyName("postApplyChecksum")] string PostApplyChecksum,
-        [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore);
+        [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore,
+        [property: System.Text.Json.Serialization.JsonPropertyName("hwm")] string Hwm);
 
     /// <summary>
     /// Transaction <c>txid</c> is an in-place restore to <c>restoredTo</c>; the state it replaced (at
@@ -157,8 +158,9 @@ internal static class ProtocolEndpoints
         [property: System.Text.Json.Serialization.JsonPropertyName("timestampMs")] long TimestampMs);
 
     /// <summary>
-    /// <c>GET /pos?db=NAME[&amp;txid=T&amp;wait=30s]</c>: NAME's position, answered as soon as it is not TXID T
-    /// (or when <c>wait</c> runs out). Agents hold one open to learn of an in-place restore at once.
+    /// <c>GET /pos?db=NAME[&amp;txid=T&amp;hwm=H&amp;wait=30s]</c>: NAME's position and HWM, answered as soon as the
+    /// position is not TXID T or the HWM not H (or when <c>wait</c> runs out). Agents hold one open to learn of
+    /// an in-place restore at once, and of the uploads that let them prune their journal while the application is quiet.
     /// </summary>
     private static async Task<IResult> WatchPositionAsync(HttpContext context, string cluster, DatabaseManager dbs, CancellationToken ct)
     {
@@ -172,6 +174,13 @@ internal static class ProtocolEndpoints
                 known = hex;
             else
                 throw ApiException.BadRequest("txid must be 16 hex digits, as /pos writes it");
+        }
+        ulong? knownHwm = null;
+        if (query["hwm"] is { Count: > 0 } hq)
+        {
+            if (!Hex.TryParse(hq.ToString(), out ulong h))
+                throw ApiException.BadRequest("hwm must be 16 hex digits, as /pos writes it");
+            knownHwm = h;
         }
         var wait = TimeSpan.Zero;
         if (query["wait"] is { Count: > 0 } w)
@@ -188,14 +197,14 @@ internal static class ProtocolEndpoints
                 wait = MaxWait;
         }
         // Waiting on a database nobody has written yet is allowed: its first write answers.
-        var db = known is not null && wait > TimeSpan.Zero ? dbs.GetOrCreate(cluster, name) : dbs.Find(cluster, name);
+        var db = known is not null && wait > TimeSpan.Zero && !dbs.Offline ? dbs.GetOrCreate(cluster, name) : dbs.Find(cluster, name);
         if (db is not null && known is { } k)
         {
             var deadline = DateTime.UtcNow + wait;
             while (true)
             {
                 var changed = db.Changed;
-                if (db.Pos.Txid != k || db.Deleted)
+                if (db.Pos.Txid != k || db.Deleted || (knownHwm is { } kh && db.Hwm != kh))
                     break;
                 var left = deadline - DateTime.UtcNow;
                 if (left <= TimeSpan.Zero)
@@ -212,7 +221,8 @@ internal static class ProtocolEndpoints
             var pos = db.Pos;
             var restore = await db.CurrentRestoreAsync(ct).ConfigureAwait(false);
             map[name] = new WatchedPos(Hex.Format(pos.Txid), Hex.Format(pos.Checksum), restore is null ? null
-                : new RestoreJson(Hex.Format(restore.Txid), Hex.Format(restore.RestoredTo), Hex.Format(restore.BaseChecksum), restore.TimestampMs));
+                : new RestoreJson(Hex.Format(restore.Txid), Hex.Format(restore.RestoredTo), Hex.Format(restore.BaseChecksum), restore.TimestampMs),
+                Hex.Format(db.Hwm));
         }
         return TypedResults.Json(map, ApiResults.Json);
     }
@@ -250,6 +260,8 @@ internal static class ProtocolEndpoints
         var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
         if (formatText == "sqlite" && query["stream"] == "1")
             return await StreamRestoreAsync(context, dbs.Engine, db, plan, ct).ConfigureAwait(false);
+        // This form writes the database out before sending it (stream=1 does not).
+        DiskSpace.Ensure(dbs.Engine.TempDirectory, (long)db.Commit * db.PageSize, $"restoring '{name}'");
         string temp = dbs.Engine.TempPath("snapshot");
         var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16,
             FileOptions.Asynchronous | FileOptions.DeleteOnClose);

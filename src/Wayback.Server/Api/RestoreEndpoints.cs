@@ -31,7 +31,8 @@ internal static class RestoreEndpoints
 
     public sealed record RestoreAnswer(PointJson RestoredTo, ulong Txid, ulong UndoTxid, ApiPos Pos, long TimestampMs);
 
-    public sealed record VerifyView(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems);
+    public sealed record VerifyView(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems,
+        IReadOnlyList<CatalogEndpoints.FaultView> Faults);
 
     public static void MapRestoreApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
     {
@@ -106,7 +107,8 @@ internal static class RestoreEndpoints
             if (query["points"] is { Count: > 0 } p && (!int.TryParse(p.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out points) || points > 1000))
                 throw ApiException.BadRequest("points must be a number from 0 to 1000");
             var report = await db.VerifyAsync(points, null, ct).ConfigureAwait(false);
-            return TypedResults.Json(new VerifyView(report.Ok, report.Files, report.Bytes, report.Checked, report.Problems), ApiResults.Json);
+            return TypedResults.Json(new VerifyView(report.Ok, report.Files, report.Bytes, report.Checked, report.Problems,
+                report.Faults.Select(CatalogEndpoints.FaultView.From).ToList()), ApiResults.Json);
         }));
     }
 

@@ -72,6 +72,14 @@ public sealed class ClusterRegistry
         }
     }
 
+    /// <summary>Every token, for the local copy of the catalog a start during a store outage reads.</summary>
+    internal IEnumerable<TokenInfo> AllTokens => _tokens.Values.OrderBy(t => t.Id, StringComparer.Ordinal);
+
+    /// <summary>Takes a cluster or token from that local copy (the store is unreachable; it replaces them once it answers).</summary>
+    internal void Remember(ClusterInfo cluster) => _clusters[cluster.Name] = cluster;
+
+    internal void Remember(TokenInfo token) => _tokens[token.Id] = token;
+
     /// <summary>Drops tokens whose cluster is gone (a delete interrupted halfway).</summary>
     internal IReadOnlyList<TokenInfo> OrphanedTokens() => _tokens.Values.Where(t => !_clusters.ContainsKey(t.Cluster)).ToList();
 

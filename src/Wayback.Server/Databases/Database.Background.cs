@@ -14,147 +14,33 @@ internal sealed partial class Database
     private static readonly TimeSpan MaxCompactionRetryDelay = TimeSpan.FromMinutes(10);
     private int _compactionFailures;
     private DateTime _nextCompactionAttempt;
-
-    /// <summary>Whether the buffer has something to seal now (window over, segment full, or already sealed and waiting).</summary>
-    public bool UploadDue(DateTime nowUtc) =>
-        !Deleted && nowUtc >= _nextUploadAttempt &&
-        (_pending.Count > 0 || (_open is { Entries.Count: > 0 } o &&
-            (nowUtc - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes)));
-
-    /// <summary>
-    /// Seals the buffer (when due, or always with <paramref name="force"/>) into segment objects and uploads
-    /// them in TXID order: one PUT per window. Never blocks ingest for longer than the rotation itself.
-    /// </summary>
-    public async Task UploadAsync(bool force, CancellationToken ct)
-    {
-        if (Interlocked.Exchange(ref _uploading, 1) == 1)
-            return;
-        try
-        {
-            if (!await _lock.WaitAsync(force ? Timeout.Infinite : 0, ct).ConfigureAwait(false))
-                return;
-            try
-            {
-                if (_open is { Entries.Count: > 0 } o && (force || DateTime.UtcNow - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes))
-                {
-                    _pending.Add(o);
-                    _open = null;
-                }
-            }
-            finally
-            {
-                _lock.Release();
-            }
-
-            while (!ct.IsCancellationRequested)
-            {
-                BufferSegment? segment;
-                await _lock.WaitAsync(ct).ConfigureAwait(false);
-                try
-                {
-                    segment = _pending.FirstOrDefault();
-                }
-                finally
-                {
-                    _lock.Release();
-                }
-                if (segment is null)
-                    break;
-                if (!await UploadOneAsync(segment, ct).ConfigureAwait(false))
-                    break;
-            }
-        }
-        finally
-        {
-            Volatile.Write(ref _uploading, 0);
-        }
-    }
-
-    private async Task<bool> UploadOneAsync(BufferSegment segment, CancellationToken ct)
-    {
-        long started = Stopwatch.GetTimestamp();
-        string temp = _engine.TempPath("seal");
-        await _engine.UploadSlots.WaitAsync(ct).ConfigureAwait(false);
-        try
-        {
-            Directory.CreateDirectory(_engine.TempDirectory);
-            string key = StoreKeys.Segment(Cluster, Name, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot);
-            SegmentIndex index;
-            long size;
-            await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-            {
-                index = await SegmentObject.BuildAsync(segment, fs, ct).ConfigureAwait(false);
-                await fs.FlushAsync(ct).ConfigureAwait(false);
-                size = fs.Length;
-            }
-            // A local store takes the file as it is (a rename), so a sealed segment is written once more, not twice.
-            await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
-            var stored = new StoredFile(key, 1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot, size)
-            {
-                Index = index,
-                TimestampMs = index.L1.TimestampMs,
-                PostApply = index.L1.PostApply,
-            };
-            await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-            try
-            {
-                _levels[1].RemoveAll(f => f.Key == key);
-                _levels[1].Add(stored);
-                _pending.Remove(segment);
-                if (!_engine.StoreIsLocal)
-                    _hwm = Math.Max(_hwm, segment.MaxTxid);
-                if (_engine.Leases.IsLeased(segment.Path))
-                {
-                    segment.Dispose();
-                    _deferredDeletes.Add(segment.Path);
-                }
-                else
-                {
-                    segment.Delete();
-                }
-            }
-            finally
-            {
-                _lock.Release();
-            }
-            _uploadFailures = 0;
-            Interlocked.Increment(ref Uploads);
-            UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
-            _engine.Metrics.Set("wayback_store_up", 1);
-            return true;
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-        {
-            _uploadFailures++;
-            Interlocked.Increment(ref UploadErrors);
-            _engine.Metrics.Set("wayback_store_up", 0);
-            var delay = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(30).Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 10)));
-            _nextUploadAttempt = DateTime.UtcNow + delay;
-            _engine.Log.LogWarning("{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
-                Label, segment.Start, segment.MaxTxid, _uploadFailures, delay, e.Message);
-            return false;
-        }
-        finally
-        {
-            _engine.UploadSlots.Release();
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException)
-            {
-            }
-        }
-    }
+    // Whether this maintenance pass tried a compaction, and whether one failed: a pass that tried and had
+    // no failure closes the database's compaction fault.
+    private bool _compactionTried;
+    private bool _compactionFailed;
 
     /// <summary>Background work on the store: L2 and L3 compaction, snapshots, retention, deferred deletes.</summary>
     public async Task MaintainAsync(TimeSpan retention, CancellationToken ct)
     {
-        if (Deleted)
+        if (Deleted || Offline)
             return;
-        await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
-        await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
-        await SnapshotAsync(ct).ConfigureAwait(false);
+        if (DateTime.UtcNow >= _nextCompactionAttempt)
+        {
+            _compactionTried = _compactionFailed = false;
+            try
+            {
+                await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
+                await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
+                await SnapshotAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                // Reading what to compact (a segment's index, a file's tail) failed: back off as for the compaction itself.
+                NoteCompactionFailure(e, "preparing a compaction");
+            }
+            if (_compactionTried && !_compactionFailed)
+                ClearFault(FaultKinds.Compaction);
+        }
         await RetainAsync(retention, ct).ConfigureAwait(false);
         await RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
         foreach (var path in _deferredDeletes.ToList())
@@ -257,6 +143,7 @@ internal sealed partial class Database
     {
         if (DateTime.UtcNow < _nextCompactionAttempt)
             return null;
+        _compactionTried = true;
         string temp = _engine.TempPath("compact");
         using var lease = _engine.Leases.Acquire(pieces.Select(p => p.LeaseName));
         try
@@ -275,6 +162,7 @@ internal sealed partial class Database
                 }
                 await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
                 _compactionFailures = 0;
+                _engine.Metrics.Set("wayback_store_up", 1);
                 return (size, trailer.PostApplyChecksum);
             }
             finally
@@ -285,11 +173,9 @@ internal sealed partial class Database
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
-            int failures = Interlocked.Increment(ref _compactionFailures);
-            var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
-            _nextCompactionAttempt = DateTime.UtcNow + delay;
-            _engine.Log.LogWarning("{Db}: compaction into {Key} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, key, failures, delay, e.Message);
+            if (IsStoreOutage(e))
+                _engine.Metrics.Set("wayback_store_up", 0);
+            NoteCompactionFailure(e, $"compaction into {key}");
             return null;
         }
         finally
@@ -302,6 +188,19 @@ internal sealed partial class Database
             {
             }
         }
+    }
+
+    /// <summary>Backs off compaction and, unless the store is down, reports the failure as this database's fault.</summary>
+    private void NoteCompactionFailure(Exception e, string what)
+    {
+        _compactionFailed = true;
+        _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
+        int failures = Interlocked.Increment(ref _compactionFailures);
+        var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
+        _nextCompactionAttempt = DateTime.UtcNow + delay;
+        if (!IsStoreOutage(e))
+            ReportFault(FaultKinds.Compaction, $"{what} failed: {e.Message}");
+        _engine.Log.LogWarning("{Db}: {What} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, what, failures, delay, e.Message);
     }
 
     /// <summary>Stores a full snapshot once the newest start point is older than the snapshot interval.</summary>
@@ -425,6 +324,7 @@ internal sealed partial class Database
         try
         {
             Deleted = true;
+            _engine.Disk.SealDone(Label);
             SignalChanged();
             foreach (var b in BufferSegments().ToList())
                 b.Delete();

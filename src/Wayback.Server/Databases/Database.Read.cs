@@ -252,11 +252,13 @@ internal sealed partial class Database
             {
                 // A damaged page may show only as a wrong checksum at the end of the chain: find the file.
                 var named = await FindDamagedPieceAsync(plan.Pieces, ct).ConfigureAwait(false) ?? e;
+                NoteReadFailure(named);
                 started?.TrySetException(named);
                 throw named;
             }
             catch (Exception e)
             {
+                NoteReadFailure(e);
                 started?.TrySetException(e);
                 throw;
             }

@@ -236,6 +236,8 @@ internal sealed partial class Database
     public async Task<InPlaceRestore> RestoreInPlaceAsync(RestorePoint target, CancellationToken ct)
     {
         Directory.CreateDirectory(_engine.TempDirectory);
+        // The target's image, then the transaction that reaches it (at most as large again).
+        DiskSpace.Ensure(_engine.TempDirectory, 2L * Commit * _pageSize, $"restoring '{Name}' in place");
         string imagePath = _engine.TempPath("inplace-image");
         string ltxPath = _engine.TempPath("inplace-ltx");
         try

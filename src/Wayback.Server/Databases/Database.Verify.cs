@@ -13,7 +13,8 @@ public sealed record VerifyProblem(string File, string Error);
 public sealed record VerifyCheck(ulong Txid, long TimestampMs, string PostApplyChecksum, uint Pages, string IntegrityCheck, bool Ok);
 
 /// <summary>The result of verifying a database's stored history.</summary>
-public sealed record VerifyReport(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems);
+public sealed record VerifyReport(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems,
+    IReadOnlyList<DatabaseFault> Faults);
 
 internal sealed partial class Database
 {
@@ -34,6 +35,8 @@ internal sealed partial class Database
         {
             if (!Exists || Deleted)
                 throw ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+            // Each restore drill writes the database out once: without that room, say so instead of reporting damage.
+            DiskSpace.Ensure(_engine.TempDirectory, (long)Commit * _pageSize, $"verifying '{Name}' (each restore drill writes the database once)");
             stored = _levels.SelectMany(l => l).Where(f => !f.Retired).ToList();
             buffers = BufferSegments().Where(b => b.Entries.Count > 0).Select(b => (b.Path, b.Entries.ToList())).ToList();
             lease = _engine.Leases.Acquire(stored.Select(f => f.Key).Concat(buffers.Select(b => b.Path)));
@@ -90,7 +93,7 @@ internal sealed partial class Database
                     if (index.L1.MaxTxid != seg.Max)
                         throw new LtxException($"its index ends at TXID {index.L1.MaxTxid}, its name at {seg.Max}");
                 }
-                catch (Exception e) when (e is LtxException or StorageException)
+                catch (Exception e) when (e is LtxException or StorageException && !IsStoreOutage(e))
                 {
                     problems.Add(new VerifyProblem(seg.Key, Describe(e, seg.Key)));
                     unreadable.Add((seg.Start, seg.Max));
@@ -142,7 +145,7 @@ internal sealed partial class Database
                     if (f.Level == 0 || f.Snap)
                         post.TryAdd(f.Max, trailer.PostApplyChecksum);
                 }
-                catch (Exception e) when (e is LtxException or StorageException or EndOfStreamException)
+                catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException) && !IsStoreOutage(e))
                 {
                     problems.Add(new VerifyProblem(f.Key, Describe(e, f.Key)));
                 }
@@ -174,8 +177,15 @@ internal sealed partial class Database
         foreach (var txid in targets)
             await DrillAsync(txid, checks, problems, ct).ConfigureAwait(false);
 
-        bool ok = problems.Count == 0 && checks.All(c => c.Ok);
-        return new VerifyReport(ok, files, bytes, checks, problems);
+        // What verify found stays on the database (its metrics, /api/databases) until a clean verify.
+        if (problems.Count == 0 && checks.All(c => c.Ok))
+            ClearFault(FaultKinds.Damaged);
+        else if (problems.Count > 0)
+            ReportFault(FaultKinds.Damaged, $"verify found {problems.Count} problem(s); the first: {problems[0].File}: {problems[0].Error}");
+        // Faults the background work met (a seal or compaction that keeps failing) count too.
+        var faults = Faults;
+        bool ok = problems.Count == 0 && checks.All(c => c.Ok) && faults.Count == 0;
+        return new VerifyReport(ok, files, bytes, checks, problems, faults);
     }
 
     /// <summary>Decodes one LTX file whole (every checksum) and compares its header and trailer with what the index says.</summary>
@@ -202,7 +212,7 @@ internal sealed partial class Database
             }
             return true;
         }
-        catch (Exception e) when (e is LtxException or StorageException or EndOfStreamException or IOException)
+        catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException or IOException) && !IsStoreOutage(e))
         {
             problems.Add(new VerifyProblem(file, $"{what}: {Describe(e, file)}"));
             return false;
@@ -230,7 +240,7 @@ internal sealed partial class Database
                 await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous | FileOptions.RandomAccess))
                     result = await RestoreAsync(plan, fs, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is LtxException or StorageException or ApiException or EndOfStreamException)
+            catch (Exception e) when ((e is LtxException or StorageException or ApiException or EndOfStreamException) && !IsStoreOutage(e) && e is not ApiException { Status: 503 })
             {
                 string file = e is StorageException { Key: { } key } ? key
                     : e is LtxException ? e.Message.Split([": ", " ("], 2, StringSplitOptions.None)[0] : $"TXID {txid}";

@@ -224,6 +224,8 @@ internal sealed partial class Database
         {
             if (Deleted)
                 throw ApiException.NotFound($"database '{Name}' was deleted");
+            ThrowIfOffline();
+            _engine.Disk.ThrowIfSealsWait();
             if (BufferedBytes > _engine.Options.MaxBufferBytes)
                 throw ApiException.Storage($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
             await EnsurePagesAsync(ct).ConfigureAwait(false);
@@ -387,7 +389,8 @@ internal sealed partial class Database
             _pos = startPos;
             _pageSize = startPageSize;
             if (e is IOException io and not UploadException)
-                throw ApiException.Storage($"cannot write to the local buffer: {io.Message}");
+                throw DiskSpace.IsNoSpace(io) ? DiskSpace.Full(BufferDirectory, lengths?.Sum(), "this write", io)
+                    : ApiException.Storage($"cannot write to the local buffer: {io.Message}");
             throw;
         }
         finally

@@ -15,6 +15,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     private readonly ConcurrentDictionary<(string Cluster, string Db), Database> _dbs = new();
     private CancellationTokenSource? _stop;
     private Task? _loop;
+    private Task? _reconnect;
 
     public Engine Engine => engine;
 
@@ -23,14 +24,26 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     public IEnumerable<Database> InCluster(string cluster) =>
         _dbs.Values.Where(d => d.Cluster == cluster && !d.Deleted && d.Exists).OrderBy(d => d.Name, StringComparer.Ordinal);
 
-    public Database? Find(string cluster, string db) =>
-        _dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists ? d : null;
+    /// <summary>The database, or null if it does not exist; while the store has not been read, a database not in the buffer is unknown: 503.</summary>
+    public Database? Find(string cluster, string db)
+    {
+        if (_dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists)
+            return d;
+        if (_offline)
+            throw ApiException.Storage($"the object store is unreachable and this server has nothing of '{db}' in its local buffer: whether it exists is unknown until the store answers");
+        return null;
+    }
 
+    // While the store has not been read, a new database is offline too: its position in the store is unknown.
     public Database GetOrCreate(string cluster, string db) =>
-        _dbs.AddOrUpdate((cluster, db), k => new Database(engine, k.Cluster, k.Db),
-            (k, existing) => existing.Deleted ? new Database(engine, k.Cluster, k.Db) : existing);
+        _dbs.AddOrUpdate((cluster, db), k => new Database(engine, k.Cluster, k.Db) { Offline = _offline },
+            (k, existing) => existing.Deleted ? new Database(engine, k.Cluster, k.Db) { Offline = _offline } : existing);
 
-    /// <summary>Lists the store once and rebuilds clusters, tokens and databases; then recovers the buffer.</summary>
+    /// <summary>
+    /// Lists the store once and rebuilds clusters, tokens and databases; then recovers the buffer. If the store
+    /// does not answer within <c>StoreStartupTimeout</c> (an outage), starts from the local buffer and the cached
+    /// catalog instead, and reads the store once it answers (<see cref="ReconnectAsync"/>).
+    /// </summary>
     public async Task LoadAsync(CancellationToken ct)
     {
         Directory.CreateDirectory(engine.BufferDirectory);
@@ -38,30 +51,37 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             Directory.Delete(engine.TempDirectory, recursive: true);
         Directory.CreateDirectory(engine.TempDirectory);
 
-        var clusterKeys = new List<(StoreKeys.Parsed, string)>();
-        await foreach (var info in engine.Store.ListAsync(StoreKeys.ClustersPrefix, ct).ConfigureAwait(false))
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(engine.Options.StoreStartupTimeout);
+        try
         {
-            switch (StoreKeys.Parse(info.Key))
-            {
-                case StoreKeys.DataFile f when Names.IsValid(f.Cluster) && Names.IsValid(f.Db):
-                    GetOrCreate(f.Cluster, f.Db).AddStored(f, info.Size);
-                    break;
-                case StoreKeys.RestoreFile r when Names.IsValid(r.Cluster) && Names.IsValid(r.Db):
-                    GetOrCreate(r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, info.Key);
-                    break;
-                case StoreKeys.ClusterFile or StoreKeys.TokenFile:
-                    clusterKeys.Add((StoreKeys.Parse(info.Key)!, info.Key));
-                    break;
-            }
+            await LoadFromStoreAsync(timeout.Token).ConfigureAwait(false);
         }
-        foreach (var (parsed, key) in clusterKeys.OrderBy(k => k.Item1 is StoreKeys.ClusterFile ? 0 : 1))
+        catch (Exception e) when (!ct.IsCancellationRequested && (e is OperationCanceledException || Database.IsStoreOutage(e)))
+        {
+            engine.Log.LogError("the object store did not answer at startup ({Error}); starting from the local buffer. " +
+                "Databases with buffered transactions answer and take writes; the others answer 503 until the store is back",
+                e is OperationCanceledException ? $"no answer in {engine.Options.StoreStartupTimeout}" : e.Message);
+            await StartOfflineAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        SaveCatalog();
+        engine.Metrics.Set("wayback_store_up", 1);
+    }
+
+    private async Task LoadFromStoreAsync(CancellationToken ct)
+    {
+        var (dataFiles, restoreFiles, clusterKeys) = await ListStoreAsync(ct).ConfigureAwait(false);
+        foreach (var (f, size) in dataFiles)
+            GetOrCreate(f.Cluster, f.Db).AddStored(f, size);
+        foreach (var r in restoreFiles)
+            GetOrCreate(r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
+        foreach (var (parsed, key) in clusterKeys)
             await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
 
         // Databases that so far live only in the buffer.
-        foreach (var clusterDir in Directory.GetDirectories(engine.BufferDirectory))
-            foreach (var dbDir in Directory.GetDirectories(clusterDir))
-                if (Names.IsValid(Path.GetFileName(clusterDir)) && Names.IsValid(Path.GetFileName(dbDir)))
-                    GetOrCreate(Path.GetFileName(clusterDir), Path.GetFileName(dbDir));
+        foreach (var (cluster, db) in BufferedDatabases())
+            GetOrCreate(cluster, db);
 
         await Parallel.ForEachAsync(_dbs.Values, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct },
             async (db, token) => await db.LoadAsync(token).ConfigureAwait(false)).ConfigureAwait(false);
@@ -77,13 +97,144 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             clusters.ForgetToken(t.Id);
             await engine.Store.DeleteAsync(StoreKeys.Token(t.Cluster, t.Id), ct).ConfigureAwait(false);
         }
-        engine.Metrics.Set("wayback_store_up", 1);
+    }
+
+    /// <summary>One listing of the store, parsed: data files, restore records, cluster and token files (clusters first).</summary>
+    private async Task<(List<(StoreKeys.DataFile, long)> Data, List<StoreKeys.RestoreFile> Restores, List<(StoreKeys.Parsed, string)> Clusters)> ListStoreAsync(CancellationToken ct)
+    {
+        var data = new List<(StoreKeys.DataFile, long)>();
+        var restores = new List<StoreKeys.RestoreFile>();
+        var clusterKeys = new List<(StoreKeys.Parsed, string)>();
+        await foreach (var info in engine.Store.ListAsync(StoreKeys.ClustersPrefix, ct).ConfigureAwait(false))
+        {
+            switch (StoreKeys.Parse(info.Key))
+            {
+                case StoreKeys.DataFile f when Names.IsValid(f.Cluster) && Names.IsValid(f.Db):
+                    data.Add((f, info.Size));
+                    break;
+                case StoreKeys.RestoreFile r when Names.IsValid(r.Cluster) && Names.IsValid(r.Db):
+                    restores.Add(r);
+                    break;
+                case StoreKeys.ClusterFile or StoreKeys.TokenFile:
+                    clusterKeys.Add((StoreKeys.Parse(info.Key)!, info.Key));
+                    break;
+            }
+        }
+        return (data, restores, clusterKeys.OrderBy(k => k.Item1 is StoreKeys.ClusterFile ? 0 : 1).ToList());
+    }
+
+    private IEnumerable<(string Cluster, string Db)> BufferedDatabases()
+    {
+        foreach (var clusterDir in Directory.GetDirectories(engine.BufferDirectory))
+            foreach (var dbDir in Directory.GetDirectories(clusterDir))
+                if (Names.IsValid(Path.GetFileName(clusterDir)) && Names.IsValid(Path.GetFileName(dbDir)))
+                    yield return (Path.GetFileName(clusterDir), Path.GetFileName(dbDir));
+    }
+
+    // ---------------------------------------------------------------- starting during a store outage
+
+    private volatile bool _offline;
+
+    /// <summary>True from a start without the store until the store's listing has been read.</summary>
+    public bool Offline => _offline;
+
+    private string CatalogPath => Path.Combine(Path.GetDirectoryName(engine.BufferDirectory)!, "catalog.json");
+
+    private sealed record CatalogCopy(List<ClusterInfo> Clusters, List<TokenInfo> Tokens);
+
+    private string? _savedCatalog;
+
+    /// <summary>
+    /// Keeps a copy of the clusters and token hashes (never tokens) in <c>DATA/catalog.json</c>, so a start during
+    /// a store outage still knows who may write. Written when it changed (checked by every background pass).
+    /// </summary>
+    private void SaveCatalog()
+    {
+        string json = System.Text.Json.JsonSerializer.Serialize(new CatalogCopy(clusters.Clusters.ToList(), clusters.AllTokens.ToList()));
+        if (json == _savedCatalog)
+            return;
+        try
+        {
+            string temp = CatalogPath + ".tmp";
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write))
+            {
+                fs.Write(System.Text.Encoding.UTF8.GetBytes(json));
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, CatalogPath, overwrite: true);
+            _savedCatalog = json;
+        }
+        catch (IOException e)
+        {
+            engine.Log.LogWarning("could not save the local copy of the catalog: {Error}", e.Message);
+        }
+    }
+
+    private async Task StartOfflineAsync(CancellationToken ct)
+    {
+        _offline = true;
+        engine.Metrics.Set("wayback_store_up", 0);
+        _dbs.Clear(); // whatever the failed listing added
+        if (File.Exists(CatalogPath))
+        {
+            try
+            {
+                var copy = System.Text.Json.JsonSerializer.Deserialize<CatalogCopy>(await File.ReadAllTextAsync(CatalogPath, ct).ConfigureAwait(false));
+                foreach (var c in copy?.Clusters ?? [])
+                    clusters.Remember(c);
+                foreach (var t in copy?.Tokens ?? [])
+                    clusters.Remember(t);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                engine.Log.LogError("the local copy of the catalog ({Path}) is unreadable: {Error}; only the admin token works until the store answers", CatalogPath, e.Message);
+            }
+        }
+        foreach (var (cluster, name) in BufferedDatabases())
+            await GetOrCreate(cluster, name).LoadOfflineAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Until the store answers, lists it again every few seconds; then brings every database online.</summary>
+    private async Task ReconnectAsync(CancellationToken ct)
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        while (_offline && !ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+                var (data, restores, clusterKeys) = await ListStoreAsync(ct).ConfigureAwait(false);
+                foreach (var (parsed, key) in clusterKeys)
+                    await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
+                var files = data.GroupBy(d => (d.Item1.Cluster, d.Item1.Db)).ToDictionary(g => g.Key, g => g.ToList());
+                var records = restores.GroupBy(r => (r.Cluster, r.Db)).ToDictionary(g => g.Key, g => g.ToList());
+                foreach (var key in files.Keys.Concat(records.Keys).Distinct())
+                    GetOrCreate(key.Cluster, key.Db);
+                foreach (var db in _dbs.Values.Where(d => d.Offline).ToList())
+                    await db.GoOnlineAsync(files.GetValueOrDefault((db.Cluster, db.Name)) ?? [], records.GetValueOrDefault((db.Cluster, db.Name)) ?? [], ct).ConfigureAwait(false);
+                _offline = false;
+                engine.Metrics.Set("wayback_store_up", 1);
+                SaveCatalog();
+                engine.Log.LogInformation("the object store answers again: {Dbs} databases are online; uploads resume", _dbs.Count);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                engine.Log.LogWarning("the object store still does not answer ({Error}); trying again in {Delay}", e.Message, delay);
+                delay = TimeSpan.FromTicks(Math.Min(TimeSpan.FromSeconds(10).Ticks, delay.Ticks * 2));
+            }
+        }
     }
 
     public void Start()
     {
         _stop = new CancellationTokenSource();
         _loop = Task.Run(() => LoopAsync(_stop.Token));
+        if (_offline)
+            _reconnect = Task.Run(() => ReconnectAsync(_stop.Token));
     }
 
     private async Task LoopAsync(CancellationToken ct)
@@ -95,6 +246,8 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             try
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(250, engine.Options.BackgroundInterval.TotalMilliseconds)), ct).ConfigureAwait(false);
+                if (!_offline)
+                    SaveCatalog();
                 var now = DateTime.UtcNow;
                 foreach (var db in All.Where(d => d.UploadDue(now)))
                 {
@@ -183,6 +336,8 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             await _stop.CancelAsync().ConfigureAwait(false);
             if (_loop is not null)
                 await _loop.ConfigureAwait(false);
+            if (_reconnect is not null)
+                await _reconnect.ConfigureAwait(false);
             _stop.Dispose();
         }
     }

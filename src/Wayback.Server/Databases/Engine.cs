@@ -18,6 +18,7 @@ internal sealed class Engine(IObjectStore store, ServerOptions options, string d
     public BufferFaults Faults { get; } = new();
     public ServerMetrics Metrics { get; } = metrics;
     public Leases Leases { get; } = new();
+    public DiskSpace Disk { get; } = new(Path.Combine(dataDirectory, "tmp"));
     public ILogger Log { get; } = log;
 
     /// <summary>Memory for request bodies being received, over all requests (<c>upload-memory</c>).</summary>

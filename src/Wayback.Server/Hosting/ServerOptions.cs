@@ -72,6 +72,12 @@ public sealed class ServerOptions
     /// <summary>The first retry of a failed upload waits this long, doubling up to 30 s.</summary>
     public TimeSpan UploadRetryDelay { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long startup waits for the store's listing. Past it (or when the store fails) the server starts from
+    /// its local buffer and a cached catalog, and reads the store once it answers.
+    /// </summary>
+    public TimeSpan StoreStartupTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
     public int Nice { get; set; }
 
@@ -108,6 +114,7 @@ public sealed class ServerOptions
         new("upload-idle-timeout", "Cut off an upload that sends nothing for this long (default 30s).", (o, v) => o.UploadIdleTimeout = ParseDuration(v, "upload-idle-timeout")),
         new("upload-memory", "Memory for request bodies being received, over all requests; beyond it they wait in DATA/tmp (default 256MiB).", (o, v) => o.UploadMemoryBytes = ParseSize(v, "upload-memory")),
         new("max-buffer-size", "Writes get 503 while a database's unsealed buffer exceeds this (default 8GiB).", (o, v) => o.MaxBufferBytes = ParseSize(v, "max-buffer-size")),
+        new("store-startup-timeout", "How long startup waits for the object store before it starts from the local buffer and reads the store once it answers (default 15s).", (o, v) => o.StoreStartupTimeout = ParseDuration(v, "store-startup-timeout")),
         new("nice", "Lower the server's CPU priority, Unix nice 0-19 (default 0). On a machine shared with applications, 19 lets them and their agents go first.", (o, v) => o.Nice = ParseNice(v)),
     ];
 

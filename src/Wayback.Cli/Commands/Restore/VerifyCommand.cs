@@ -56,10 +56,16 @@ internal static class VerifyCommand
         var problems = report.GetProperty("problems").EnumerateArray().ToList();
         foreach (var p in problems)
             await stdout.WriteLineAsync($"FAIL  {p.GetProperty("file").GetString()}: {p.GetProperty("error").GetString()}").ConfigureAwait(false);
+        // What the server's background work keeps failing at on this database (a seal, a compaction), since when.
+        var faults = report.TryGetProperty("faults", out var f) ? f.EnumerateArray().ToList() : [];
+        foreach (var fault in faults)
+            await stdout.WriteLineAsync($"FAULT {fault.GetProperty("kind").GetString()} since {ApiClient.Time(fault.GetProperty("sinceMs").GetInt64())}: {fault.GetProperty("error").GetString()}").ConfigureAwait(false);
         string took = watch.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture);
         await stdout.WriteLineAsync(ok
             ? $"OK: every stored file and link of {db} checks out, and every restore passed integrity_check ({took} s)"
-            : $"FAILED: {problems.Count} problem(s) in the stored history of {db} ({took} s); the files named above are damaged or missing").ConfigureAwait(false);
+            : problems.Count == 0 && faults.Count > 0
+                ? $"FAILED: the stored history of {db} checks out, but the database has {faults.Count} open fault(s), named above ({took} s)"
+                : $"FAILED: {problems.Count} problem(s) in the stored history of {db} ({took} s); the files named above are damaged or missing").ConfigureAwait(false);
         return ok ? CliErrors.Ok : CliErrors.Failed;
     }
 }

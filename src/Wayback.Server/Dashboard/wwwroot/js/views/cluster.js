@@ -15,6 +15,26 @@ export function lagText(lag) {
   return `${fmt.count(lag)} transaction${lag === 1 ? "" : "s"}`;
 }
 
+const FAULT_NAMES = {
+  seal: "sealing fails",
+  compaction: "compaction fails",
+  damaged: "damaged object",
+  orphan: "buffer set aside",
+};
+
+/** A fault of a database in a few words ("compaction fails"). */
+export function faultName(kind) {
+  return FAULT_NAMES[kind] || kind;
+}
+
+/** The status cell of a database: "OK", or what is wrong (the last error in the title). */
+export function statusCell(d) {
+  const faults = d.faults || [];
+  if (faults.length === 0) return h("td", { "data-label": "Status" }, "OK");
+  return h("td", { class: "error", "data-label": "Status", title: faults.map((f) => f.error).join("\n") },
+    faults.map((f) => faultName(f.kind)).join(", "));
+}
+
 export function clusterView(main, app, cluster) {
   title(cluster);
   const isAdmin = app.me.role === "admin";
@@ -64,14 +84,16 @@ export function clusterView(main, app, cluster) {
           h("th", { scope: "col", class: "num" }, "Size"),
           h("th", { scope: "col" }, "Last write"),
           h("th", { scope: "col", class: "num" }, h("abbr", { title: "Transactions not yet in the object store (position minus high-water mark)" }, "HWM lag")),
-          h("th", { scope: "col", class: "num" }, "Storage used"))),
+          h("th", { scope: "col", class: "num" }, "Storage used"),
+          h("th", { scope: "col" }, "Status"))),
         h("tbody", null, dbs.map((d) => h("tr", { "data-db": d.name },
           h("th", { scope: "row", "data-label": "Database" }, h("a", { href: dbHref(cluster, d.name) }, d.name)),
           h("td", { class: "num", "data-label": "TXID" }, fmt.count(d.txid)),
           h("td", { class: "num", "data-label": "Size" }, fmt.bytes(d.sizeBytes)),
           h("td", { "data-label": "Last write" }, fmt.timeElement(d.lastWriteMs, { relative: true })),
           h("td", { class: ["num", d.hwmLag > 0 ? "warn" : null], "data-label": "HWM lag" }, lagText(d.hwmLag)),
-          h("td", { class: "num", "data-label": "Storage used" }, fmt.bytes(d.storageBytes)))))));
+          h("td", { class: "num", "data-label": "Storage used" }, fmt.bytes(d.storageBytes)),
+          statusCell(d))))));
   }
 
   const sections = [

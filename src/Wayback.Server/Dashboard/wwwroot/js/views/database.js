@@ -6,7 +6,7 @@ import { HistoryChart } from "../chart.js";
 import { h, replace, s, uid } from "../dom.js";
 import * as fmt from "../format.js";
 import { errorBox, heading, loading, refreshInPlace, stat, title } from "../ui.js";
-import { lagText } from "./cluster.js";
+import { faultName, lagText } from "./cluster.js";
 
 const LOOKUP_DELAY_MS = 300;
 
@@ -53,8 +53,24 @@ export function databaseView(main, app, cluster, db) {
 
   // --- where it stands -----------------------------------------------------------------------------------
   const stats = h("dl", { class: "stats" });
+  // What is wrong with this database (a seal or compaction that keeps failing, a damaged object), in words.
+  const faultsBox = h("div", { class: "faults", "aria-live": "polite" });
+  function renderFaults() {
+    const faults = (info && info.faults) || [];
+    if (faults.length === 0) {
+      refreshInPlace(faultsBox);
+      return;
+    }
+    refreshInPlace(faultsBox, h("div", { class: "notice error", role: "alert" },
+      h("p", null, h("strong", null, "This database has a fault. "), "Its other restore points, and every other database, are not affected; run ",
+        h("code", null, `wayback verify ${db}`), " for a full report."),
+      h("ul", null, faults.map((f) => h("li", { "data-fault": f.kind },
+        h("strong", null, faultName(f.kind)), " since ", fmt.timeElement(f.sinceMs, { relative: true }),
+        f.count > 1 ? ` (${fmt.count(f.count)} times)` : "", ": ", f.error)))));
+  }
   function renderStats() {
     if (!info) return;
+    renderFaults();
     refreshInPlace(stats,
       stat("Current TXID", fmt.count(info.txid)),
       stat("Size", fmt.bytes(info.sizeBytes)),
@@ -380,6 +396,7 @@ export function databaseView(main, app, cluster, db) {
 
   // --- the page ---------------------------------------------------------------------------------------------
   const body = h("div", { class: "db-body", hidden: true },
+    faultsBox,
     stats,
     h("section", { "aria-labelledby": "history-h", class: "card" },
       h("h2", { id: "history-h" }, "History"),
