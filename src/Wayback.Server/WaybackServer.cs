@@ -128,11 +128,15 @@ public sealed class WaybackServer : IAsyncDisposable
             throw;
         }
 
+        // Routing first, so the name guard sees route values; it refuses bad names before any endpoint runs.
+        app.UseRouting();
+        app.UseNameGuard();
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
         app.MapOps(registry, dbs, metrics);
         app.MapCatalogApi(registry, dbs);
         app.MapRestoreApi(registry, dbs);
+        app.MapTrash(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();

@@ -223,6 +223,7 @@ internal sealed partial class Database
         {
             if (Deleted)
                 throw ApiException.NotFound($"database '{Name}' was deleted");
+            ThrowIfTrashed();
             if (BufferedBytes > _engine.Options.MaxBufferBytes)
                 throw ApiException.Storage($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
             await EnsurePagesAsync(ct).ConfigureAwait(false);

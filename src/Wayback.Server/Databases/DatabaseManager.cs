@@ -15,16 +15,25 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     private readonly ConcurrentDictionary<(string Cluster, string Db), Database> _dbs = new();
     private CancellationTokenSource? _stop;
     private Task? _loop;
+    private TrashBin? _trash;
 
     public Engine Engine => engine;
+
+    public TrashBin Trash => _trash ??= new TrashBin(this, clusters, engine);
 
     public IEnumerable<Database> All => _dbs.Values.Where(d => !d.Deleted);
 
     public IEnumerable<Database> InCluster(string cluster) =>
-        _dbs.Values.Where(d => d.Cluster == cluster && !d.Deleted && d.Exists).OrderBy(d => d.Name, StringComparer.Ordinal);
+        _dbs.Values.Where(d => d.Cluster == cluster && !d.Deleted && d.Exists && d.TrashedAt is null).OrderBy(d => d.Name, StringComparer.Ordinal);
 
     public Database? Find(string cluster, string db) =>
-        _dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists ? d : null;
+        _dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists && d.TrashedAt is null ? d : null;
+
+    /// <summary>Databases deleted into the trash (their own marker; the databases of a trashed cluster are not listed here).</summary>
+    public IEnumerable<Database> Trashed() => _dbs.Values.Where(d => !d.Deleted && d.TrashedAt is not null);
+
+    /// <summary>No compaction or retention runs in the trash: a restore brings back every restore point there was.</summary>
+    private bool InTrash(Database d) => d.TrashedAt is not null || clusters.FindTrashed(d.Cluster) is not null;
 
     public Database GetOrCreate(string cluster, string db) =>
         _dbs.AddOrUpdate((cluster, db), k => new Database(engine, k.Cluster, k.Db),
@@ -39,6 +48,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         Directory.CreateDirectory(engine.TempDirectory);
 
         var clusterKeys = new List<(StoreKeys.Parsed, string)>();
+        var trashMarkers = new List<(Database, string)>();
         await foreach (var info in engine.Store.ListAsync(StoreKeys.ClustersPrefix, ct).ConfigureAwait(false))
         {
             switch (StoreKeys.Parse(info.Key))
@@ -49,13 +59,19 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 case StoreKeys.RestoreFile r when Names.IsValid(r.Cluster) && Names.IsValid(r.Db):
                     GetOrCreate(r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, info.Key);
                     break;
-                case StoreKeys.ClusterFile or StoreKeys.TokenFile:
+                case StoreKeys.DatabaseTrashFile t when Names.IsValid(t.Cluster) && Names.IsValid(t.Db):
+                    trashMarkers.Add((GetOrCreate(t.Cluster, t.Db), info.Key));
+                    break;
+                case StoreKeys.ClusterFile or StoreKeys.TokenFile or StoreKeys.ClusterTrashFile:
                     clusterKeys.Add((StoreKeys.Parse(info.Key)!, info.Key));
                     break;
             }
         }
-        foreach (var (parsed, key) in clusterKeys.OrderBy(k => k.Item1 is StoreKeys.ClusterFile ? 0 : 1))
+        // Trash markers first: a cluster.json read after its marker goes to the trash, not among the live clusters.
+        foreach (var (parsed, key) in clusterKeys.OrderBy(k => k.Item1 switch { StoreKeys.ClusterTrashFile => 0, StoreKeys.ClusterFile => 1, _ => 2 }))
             await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
+        foreach (var (db, key) in trashMarkers)
+            await db.LoadTrashMarkerAsync(key, ct).ConfigureAwait(false);
 
         // Databases that so far live only in the buffer.
         foreach (var clusterDir in Directory.GetDirectories(engine.BufferDirectory))
@@ -67,7 +83,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             async (db, token) => await db.LoadAsync(token).ConfigureAwait(false)).ConfigureAwait(false);
 
         // Data of clusters deleted halfway: finish the delete.
-        foreach (var orphan in _dbs.Values.Select(d => d.Cluster).Distinct().Where(c => clusters.Find(c) is null).ToList())
+        foreach (var orphan in _dbs.Values.Select(d => d.Cluster).Distinct().Where(c => clusters.Find(c) is null && clusters.FindTrashed(c) is null).ToList())
         {
             engine.Log.LogWarning("cluster {Cluster} has data but no cluster.json (a delete was interrupted); deleting its data", orphan);
             await DeleteClusterDataAsync(orphan, ct).ConfigureAwait(false);
@@ -106,7 +122,8 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 if (now - lastMaintenance >= engine.Options.BackgroundInterval)
                 {
                     lastMaintenance = now;
-                    foreach (var db in All.Where(d => d.Level(1).Count > 0))
+                    await Trash.PurgeDueAsync(ct).ConfigureAwait(false);
+                    foreach (var db in All.Where(d => d.Level(1).Count > 0 && !InTrash(d)))
                     {
                         var key = (db.Cluster + "\0maintain", db.Name);
                         if (maintain.TryGetValue(key, out var t) && !t.IsCompleted)
@@ -155,7 +172,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     /// <summary>Runs compaction, snapshots and retention on every database now (tests).</summary>
     public async Task MaintainAllAsync(CancellationToken ct)
     {
-        foreach (var db in All.ToList())
+        foreach (var db in All.Where(d => !InTrash(d)).ToList())
             await db.MaintainAsync(clusters.Find(db.Cluster)?.Retention ?? engine.Options.DefaultRetention, ct).ConfigureAwait(false);
     }
 
@@ -174,6 +191,20 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         string dir = Path.Combine(engine.BufferDirectory, cluster);
         if (Directory.Exists(dir))
             Directory.Delete(dir, recursive: true);
+    }
+
+    /// <summary>Purges one database: its buffer files, every object under its prefix, and its trash marker last.</summary>
+    public async Task DeleteDatabaseDataAsync(Database db, CancellationToken ct)
+    {
+        await db.MarkDeletedAsync().ConfigureAwait(false);
+        _dbs.TryRemove(new KeyValuePair<(string, string), Database>((db.Cluster, db.Name), db));
+        string marker = StoreKeys.DatabaseTrash(db.Cluster, db.Name);
+        var keys = new List<string>();
+        await foreach (var info in engine.Store.ListAsync(StoreKeys.DatabasePrefix(db.Cluster, db.Name), ct).ConfigureAwait(false))
+            if (info.Key != marker)
+                keys.Add(info.Key);
+        await engine.Store.DeleteManyAsync(keys, ct).ConfigureAwait(false);
+        await engine.Store.DeleteAsync(marker, ct).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
