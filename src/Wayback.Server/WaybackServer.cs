@@ -47,6 +47,9 @@ public sealed class WaybackServer : IAsyncDisposable
     public bool AdminTokenGenerated { get; }
 
     public ClusterRegistry Clusters { get; }
+
+    /// <summary>The host's services (tests list the routes from its <c>EndpointDataSource</c>).</summary>
+    internal IServiceProvider Services => _app.Services;
     internal DatabaseManager Databases { get; }
     internal Engine Engine => Databases.Engine;
 
