@@ -216,7 +216,7 @@ public sealed class TrashTests
             // With the default retention (7 days) nothing goes while this server runs.
             await Task.Delay(2500);
             Assert.Equal(2, (await TrashAsync(p)).GetArrayLength());
-            Assert.True(Directory.Exists(Path.Combine(store, "clusters", "prod", "dbs", "app.db")));
+            Assert.True(File.Exists(Path.Combine(store, "clusters", "prod", "trashed.json")) && File.Exists(Path.Combine(store, "clusters", "prod", "cluster.json")));
             p.Kill9();
         }
 
