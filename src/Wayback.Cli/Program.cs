@@ -20,6 +20,7 @@ public static class Program
             ServeCommand.Create(),
             ClustersCommand.Create(),
             TokensCommand.Create(),
+            DatabasesCommand.Create(),
         };
         return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
     }

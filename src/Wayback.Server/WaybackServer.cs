@@ -47,6 +47,9 @@ public sealed class WaybackServer : IAsyncDisposable
     public bool AdminTokenGenerated { get; }
 
     public ClusterRegistry Clusters { get; }
+
+    /// <summary>The host's services (tests list the routes from its <c>EndpointDataSource</c>).</summary>
+    internal IServiceProvider Services => _app.Services;
     internal DatabaseManager Databases { get; }
     internal Engine Engine => Databases.Engine;
 
@@ -133,11 +136,15 @@ public sealed class WaybackServer : IAsyncDisposable
             throw;
         }
 
+        // Routing first, so the name guard sees route values; it refuses bad names before any endpoint runs.
+        app.UseRouting();
+        app.UseNameGuard();
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
         app.MapOps(registry, dbs, metrics);
         app.MapCatalogApi(registry, dbs);
         app.MapRestoreApi(registry, dbs);
+        app.MapTrash(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();

@@ -62,7 +62,7 @@ public sealed class CliTests
         Assert.Equal(1, code);
         Assert.Contains("already exists", stderr);
 
-        (code, _, _) = await RunAsync(env, "clusters", "delete", "prod");
+        (code, _, _) = await RunAsync(env, "clusters", "delete", "prod", "--yes");
         Assert.Equal(0, code);
         Assert.Equal(401, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", token))).Status);
 

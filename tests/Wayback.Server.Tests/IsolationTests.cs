@@ -39,6 +39,7 @@ public sealed class IsolationTests
             (HttpMethod.Get, "/admin/clusters"), (HttpMethod.Post, "/admin/clusters"), (HttpMethod.Delete, "/admin/clusters/beta"),
             (HttpMethod.Get, "/admin/clusters/beta/tokens"), (HttpMethod.Post, "/admin/clusters/beta/tokens"),
             (HttpMethod.Delete, "/admin/clusters/beta/tokens/000000000000"), (HttpMethod.Get, "/metrics"),
+            (HttpMethod.Get, "/admin/trash"), (HttpMethod.Post, "/admin/clusters/beta/restore"),
         })
         {
             var content = method == HttpMethod.Post ? JsonContent.Create(new { name = "evil" }) : null;
@@ -51,7 +52,7 @@ public sealed class IsolationTests
     [Fact]
     public async Task A_revoked_token_and_a_deleted_cluster_open_nothing()
     {
-        await using var s = await TestServer.StartAsync();
+        await using var s = await TestServer.StartAsync(configure: o => o.TrashRetention = TimeSpan.FromSeconds(2));
         var token = await s.CreateClusterAsync("alpha");
         var (_, created, _) = await s.SendAsync(TestServer.Request(HttpMethod.Post, "/admin/clusters/alpha/tokens", TestServer.AdminToken, scheme: "Bearer"));
         string second = created.GetProperty("token").GetString()!;
@@ -62,9 +63,18 @@ public sealed class IsolationTests
         Assert.Equal(200, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", token))).Status);
 
         Assert.Equal(200, (await s.WriteAsync(token, "db", new LtxModel().Snapshot(2))).Status);
-        Assert.Equal(204, (await s.SendAsync(TestServer.Request(HttpMethod.Delete, "/admin/clusters/alpha", TestServer.AdminToken, scheme: "Bearer"))).Status);
+        Assert.Equal(200, (await s.SendAsync(TestServer.Request(HttpMethod.Delete, "/admin/clusters/alpha", TestServer.AdminToken, scheme: "Bearer"))).Status);
         Assert.Equal(401, (await s.SendAsync(TestServer.Request(HttpMethod.Get, "/pos", token))).Status);
-        Assert.DoesNotContain(s.StoredKeys(), k => k.Contains("alpha", StringComparison.Ordinal));
+
+        // In the trash until the retention has passed: the name is taken, then the background loop purges it.
+        var (status, body, _) = await s.SendAsync(TestServer.Request(HttpMethod.Post, "/admin/clusters", TestServer.AdminToken, JsonContent.Create(new { name = "alpha" }), "Bearer"));
+        Assert.True(status == 409 && body.GetProperty("code").GetString() == "ETRASHED", body.ToString());
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (s.StoredKeys().Any(k => k.Contains("alpha", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the trash was not purged within 60 s of a 2 s retention: " + string.Join(", ", s.StoredKeys()));
+            await Task.Delay(200);
+        }
 
         // The name can be used again, and starts empty.
         var fresh = await s.CreateClusterAsync("alpha");

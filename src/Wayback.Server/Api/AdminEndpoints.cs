@@ -47,29 +47,26 @@ internal static class AdminEndpoints
             return TypedResults.Json(new CreatedCluster(cluster.Name, token, info.Id, FormatDuration(cluster.Retention)), ApiResults.Json, statusCode: 201);
         }));
 
-        group.MapDelete("/clusters/{name}", (HttpContext context, string name, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        // Deleting moves the cluster to the trash (TrashEndpoints restores and lists it).
+        group.MapDelete("/clusters/{cluster}", (HttpContext context, string cluster, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+            TypedResults.Json(TrashEndpoints.View(await dbs.Trash.DeleteClusterAsync(cluster, ct).ConfigureAwait(false)), ApiResults.Json)));
+
+        group.MapGet("/clusters/{cluster}/tokens", (HttpContext context, string cluster) => ProtocolEndpoints.Guard(context, () =>
         {
-            await registry.DeleteClusterAsync(name, ct).ConfigureAwait(false);
-            await dbs.DeleteClusterDataAsync(name, ct).ConfigureAwait(false);
-            return TypedResults.NoContent();
+            if (registry.Find(cluster) is null)
+                throw ApiException.NotFound($"cluster '{cluster}' does not exist");
+            return Task.FromResult<IResult>(TypedResults.Json(registry.Tokens(cluster).Select(t => new TokenView(t.Id, t.Cluster, t.CreatedAt)).ToList(), ApiResults.Json));
         }));
 
-        group.MapGet("/clusters/{name}/tokens", (HttpContext context, string name) => ProtocolEndpoints.Guard(context, () =>
+        group.MapPost("/clusters/{cluster}/tokens", (HttpContext context, string cluster, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            if (registry.Find(name) is null)
-                throw ApiException.NotFound($"cluster '{name}' does not exist");
-            return Task.FromResult<IResult>(TypedResults.Json(registry.Tokens(name).Select(t => new TokenView(t.Id, t.Cluster, t.CreatedAt)).ToList(), ApiResults.Json));
+            var (token, info) = await registry.CreateTokenAsync(cluster, ct).ConfigureAwait(false);
+            return TypedResults.Json(new CreatedToken(cluster, info.Id, token), ApiResults.Json, statusCode: 201);
         }));
 
-        group.MapPost("/clusters/{name}/tokens", (HttpContext context, string name, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        group.MapDelete("/clusters/{cluster}/tokens/{id}", (HttpContext context, string cluster, string id, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            var (token, info) = await registry.CreateTokenAsync(name, ct).ConfigureAwait(false);
-            return TypedResults.Json(new CreatedToken(name, info.Id, token), ApiResults.Json, statusCode: 201);
-        }));
-
-        group.MapDelete("/clusters/{name}/tokens/{id}", (HttpContext context, string name, string id, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
-        {
-            await registry.RevokeTokenAsync(name, id, ct).ConfigureAwait(false);
+            await registry.RevokeTokenAsync(cluster, id, ct).ConfigureAwait(false);
             return TypedResults.NoContent();
         }));
     }

@@ -22,6 +22,7 @@ public static class ErrorCodes
     public const string Internal = "EINTERNAL";
     public const string OutOfRange = "EOUTOFRANGE";
     public const string Confirm = "ECONFIRM";
+    public const string Trashed = "ETRASHED";
 }
 
 /// <summary>A request the server refuses, with the HTTP status and protocol code to answer.</summary>

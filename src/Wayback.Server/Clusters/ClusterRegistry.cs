@@ -26,6 +26,12 @@ public sealed record TokenInfo(
     [property: JsonPropertyName("sha256")] string Sha256,
     [property: JsonPropertyName("createdAt")] DateTimeOffset CreatedAt);
 
+/// <summary>The marker of something in the trash (<c>trashed.json</c>): when it was deleted.</summary>
+public sealed record TrashMarker([property: JsonPropertyName("deletedAt")] DateTimeOffset DeletedAt);
+
+/// <summary>A deleted cluster, kept with its tokens and data until it is purged. <see cref="Info"/> is null once a purge has begun.</summary>
+public sealed record TrashedCluster(string Name, ClusterInfo? Info, DateTimeOffset DeletedAt);
+
 /// <summary>Who a request is: the admin, or a token of one cluster.</summary>
 public sealed record Caller(bool IsAdmin, string? Cluster, string? TokenId);
 
@@ -40,6 +46,8 @@ public sealed class ClusterRegistry
     private readonly byte[] _adminHash;
     private readonly ConcurrentDictionary<string, ClusterInfo> _clusters = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, TokenInfo> _tokens = new(StringComparer.Ordinal);
+    // Deleted clusters: their tokens stay in _tokens but open nothing, since Authenticate needs the cluster in _clusters.
+    private readonly ConcurrentDictionary<string, TrashedCluster> _trash = new(StringComparer.Ordinal);
 
     public ClusterRegistry(IObjectStore store, string adminToken)
     {
@@ -51,6 +59,10 @@ public sealed class ClusterRegistry
 
     public ClusterInfo? Find(string name) => _clusters.GetValueOrDefault(name);
 
+    public IEnumerable<TrashedCluster> Trash => _trash.Values.OrderBy(c => c.DeletedAt);
+
+    public TrashedCluster? FindTrashed(string name) => _trash.GetValueOrDefault(name);
+
     public IEnumerable<TokenInfo> Tokens(string cluster) =>
         _tokens.Values.Where(t => t.Cluster == cluster).OrderBy(t => t.CreatedAt);
 
@@ -59,9 +71,18 @@ public sealed class ClusterRegistry
     {
         switch (parsed)
         {
+            case StoreKeys.ClusterTrashFile c when Names.IsValid(c.Cluster):
+                // An unreadable marker still means "deleted": keeping the cluster in the trash loses nothing.
+                var marker = await ReadJsonAsync<TrashMarker>(key, ct).ConfigureAwait(false);
+                _trash[c.Cluster] = new TrashedCluster(c.Cluster, null, marker?.DeletedAt ?? DateTimeOffset.UtcNow);
+                break;
             case StoreKeys.ClusterFile c when Names.IsValid(c.Cluster):
                 var info = await ReadJsonAsync<ClusterInfo>(key, ct).ConfigureAwait(false);
-                if (info is not null && info.Name == c.Cluster)
+                if (info is null || info.Name != c.Cluster)
+                    break;
+                if (_trash.TryGetValue(info.Name, out var trashed))
+                    _trash[info.Name] = trashed with { Info = info };
+                else
                     _clusters[info.Name] = info;
                 break;
             case StoreKeys.TokenFile t:
@@ -81,7 +102,7 @@ public sealed class ClusterRegistry
     internal void Remember(TokenInfo token) => _tokens[token.Id] = token;
 
     /// <summary>Drops tokens whose cluster is gone (a delete interrupted halfway).</summary>
-    internal IReadOnlyList<TokenInfo> OrphanedTokens() => _tokens.Values.Where(t => !_clusters.ContainsKey(t.Cluster)).ToList();
+    internal IReadOnlyList<TokenInfo> OrphanedTokens() => _tokens.Values.Where(t => !_clusters.ContainsKey(t.Cluster) && !_trash.ContainsKey(t.Cluster)).ToList();
 
     internal void ForgetToken(string id) => _tokens.TryRemove(id, out _);
 
@@ -122,6 +143,8 @@ public sealed class ClusterRegistry
             throw ApiException.BadName(problem);
         if (retention <= TimeSpan.Zero)
             throw ApiException.BadRequest("retention must be positive");
+        if (_trash.ContainsKey(name))
+            throw new ApiException(409, ErrorCodes.Trashed, $"cluster '{name}' is in the trash: restore it with `wayback clusters restore {name}`, or wait until it is purged");
         var info = new ClusterInfo(name, (long)retention.TotalSeconds, DateTimeOffset.UtcNow);
         try
         {
@@ -165,25 +188,49 @@ public sealed class ClusterRegistry
         }
     }
 
-    /// <summary>Removes a cluster and its tokens from the registry and the store (the data is the caller's to delete).</summary>
-    public async Task DeleteClusterAsync(string name, CancellationToken ct)
+    /// <summary>Moves a cluster to the trash: its marker is stored first, then its tokens open nothing. Its data stays.</summary>
+    public async Task<TrashedCluster> TrashClusterAsync(string name, CancellationToken ct)
     {
-        if (!_clusters.TryRemove(name, out var info))
-            throw ApiException.NotFound($"cluster '{name}' does not exist");
-        try
-        {
-            await _store.DeleteAsync(StoreKeys.Cluster(name), ct).ConfigureAwait(false);
-        }
-        catch
-        {
-            _clusters[name] = info;
-            throw;
-        }
+        if (!_clusters.TryGetValue(name, out var info))
+            throw _trash.ContainsKey(name)
+                ? new ApiException(409, ErrorCodes.Trashed, $"cluster '{name}' is already in the trash")
+                : ApiException.NotFound($"cluster '{name}' does not exist");
+        var trashed = new TrashedCluster(name, info, DateTimeOffset.UtcNow);
+        await PutJsonAsync(StoreKeys.ClusterTrash(name), new TrashMarker(trashed.DeletedAt), createOnly: false, ct).ConfigureAwait(false);
+        _trash[name] = trashed;
+        _clusters.TryRemove(name, out _);
+        return trashed;
+    }
+
+    /// <summary>Brings a cluster back from the trash with its tokens.</summary>
+    public async Task<ClusterInfo> RestoreClusterAsync(string name, CancellationToken ct)
+    {
+        if (!_trash.TryGetValue(name, out var trashed))
+            throw ApiException.NotFound(_clusters.ContainsKey(name) ? $"cluster '{name}' is not in the trash" : $"cluster '{name}' is not in the trash (a purged cluster cannot be restored)");
+        if (trashed.Info is null)
+            throw new ApiException(409, ErrorCodes.Trashed, $"cluster '{name}' is being purged and cannot be restored");
+        await _store.DeleteAsync(StoreKeys.ClusterTrash(name), ct).ConfigureAwait(false);
+        _clusters[name] = trashed.Info;
+        _trash.TryRemove(name, out _);
+        return trashed.Info;
+    }
+
+    /// <summary>
+    /// The last step of purging a cluster whose data is already gone: its tokens, <c>cluster.json</c>, and the
+    /// trash marker last, so a purge cut short is found again (and finished) at the next start.
+    /// </summary>
+    internal async Task PurgeClusterAsync(string name, CancellationToken ct)
+    {
+        if (_trash.TryGetValue(name, out var trashed))
+            _trash[name] = trashed with { Info = null };
         foreach (var t in _tokens.Values.Where(t => t.Cluster == name).ToList())
         {
-            _tokens.TryRemove(t.Id, out _);
             await _store.DeleteAsync(StoreKeys.Token(name, t.Id), ct).ConfigureAwait(false);
+            _tokens.TryRemove(t.Id, out _);
         }
+        await _store.DeleteAsync(StoreKeys.Cluster(name), ct).ConfigureAwait(false);
+        await _store.DeleteAsync(StoreKeys.ClusterTrash(name), ct).ConfigureAwait(false);
+        _trash.TryRemove(name, out _);
     }
 
     private static bool TryParseId(string token, out string id)

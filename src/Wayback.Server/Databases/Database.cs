@@ -224,6 +224,7 @@ internal sealed partial class Database
         {
             if (Deleted)
                 throw ApiException.NotFound($"database '{Name}' was deleted");
+            ThrowIfTrashed();
             ThrowIfOffline();
             _engine.Disk.ThrowIfSealsWait();
             if (BufferedBytes > _engine.Options.MaxBufferBytes)

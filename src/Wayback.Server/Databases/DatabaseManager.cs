@@ -16,23 +16,32 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     private CancellationTokenSource? _stop;
     private Task? _loop;
     private Task? _reconnect;
+    private TrashBin? _trash;
 
     public Engine Engine => engine;
+
+    public TrashBin Trash => _trash ??= new TrashBin(this, clusters, engine);
 
     public IEnumerable<Database> All => _dbs.Values.Where(d => !d.Deleted);
 
     public IEnumerable<Database> InCluster(string cluster) =>
-        _dbs.Values.Where(d => d.Cluster == cluster && !d.Deleted && d.Exists).OrderBy(d => d.Name, StringComparer.Ordinal);
+        _dbs.Values.Where(d => d.Cluster == cluster && !d.Deleted && d.Exists && d.TrashedAt is null).OrderBy(d => d.Name, StringComparer.Ordinal);
 
-    /// <summary>The database, or null if it does not exist; while the store has not been read, a database not in the buffer is unknown: 503.</summary>
+    /// <summary>The database, or null if it does not exist (or is in the trash); while the store has not been read, a database not in the buffer is unknown: 503.</summary>
     public Database? Find(string cluster, string db)
     {
         if (_dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists)
-            return d;
+            return d.TrashedAt is null ? d : null;
         if (_offline)
             throw ApiException.Storage($"the object store is unreachable and this server has nothing of '{db}' in its local buffer: whether it exists is unknown until the store answers");
         return null;
     }
+
+    /// <summary>Databases deleted into the trash (their own marker; the databases of a trashed cluster are not listed here).</summary>
+    public IEnumerable<Database> Trashed() => _dbs.Values.Where(d => !d.Deleted && d.TrashedAt is not null);
+
+    /// <summary>No compaction or retention runs in the trash: a restore brings back every restore point there was.</summary>
+    private bool InTrash(Database d) => d.TrashedAt is not null || clusters.FindTrashed(d.Cluster) is not null;
 
     // While the store has not been read, a new database is offline too: its position in the store is unknown.
     public Database GetOrCreate(string cluster, string db) =>
@@ -71,13 +80,16 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
 
     private async Task LoadFromStoreAsync(CancellationToken ct)
     {
-        var (dataFiles, restoreFiles, clusterKeys) = await ListStoreAsync(ct).ConfigureAwait(false);
+        var (dataFiles, restoreFiles, clusterKeys, trashFiles) = await ListStoreAsync(ct).ConfigureAwait(false);
+        var trashMarkers = trashFiles.Select(t => (GetOrCreate(t.File.Cluster, t.File.Db), t.Key)).ToList();
         foreach (var (f, size) in dataFiles)
             GetOrCreate(f.Cluster, f.Db).AddStored(f, size);
         foreach (var r in restoreFiles)
             GetOrCreate(r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
         foreach (var (parsed, key) in clusterKeys)
             await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
+        foreach (var (db, key) in trashMarkers)
+            await db.LoadTrashMarkerAsync(key, ct).ConfigureAwait(false);
 
         // Databases that so far live only in the buffer.
         foreach (var (cluster, db) in BufferedDatabases())
@@ -87,7 +99,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             async (db, token) => await db.LoadAsync(token).ConfigureAwait(false)).ConfigureAwait(false);
 
         // Data of clusters deleted halfway: finish the delete.
-        foreach (var orphan in _dbs.Values.Select(d => d.Cluster).Distinct().Where(c => clusters.Find(c) is null).ToList())
+        foreach (var orphan in _dbs.Values.Select(d => d.Cluster).Distinct().Where(c => clusters.Find(c) is null && clusters.FindTrashed(c) is null).ToList())
         {
             engine.Log.LogWarning("cluster {Cluster} has data but no cluster.json (a delete was interrupted); deleting its data", orphan);
             await DeleteClusterDataAsync(orphan, ct).ConfigureAwait(false);
@@ -99,12 +111,18 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         }
     }
 
-    /// <summary>One listing of the store, parsed: data files, restore records, cluster and token files (clusters first).</summary>
-    private async Task<(List<(StoreKeys.DataFile, long)> Data, List<StoreKeys.RestoreFile> Restores, List<(StoreKeys.Parsed, string)> Clusters)> ListStoreAsync(CancellationToken ct)
+    /// <summary>
+    /// One listing of the store, parsed: data files, restore records, cluster, cluster-trash and token files (trash
+    /// markers first, so a cluster.json read after its marker goes to the trash, not among the live clusters), and
+    /// databases' trash markers.
+    /// </summary>
+    private async Task<(List<(StoreKeys.DataFile, long)> Data, List<StoreKeys.RestoreFile> Restores, List<(StoreKeys.Parsed, string)> Clusters,
+        List<(StoreKeys.DatabaseTrashFile File, string Key)> Trash)> ListStoreAsync(CancellationToken ct)
     {
         var data = new List<(StoreKeys.DataFile, long)>();
         var restores = new List<StoreKeys.RestoreFile>();
         var clusterKeys = new List<(StoreKeys.Parsed, string)>();
+        var trash = new List<(StoreKeys.DatabaseTrashFile, string)>();
         await foreach (var info in engine.Store.ListAsync(StoreKeys.ClustersPrefix, ct).ConfigureAwait(false))
         {
             switch (StoreKeys.Parse(info.Key))
@@ -115,12 +133,16 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 case StoreKeys.RestoreFile r when Names.IsValid(r.Cluster) && Names.IsValid(r.Db):
                     restores.Add(r);
                     break;
-                case StoreKeys.ClusterFile or StoreKeys.TokenFile:
+                case StoreKeys.DatabaseTrashFile t when Names.IsValid(t.Cluster) && Names.IsValid(t.Db):
+                    trash.Add((t, info.Key));
+                    break;
+                case StoreKeys.ClusterFile or StoreKeys.TokenFile or StoreKeys.ClusterTrashFile:
                     clusterKeys.Add((StoreKeys.Parse(info.Key)!, info.Key));
                     break;
             }
         }
-        return (data, restores, clusterKeys.OrderBy(k => k.Item1 is StoreKeys.ClusterFile ? 0 : 1).ToList());
+        var ordered = clusterKeys.OrderBy(k => k.Item1 switch { StoreKeys.ClusterTrashFile => 0, StoreKeys.ClusterFile => 1, _ => 2 }).ToList();
+        return (data, restores, ordered, trash);
     }
 
     private IEnumerable<(string Cluster, string Db)> BufferedDatabases()
@@ -203,13 +225,15 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             try
             {
                 await Task.Delay(delay, ct).ConfigureAwait(false);
-                var (data, restores, clusterKeys) = await ListStoreAsync(ct).ConfigureAwait(false);
+                var (data, restores, clusterKeys, trash) = await ListStoreAsync(ct).ConfigureAwait(false);
                 foreach (var (parsed, key) in clusterKeys)
                     await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
                 var files = data.GroupBy(d => (d.Item1.Cluster, d.Item1.Db)).ToDictionary(g => g.Key, g => g.ToList());
                 var records = restores.GroupBy(r => (r.Cluster, r.Db)).ToDictionary(g => g.Key, g => g.ToList());
                 foreach (var key in files.Keys.Concat(records.Keys).Distinct())
                     GetOrCreate(key.Cluster, key.Db);
+                foreach (var (t, key) in trash)
+                    await GetOrCreate(t.Cluster, t.Db).LoadTrashMarkerAsync(key, ct).ConfigureAwait(false);
                 foreach (var db in _dbs.Values.Where(d => d.Offline).ToList())
                     await db.GoOnlineAsync(files.GetValueOrDefault((db.Cluster, db.Name)) ?? [], records.GetValueOrDefault((db.Cluster, db.Name)) ?? [], ct).ConfigureAwait(false);
                 _offline = false;
@@ -259,7 +283,8 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 if (now - lastMaintenance >= engine.Options.BackgroundInterval)
                 {
                     lastMaintenance = now;
-                    foreach (var db in All.Where(d => d.Level(1).Count > 0))
+                    await Trash.PurgeDueAsync(ct).ConfigureAwait(false);
+                    foreach (var db in All.Where(d => d.Level(1).Count > 0 && !InTrash(d)))
                     {
                         var key = (db.Cluster + "\0maintain", db.Name);
                         if (maintain.TryGetValue(key, out var t) && !t.IsCompleted)
@@ -308,7 +333,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     /// <summary>Runs compaction, snapshots and retention on every database now (tests).</summary>
     public async Task MaintainAllAsync(CancellationToken ct)
     {
-        foreach (var db in All.ToList())
+        foreach (var db in All.Where(d => !InTrash(d)).ToList())
             await db.MaintainAsync(clusters.Find(db.Cluster)?.Retention ?? engine.Options.DefaultRetention, ct).ConfigureAwait(false);
     }
 
@@ -327,6 +352,20 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         string dir = Path.Combine(engine.BufferDirectory, cluster);
         if (Directory.Exists(dir))
             Directory.Delete(dir, recursive: true);
+    }
+
+    /// <summary>Purges one database: its buffer files, every object under its prefix, and its trash marker last.</summary>
+    public async Task DeleteDatabaseDataAsync(Database db, CancellationToken ct)
+    {
+        await db.MarkDeletedAsync().ConfigureAwait(false);
+        _dbs.TryRemove(new KeyValuePair<(string, string), Database>((db.Cluster, db.Name), db));
+        string marker = StoreKeys.DatabaseTrash(db.Cluster, db.Name);
+        var keys = new List<string>();
+        await foreach (var info in engine.Store.ListAsync(StoreKeys.DatabasePrefix(db.Cluster, db.Name), ct).ConfigureAwait(false))
+            if (info.Key != marker)
+                keys.Add(info.Key);
+        await engine.Store.DeleteManyAsync(keys, ct).ConfigureAwait(false);
+        await engine.Store.DeleteAsync(marker, ct).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()

@@ -33,6 +33,9 @@ public sealed class ServerOptions
     /// <summary>Retention of a cluster created without <c>--retention</c>.</summary>
     public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>How long a deleted cluster or database stays in the trash, restorable, before its objects are removed.</summary>
+    public TimeSpan TrashRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>The largest request body accepted on <c>POST /db/tx</c>.</summary>
     public long MaxUploadBytes { get; set; } = 16L << 30;
 
@@ -108,6 +111,7 @@ public sealed class ServerOptions
         new("l3-window", "L3 compaction window (default 1h).", (o, v) => o.L3Window = ParseDuration(v, "l3-window")),
         new("snapshot-interval", "How often a full snapshot of each database is stored (default 24h).", (o, v) => o.SnapshotInterval = ParseDuration(v, "snapshot-interval")),
         new("retention", "Retention of clusters created without --retention (default 720h).", (o, v) => o.DefaultRetention = ParseDuration(v, "retention")),
+        new("trash-retention", "How long deleted clusters and databases stay restorable in the trash before they are purged (default 168h).", (o, v) => o.TrashRetention = ParseDuration(v, "trash-retention")),
         new("max-upload-size", "Largest accepted request body, bytes or with KiB/MiB/GiB (default 16GiB).", (o, v) => o.MaxUploadBytes = ParseSize(v, "max-upload-size")),
         new("max-db-size", "Largest database a write may leave, commit x page size (default 256GiB).", (o, v) => o.MaxDatabaseBytes = ParseSize(v, "max-db-size")),
         new("min-upload-rate", "Cut off an upload slower than this many bytes a second after 10s, e.g. 1KiB; 0 = never (default 1KiB).", (o, v) => o.MinUploadRate = v.Trim() == "0" ? 0 : ParseSize(v, "min-upload-rate")),
@@ -164,6 +168,8 @@ public sealed class ServerOptions
             throw new ArgumentException("s3-request-timeout must be a positive duration");
         if (DefaultRetention <= TimeSpan.Zero)
             throw new ArgumentException("retention must be a positive duration");
+        if (TrashRetention <= TimeSpan.Zero)
+            throw new ArgumentException("trash-retention must be a positive duration");
         if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0 || MaxDatabaseBytes <= 0 || UploadMemoryBytes <= 0 || MinUploadRate < 0)
             throw new ArgumentException("sizes must be positive");
         if (UploadIdleTimeout <= TimeSpan.Zero)
@@ -188,7 +194,13 @@ public sealed class ServerOptions
         _ => throw new ArgumentException($"invalid {what} '{v}': expected true or false"),
     };
 
-    /// <summary>Go-style durations: <c>250ms</c>, <c>10s</c>, <c>5m</c>, <c>1h30m</c>, <c>720h</c>, plus <c>d</c> for days.</summary>
+    /// <summary>The longest duration any setting or request may give: 100 years (clock arithmetic stays in range).</summary>
+    public static readonly TimeSpan MaxDuration = TimeSpan.FromDays(36_500);
+
+    /// <summary>
+    /// Go-style durations: <c>250ms</c>, <c>10s</c>, <c>5m</c>, <c>1h30m</c>, <c>720h</c>, plus <c>d</c> for days;
+    /// from 0 to <see cref="MaxDuration"/>. Anything else is an <see cref="ArgumentException"/> naming <paramref name="what"/>.
+    /// </summary>
     public static TimeSpan ParseDuration(string text, string what = "duration")
     {
         var s = text.Trim();
@@ -217,8 +229,12 @@ public sealed class ServerOptions
             };
             totalMs += n * unitMs;
         }
+        if (!(totalMs <= MaxDuration.TotalMilliseconds))
+            throw new ArgumentException($"{what} '{Shorten(text)}' is out of range: allowed are 0s to {(long)MaxDuration.TotalHours}h (100 years)");
         return TimeSpan.FromMilliseconds(totalMs);
     }
+
+    private static string Shorten(string s) => s.Length > 40 ? s[..40] + "..." : s;
 
     public static long ParseSize(string text, string what = "size")
     {

@@ -17,6 +17,12 @@ internal static class StoreKeys
     public static string DatabasesPrefix(string cluster) => $"clusters/{cluster}/dbs/";
     public static string DatabasePrefix(string cluster, string db) => $"clusters/{cluster}/dbs/{db}/";
 
+    /// <summary>Present while the cluster is in the trash (deleted, still restorable); removed last when it is purged.</summary>
+    public static string ClusterTrash(string cluster) => $"clusters/{cluster}/trashed.json";
+
+    /// <summary>Present while the database is in the trash; removed last when it is purged.</summary>
+    public static string DatabaseTrash(string cluster, string db) => DatabasePrefix(cluster, db) + "trashed.json";
+
     /// <summary>
     /// A file's name: the first and last TXID of the log it covers, and <c>.snap</c> when its first file is
     /// a snapshot (it restarts the database, so it holds every page).
@@ -41,6 +47,8 @@ internal static class StoreKeys
     public abstract record Parsed;
     public sealed record ClusterFile(string Cluster) : Parsed;
     public sealed record TokenFile(string Cluster, string Id) : Parsed;
+    public sealed record ClusterTrashFile(string Cluster) : Parsed;
+    public sealed record DatabaseTrashFile(string Cluster, string Db) : Parsed;
     /// <summary>Level 1 = sealed segment, 2/3 = compactions, 0 = snapshot.</summary>
     public sealed record DataFile(string Cluster, string Db, int Level, ulong Start, ulong Max, bool Snap) : Parsed;
     /// <summary>An in-place restore's record (see <see cref="Restore"/>).</summary>
@@ -54,6 +62,10 @@ internal static class StoreKeys
         string cluster = parts[1];
         if (parts.Length == 3 && parts[2] == "cluster.json")
             return new ClusterFile(cluster);
+        if (parts.Length == 3 && parts[2] == "trashed.json")
+            return new ClusterTrashFile(cluster);
+        if (parts.Length == 5 && parts[2] == "dbs" && parts[4] == "trashed.json")
+            return new DatabaseTrashFile(cluster, parts[3]);
         if (parts.Length == 4 && parts[2] == "tokens" && parts[3].EndsWith(".json", StringComparison.Ordinal))
             return new TokenFile(cluster, parts[3][..^5]);
         if (parts.Length == 6 && parts[2] == "dbs" && parts[4] == "restores")

@@ -51,11 +51,13 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
     }
 
     /// <summary>The query naming a database (and the cluster, for the admin token).</summary>
-    public string Query(string db) => "db=" + Uri.EscapeDataString(db) + (cluster is null ? "" : "&cluster=" + Uri.EscapeDataString(cluster));
+    public string Query(string db) => "db=" + Commands.Server.UrlNames.Database(db) + (cluster is null ? "" : "&cluster=" + Commands.Server.UrlNames.Cluster(cluster));
 
     public Task<JsonElement> GetAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, ct);
 
     public Task<JsonElement> PostAsync(string path, object? body, CancellationToken ct) => SendAsync(HttpMethod.Post, path, body, ct);
+
+    public Task<JsonElement> DeleteAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Delete, path, null, ct);
 
     private async Task<JsonElement> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
     {

@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Wayback.Cli.Commands.Server;
 
-/// <summary><c>wayback clusters create|list|delete</c>, through the admin API.</summary>
+/// <summary><c>wayback clusters create|list|delete|restore|trash</c>, through the admin API.</summary>
 internal static class ClustersCommand
 {
     public static Command Create()
@@ -21,15 +21,25 @@ internal static class ClustersCommand
         list.SetAction((r, ct) => ListAsync(r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
 
         var delName = new Argument<string>("NAME") { Description = "Cluster to delete, with all its databases and backups." };
-        var delete = new Command("delete", "Delete a cluster, its tokens and every backup it holds.") { delName, server, token, json };
-        delete.SetAction((r, ct) => DeleteAsync(r.GetValue(delName)!, r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
+        var yes = YesOption();
+        var delete = new Command("delete", "Delete a cluster, its tokens and every backup it holds: they go to the server's trash, restorable until purged (--trash-retention, default 7 days).")
+            { delName, yes, server, token, json };
+        delete.SetAction((r, ct) => DeleteAsync(r.GetValue(delName)!, r.GetValue(yes), Confirmation.StdinIsTerminal, r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.In, Console.Out, Console.Error, ct));
 
-        return new Command("clusters", "Manage clusters (needs the admin token).") { create, list, delete };
+        var restoreName = new Argument<string>("NAME") { Description = "Cluster to bring back from the trash." };
+        var restore = new Command("restore", "Bring a deleted cluster back from the trash, with its tokens and every restore point.") { restoreName, server, token, json };
+        restore.SetAction((r, ct) => RestoreAsync(r.GetValue(restoreName)!, r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
+
+        var trash = new Command("trash", "List deleted clusters and databases, and when each is purged.") { server, token, json };
+        trash.SetAction((r, ct) => TrashAsync(r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
+
+        return new Command("clusters", "Manage clusters (needs the admin token).") { create, list, delete, restore, trash };
     }
 
     public static Task<int> CreateAsync(string name, string? retention, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
         CliErrors.RunAsync(stderr, async () =>
         {
+            UrlNames.Cluster(name);
             using var client = AdminClient.Create(server, token);
             var result = (await client.SendAsync(HttpMethod.Post, "/admin/clusters", new { name, retention }, ct).ConfigureAwait(false))!.Value;
             if (json)
@@ -63,12 +73,47 @@ internal static class ClustersCommand
             return CliErrors.Ok;
         });
 
-    public static Task<int> DeleteAsync(string name, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
+    public static Option<bool> YesOption() => new("--yes", "-y") { Description = "Delete without asking for the name typed again." };
+
+    public static Task<int> DeleteAsync(string name, bool yes, bool interactive, string? server, string? token, bool json,
+        TextReader stdin, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
+        CliErrors.RunAsync(stderr, async () =>
+        {
+            string segment = UrlNames.Cluster(name);
+            using var client = AdminClient.Create(server, token);
+            await Confirmation.RequireAsync("cluster", name, yes, interactive, stdin, stderr, ct).ConfigureAwait(false);
+            var result = (await client.SendAsync(HttpMethod.Delete, "/admin/clusters/" + segment, null, ct).ConfigureAwait(false))!.Value;
+            await stdout.WriteLineAsync(json ? result.GetRawText()
+                : $"moved cluster {name} to the trash; it is purged at {AdminClient.Str(result, "purgeAt")} unless you run `wayback clusters restore {name}`").ConfigureAwait(false);
+            return CliErrors.Ok;
+        });
+
+    public static Task<int> RestoreAsync(string name, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
+        CliErrors.RunAsync(stderr, async () =>
+        {
+            string segment = UrlNames.Cluster(name);
+            using var client = AdminClient.Create(server, token);
+            var result = (await client.SendAsync(HttpMethod.Post, "/admin/clusters/" + segment + "/restore", null, ct).ConfigureAwait(false))!.Value;
+            await stdout.WriteLineAsync(json ? result.GetRawText()
+                : $"restored cluster {name} with {AdminClient.Str(result, "databases")} databases and {AdminClient.Str(result, "tokens")} tokens").ConfigureAwait(false);
+            return CliErrors.Ok;
+        });
+
+    public static Task<int> TrashAsync(string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
         CliErrors.RunAsync(stderr, async () =>
         {
             using var client = AdminClient.Create(server, token);
-            await client.SendAsync(HttpMethod.Delete, "/admin/clusters/" + Uri.EscapeDataString(name), null, ct).ConfigureAwait(false);
-            await stdout.WriteLineAsync(json ? JsonSerializer.Serialize(new { deleted = name }) : $"deleted cluster {name}").ConfigureAwait(false);
+            var result = (await client.SendAsync(HttpMethod.Get, "/admin/trash", null, ct).ConfigureAwait(false))!.Value;
+            if (json)
+            {
+                await stdout.WriteLineAsync(result.GetRawText()).ConfigureAwait(false);
+                return CliErrors.Ok;
+            }
+            await AdminClient.WriteTableAsync(stdout, ["KIND", "CLUSTER", "DATABASE", "DELETED", "PURGED AT"],
+                result.EnumerateArray().Select(e => new[]
+                {
+                    AdminClient.Str(e, "kind"), AdminClient.Str(e, "cluster"), AdminClient.Str(e, "db"), AdminClient.Str(e, "deletedAt"), AdminClient.Str(e, "purgeAt"),
+                })).ConfigureAwait(false);
             return CliErrors.Ok;
         });
 }

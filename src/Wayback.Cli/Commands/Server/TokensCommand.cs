@@ -28,14 +28,15 @@ internal static class TokensCommand
         return new Command("tokens", "Manage cluster tokens (needs the admin token).") { create, list, revoke };
     }
 
-    private static string Path(string cluster, string? rest = null) =>
-        "/admin/clusters/" + Uri.EscapeDataString(cluster) + "/tokens" + (rest is null ? "" : "/" + Uri.EscapeDataString(rest));
+    private static string Path(string cluster, string? id = null) =>
+        "/admin/clusters/" + UrlNames.Cluster(cluster) + "/tokens" + (id is null ? "" : "/" + UrlNames.TokenId(id));
 
     public static Task<int> CreateAsync(string cluster, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
         CliErrors.RunAsync(stderr, async () =>
         {
+            string path = Path(cluster);
             using var client = AdminClient.Create(server, token);
-            var result = (await client.SendAsync(HttpMethod.Post, Path(cluster), null, ct).ConfigureAwait(false))!.Value;
+            var result = (await client.SendAsync(HttpMethod.Post, path, null, ct).ConfigureAwait(false))!.Value;
             if (json)
             {
                 await stdout.WriteLineAsync(JsonSerializer.Serialize(new { cluster, id = AdminClient.Str(result, "id"), token = AdminClient.Str(result, "token") })).ConfigureAwait(false);
@@ -51,8 +52,9 @@ internal static class TokensCommand
     public static Task<int> ListAsync(string cluster, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
         CliErrors.RunAsync(stderr, async () =>
         {
+            string path = Path(cluster);
             using var client = AdminClient.Create(server, token);
-            var result = (await client.SendAsync(HttpMethod.Get, Path(cluster), null, ct).ConfigureAwait(false))!.Value;
+            var result = (await client.SendAsync(HttpMethod.Get, path, null, ct).ConfigureAwait(false))!.Value;
             if (json)
             {
                 await stdout.WriteLineAsync(result.GetRawText()).ConfigureAwait(false);
@@ -66,8 +68,9 @@ internal static class TokensCommand
     public static Task<int> RevokeAsync(string cluster, string id, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
         CliErrors.RunAsync(stderr, async () =>
         {
+            string path = Path(cluster, id);
             using var client = AdminClient.Create(server, token);
-            await client.SendAsync(HttpMethod.Delete, Path(cluster, id), null, ct).ConfigureAwait(false);
+            await client.SendAsync(HttpMethod.Delete, path, null, ct).ConfigureAwait(false);
             await stdout.WriteLineAsync(json ? JsonSerializer.Serialize(new { cluster, revoked = id }) : $"revoked token {id} of cluster {cluster}").ConfigureAwait(false);
             return CliErrors.Ok;
         });
