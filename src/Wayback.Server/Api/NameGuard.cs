@@ -83,9 +83,13 @@ internal static class NameGuard
             string seg = segments[i];
             if (seg.Length == 0)
             {
-                if (i == segments.Length - 1)
-                    continue; // a trailing slash (/ui/)
-                return "the path has an empty segment (//): a name is missing";
+                // A trailing slash is the dashboard's directory form (/ui/, /ui/assets/); elsewhere it stands where a
+                // name is missing (DELETE /admin/clusters/).
+                if (i == segments.Length - 1 && (i == 1 || segments[1] == "ui"))
+                    continue;
+                return i == segments.Length - 1
+                    ? "the path ends with '/': a name is missing after it"
+                    : "the path has an empty segment (//): a name is missing";
             }
             if (seg.Contains("%2f", StringComparison.OrdinalIgnoreCase) || seg.Contains("%5c", StringComparison.OrdinalIgnoreCase) || seg.Contains('\\'))
                 return "the path holds an encoded slash or a backslash: a name may not contain '/' or '\\'";
