@@ -22,18 +22,8 @@ internal sealed partial class Database
         Offline = true;
         if (!Directory.Exists(BufferDirectory))
             return;
-        foreach (var path in Directory.GetFiles(BufferDirectory, "*.buf").Order(StringComparer.Ordinal))
+        await foreach (var (segment, path) in RecoverBufferFilesAsync(ct).ConfigureAwait(false))
         {
-            var (segment, cut) = await BufferSegment.RecoverAsync(path, _engine.Faults, ct).ConfigureAwait(false);
-            if (cut > 0)
-                _engine.Log.LogWarning("{Db}: cut a torn tail of {Bytes} bytes off buffer file {Path}", Label, cut, path);
-            if (segment is null || segment.Entries.Count == 0)
-            {
-                segment?.Delete();
-                if (segment is null)
-                    File.Delete(path);
-                continue;
-            }
             var first = segment.Entries[0];
             if (_pending.Count > 0 && !(segment.Start == _pos.Txid + 1 && (first.IsSnapshot || first.PreApply == _pos.Checksum)))
             {

@@ -135,19 +135,8 @@ internal sealed partial class Database
 
         if (!Directory.Exists(BufferDirectory))
             return;
-        var files = Directory.GetFiles(BufferDirectory, "*.buf").Order(StringComparer.Ordinal).ToList();
-        foreach (var path in files)
+        await foreach (var (segment, path) in RecoverBufferFilesAsync(ct).ConfigureAwait(false))
         {
-            var (segment, cut) = await BufferSegment.RecoverAsync(path, _engine.Faults, ct).ConfigureAwait(false);
-            if (cut > 0)
-                _engine.Log.LogWarning("{Db}: cut a torn tail of {Bytes} bytes off buffer file {Path}", Label, cut, path);
-            if (segment is null || segment.Entries.Count == 0)
-            {
-                segment?.Delete();
-                if (segment is null)
-                    File.Delete(path);
-                continue;
-            }
             if (segment.MaxTxid <= stored)
             {
                 // Uploaded before the crash, deleted after: the store has it.
@@ -205,6 +194,29 @@ internal sealed partial class Database
         f.Index = index;
         NoteSummary(f, index);
         return index;
+    }
+
+    /// <summary>
+    /// The database's buffer files in TXID order, each read back record by record with a torn tail cut off;
+    /// files left with no record are deleted and not returned.
+    /// </summary>
+    private async IAsyncEnumerable<(BufferSegment Segment, string Path)> RecoverBufferFilesAsync(
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        foreach (var path in Directory.GetFiles(BufferDirectory, "*.buf").Order(StringComparer.Ordinal).ToList())
+        {
+            var (segment, cut) = await BufferSegment.RecoverAsync(path, _engine.Faults, ct).ConfigureAwait(false);
+            if (cut > 0)
+                _engine.Log.LogWarning("{Db}: cut a torn tail of {Bytes} bytes off buffer file {Path}", Label, cut, path);
+            if (segment is null || segment.Entries.Count == 0)
+            {
+                segment?.Delete();
+                if (segment is null)
+                    File.Delete(path);
+                continue;
+            }
+            yield return (segment, path);
+        }
     }
 
     // ---------------------------------------------------------------- ingest
