@@ -30,12 +30,7 @@ internal sealed partial class Database
                 SetAside(segment, path, $"does not continue the buffer file before it (TXID {_pos.Txid})");
                 continue;
             }
-            _pending.Add(segment);
-            var last = segment.Entries[^1];
-            _pos = new Position(last.MaxTxid, last.PostApply);
-            _pageSize = last.PageSize;
-            LastWriteMs = last.TimestampMs;
-            Commit = last.Commit;
+            AdoptBufferFile(segment);
         }
         _pages = await ReplayBufferAsync(ct).ConfigureAwait(false);
         if (_pending.Count > 0)

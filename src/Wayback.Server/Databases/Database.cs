@@ -153,12 +153,7 @@ internal sealed partial class Database
                 _engine.Log.LogError("{Db}: buffer file {Path} does not continue the store's position {Pos}; kept as {Orphan}", Label, path, _pos, orphan);
                 continue;
             }
-            _pending.Add(segment);
-            var last = segment.Entries[^1];
-            _pos = new Position(last.MaxTxid, last.PostApply);
-            _pageSize = last.PageSize;
-            LastWriteMs = last.TimestampMs;
-            Commit = last.Commit;
+            AdoptBufferFile(segment);
         }
         // The newest buffer file stays open for appends; the ones before it wait for upload.
         if (_pending.Count > 0)
@@ -217,6 +212,17 @@ internal sealed partial class Database
             }
             yield return (segment, path);
         }
+    }
+
+    /// <summary>A recovered buffer file that continues the position: it waits for upload and the position moves to its end.</summary>
+    private void AdoptBufferFile(BufferSegment segment)
+    {
+        _pending.Add(segment);
+        var last = segment.Entries[^1];
+        _pos = new Position(last.MaxTxid, last.PostApply);
+        _pageSize = last.PageSize;
+        LastWriteMs = last.TimestampMs;
+        Commit = last.Commit;
     }
 
     // ---------------------------------------------------------------- ingest
