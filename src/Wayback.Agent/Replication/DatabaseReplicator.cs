@@ -19,6 +19,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private readonly IAgentLog _log;
     private readonly Pulse _captureWake = new();
     private readonly Pulse _shipWake = new();
+    private readonly Pulse _serverAnswers = new();
     private AgentJournal? _journal;
     private DatabaseCapture? _capture;
     private Native.FileWatch? _watcher;
@@ -72,6 +73,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             Interlocked.Exchange(ref _refreshServer, 1);
             _captureWake.Set();
         }, _options.Server, _options.Token, null, _log, seen: OnWatched);
+        _restores.ServerAnswersAgain += _serverAnswers.Set;
         string dir = Path.GetDirectoryName(_target.Path)!;
         if (Directory.Exists(dir))
         {
@@ -282,7 +284,14 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 _lastShipError = e.Message;
                 _server = null; // ask again: the server may have moved on
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
-                try { await Task.Delay(retry, ct).ConfigureAwait(false); } catch (OperationCanceledException) { break; }
+                // The restore watcher seeing the server answer again cuts the wait short: a server that
+                // restarted gets the backlog at once, not after the rest of a backoff grown while it was down.
+                try
+                {
+                    if (await _serverAnswers.WaitAsync(retry, ct).ConfigureAwait(false))
+                        backoff = TimeSpan.FromMilliseconds(250);
+                }
+                catch (OperationCanceledException) { break; }
                 continue;
             }
             if (more)

@@ -69,6 +69,9 @@ public sealed class RestoreWatcher : IDisposable
     private readonly Action<WatchedPosition>? _seen;
     private volatile bool _running;
 
+    /// <summary>Raised when a poll succeeds after failing: the server answers again, so the shipper need not sit out its backoff.</summary>
+    public event Action? ServerAnswersAgain;
+
     public RestoreWatcher(string name, string databasePath, AgentJournal journal, Func<DatabaseCapture> capture, Action<ResyncRequest> request,
         Uri server, string token, RestoreOptions? options, IAgentLog log, HttpMessageHandler? handler = null, Action<WatchedPosition>? seen = null)
     {
@@ -141,6 +144,7 @@ public sealed class RestoreWatcher : IDisposable
                 {
                     _log.Info($"{_name}: watching the server for in-place restores again");
                     lastError = null;
+                    ServerAnswersAgain?.Invoke();
                 }
                 backoff = TimeSpan.FromSeconds(1);
                 if (ShouldApply(seen) is { } restore)
@@ -171,7 +175,8 @@ public sealed class RestoreWatcher : IDisposable
                 {
                     break;
                 }
-                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+                // A short cap: /pos is a cheap read, and this poll is what tells the shipper the server is back.
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
     }
