@@ -596,8 +596,16 @@ public sealed class RestoreApiTests
         }
         // One through the lost file names it too.
         var lostMax = ulong.Parse(lost.Split('/')[^1].Split('.')[0].Split('-')[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-        (st, text) = await SnapshotTextAsync(s, token, $"&txid={lostMax}&format=sqlite");
-        Assert.True(st == 500 && (text.Contains(lost) || text.Contains(damaged)), $"{st}: {text}");
+        // Unless the plan goes around it (background compaction may have written another start point at that
+        // TXID meanwhile): then the answer must be the very database, never a wrong one.
+        var (lostStatus, lostBody) = await s.SnapshotAsync(token, "db", $"&txid={lostMax}&format=sqlite");
+        if (lostStatus == 200)
+            Assert.Equal(model.ImageAt[lostMax], lostBody);
+        else
+        {
+            text = System.Text.Encoding.UTF8.GetString(lostBody);
+            Assert.True(lostStatus == 500 && (text.Contains(lost) || text.Contains(damaged)), $"{lostStatus}: {text}");
+        }
     }
 
     private static async Task<(int Status, string Text)> SnapshotTextAsync(TestServer s, string token, string query)
