@@ -43,4 +43,10 @@ public sealed record AgentOptions
     public int? Nice { get; init; }
 
     public CaptureOptions Capture { get; init; } = new();
+
+    /// <summary>
+    /// Collect garbage often to keep the agent's own footprint small (the <c>wayback replicate</c> process). Off
+    /// when hosted in an application, whose collections are its own business.
+    /// </summary>
+    public bool TrimMemory { get; init; } = true;
 }

@@ -49,7 +49,8 @@ public sealed class Replicator : IAsyncDisposable
     public async Task RunAsync(CancellationToken ct)
     {
         var loops = _databases.Select(d => d.RunAsync(ct)).ToList();
-        loops.Add(Task.Run(() => TrimMemoryAsync(ct), ct));
+        if (_options.TrimMemory)
+            loops.Add(Task.Run(() => TrimMemoryAsync(ct), ct));
         if (_options.Nice is { } nice)
             loops.Add(Task.Run(() => Wayback.Ltx.Native.ProcessNice.KeepLoweredAsync(nice, ct), ct));
         await Task.WhenAll(loops).ConfigureAwait(false);
