@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Cli.Commands.Ltx;
+using Wayback.Cli.Commands.Points;
 using Wayback.Cli.Commands.Replicate;
 using Wayback.Cli.Commands.Restore;
 using Wayback.Cli.Commands.Server;
@@ -17,6 +18,9 @@ public static class Program
             RestoreCommand.Create(),
             HistoryCommand.Create(),
             VerifyCommand.Create(),
+            QueryCommand.Create(),
+            DiffCommand.Create(),
+            BisectCommand.Create(),
             ServeCommand.Create(),
             ClustersCommand.Create(),
             TokensCommand.Create(),

@@ -144,6 +144,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapOps(registry, dbs, metrics);
         app.MapCatalogApi(registry, dbs);
         app.MapRestoreApi(registry, dbs);
+        app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);

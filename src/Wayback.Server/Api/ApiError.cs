@@ -23,6 +23,9 @@ public static class ErrorCodes
     public const string OutOfRange = "EOUTOFRANGE";
     public const string Confirm = "ECONFIRM";
     public const string Trashed = "ETRASHED";
+    public const string QueryRefused = "EQUERYREFUSED";
+    public const string BadQuery = "EBADQUERY";
+    public const string QueryLimit = "EQUERYLIMIT";
 }
 
 /// <summary>A request the server refuses, with the HTTP status and protocol code to answer.</summary>

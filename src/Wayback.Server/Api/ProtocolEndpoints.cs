@@ -51,6 +51,10 @@ internal static class ProtocolEndpoints
         {
             return ApiResults.Error(400, ErrorCodes.BadRequest, e.Message);
         }
+        catch (Points.QueryException e)
+        {
+            return ApiResults.Error(PointEndpoints.StatusOf(e), PointEndpoints.CodeOf(e), e.Message);
+        }
         catch (LtxException e)
         {
             return ApiResults.Error(500, ErrorCodes.Internal, "stored data failed verification: " + e.Message);
@@ -378,7 +382,7 @@ internal static class ProtocolEndpoints
     }
 
     /// <summary>Writes the body with a callback, after the status and headers have been set.</summary>
-    private sealed class StreamingResult(Func<Stream, Task> write) : IResult
+    internal sealed class StreamingResult(Func<Stream, Task> write) : IResult
     {
         public Task ExecuteAsync(HttpContext httpContext) => write(httpContext.Response.Body);
     }

@@ -112,7 +112,7 @@ internal static class RestoreEndpoints
         }));
     }
 
-    private static (string Cluster, Database Db) Find(HttpContext context, ClusterRegistry registry, DatabaseManager dbs)
+    internal static (string Cluster, Database Db) Find(HttpContext context, ClusterRegistry registry, DatabaseManager dbs)
     {
         string cluster = Auth.ClusterOf(context, registry);
         string name = ProtocolEndpoints.DbName(context);
@@ -121,7 +121,7 @@ internal static class RestoreEndpoints
     }
 
     /// <summary>A TXID (decimal) or a timestamp; neither means the latest.</summary>
-    private static (ulong? Txid, long? TimestampMs) Target(string? txid, string? timestamp)
+    internal static (ulong? Txid, long? TimestampMs) Target(string? txid, string? timestamp)
     {
         if (txid is not null && timestamp is not null)
             throw ApiException.BadRequest("give txid or timestamp, not both");

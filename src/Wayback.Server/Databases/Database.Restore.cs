@@ -150,6 +150,46 @@ internal sealed partial class Database
         return list;
     }
 
+    /// <summary>The newest restore point at or before <paramref name="txid"/> (bisect's probes), or null.</summary>
+    public Task<RestorePoint?> PointAtOrBeforeAsync(ulong txid, CancellationToken ct) => LockedAsync<RestorePoint?>(async () =>
+    {
+        txid = Math.Min(txid, _pos.Txid);
+        var e = txid == 0 ? null : await LogEntryContainingAsync(txid, ct).ConfigureAwait(false);
+        if (e is not null && e.MaxTxid == txid)
+            return new RestorePoint(txid, e.TimestampMs, e.PostApply);
+        ulong before = e is null ? txid : e.Start - 1;
+        if (before == 0)
+            return null;
+        if (await PointLockedAsync(before, ct).ConfigureAwait(false) is { } p)
+            return p;
+        var starts = (await StartPointsLockedAsync(ct).ConfigureAwait(false)).Where(s => s.Txid <= before).ToList();
+        return starts.Count == 0 ? null : starts.MaxBy(s => s.Txid);
+    }, ct);
+
+    /// <summary>The oldest restore point after <paramref name="txid"/>, or null.</summary>
+    public Task<RestorePoint?> PointAfterAsync(ulong txid, CancellationToken ct) => LockedAsync<RestorePoint?>(async () =>
+    {
+        if (txid >= _pos.Txid)
+            return null;
+        if (await LogEntryContainingAsync(txid + 1, ct).ConfigureAwait(false) is { } e)
+            return new RestorePoint(e.MaxTxid, e.TimestampMs, e.PostApply);
+        var starts = (await StartPointsLockedAsync(ct).ConfigureAwait(false)).Where(s => s.Txid > txid).ToList();
+        return starts.Count == 0 ? (RestorePoint?)null : starts.MinBy(s => s.Txid);
+    }, ct);
+
+    private async Task<T> LockedAsync<T>(Func<Task<T>> body, CancellationToken ct)
+    {
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
     /// <summary>The restore point at exactly <paramref name="txid"/>, or null if no file of the log ends there.</summary>
     private async Task<RestorePoint?> PointLockedAsync(ulong txid, CancellationToken ct)
     {

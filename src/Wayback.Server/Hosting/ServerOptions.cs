@@ -81,6 +81,12 @@ public sealed class ServerOptions
     /// </summary>
     public TimeSpan StoreStartupTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>Most bytes of restore points kept as SQLite files for queries, diffs and bisects.</summary>
+    public long PointsCacheBytes { get; set; } = 2L << 30;
+
+    /// <summary>Longest a query (or a diff, or one bisect probe) may run.</summary>
+    public TimeSpan QueryTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
     public int Nice { get; set; }
 
@@ -112,6 +118,8 @@ public sealed class ServerOptions
         new("snapshot-interval", "How often a full snapshot of each database is stored (default 24h).", (o, v) => o.SnapshotInterval = ParseDuration(v, "snapshot-interval")),
         new("retention", "Retention of clusters created without --retention (default 720h).", (o, v) => o.DefaultRetention = ParseDuration(v, "retention")),
         new("trash-retention", "How long deleted clusters and databases stay restorable in the trash before they are purged (default 168h).", (o, v) => o.TrashRetention = ParseDuration(v, "trash-retention")),
+        new("points-cache", "Disk for restore points built for queries, diffs and bisects, under DATA/points; least recently used go first (default 2GiB).", (o, v) => o.PointsCacheBytes = ParseSize(v, "points-cache")),
+        new("query-timeout", "How long one query, diff or bisect probe may run before it is stopped (default 10s).", (o, v) => o.QueryTimeout = ParseDuration(v, "query-timeout")),
         new("max-upload-size", "Largest accepted request body, bytes or with KiB/MiB/GiB (default 16GiB).", (o, v) => o.MaxUploadBytes = ParseSize(v, "max-upload-size")),
         new("max-db-size", "Largest database a write may leave, commit x page size (default 256GiB).", (o, v) => o.MaxDatabaseBytes = ParseSize(v, "max-db-size")),
         new("min-upload-rate", "Cut off an upload slower than this many bytes a second after 10s, e.g. 1KiB; 0 = never (default 1KiB).", (o, v) => o.MinUploadRate = v.Trim() == "0" ? 0 : ParseSize(v, "min-upload-rate")),
