@@ -216,3 +216,42 @@ export async function download(cluster, db, txid, onProgress, signal) {
   }
   return { blob: new Blob(parts, { type: "application/vnd.sqlite3" }), txid: restoredTxid, bytes: received };
 }
+
+// --- looking inside a restore point ----------------------------------------------------------------------------
+
+/** A read-only query at a TXID: {point, columns, rows, truncated, rowLimit, elapsedMs}. */
+export const query = (cluster, db, txid, sql, limit) =>
+  request("/api/query", { method: "POST", query: { cluster, db }, body: limit ? { txid, sql, limit } : { txid, sql }, timeoutMs: 0 });
+
+/** What changed from a TXID to another (null: the latest): {from, to, schema, tables}. */
+export const diff = (cluster, db, fromTxid, toTxid) =>
+  request("/api/diff", { query: { cluster, db, from: fromTxid, to: toTxid ?? undefined }, timeoutMs: 0 });
+
+/**
+ * Bisects for the first transaction after which the query's result differs from its result at `goodTxid`
+ * (null: the first restore point). onProbe hears each probe as the server decides it. Resolves to the answer
+ * ({firstBad, lastGood, before, after, probes}).
+ */
+export async function bisect(cluster, db, sql, goodTxid, onProbe, signal) {
+  const body = goodTxid ? { sql, good: { txid: goodTxid } } : { sql };
+  const response = await request("/api/bisect", { method: "POST", query: { cluster, db }, body, raw: true, timeoutMs: 0, signal });
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (value) buffered += decoder.decode(value, { stream: !done });
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (!line) continue;
+      const item = JSON.parse(line);
+      if (item.probe && onProbe) onProbe(item.probe);
+      if (item.error) throw new ApiError("refused", item.error.error, { code: item.error.code });
+      if (item.found) return item.found;
+    }
+    if (done) break;
+  }
+  throw new ApiError("network", "The server ended the search without an answer; try again.");
+}

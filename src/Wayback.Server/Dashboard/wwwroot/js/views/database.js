@@ -7,6 +7,7 @@ import { h, replace, s, uid } from "../dom.js";
 import * as fmt from "../format.js";
 import { errorBox, heading, loading, refreshInPlace, stat, title } from "../ui.js";
 import { faultName, lagText } from "./cluster.js";
+import { previewPanel } from "./preview.js";
 
 const LOOKUP_DELAY_MS = 300;
 
@@ -217,6 +218,7 @@ export function databaseView(main, app, cluster, db) {
     clearTimeout(lookupTimer);
     point = null;
     if (pointBox.querySelector(".point-card")) pointBox.classList.add("stale");
+    preview.setPoint(null);
     updateActions();
   }
 
@@ -260,7 +262,16 @@ export function databaseView(main, app, cluster, db) {
       h("p", { class: "help" }, "Database checksum after it: ", h("code", null, p.postApplyChecksum),
         isCurrent ? ". This is the database's current state: restoring to it changes nothing." : ".")));
     chart.setSelection({ requestedMs: byTime ? p.requestedMs : null, pointMs: p.timestampMs, txid: p.txid });
+    preview.setPoint(p);
   }
+
+  // The bisect's answer becomes the chosen point: the transaction just before the change.
+  const preview = previewPanel({
+    cluster, db, onFound: (txid) => {
+      txidInput.value = String(txid);
+      scheduleLookup({ txid }, 0);
+    },
+  });
 
   // --- restore ----------------------------------------------------------------------------------------------
   const restoreAction = confirmAction({
@@ -410,6 +421,7 @@ export function databaseView(main, app, cluster, db) {
       h("p", null, "Replaces the database's contents with its state at a past transaction. The server records the restore as a new transaction, so history stays one line and the restore can be undone; every agent replicating the database applies it to the live file."),
       pickForm,
       pointBox,
+      preview.element,
       restoreAction.element,
       results),
     h("section", { "aria-labelledby": "download-h", class: "card" },
