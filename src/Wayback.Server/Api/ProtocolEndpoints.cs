@@ -139,8 +139,8 @@ internal static class ProtocolEndpoints
 
     /// <summary>One database's position, and the in-place restore that made it if one did (for agents).</summary>
     private sealed record WatchedPos(
-        [property: System.Text.Json.Serialization.JsonPropertyName("txid")] string Txid,
-        [property: System.Text.Json.Serialization.JsonPropertyName("postApplyChecksum")] string PostApplyChecksum,
+        [property: System.Text.Json.Serialization.JsonPropertyName(PositionJson.TxidName)] string Txid,
+        [property: System.Text.Json.Serialization.JsonPropertyName(PositionJson.ChecksumName)] string PostApplyChecksum,
         [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore,
         [property: System.Text.Json.Serialization.JsonPropertyName("hwm")] string Hwm);
 
