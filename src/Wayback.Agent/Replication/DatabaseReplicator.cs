@@ -4,6 +4,7 @@ using Wayback.Agent.Metrics;
 using Wayback.Agent.Restore;
 using Wayback.Agent.Shipping;
 using Wayback.Ltx;
+using Wayback.Protocol;
 
 namespace Wayback.Agent.Replication;
 
@@ -23,14 +24,14 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private AgentJournal? _journal;
     private DatabaseCapture? _capture;
     private Native.FileWatch? _watcher;
-    private ServerPosition? _server;
+    private Position? _server;
     private ulong _hwm;
     // The HWM the restore watcher's long-poll reported (written by its loop, read by the shipper's).
     private long _watchedHwm;
     private string? _lastCaptureError;
     private string? _lastShipError;
     private bool _overLimit;
-    private ServerPosition? _resyncRequestedAt;
+    private Position? _resyncRequestedAt;
     private long _resyncRequestedTxid;
     private RestoreWatcher? _restores;
     // Set when an in-place restore moved the server: the shipper asks for the position again.
@@ -53,7 +54,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     public RestoreWatcher? Restores => _restores;
 
     /// <summary>The server's position as last seen (null before the first call).</summary>
-    public ServerPosition? ServerPosition => _server;
+    public Position? ServerPosition => _server;
 
     /// <summary>Raised when the server acknowledges transactions: (newest TXID, time acknowledged).</summary>
     public event Action<ulong, DateTimeOffset>? Acknowledged;
@@ -391,7 +392,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         }
     }
 
-    private static bool Follows(JournalEntry e, ServerPosition server) =>
+    private static bool Follows(JournalEntry e, Position server) =>
         e.IsSnapshot ? e.MaxTxid > server.Txid : e.MinTxid == server.Txid + 1 && e.PreApplyChecksum == server.Checksum;
 
     /// <summary>Deletes journal files the server holds durably and the agent's persisted state no longer needs.</summary>
@@ -412,7 +413,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     /// the next pass resends from it; if the server is ahead, capture sends a snapshot above it; otherwise
     /// capture sends, as one transaction, the pages that differ from the server's state.
     /// </summary>
-    private void Reconcile(ServerPosition server, string why)
+    private void Reconcile(Position server, string why)
     {
         var local = Capture.DurablePosition;
         ulong localTxid = local.Txid;
@@ -443,10 +444,10 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         _pendingDiffWhy = why;
     }
 
-    private ServerPosition? _pendingDiff;
+    private Position? _pendingDiff;
     private string? _pendingDiffWhy;
 
-    private void RequestResync(ResyncRequest request, ServerPosition server)
+    private void RequestResync(ResyncRequest request, Position server)
     {
         if (_resyncRequestedAt == server && Interlocked.Read(ref _resyncRequestedTxid) == (long)Capture.DurablePosition.Txid)
             return; // already asked; capture has not got to it yet

@@ -1,10 +1,10 @@
-using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Wayback.Agent.Capture;
 using Wayback.Agent.Journal;
 using Wayback.Agent.Shipping;
 using Wayback.Ltx;
+using Wayback.Protocol;
 
 namespace Wayback.Agent.Restore;
 
@@ -31,7 +31,7 @@ public sealed record RestoreOptions
 /// What <c>/pos?db=NAME</c> said: the position, the in-place restore that made it if one did, and the HWM
 /// (null from a server that does not send it).
 /// </summary>
-public sealed record WatchedPosition(ServerPosition Position, RestoreInfo? Restore, ulong? Hwm = null);
+public sealed record WatchedPosition(Position Position, RestoreInfo? Restore, ulong? Hwm = null);
 
 /// <summary>Transaction <see cref="Txid"/> restored the database to <see cref="RestoredTo"/>; the state it replaced had <see cref="BaseChecksum"/>.</summary>
 public sealed record RestoreInfo(ulong Txid, ulong RestoredTo, ulong BaseChecksum);
@@ -62,8 +62,8 @@ public sealed class RestoreWatcher : IDisposable
     private readonly HttpClient _http;
     private readonly Lock _lock = new();
     private WatchedPosition? _last;
-    private ServerPosition? _applying;
-    private ServerPosition? _applied;
+    private Position? _applying;
+    private Position? _applied;
     private DateTime? _unknownSince;
     private readonly SemaphoreSlim _pollNow = new(0, 1);
     private readonly Action<WatchedPosition>? _seen;
@@ -88,7 +88,7 @@ public sealed class RestoreWatcher : IDisposable
             BaseAddress = server,
             Timeout = TimeSpan.FromMinutes(10),
         };
-        _http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", token.Contains(' ', StringComparison.Ordinal) ? token : "Bearer " + token);
+        ProtocolClient.Authorize(_http, token);
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("wayback-agent", "1"));
     }
 
@@ -100,7 +100,7 @@ public sealed class RestoreWatcher : IDisposable
     /// position is (or, not known yet, may be) an in-place restore that this watcher is applying, so the
     /// shipper must leave it alone instead of sending a snapshot over it.
     /// </summary>
-    public bool Claims(ServerPosition server)
+    public bool Claims(Position server)
     {
         lock (_lock)
         {
@@ -245,7 +245,7 @@ public sealed class RestoreWatcher : IDisposable
         return false;
     }
 
-    private async Task ApplyAsync(ServerPosition position, RestoreInfo restore, bool waitForCapture, CancellationToken ct)
+    private async Task ApplyAsync(Position position, RestoreInfo restore, bool waitForCapture, CancellationToken ct)
     {
         lock (_lock)
             _applying = position;
@@ -307,7 +307,7 @@ public sealed class RestoreWatcher : IDisposable
     /// the journal). Should the comparison have failed after the write, what capture then records does not
     /// follow the server, and the shipper reconciles it by sending the pages that differ.
     /// </summary>
-    private bool Continues(ServerPosition position) => _capture().DurablePosition.Txid >= position.Txid;
+    private bool Continues(Position position) => _capture().DurablePosition.Txid >= position.Txid;
 
     /// <summary>For <c>--once</c>: the capture pass ran the queued restore; forget the file.</summary>
     public void Finished()
@@ -349,11 +349,11 @@ public sealed class RestoreWatcher : IDisposable
     }
 
     /// <summary><c>GET /pos?db=NAME[&amp;txid=T&amp;wait=W]</c>.</summary>
-    private async Task<WatchedPosition> PollAsync(ServerPosition? known, ulong? knownHwm, TimeSpan wait, CancellationToken ct)
+    private async Task<WatchedPosition> PollAsync(Position? known, ulong? knownHwm, TimeSpan wait, CancellationToken ct)
     {
         string url = "pos?db=" + Uri.EscapeDataString(_name);
         if (known is { } k && wait > TimeSpan.Zero)
-            url += $"&txid={k.Txid:x16}" + (knownHwm is { } h ? $"&hwm={h:x16}" : "") + $"&wait={(int)wait.TotalSeconds}s";
+            url += "&txid=" + Hex16.Format(k.Txid) + (knownHwm is { } h ? "&hwm=" + Hex16.Format(h) : "") + $"&wait={(int)wait.TotalSeconds}s";
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(wait + TimeSpan.FromSeconds(30));
         using var resp = await _http.GetAsync(url, cts.Token).ConfigureAwait(false);
@@ -364,7 +364,7 @@ public sealed class RestoreWatcher : IDisposable
         // A server that does not know db= answers with every database: pick ours.
         if (!doc.RootElement.TryGetProperty(_name, out var p))
             return new WatchedPosition(default, null);
-        var pos = new ServerPosition(HexProperty(p, "txid"), HexProperty(p, "postApplyChecksum"));
+        var pos = new Position(HexProperty(p, PositionJson.TxidName), HexProperty(p, PositionJson.ChecksumName));
         RestoreInfo? restore = null;
         if (p.TryGetProperty("restore", out var r) && r.ValueKind == JsonValueKind.Object)
             restore = new RestoreInfo(HexProperty(r, "txid"), HexProperty(r, "restoredTo"), HexProperty(r, "baseChecksum"));
@@ -374,14 +374,14 @@ public sealed class RestoreWatcher : IDisposable
 
     private static ulong HexProperty(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String
-            ? ulong.Parse(v.GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture)
+            ? Hex16.TryParse(v.GetString(), out ulong x) ? x : throw new JsonException($"the server's position has '{name}' {v.GetString()}, not 16 hex digits")
             : throw new JsonException($"the server's position has no '{name}'");
 
     /// <summary>Downloads the database at the restore's TXID and checks it against the server's checksum.</summary>
-    private async Task<PageChecksums> DownloadAsync(ServerPosition position, string file, CancellationToken ct)
+    private async Task<PageChecksums> DownloadAsync(Position position, string file, CancellationToken ct)
     {
         DeleteFiles(file);
-        using (var resp = await _http.GetAsync($"db/snapshot?db={Uri.EscapeDataString(_name)}&txid={position.Txid:x16}&format=sqlite",
+        using (var resp = await _http.GetAsync($"db/snapshot?db={Uri.EscapeDataString(_name)}&txid={Hex16.Format(position.Txid)}&format=sqlite",
             HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false))
         {
             if (!resp.IsSuccessStatusCode)

@@ -3,20 +3,15 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Wayback.Agent.Journal;
+using Wayback.Protocol;
 
 namespace Wayback.Agent.Shipping;
-
-/// <summary>A position on the server: (TXID, post-apply checksum); (0, 0) for a database it does not know.</summary>
-public readonly record struct ServerPosition(ulong Txid, ulong Checksum)
-{
-    public override string ToString() => $"{Txid:x16}/{Checksum:x16}";
-}
 
 /// <summary>What the server said to a write.</summary>
 public abstract record WriteResult
 {
-    public sealed record Accepted(ServerPosition Position, ulong Hwm) : WriteResult;
-    public sealed record Mismatch(ServerPosition Position, string Message) : WriteResult;
+    public sealed record Accepted(Position Position, ulong Hwm) : WriteResult;
+    public sealed record Mismatch(Position Position, string Message) : WriteResult;
     public sealed record Failed(int Status, string Code, string Message, TimeSpan? RetryAfter) : WriteResult;
 }
 
@@ -30,9 +25,8 @@ public sealed class ServerException(int status, string code, string message) : E
 /// <summary>The agent's side of docs/protocol.md: positions, writes (several LTX files per request), snapshots.</summary>
 public sealed class ServerClient : IDisposable
 {
-    public const string LengthsHeader = "Wayback-Ltx-Lengths";
-    public const string FormatHeader = "Wayback-Ltx-Format";
-    public const string HwmHeader = "Litefs-Hwm";
+    /// <summary>How much of a body that is no error object (a proxy's page) goes into a log line.</summary>
+    private const int RawErrorLimit = 200;
     private readonly HttpClient _http;
 
     public ServerClient(Uri server, string token, HttpMessageHandler? handler = null)
@@ -42,22 +36,21 @@ public sealed class ServerClient : IDisposable
             BaseAddress = server,
             Timeout = TimeSpan.FromMinutes(10),
         };
-        // A token given with its scheme (LiteFS Cloud's "FlyV1 ...") goes verbatim; a bare one as a bearer token.
-        _http.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", token.Contains(' ', StringComparison.Ordinal) ? token : "Bearer " + token);
+        ProtocolClient.Authorize(_http, token);
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("wayback-agent", "1"));
     }
 
     public Uri Server => _http.BaseAddress!;
 
     /// <summary><c>GET /pos</c>: every database of the token's cluster that has a position.</summary>
-    public async Task<Dictionary<string, ServerPosition>> GetPositionsAsync(CancellationToken ct)
+    public async Task<Dictionary<string, Position>> GetPositionsAsync(CancellationToken ct)
     {
         using var resp = await _http.GetAsync("pos", ct).ConfigureAwait(false);
         await EnsureOkAsync(resp, ct).ConfigureAwait(false);
         using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
-        var result = new Dictionary<string, ServerPosition>(StringComparer.Ordinal);
+        var result = new Dictionary<string, Position>(StringComparer.Ordinal);
         foreach (var p in doc.RootElement.EnumerateObject())
-            result[p.Name] = ParsePos(p.Value);
+            result[p.Name] = PositionJson.Read(p.Value);
         return result;
     }
 
@@ -68,32 +61,32 @@ public sealed class ServerClient : IDisposable
         {
             Content = new JournalFilesContent(files),
         };
-        request.Headers.TryAddWithoutValidation(FormatHeader, "v3");
+        request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxFormat, "v3");
         if (files.Count > 1)
-            request.Headers.TryAddWithoutValidation(LengthsHeader, string.Join(',', files.Select(f => f.Length.ToString(CultureInfo.InvariantCulture))));
+            request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxLengths, string.Join(',', files.Select(f => f.Length.ToString(CultureInfo.InvariantCulture))));
         using var resp = await _http.SendAsync(request, ct).ConfigureAwait(false);
         string body = await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         if (resp.IsSuccessStatusCode)
         {
-            ulong hwm = resp.Headers.TryGetValues(HwmHeader, out var h) && ulong.TryParse(h.First(), NumberStyles.HexNumber, null, out var v) ? v : 0;
+            ulong hwm = ProtocolClient.ReadHwm(resp) ?? 0;
             using var doc = JsonDocument.Parse(body);
-            var pos = doc.RootElement.TryGetProperty("pos", out var p) ? ParsePos(p) : new ServerPosition(files[^1].MaxTxid, files[^1].PostApplyChecksum);
+            var pos = doc.RootElement.TryGetProperty("pos", out var p) ? PositionJson.Read(p) : new Position(files[^1].MaxTxid, files[^1].PostApplyChecksum);
             return new WriteResult.Accepted(pos, hwm);
         }
-        var (code, message, errPos) = ParseError(body);
-        if (resp.StatusCode == HttpStatusCode.Conflict && code == "EPOSMISMATCH")
-            return new WriteResult.Mismatch(errPos ?? default, message);
+        var error = ProtocolError.FromBody(body, RawErrorLimit);
+        if (resp.StatusCode == HttpStatusCode.Conflict && error.IsPositionMismatch)
+            return new WriteResult.Mismatch(error.Position ?? default, error.Message);
         TimeSpan? retry = resp.Headers.RetryAfter?.Delta;
-        return new WriteResult.Failed((int)resp.StatusCode, code, message, retry);
+        return new WriteResult.Failed((int)resp.StatusCode, error.Code, error.Message, retry);
     }
 
     /// <summary>
     /// <c>GET /db/snapshot</c> into <paramref name="output"/> (<paramref name="format"/> v1, v3 or sqlite);
     /// returns the position it holds, or null if the server does not know the database.
     /// </summary>
-    public async Task<ServerPosition?> DownloadSnapshotAsync(string db, string format, ulong? txid, string output, CancellationToken ct)
+    public async Task<Position?> DownloadSnapshotAsync(string db, string format, ulong? txid, string output, CancellationToken ct)
     {
-        string url = $"db/snapshot?db={Uri.EscapeDataString(db)}&format={format}" + (txid is { } t ? $"&txid={t:x16}" : "");
+        string url = $"db/snapshot?db={Uri.EscapeDataString(db)}&format={format}" + (txid is { } t ? "&txid=" + Hex16.Format(t) : "");
         using var resp = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (resp.StatusCode == HttpStatusCode.NotFound)
             return null;
@@ -103,52 +96,18 @@ public sealed class ServerClient : IDisposable
             await resp.Content.CopyToAsync(fs, ct).ConfigureAwait(false);
             fs.Flush(flushToDisk: true);
         }
-        ulong tx = Header(resp, "Wayback-Txid");
-        ulong sum = Header(resp, "Wayback-Post-Apply-Checksum");
-        return new ServerPosition(tx, sum);
+        ulong tx = ProtocolClient.ReadHex16Header(resp, ProtocolHeaders.Txid) ?? 0;
+        ulong sum = ProtocolClient.ReadHex16Header(resp, ProtocolHeaders.PostApplyChecksum) ?? 0;
+        return new Position(tx, sum);
     }
-
-    private static ulong Header(HttpResponseMessage resp, string name) =>
-        resp.Headers.TryGetValues(name, out var v) && ulong.TryParse(v.First(), NumberStyles.HexNumber, null, out var x) ? x : 0;
 
     private static async Task EnsureOkAsync(HttpResponseMessage resp, CancellationToken ct)
     {
         if (resp.IsSuccessStatusCode)
             return;
-        var (code, message, _) = ParseError(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
+        var error = ProtocolError.FromBody(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false), RawErrorLimit);
         string hint = resp.StatusCode == HttpStatusCode.Unauthorized ? " (check --token / WAYBACK_TOKEN)" : "";
-        throw new ServerException((int)resp.StatusCode, code, $"the server answered {(int)resp.StatusCode} {code}: {message}{hint}");
-    }
-
-    private static (string Code, string Message, ServerPosition? Pos) ParseError(string body)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(body);
-            var r = doc.RootElement;
-            string code = r.TryGetProperty("code", out var c) ? c.GetString() ?? "" : "";
-            string msg = r.TryGetProperty("error", out var e) ? e.GetString() ?? "" : body;
-            ServerPosition? pos = r.TryGetProperty("pos", out var p) && p.ValueKind == JsonValueKind.Object ? ParsePos(p) : null;
-            return (code, msg, pos);
-        }
-        catch (JsonException)
-        {
-            return ("", body.Length > 200 ? body[..200] : body, null);
-        }
-    }
-
-    /// <summary>Accepts LiteFS's <c>txid</c>/<c>postApplyChecksum</c> and any other casing of them.</summary>
-    private static ServerPosition ParsePos(JsonElement e)
-    {
-        ulong txid = 0, sum = 0;
-        foreach (var p in e.EnumerateObject())
-        {
-            if (p.Name.Equals("txid", StringComparison.OrdinalIgnoreCase))
-                txid = ulong.Parse(p.Value.GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-            else if (p.Name.Equals("postApplyChecksum", StringComparison.OrdinalIgnoreCase))
-                sum = ulong.Parse(p.Value.GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
-        }
-        return new ServerPosition(txid, sum);
+        throw new ServerException((int)resp.StatusCode, error.Code, $"the server answered {(int)resp.StatusCode} {error.Code}: {error.Message}{hint}");
     }
 
     public void Dispose() => _http.Dispose();

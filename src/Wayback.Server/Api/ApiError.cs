@@ -5,29 +5,6 @@ using Wayback.Server.Databases;
 
 namespace Wayback.Server.Api;
 
-/// <summary>The error codes of the protocol (LiteFS reads <c>code</c>; only EPOSMISMATCH changes what it does).</summary>
-public static class ErrorCodes
-{
-    public const string PosMismatch = "EPOSMISMATCH";
-    public const string BadChecksum = "EBADCHECKSUM";
-    public const string BadLtx = "EBADLTX";
-    public const string BadName = "EBADNAME";
-    public const string BadRequest = "EBADREQUEST";
-    public const string Unauthorized = "EUNAUTHORIZED";
-    public const string Forbidden = "EFORBIDDEN";
-    public const string NotFound = "ENOTFOUND";
-    public const string Exists = "EEXISTS";
-    public const string TooLarge = "ETOOLARGE";
-    public const string Storage = "ESTORAGE";
-    public const string Internal = "EINTERNAL";
-    public const string OutOfRange = "EOUTOFRANGE";
-    public const string Confirm = "ECONFIRM";
-    public const string Trashed = "ETRASHED";
-    public const string QueryRefused = "EQUERYREFUSED";
-    public const string BadQuery = "EBADQUERY";
-    public const string QueryLimit = "EQUERYLIMIT";
-}
-
 /// <summary>A request the server refuses, with the HTTP status and protocol code to answer.</summary>
 public sealed class ApiException(int status, string code, string message, Position? pos = null) : Exception(message)
 {
@@ -43,7 +20,7 @@ public sealed class ApiException(int status, string code, string message, Positi
     public static ApiException BadRequest(string message) => new(400, ErrorCodes.BadRequest, message);
     public static ApiException NotFound(string message) => new(404, ErrorCodes.NotFound, message);
     public static ApiException Storage(string message) => new(503, ErrorCodes.Storage, message);
-    public static ApiException Mismatch(string message, Position pos) => new(409, ErrorCodes.PosMismatch, message, pos);
+    public static ApiException Mismatch(string message, Position pos) => new(409, ErrorCodes.PositionMismatch, message, pos);
 
     public static ApiException OutOfRange(string message, RestoreWindow window) => new(400, ErrorCodes.OutOfRange, message)
     {
@@ -52,28 +29,12 @@ public sealed class ApiException(int status, string code, string message, Positi
     };
 }
 
-/// <summary>The JSON body of every error: <c>{"code": ..., "error": ..., "pos": {...}}</c>.</summary>
-public sealed record ErrorBody(
-    [property: JsonPropertyName("code")] string Code,
-    [property: JsonPropertyName("error")] string Error,
-    [property: JsonPropertyName("pos"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PosJson? Pos,
-    [property: JsonPropertyName("first"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PointJson? First = null,
-    [property: JsonPropertyName("last"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PointJson? Last = null);
-
 /// <summary>A restore point in the <c>/api</c> calls: the TXID as a number and its commit time.</summary>
 public sealed record PointJson(
     [property: JsonPropertyName("txid")] ulong Txid,
     [property: JsonPropertyName("timestampMs")] long TimestampMs)
 {
     public static PointJson From(RestorePoint p) => new(p.Txid, p.TimestampMs);
-}
-
-/// <summary>A position as superfly/ltx's <c>Pos.MarshalJSON</c> writes it.</summary>
-public sealed record PosJson(
-    [property: JsonPropertyName("txid")] string Txid,
-    [property: JsonPropertyName("postApplyChecksum")] string PostApplyChecksum)
-{
-    public static PosJson From(Position p) => new(Hex.Format(p.Txid), Hex.Format(p.Checksum));
 }
 
 internal static class ApiResults
@@ -90,9 +51,24 @@ internal static class ApiResults
         // A body that stopped arriving was not read to its end: the connection cannot carry another request.
         if (e.Status == 408 && context is not null)
             context.Response.Headers.Connection = "close";
-        return TypedResults.Json(new ErrorBody(e.Code, e.Message, e.Pos is { } p ? PosJson.From(p) : null, e.First, e.Last), Json, statusCode: e.Status);
+        return Error(e.Status, new ProtocolError(e.Code, e.Message, e.Pos), e.First is null && e.Last is null ? null : w =>
+        {
+            WritePoint(w, "first", e.First);
+            WritePoint(w, "last", e.Last);
+        });
     }
 
-    public static IResult Error(int status, string code, string message) =>
-        TypedResults.Json(new ErrorBody(code, message, null), Json, statusCode: status);
+    public static IResult Error(int status, string code, string message) => Error(status, new ProtocolError(code, message));
+
+    /// <summary>Every error body leaves through here, written by <see cref="ProtocolError.ToJson"/>.</summary>
+    private static IResult Error(int status, ProtocolError error, Action<Utf8JsonWriter>? more = null) =>
+        TypedResults.Text(error.ToJson(more), "application/json; charset=utf-8", statusCode: status);
+
+    private static void WritePoint(Utf8JsonWriter w, string name, PointJson? point)
+    {
+        if (point is null)
+            return;
+        w.WritePropertyName(name);
+        JsonSerializer.Serialize(w, point, Json);
+    }
 }

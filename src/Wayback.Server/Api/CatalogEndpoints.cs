@@ -54,7 +54,7 @@ internal static class CatalogEndpoints
                     var pos = d.Pos;
                     ulong hwm = d.Hwm;
                     var faults = d.Faults;
-                    return new DatabaseSummary(d.Cluster, d.Name, pos.Txid, Hex.Format(pos.Checksum), hwm, d.PageSize, d.Commit,
+                    return new DatabaseSummary(d.Cluster, d.Name, pos.Txid, Hex16.Format(pos.Checksum), hwm, d.PageSize, d.Commit,
                         (long)d.Commit * d.PageSize, d.LastWriteMs, pos.Txid > hwm ? pos.Txid - hwm : 0, StorageBytes(d),
                         faults.Count == 0 ? "ok" : "faulty", faults.Select(FaultView.From).ToList());
                 }).ToList();

@@ -13,9 +13,6 @@ namespace Wayback.Server.Api;
 /// <summary>The LiteFS Cloud protocol: <c>GET /pos</c>, <c>POST /db/tx</c>, <c>GET /db/snapshot</c>.</summary>
 internal static class ProtocolEndpoints
 {
-    public const string LengthsHeader = "Wayback-Ltx-Lengths";
-    public const string FormatHeader = "Wayback-Ltx-Format";
-    public const string HwmHeader = "Litefs-Hwm";
     public const int MaxFilesPerRequest = 100_000;
 
     public static void MapProtocol(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
@@ -27,7 +24,7 @@ internal static class ProtocolEndpoints
             string cluster = Auth.ClusterOf(context, registry);
             if (context.Request.Query["db"].Count > 0)
                 return WatchPositionAsync(context, cluster, dbs, ct);
-            var map = dbs.InCluster(cluster).ToDictionary(d => d.Name, d => PosJson.From(d.Pos), StringComparer.Ordinal);
+            var map = dbs.InCluster(cluster).ToDictionary(d => d.Name, d => PositionJson.From(d.Pos), StringComparer.Ordinal);
             return Task.FromResult<IResult>(TypedResults.Json(map, ApiResults.Json));
         }));
 
@@ -91,7 +88,7 @@ internal static class ProtocolEndpoints
             throw new ApiException(413, ErrorCodes.TooLarge, $"the upload is {cl} bytes; the server accepts at most {max}");
 
         LtxFormat? format = null;
-        string? formatText = request.Headers[FormatHeader];
+        string? formatText = request.Headers[ProtocolHeaders.LtxFormat];
         if (!string.IsNullOrEmpty(formatText))
         {
             try
@@ -105,7 +102,7 @@ internal static class ProtocolEndpoints
         }
 
         List<long>? lengths = null;
-        string? lengthsText = request.Headers[LengthsHeader];
+        string? lengthsText = request.Headers[ProtocolHeaders.LtxLengths];
         if (!string.IsNullOrEmpty(lengthsText))
         {
             lengths = [];
@@ -113,7 +110,7 @@ internal static class ProtocolEndpoints
             foreach (var part in lengthsText.Split(','))
             {
                 if (!long.TryParse(part.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n < LtxHeader.Size || n > max)
-                    throw ApiException.BadRequest($"{LengthsHeader} holds an impossible length '{(part.Length > 20 ? part[..20] + "..." : part)}'");
+                    throw ApiException.BadRequest($"{ProtocolHeaders.LtxLengths} holds an impossible length '{(part.Length > 20 ? part[..20] + "..." : part)}'");
                 if (lengths.Count == MaxFilesPerRequest)
                     throw ApiException.BadRequest($"at most {MaxFilesPerRequest} files per request");
                 lengths.Add(n);
@@ -122,7 +119,7 @@ internal static class ProtocolEndpoints
                     throw new ApiException(413, ErrorCodes.TooLarge, $"the announced files add up to more than {max} bytes");
             }
             if (request.ContentLength is { } total && total != sum)
-                throw ApiException.BadRequest($"{LengthsHeader} adds up to {sum} bytes but Content-Length is {total}");
+                throw ApiException.BadRequest($"{ProtocolHeaders.LtxLengths} adds up to {sum} bytes but Content-Length is {total}");
         }
 
         // The whole body first, without any lock: a client that sends slowly or stops delays only itself.
@@ -131,23 +128,23 @@ internal static class ProtocolEndpoints
         await using var body = await UploadSpool.ReceiveAsync(request.Body, request.ContentLength, announced ?? max, limitIsFraming: announced is not null,
             engine.UploadMemory, () => engine.TempPath("upload"), engine.Options.UploadIdleTimeout, ct).ConfigureAwait(false);
         if (announced is { } announcedBytes && body.Length != announcedBytes)
-            throw ApiException.BadRequest($"the request body is {body.Length} bytes, but {LengthsHeader} adds up to {announcedBytes}");
+            throw ApiException.BadRequest($"the request body is {body.Length} bytes, but {ProtocolHeaders.LtxLengths} adds up to {announcedBytes}");
 
         var db = dbs.GetOrCreate(cluster, name);
         var result = await db.WriteAsync(body, lengths, format, ct).ConfigureAwait(false);
-        context.Response.Headers[HwmHeader] = Hex.Format(result.Hwm);
-        return TypedResults.Json(new WriteAnswer(PosJson.From(result.Pos), Hex.Format(result.Hwm), result.Files), ApiResults.Json);
+        context.Response.Headers[ProtocolHeaders.Hwm] = Hex16.Format(result.Hwm);
+        return TypedResults.Json(new WriteAnswer(PositionJson.From(result.Pos), Hex16.Format(result.Hwm), result.Files), ApiResults.Json);
     }
 
-    private sealed record WriteAnswer(PosJson Pos, string Hwm, int Files);
+    private sealed record WriteAnswer(PositionJson Pos, string Hwm, int Files);
 
     /// <summary>The longest a long-poll on <c>/pos</c> waits.</summary>
     public static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(5);
 
     /// <summary>One database's position, and the in-place restore that made it if one did (for agents).</summary>
     private sealed record WatchedPos(
-        [property: System.Text.Json.Serialization.JsonPropertyName("txid")] string Txid,
-        [property: System.Text.Json.Serialization.JsonPropertyName("postApplyChecksum")] string PostApplyChecksum,
+        [property: System.Text.Json.Serialization.JsonPropertyName(PositionJson.TxidName)] string Txid,
+        [property: System.Text.Json.Serialization.JsonPropertyName(PositionJson.ChecksumName)] string PostApplyChecksum,
         [property: System.Text.Json.Serialization.JsonPropertyName("restore")] RestoreJson? Restore,
         [property: System.Text.Json.Serialization.JsonPropertyName("hwm")] string Hwm);
 
@@ -174,7 +171,7 @@ internal static class ProtocolEndpoints
         if (query["txid"] is { Count: > 0 } t)
         {
             string s = t.ToString();
-            if (Hex.TryParse(s, out ulong hex))
+            if (Hex16.TryParse(s, out ulong hex))
                 known = hex;
             else
                 throw ApiException.BadRequest("txid must be 16 hex digits, as /pos writes it");
@@ -182,7 +179,7 @@ internal static class ProtocolEndpoints
         ulong? knownHwm = null;
         if (query["hwm"] is { Count: > 0 } hq)
         {
-            if (!Hex.TryParse(hq.ToString(), out ulong h))
+            if (!Hex16.TryParse(hq.ToString(), out ulong h))
                 throw ApiException.BadRequest("hwm must be 16 hex digits, as /pos writes it");
             knownHwm = h;
         }
@@ -224,9 +221,9 @@ internal static class ProtocolEndpoints
         {
             var pos = db.Pos;
             var restore = await db.CurrentRestoreAsync(ct).ConfigureAwait(false);
-            map[name] = new WatchedPos(Hex.Format(pos.Txid), Hex.Format(pos.Checksum), restore is null ? null
-                : new RestoreJson(Hex.Format(restore.Txid), Hex.Format(restore.RestoredTo), Hex.Format(restore.BaseChecksum), restore.TimestampMs),
-                Hex.Format(db.Hwm));
+            map[name] = new WatchedPos(Hex16.Format(pos.Txid), Hex16.Format(pos.Checksum), restore is null ? null
+                : new RestoreJson(Hex16.Format(restore.Txid), Hex16.Format(restore.RestoredTo), Hex16.Format(restore.BaseChecksum), restore.TimestampMs),
+                Hex16.Format(db.Hwm));
         }
         return TypedResults.Json(map, ApiResults.Json);
     }
@@ -245,7 +242,7 @@ internal static class ProtocolEndpoints
         if (query["txid"] is { Count: > 0 } t)
         {
             string s = t.ToString();
-            if (Hex.TryParse(s, out ulong hex))
+            if (Hex16.TryParse(s, out ulong hex))
                 txid = hex;
             else if (ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out ulong dec) && dec > 0)
                 txid = dec;
@@ -276,8 +273,8 @@ internal static class ProtocolEndpoints
             var restored = await db.RestoreAsync(plan, file, ct).ConfigureAwait(false);
             file.Position = 0;
             var response = context.Response;
-            response.Headers["Wayback-Txid"] = Hex.Format(planTxid);
-            response.Headers["Wayback-Post-Apply-Checksum"] = Hex.Format(restored.Checksum);
+            response.Headers[ProtocolHeaders.Txid] = Hex16.Format(planTxid);
+            response.Headers[ProtocolHeaders.PostApplyChecksum] = Hex16.Format(restored.Checksum);
             response.ContentType = "application/octet-stream";
             if (formatText == "sqlite")
                 response.ContentLength = file.Length;
@@ -338,8 +335,8 @@ internal static class ProtocolEndpoints
         }
         long total = (long)start.Commit * start.PageSize;
         var response = context.Response;
-        response.Headers["Wayback-Txid"] = Hex.Format(planTxid);
-        response.Headers["Wayback-Post-Apply-Checksum"] = Hex.Format(start.PostApply);
+        response.Headers[ProtocolHeaders.Txid] = Hex16.Format(planTxid);
+        response.Headers[ProtocolHeaders.PostApplyChecksum] = Hex16.Format(start.PostApply);
         response.ContentType = "application/octet-stream";
         response.ContentLength = total;
         return new StreamingResult(async _ =>

@@ -57,7 +57,7 @@ internal static class RestoreEndpoints
             var query = context.Request.Query;
             var (txid, ts) = Target(query["txid"].Count > 0 ? query["txid"].ToString() : null, query["timestamp"].Count > 0 ? query["timestamp"].ToString() : null);
             var (point, _) = await db.ResolveAsync(txid, ts, ct).ConfigureAwait(false);
-            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex.Format(point.PostApply), ts), ApiResults.Json);
+            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts), ApiResults.Json);
         }));
 
         group.MapPost("/restore", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
@@ -96,7 +96,7 @@ internal static class RestoreEndpoints
             var (point, _) = await db.ResolveAsync(txid, tsMs, ct).ConfigureAwait(false);
             var r = await db.RestoreInPlaceAsync(point, ct).ConfigureAwait(false);
             return TypedResults.Json(new RestoreAnswer(PointJson.From(r.RestoredTo), r.Appended.Txid, r.UndoTxid,
-                new ApiPos(r.Appended.Txid, Hex.Format(r.Appended.PostApply)), r.Appended.TimestampMs), ApiResults.Json);
+                new ApiPos(r.Appended.Txid, Hex16.Format(r.Appended.PostApply)), r.Appended.TimestampMs), ApiResults.Json);
         }));
 
         group.MapPost("/verify", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>

@@ -70,7 +70,7 @@ internal sealed class UploadSpool : IAsyncDisposable
                         break;
                     if (spool.Length + n > limit)
                         throw limitIsFraming
-                            ? ApiException.BadRequest($"the request body is longer than the {limit} bytes in {ProtocolEndpoints.LengthsHeader}")
+                            ? ApiException.BadRequest($"the request body is longer than the {limit} bytes in {ProtocolHeaders.LtxLengths}")
                             : new ApiException(413, ErrorCodes.TooLarge, $"the upload is more than {limit} bytes; the server accepts at most {limit} (max-upload-size)");
                     if (spool._file is not null)
                         await spool._file.WriteAsync(into[..n], ct).ConfigureAwait(false);

@@ -250,7 +250,7 @@ internal sealed partial class Database
             }
             string integrity = IntegrityCheck(temp);
             bool ok = integrity == "ok" && result.Checksum == point.PostApply;
-            checks.Add(new VerifyCheck(txid, point.TimestampMs, Hex.Format(result.Checksum), result.Commit, integrity, ok));
+            checks.Add(new VerifyCheck(txid, point.TimestampMs, Hex16.Format(result.Checksum), result.Commit, integrity, ok));
             if (!ok)
                 problems.Add(new VerifyProblem($"TXID {txid}", integrity != "ok"
                     ? $"the database restored at TXID {txid} fails PRAGMA integrity_check: {integrity}"

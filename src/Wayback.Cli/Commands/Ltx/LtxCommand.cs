@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Ltx;
+using Wayback.Protocol;
 
 namespace Wayback.Cli.Commands.Ltx;
 
@@ -24,5 +25,5 @@ internal static class LtxCommand
         LtxChecksumCommand.Create(),
     };
 
-    public static string Hex(ulong v) => v.ToString("x16");
+    public static string Hex(ulong v) => Hex16.Format(v);
 }

@@ -1,17 +1,16 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Wayback.Protocol;
 
 namespace Wayback.Cli.Commands.Restore;
 
 /// <summary>The server refused a call: its HTTP status, error code and message.</summary>
-internal sealed class ApiCallException(int status, string code, string message, JsonElement? body) : IOException(message)
+internal sealed class ApiCallException(int status, string code, string message) : IOException(message)
 {
     public int Status { get; } = status;
     public string Code { get; } = code;
-    public JsonElement? Body { get; } = body;
 }
 
 /// <summary>
@@ -46,7 +45,7 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
             throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
         // Restores and verifies of large databases take as long as they take; Ctrl-C stops them.
         var client = new HttpClient { BaseAddress = uri, Timeout = Timeout.InfiniteTimeSpan };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
+        ProtocolClient.Authorize(client, token);
         return new ApiClient(client, string.IsNullOrWhiteSpace(cluster) ? null : cluster);
     }
 
@@ -86,24 +85,10 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
             return response;
         using (response)
         {
-            string text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-            string code = "", message = text;
-            JsonElement? body = null;
-            try
-            {
-                using var doc = JsonDocument.Parse(text);
-                body = doc.RootElement.Clone();
-                if (doc.RootElement.TryGetProperty("code", out var c))
-                    code = c.GetString() ?? "";
-                if (doc.RootElement.TryGetProperty("error", out var e))
-                    message = e.GetString() ?? text;
-            }
-            catch (JsonException)
-            {
-            }
+            var error = ProtocolError.FromBody(await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
             int status = (int)response.StatusCode;
             string hint = status == 401 ? " (check --token / WAYBACK_TOKEN)" : "";
-            throw new ApiCallException(status, code, $"the server refused ({status}{(code.Length > 0 ? " " + code : "")}): {message}{hint}", body);
+            throw new ApiCallException(status, error.Code, $"the server refused ({status}{(error.Code.Length > 0 ? " " + error.Code : "")}): {error.Message}{hint}");
         }
     }
 

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using Wayback.Ltx;
+using Wayback.Protocol;
 
 namespace Wayback.Cli.Commands.Restore;
 
@@ -91,7 +92,7 @@ internal static class RestoreCommand
         var point = await ResolveAsync(client, db, target, ct).ConfigureAwait(false);
         ulong txid = point.GetProperty("txid").GetUInt64();
         long committed = point.GetProperty("timestampMs").GetInt64();
-        ulong expected = ulong.Parse(point.GetProperty("postApplyChecksum").GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        ulong expected = Hex16.Parse(point.GetProperty("postApplyChecksum").GetString());
 
         string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.wayback-{Guid.NewGuid():n}.tmp");
         (long Bytes, uint Pages) got;
@@ -169,7 +170,7 @@ internal static class RestoreCommand
                 timestampMs = committed,
                 committedAt = ApiClient.Time(committed),
                 requestedMs = requested,
-                postApplyChecksum = expected.ToString("x16", CultureInfo.InvariantCulture),
+                postApplyChecksum = Hex16.Format(expected),
                 pages = got.Pages,
                 bytes = got.Bytes,
                 seconds = Math.Round(seconds, 3),

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Wayback.Protocol;
 
 namespace Wayback.Cli.Commands.Server;
 
@@ -25,7 +25,7 @@ internal sealed class AdminClient(HttpClient http) : IDisposable
         if (!Uri.TryCreate(server, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
         var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
+        ProtocolClient.Authorize(http, token);
         return new AdminClient(http);
     }
 
@@ -48,17 +48,7 @@ internal sealed class AdminClient(HttpClient http) : IDisposable
             string text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
-                string message = text;
-                try
-                {
-                    using var doc = JsonDocument.Parse(text);
-                    if (doc.RootElement.TryGetProperty("error", out var e))
-                        message = e.GetString() ?? text;
-                }
-                catch (JsonException)
-                {
-                }
-                throw new IOException($"the server refused ({(int)response.StatusCode}): {message}");
+                throw new IOException($"the server refused ({(int)response.StatusCode}): {ProtocolError.FromBody(text).Message}");
             }
             if (string.IsNullOrWhiteSpace(text))
                 return null;
