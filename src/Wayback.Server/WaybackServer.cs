@@ -11,7 +11,6 @@ using Wayback.Server.Dashboard;
 using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
 using Wayback.Storage;
-using Wayback.Storage.S3;
 
 namespace Wayback.Server;
 
@@ -55,9 +54,10 @@ public sealed class WaybackServer : IAsyncDisposable
 
     /// <summary>
     /// Opens the store, rebuilds everything from it and the local buffer, and starts listening.
-    /// <paramref name="wrapStore"/> lets tests put a fault-injecting store in front of the real one.
+    /// <paramref name="openStore"/> is the host's choice of store (null: <see cref="LocalStoreFactory"/>);
+    /// <paramref name="wrapStore"/> lets tests put a fault-injecting store in front of it.
     /// </summary>
-    public static async Task<WaybackServer> StartAsync(ServerOptions options, Func<IObjectStore, IObjectStore>? wrapStore = null,
+    public static async Task<WaybackServer> StartAsync(ServerOptions options, StoreFactory? openStore = null, Func<IObjectStore, IObjectStore>? wrapStore = null,
         Action<ILoggingBuilder>? logging = null, CancellationToken ct = default)
     {
         options.Validate();
@@ -68,18 +68,8 @@ public sealed class WaybackServer : IAsyncDisposable
         Directory.CreateDirectory(data);
         var (adminToken, generated) = ResolveAdminToken(options, data);
 
-        IObjectStore store = options.UsesS3
-            ? new S3ObjectStore(new S3StoreOptions
-            {
-                Bucket = options.S3Bucket!,
-                Prefix = options.S3Prefix,
-                ServiceUrl = string.IsNullOrEmpty(options.S3Endpoint) ? null : options.S3Endpoint,
-                Region = string.IsNullOrEmpty(options.S3Region) ? null : options.S3Region,
-                ForcePathStyle = options.S3PathStyle,
-                Profile = string.IsNullOrEmpty(options.S3Profile) ? null : options.S3Profile,
-                RequestTimeout = options.S3RequestTimeout,
-            })
-            : new LocalDirectoryStore(Path.Combine(data, "store"));
+        IObjectStore store = (openStore ?? LocalStoreFactory.Open)(options, data);
+        string storage = store.ToString() ?? store.GetType().Name;
         if (wrapStore is not null)
             store = wrapStore(store);
 
@@ -150,7 +140,7 @@ public sealed class WaybackServer : IAsyncDisposable
         dbs.Start();
         var server = new WaybackServer(app, store, dbs, registry, adminToken, generated, options);
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
-            server.Address, options.UsesS3 ? $"s3://{options.S3Bucket}/{options.S3Prefix}" : Path.Combine(data, "store"),
+            server.Address, storage,
             dbs.All.Count(d => d.Exists), registry.Clusters.Count());
         return server;
     }

@@ -297,6 +297,9 @@ public sealed class S3ObjectStore : IObjectStore
 
     internal IAmazonS3 Client => _client;
 
+    /// <summary>Where the objects are, as a log line names it: <c>s3://bucket/prefix</c>.</summary>
+    public override string ToString() => $"s3://{Bucket}/{_prefix}";
+
     private string Where => $"bucket '{Bucket}'";
 
     private string FullKey(string key) => _prefix + key;

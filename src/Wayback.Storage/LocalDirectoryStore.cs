@@ -314,6 +314,9 @@ public sealed class LocalDirectoryStore : IObjectStore
 
     internal string PathOf(string key) => Path.Join(RootPath, key);
 
+    /// <summary>Where the objects are: the root directory.</summary>
+    public override string ToString() => RootPath;
+
     private static bool CountsAsError(Exception e) =>
         e is not (ObjectNotFoundException or ObjectAlreadyExistsException or OperationCanceledException);
 
