@@ -113,7 +113,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var metrics = new ServerMetrics();
         OpsEndpoints.Describe(metrics);
         var registry = new ClusterRegistry(store, adminToken);
-        var engine = new Engine(store, options, data, storeIsLocal: !options.UsesS3, metrics, log);
+        var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
         try
         {
@@ -188,7 +188,7 @@ public sealed class WaybackServer : IAsyncDisposable
         _disposed = true;
         await _app.StopAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);
-        if (Options.UsesS3)
+        if (!_store.Capabilities.IsLocal)
         {
             // The buffer survives a restart either way; uploading now lets the HWM catch up before we go.
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));

@@ -91,6 +91,10 @@ public sealed class S3ObjectStore : IObjectStore
     public StoreMetrics Metrics { get; } = new();
 
     /// <inheritdoc />
+    /// <remarks>S3 decides <c>If-None-Match</c> and <c>If-Match</c> on PUT itself, for every client.</remarks>
+    public StoreCapabilities Capabilities { get; } = new(ConditionalWrites: true, IsLocal: false);
+
+    /// <inheritdoc />
     public async Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken cancellationToken = default)
     {
         ObjectKey.Validate(key);

@@ -69,4 +69,7 @@ public interface IObjectStore : IAsyncDisposable
 
     /// <summary>Request and error counters of this store instance.</summary>
     StoreMetrics Metrics { get; }
+
+    /// <summary>What this store can do; a wrapper forwards its inner store's.</summary>
+    StoreCapabilities Capabilities { get; }
 }

@@ -73,6 +73,13 @@ public sealed class LocalDirectoryStore : IObjectStore
     /// <inheritdoc />
     public StoreMetrics Metrics { get; } = new();
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Conditional puts hold within this process only (compare under a lock), and a directory is one machine's:
+    /// it cannot carry a lease between servers.
+    /// </remarks>
+    public StoreCapabilities Capabilities { get; } = new(ConditionalWrites: false, IsLocal: true);
+
     private string Where => $"local store '{RootPath}'";
 
     /// <inheritdoc />

@@ -26,6 +26,16 @@ public sealed record PutOptions
     public bool CreateOnly { get; init; }
 }
 
+/// <summary>What a store can do, so callers ask it instead of guessing from its type or configuration.</summary>
+/// <param name="ConditionalWrites">
+/// Conditional puts (<see cref="PutOptions.CreateOnly"/>) are decided by the store
+/// itself for every writer, on every machine that shares it: servers can hold a lease in it.
+/// </param>
+/// <param name="IsLocal">
+/// The store is this machine's own disk: what is fsync'd here is stored, and nobody else writes to it.
+/// </param>
+public sealed record StoreCapabilities(bool ConditionalWrites, bool IsLocal);
+
 /// <summary>A byte range of an object: <see cref="Length"/> bytes from <see cref="Offset"/>, or to the end.</summary>
 public readonly record struct ByteRange
 {

@@ -84,8 +84,6 @@ public sealed class ServerOptions
     /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
     public int Nice { get; set; }
 
-    public bool UsesS3 => !string.IsNullOrEmpty(S3Bucket);
-
     /// <summary>One setting: its flag (without dashes; also the YAML key) and environment variable.</summary>
     public sealed record Setting(string Name, string Description, Action<ServerOptions, string> Apply, bool IsSwitch = false)
     {
