@@ -20,15 +20,38 @@ public sealed record PutOptions
     public static PutOptions CreateOnlyPut { get; } = new() { CreateOnly = true };
 
     /// <summary>
-    /// Write only if no object has the key. Decided by the store itself (a conditional write on S3, a
-    /// hard link on a local disk), so two writers racing for one key get exactly one winner.
+    /// Write only if no object has the key (<c>If-None-Match: *</c>). Decided by the store itself (a conditional
+    /// write on S3, a hard link on a local disk), so two writers racing for one key get exactly one winner.
     /// </summary>
     public bool CreateOnly { get; init; }
+
+    /// <summary>
+    /// Replace only the version with this ETag (<c>If-Match</c>), as <see cref="PutResult.ETag"/> or
+    /// <see cref="IObjectStore.StatAsync"/> reported it; otherwise, or when the key is gone, the put fails with
+    /// <see cref="PreconditionFailedException"/>. Writers racing on one ETag get at most one winner.
+    /// </summary>
+    public string? IfMatch { get; init; }
+
+    /// <summary>A put that replaces only the version <paramref name="etag"/>.</summary>
+    public static PutOptions IfMatchPut(string etag)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(etag);
+        return new() { IfMatch = etag };
+    }
+
+    /// <summary>Throws when the options ask for two conditions at once.</summary>
+    public void Validate()
+    {
+        if (CreateOnly && IfMatch is not null)
+        {
+            throw new ArgumentException("A put is either create-only or If-Match, not both.");
+        }
+    }
 }
 
 /// <summary>What a store can do, so callers ask it instead of guessing from its type or configuration.</summary>
 /// <param name="ConditionalWrites">
-/// Conditional puts (<see cref="PutOptions.CreateOnly"/>) are decided by the store
+/// Conditional puts (<see cref="PutOptions.CreateOnly"/>, <see cref="PutOptions.IfMatch"/>) are decided by the store
 /// itself for every writer, on every machine that shares it: servers can hold a lease in it.
 /// </param>
 /// <param name="IsLocal">
