@@ -10,6 +10,7 @@ using Wayback.Server.Clusters;
 using Wayback.Server.Dashboard;
 using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
+using Wayback.Server.Leadership;
 using Wayback.Storage;
 
 namespace Wayback.Server;
@@ -24,10 +25,11 @@ public sealed class WaybackServer : IAsyncDisposable
     private readonly IObjectStore _store;
     private bool _disposed;
 
-    private WaybackServer(WebApplication app, IObjectStore store, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
+    private WaybackServer(WebApplication app, IObjectStore store, ILeadership leadership, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
     {
         _app = app;
         _store = store;
+        Leadership = leadership;
         Databases = dbs;
         Clusters = registry;
         AdminToken = adminToken;
@@ -36,6 +38,9 @@ public sealed class WaybackServer : IAsyncDisposable
     }
 
     public ServerOptions Options { get; }
+
+    /// <summary>Who writes to the store: this server alone, or the holder of the lease (<c>--ha</c>).</summary>
+    public ILeadership Leadership { get; }
 
     /// <summary>The address it listens on, e.g. <c>http://127.0.0.1:20202</c>.</summary>
     public Uri Address => new(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
@@ -72,6 +77,11 @@ public sealed class WaybackServer : IAsyncDisposable
         string storage = store.ToString() ?? store.GetType().Name;
         if (wrapStore is not null)
             store = wrapStore(store);
+        if (options.HighAvailability && !store.Capabilities.ConditionalWrites)
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw new ArgumentException($"--ha needs an object store with conditional writes to hold the lease in (an S3 bucket: --s3-bucket); {storage} has none");
+        }
 
         // No appsettings.json reload: its watcher covers the working directory recursively, and an application
         // database written there (as in the README's quick start) would wake the server on every WAL write.
@@ -110,6 +120,26 @@ public sealed class WaybackServer : IAsyncDisposable
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
+        ILeadership leadership = new SingleServerLeadership();
+        try
+        {
+            if (options.HighAvailability)
+            {
+                var lease = new S3Lease(store, ServerIdentity.LoadOrCreate(data), AdvertiseUrl(options), options.LeaseDuration, log);
+                leadership = lease;
+                await lease.StartAsync(ct).ConfigureAwait(false);
+                log.LogInformation("lease: {Role} (epoch {Epoch}, leader {Leader})", lease.Role, lease.Epoch, lease.Leader?.Holder ?? "none");
+                store = new FencedObjectStore(store, lease);
+            }
+        }
+        catch
+        {
+            await leadership.DisposeAsync().ConfigureAwait(false);
+            await store.DisposeAsync().ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         var metrics = new ServerMetrics();
         OpsEndpoints.Describe(metrics);
         var registry = new ClusterRegistry(store, adminToken);
@@ -121,6 +151,7 @@ public sealed class WaybackServer : IAsyncDisposable
         }
         catch
         {
+            await leadership.DisposeAsync().ConfigureAwait(false);
             await store.DisposeAsync().ConfigureAwait(false);
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
@@ -138,11 +169,21 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();
-        var server = new WaybackServer(app, store, dbs, registry, adminToken, generated, options);
+        var server = new WaybackServer(app, store, leadership, dbs, registry, adminToken, generated, options);
+        if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
+            started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
             server.Address, storage,
             dbs.All.Count(d => d.Exists), registry.Clusters.Count());
         return server;
+    }
+
+    private static Uri AdvertiseUrl(ServerOptions options)
+    {
+        if (!string.IsNullOrEmpty(options.AdvertiseUrl))
+            return new Uri(options.AdvertiseUrl);
+        var (host, port) = ServerOptions.ParseListen(options.Listen);
+        return new UriBuilder("http", host, port).Uri;
     }
 
     private static (string Token, bool Generated) ResolveAdminToken(ServerOptions options, string data)
@@ -200,6 +241,8 @@ public sealed class WaybackServer : IAsyncDisposable
             {
             }
         }
+        // After the last upload: releasing the lease first would fence it.
+        await Leadership.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         await _store.DisposeAsync().ConfigureAwait(false);
     }

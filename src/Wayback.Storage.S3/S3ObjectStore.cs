@@ -22,6 +22,7 @@ namespace Wayback.Storage.S3;
 public sealed class S3ObjectStore : IObjectStore
 {
     private const string PutIdMetadata = "wayback-put-id";
+    private const string EpochMetadata = "wayback-epoch";
     private const int MaxParts = 10_000;
     private const int DeleteBatchSize = 1000;
 
@@ -187,7 +188,8 @@ public sealed class S3ObjectStore : IObjectStore
         try
         {
             var meta = await HeadAsync(key, cancellationToken).ConfigureAwait(false);
-            return meta is null ? null : new ObjectInfo(key, meta.ContentLength, ToOffset(meta.LastModified), meta.ETag);
+            return meta is null ? null : new ObjectInfo(key, meta.ContentLength, ToOffset(meta.LastModified), meta.ETag,
+                long.TryParse(meta.Metadata[EpochMetadata], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) ? epoch : null);
         }
         catch (Exception e) when (CountsAsError(e))
         {
@@ -312,6 +314,14 @@ public sealed class S3ObjectStore : IObjectStore
 
     private static readonly PutOptions NoConditions = new();
 
+    private static void StampEpoch(MetadataCollection metadata, PutOptions options)
+    {
+        if (options.Epoch is { } epoch)
+        {
+            metadata[EpochMetadata] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     private static bool CountsAsError(Exception e) =>
         e is not (ObjectNotFoundException or PreconditionFailedException or OperationCanceledException or ArgumentException);
 
@@ -333,6 +343,7 @@ public sealed class S3ObjectStore : IObjectStore
                     IfMatch = options.IfMatch,
                 };
                 request.Metadata[PutIdMetadata] = putId;
+                StampEpoch(request.Metadata, options);
                 return await _client.PutObjectAsync(request, token).ConfigureAwait(false);
             }, cancellationToken, error => PreconditionFailed(error, key, options), attempts).ConfigureAwait(false);
             return new PutResult(key, length, response.ETag);
@@ -372,6 +383,7 @@ public sealed class S3ObjectStore : IObjectStore
                 ChecksumAlgorithm = _checksums ? ChecksumAlgorithm.CRC32 : null,
             };
             initiate.Metadata[PutIdMetadata] = putId;
+            StampEpoch(initiate.Metadata, options);
             uploadId = (await SendAsync(StoreRequestKind.Put, "CreateMultipartUpload", key,
                 token => _client.InitiateMultipartUploadAsync(initiate, token), cancellationToken).ConfigureAwait(false)).UploadId;
         }

@@ -5,7 +5,11 @@ namespace Wayback.Storage;
 /// <param name="Size">Its length in bytes.</param>
 /// <param name="LastModified">When it was last written, as the store records it.</param>
 /// <param name="ETag">An opaque version tag: equal tags mean the same version. Compare it, never parse it.</param>
-public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag);
+/// <param name="Epoch">
+/// The lease epoch its writer put with it (<see cref="PutOptions.Epoch"/>), where the store keeps it: S3 reports it
+/// from <see cref="IObjectStore.StatAsync"/> (not from listings); the local store does not keep it.
+/// </param>
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag, long? Epoch = null);
 
 /// <summary>The outcome of a successful <see cref="IObjectStore.PutAsync"/>.</summary>
 /// <param name="Key">The key written.</param>
@@ -31,6 +35,12 @@ public sealed record PutOptions
     /// <see cref="PreconditionFailedException"/>. Writers racing on one ETag get at most one winner.
     /// </summary>
     public string? IfMatch { get; init; }
+
+    /// <summary>
+    /// The writer's lease epoch, kept with the object where the store keeps metadata (S3:
+    /// <c>x-amz-meta-wayback-epoch</c>), so a newer leader can tell which leader wrote it.
+    /// </summary>
+    public long? Epoch { get; init; }
 
     /// <summary>A put that replaces only the version <paramref name="etag"/>.</summary>
     public static PutOptions IfMatchPut(string etag)

@@ -215,8 +215,11 @@ public sealed class LeaseTests(MotoServer moto) : IAsyncLifetime
     }
 }
 
-/// <summary>A store whose puts hang while paused (until resumed or cancelled), like a leader stopped mid-request.</summary>
-internal sealed class PausableStore(IObjectStore inner) : IObjectStore
+/// <summary>
+/// A store whose puts (of the keys <paramref name="pauses"/> picks; all by default) hang while paused, until resumed
+/// or cancelled, like a leader stopped mid-request.
+/// </summary>
+internal sealed class PausableStore(IObjectStore inner, Func<string, bool>? pauses = null) : IObjectStore
 {
     private TaskCompletionSource _resumed = Resumed();
     private int _held;
@@ -244,7 +247,7 @@ internal sealed class PausableStore(IObjectStore inner) : IObjectStore
     public async Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken ct = default)
     {
         var resumed = _resumed.Task;
-        if (!resumed.IsCompleted)
+        if (!resumed.IsCompleted && pauses?.Invoke(key) != false)
         {
             Interlocked.Increment(ref _held);
             await resumed.WaitAsync(ct);
