@@ -105,9 +105,20 @@ public sealed class S3Lease : ILeadership
     public async Task StartAsync(CancellationToken ct)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        await TickAsync(ct).ConfigureAwait(false);
-        if (Role == ServerRole.Standby && Leader is null)
-            await TickAsync(ct).ConfigureAwait(false); // lost the race to create it: learn who won
+        // A store that does not answer must not hold up the server's start (its own startup timeout decides
+        // about the store): then it starts as a standby and the loop keeps trying.
+        using var first = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        first.CancelAfter(Duration);
+        try
+        {
+            await TickAsync(first.Token).ConfigureAwait(false);
+            if (Role == ServerRole.Standby && Leader is null)
+                await TickAsync(first.Token).ConfigureAwait(false); // lost the race to create it: learn who won
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            _log.LogWarning("lease: the store did not answer within {Duration}; starting as a standby", Duration);
+        }
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
     }
 
