@@ -88,6 +88,21 @@ public abstract class ConditionalPutContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_if_match_put_of_a_large_object_replaces_only_the_named_version()
+    {
+        // Past S3's part size: a multipart upload, with If-Match on its completion.
+        const int size = 8 * 1024 * 1024 + 1;
+        var first = await Store.PutAsync("cas/large", new MemoryStream(TestContent.Bytes(size, seed: 1)));
+        var second = await Store.PutAsync("cas/large", new MemoryStream(TestContent.Bytes(size, seed: 2)), PutOptions.IfMatchPut(first.ETag!));
+
+        await Assert.ThrowsAsync<PreconditionFailedException>(
+            () => Store.PutAsync("cas/large", new MemoryStream(TestContent.Bytes(size, seed: 3)), PutOptions.IfMatchPut(first.ETag!)));
+
+        Assert.Equal(second.ETag, (await Store.StatAsync("cas/large"))!.ETag);
+        Assert.Equal(TestContent.Bytes(size, seed: 2), await TestContent.ReadAllAsync(await Store.GetAsync("cas/large")));
+    }
+
+    [Fact]
     public async Task A_failed_create_only_put_is_a_precondition_failure_too()
     {
         await Store.PutAsync("cas/once", TestContent.Stream("one"), PutOptions.CreateOnlyPut);

@@ -172,7 +172,8 @@ internal sealed partial class Database
                 delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 20)));
             }
             _nextUploadAttempt = DateTime.UtcNow + delay;
-            _engine.Log.LogWarning("{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
+            // Fenced uploads are the expected state of a server that does not lead: not worth a warning each time.
+            _engine.Log.Log(e is Leadership.FencedException ? LogLevel.Debug : LogLevel.Warning, "{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
                 Label, segment.Start, segment.MaxTxid, _uploadFailures, delay, e.Message);
             return false;
         }
