@@ -10,8 +10,8 @@ using Wayback.Server.Clusters;
 using Wayback.Server.Dashboard;
 using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
+using Wayback.Server.Leadership;
 using Wayback.Storage;
-using Wayback.Storage.S3;
 
 namespace Wayback.Server;
 
@@ -25,10 +25,11 @@ public sealed class WaybackServer : IAsyncDisposable
     private readonly IObjectStore _store;
     private bool _disposed;
 
-    private WaybackServer(WebApplication app, IObjectStore store, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
+    private WaybackServer(WebApplication app, IObjectStore store, ILeadership leadership, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
     {
         _app = app;
         _store = store;
+        Leadership = leadership;
         Databases = dbs;
         Clusters = registry;
         AdminToken = adminToken;
@@ -37,6 +38,9 @@ public sealed class WaybackServer : IAsyncDisposable
     }
 
     public ServerOptions Options { get; }
+
+    /// <summary>Who writes to the store: this server alone, or the holder of the lease (<c>--ha</c>).</summary>
+    public ILeadership Leadership { get; }
 
     /// <summary>The address it listens on, e.g. <c>http://127.0.0.1:20202</c>.</summary>
     public Uri Address => new(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
@@ -55,9 +59,10 @@ public sealed class WaybackServer : IAsyncDisposable
 
     /// <summary>
     /// Opens the store, rebuilds everything from it and the local buffer, and starts listening.
-    /// <paramref name="wrapStore"/> lets tests put a fault-injecting store in front of the real one.
+    /// <paramref name="openStore"/> is the host's choice of store (null: <see cref="LocalStoreFactory"/>);
+    /// <paramref name="wrapStore"/> lets tests put a fault-injecting store in front of it.
     /// </summary>
-    public static async Task<WaybackServer> StartAsync(ServerOptions options, Func<IObjectStore, IObjectStore>? wrapStore = null,
+    public static async Task<WaybackServer> StartAsync(ServerOptions options, StoreFactory? openStore = null, Func<IObjectStore, IObjectStore>? wrapStore = null,
         Action<ILoggingBuilder>? logging = null, CancellationToken ct = default)
     {
         options.Validate();
@@ -68,20 +73,15 @@ public sealed class WaybackServer : IAsyncDisposable
         Directory.CreateDirectory(data);
         var (adminToken, generated) = ResolveAdminToken(options, data);
 
-        IObjectStore store = options.UsesS3
-            ? new S3ObjectStore(new S3StoreOptions
-            {
-                Bucket = options.S3Bucket!,
-                Prefix = options.S3Prefix,
-                ServiceUrl = string.IsNullOrEmpty(options.S3Endpoint) ? null : options.S3Endpoint,
-                Region = string.IsNullOrEmpty(options.S3Region) ? null : options.S3Region,
-                ForcePathStyle = options.S3PathStyle,
-                Profile = string.IsNullOrEmpty(options.S3Profile) ? null : options.S3Profile,
-                RequestTimeout = options.S3RequestTimeout,
-            })
-            : new LocalDirectoryStore(Path.Combine(data, "store"));
+        IObjectStore store = (openStore ?? LocalStoreFactory.Open)(options, data);
+        string storage = store.ToString() ?? store.GetType().Name;
         if (wrapStore is not null)
             store = wrapStore(store);
+        if (options.HighAvailability && !store.Capabilities.ConditionalWrites)
+        {
+            await store.DisposeAsync().ConfigureAwait(false);
+            throw new ArgumentException($"--ha needs an object store with conditional writes to hold the lease in (an S3 bucket: --s3-bucket); {storage} has none");
+        }
 
         // No appsettings.json reload: its watcher covers the working directory recursively, and an application
         // database written there (as in the README's quick start) would wake the server on every WAL write.
@@ -120,10 +120,30 @@ public sealed class WaybackServer : IAsyncDisposable
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
+        ILeadership leadership = new SingleServerLeadership();
+        try
+        {
+            if (options.HighAvailability)
+            {
+                var lease = new S3Lease(store, ServerIdentity.LoadOrCreate(data), AdvertiseUrl(options), options.LeaseDuration, log);
+                leadership = lease;
+                await lease.StartAsync(ct).ConfigureAwait(false);
+                log.LogInformation("lease: {Role} (epoch {Epoch}, leader {Leader})", lease.Role, lease.Epoch, lease.Leader?.Holder ?? "none");
+                store = new FencedObjectStore(store, lease);
+            }
+        }
+        catch
+        {
+            await leadership.DisposeAsync().ConfigureAwait(false);
+            await store.DisposeAsync().ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         var metrics = new ServerMetrics();
         OpsEndpoints.Describe(metrics);
         var registry = new ClusterRegistry(store, adminToken);
-        var engine = new Engine(store, options, data, storeIsLocal: !options.UsesS3, metrics, log);
+        var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
         try
         {
@@ -131,6 +151,7 @@ public sealed class WaybackServer : IAsyncDisposable
         }
         catch
         {
+            await leadership.DisposeAsync().ConfigureAwait(false);
             await store.DisposeAsync().ConfigureAwait(false);
             await app.DisposeAsync().ConfigureAwait(false);
             throw;
@@ -149,11 +170,21 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();
-        var server = new WaybackServer(app, store, dbs, registry, adminToken, generated, options);
+        var server = new WaybackServer(app, store, leadership, dbs, registry, adminToken, generated, options);
+        if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
+            started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
-            server.Address, options.UsesS3 ? $"s3://{options.S3Bucket}/{options.S3Prefix}" : Path.Combine(data, "store"),
+            server.Address, storage,
             dbs.All.Count(d => d.Exists), registry.Clusters.Count());
         return server;
+    }
+
+    private static Uri AdvertiseUrl(ServerOptions options)
+    {
+        if (!string.IsNullOrEmpty(options.AdvertiseUrl))
+            return new Uri(options.AdvertiseUrl);
+        var (host, port) = ServerOptions.ParseListen(options.Listen);
+        return new UriBuilder("http", host, port).Uri;
     }
 
     private static (string Token, bool Generated) ResolveAdminToken(ServerOptions options, string data)
@@ -199,7 +230,7 @@ public sealed class WaybackServer : IAsyncDisposable
         _disposed = true;
         await _app.StopAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);
-        if (Options.UsesS3)
+        if (!_store.Capabilities.IsLocal)
         {
             // The buffer survives a restart either way; uploading now lets the HWM catch up before we go.
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -211,6 +242,8 @@ public sealed class WaybackServer : IAsyncDisposable
             {
             }
         }
+        // After the last upload: releasing the lease first would fence it.
+        await Leadership.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         await _store.DisposeAsync().ConfigureAwait(false);
     }

@@ -15,12 +15,14 @@ namespace Wayback.Storage.S3;
 /// </summary>
 /// <remarks>
 /// Puts are atomic because S3 PUTs and CompleteMultipartUpload are. Create-only puts send
-/// <c>If-None-Match: *</c>, so racing writers (even on different servers) get exactly one winner. Transient
+/// <c>If-None-Match: *</c> and If-Match puts <c>If-Match</c>, so racing writers (even on different servers) get
+/// at most one winner. Transient
 /// failures are retried with exponential backoff and jitter (<see cref="S3RetryPolicy"/>).
 /// </remarks>
 public sealed class S3ObjectStore : IObjectStore
 {
     private const string PutIdMetadata = "wayback-put-id";
+    private const string EpochMetadata = "wayback-epoch";
     private const int MaxParts = 10_000;
     private const int DeleteBatchSize = 1000;
 
@@ -91,13 +93,18 @@ public sealed class S3ObjectStore : IObjectStore
     public StoreMetrics Metrics { get; } = new();
 
     /// <inheritdoc />
+    /// <remarks>S3 decides <c>If-None-Match</c> and <c>If-Match</c> on PUT itself, for every client.</remarks>
+    public StoreCapabilities Capabilities { get; } = new(ConditionalWrites: true, IsLocal: false);
+
+    /// <inheritdoc />
     public async Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken cancellationToken = default)
     {
         ObjectKey.Validate(key);
         ArgumentNullException.ThrowIfNull(content);
-        var createOnly = options?.CreateOnly ?? false;
+        options ??= NoConditions;
+        options.Validate();
 
-        // Tags the new version so that a retried create-only put can tell its own earlier success
+        // Tags the new version so that a retried conditional put can tell its own earlier success
         // (whose answer was lost) from another writer's object.
         var putId = Guid.NewGuid().ToString("N");
         var first = ArrayPool<byte>.Shared.Rent(_options.PartSize);
@@ -108,12 +115,12 @@ public sealed class S3ObjectStore : IObjectStore
             PutResult result;
             if (length < _options.PartSize)
             {
-                result = await PutSingleAsync(key, first, length, createOnly, putId, cancellationToken).ConfigureAwait(false);
+                result = await PutSingleAsync(key, first, length, options, putId, cancellationToken).ConfigureAwait(false);
             }
             else
             {
                 ownsFirst = false;
-                result = await PutMultipartAsync(key, first, content, createOnly, putId, cancellationToken).ConfigureAwait(false);
+                result = await PutMultipartAsync(key, first, content, options, putId, cancellationToken).ConfigureAwait(false);
             }
 
             Metrics.RecordBytesWritten(result.Size);
@@ -181,7 +188,8 @@ public sealed class S3ObjectStore : IObjectStore
         try
         {
             var meta = await HeadAsync(key, cancellationToken).ConfigureAwait(false);
-            return meta is null ? null : new ObjectInfo(key, meta.ContentLength, ToOffset(meta.LastModified), meta.ETag);
+            return meta is null ? null : new ObjectInfo(key, meta.ContentLength, ToOffset(meta.LastModified), meta.ETag,
+                long.TryParse(meta.Metadata[EpochMetadata], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) ? epoch : null);
         }
         catch (Exception e) when (CountsAsError(e))
         {
@@ -297,14 +305,27 @@ public sealed class S3ObjectStore : IObjectStore
 
     internal IAmazonS3 Client => _client;
 
+    /// <summary>Where the objects are, as a log line names it: <c>s3://bucket/prefix</c>.</summary>
+    public override string ToString() => $"s3://{Bucket}/{_prefix}";
+
     private string Where => $"bucket '{Bucket}'";
 
     private string FullKey(string key) => _prefix + key;
 
-    private static bool CountsAsError(Exception e) =>
-        e is not (ObjectNotFoundException or ObjectAlreadyExistsException or OperationCanceledException or ArgumentException);
+    private static readonly PutOptions NoConditions = new();
 
-    private async Task<PutResult> PutSingleAsync(string key, byte[] buffer, int length, bool createOnly, string putId, CancellationToken cancellationToken)
+    private static void StampEpoch(MetadataCollection metadata, PutOptions options)
+    {
+        if (options.Epoch is { } epoch)
+        {
+            metadata[EpochMetadata] = epoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
+    private static bool CountsAsError(Exception e) =>
+        e is not (ObjectNotFoundException or PreconditionFailedException or OperationCanceledException or ArgumentException);
+
+    private async Task<PutResult> PutSingleAsync(string key, byte[] buffer, int length, PutOptions options, string putId, CancellationToken cancellationToken)
     {
         var attempts = new AttemptCounter();
         try
@@ -318,28 +339,41 @@ public sealed class S3ObjectStore : IObjectStore
                     Key = FullKey(key),
                     InputStream = body,
                     AutoCloseStream = false,
-                    IfNoneMatch = createOnly ? "*" : null,
+                    IfNoneMatch = options.CreateOnly ? "*" : null,
+                    IfMatch = options.IfMatch,
                 };
                 request.Metadata[PutIdMetadata] = putId;
+                StampEpoch(request.Metadata, options);
                 return await _client.PutObjectAsync(request, token).ConfigureAwait(false);
-            }, cancellationToken, error => PreconditionFailed(error, key, createOnly), attempts).ConfigureAwait(false);
+            }, cancellationToken, error => PreconditionFailed(error, key, options), attempts).ConfigureAwait(false);
             return new PutResult(key, length, response.ETag);
         }
-        catch (ObjectAlreadyExistsException) when (attempts.Count > 1)
+        catch (PreconditionFailedException) when (attempts.Count > 1)
         {
-            return await OwnEarlierPutOrThrowAsync(key, putId, cancellationToken).ConfigureAwait(false);
+            if (await OwnEarlierPutAsync(key, putId, cancellationToken).ConfigureAwait(false) is { } own)
+            {
+                return own;
+            }
+
+            throw;
         }
     }
 
-    private async Task<PutResult> PutMultipartAsync(string key, byte[] first, Stream content, bool createOnly, string putId, CancellationToken cancellationToken)
+    private async Task<PutResult> PutMultipartAsync(string key, byte[] first, Stream content, PutOptions options, string putId, CancellationToken cancellationToken)
     {
         byte[]? buffer = first;
         string uploadId;
         try
         {
-            if (createOnly && await HeadAsync(key, cancellationToken).ConfigureAwait(false) is not null)
+            // Fail before uploading gigabytes for nothing.
+            if (options.CreateOnly && await HeadAsync(key, cancellationToken).ConfigureAwait(false) is not null)
             {
-                throw new ObjectAlreadyExistsException(key, Where); // fail before uploading gigabytes for nothing
+                throw new ObjectAlreadyExistsException(key, Where);
+            }
+
+            if (options.IfMatch is { } etag && (await HeadAsync(key, cancellationToken).ConfigureAwait(false))?.ETag != etag)
+            {
+                throw new PreconditionFailedException(key, Where);
             }
 
             var initiate = new InitiateMultipartUploadRequest
@@ -349,6 +383,7 @@ public sealed class S3ObjectStore : IObjectStore
                 ChecksumAlgorithm = _checksums ? ChecksumAlgorithm.CRC32 : null,
             };
             initiate.Metadata[PutIdMetadata] = putId;
+            StampEpoch(initiate.Metadata, options);
             uploadId = (await SendAsync(StoreRequestKind.Put, "CreateMultipartUpload", key,
                 token => _client.InitiateMultipartUploadAsync(initiate, token), cancellationToken).ConfigureAwait(false)).UploadId;
         }
@@ -412,14 +447,20 @@ public sealed class S3ObjectStore : IObjectStore
                         Key = FullKey(key),
                         UploadId = uploadId,
                         PartETags = parts,
-                        IfNoneMatch = createOnly ? "*" : null,
+                        IfNoneMatch = options.CreateOnly ? "*" : null,
+                        IfMatch = options.IfMatch,
                     },
-                    token), cancellationToken, error => PreconditionFailed(error, key, createOnly), attempts).ConfigureAwait(false);
+                    token), cancellationToken, error => PreconditionFailed(error, key, options), attempts).ConfigureAwait(false);
                 return new PutResult(key, size, complete.ETag);
             }
-            catch (ObjectAlreadyExistsException) when (attempts.Count > 1)
+            catch (PreconditionFailedException) when (attempts.Count > 1)
             {
-                return await OwnEarlierPutOrThrowAsync(key, putId, cancellationToken).ConfigureAwait(false);
+                if (await OwnEarlierPutAsync(key, putId, cancellationToken).ConfigureAwait(false) is { } own)
+                {
+                    return own;
+                }
+
+                throw;
             }
         }
         catch
@@ -485,15 +526,11 @@ public sealed class S3ObjectStore : IObjectStore
         }
     }
 
-    private async Task<PutResult> OwnEarlierPutOrThrowAsync(string key, string putId, CancellationToken cancellationToken)
+    /// <summary>The object if it is the version this put (<paramref name="putId"/>) wrote: an earlier attempt succeeded.</summary>
+    private async Task<PutResult?> OwnEarlierPutAsync(string key, string putId, CancellationToken cancellationToken)
     {
         var meta = await HeadAsync(key, cancellationToken).ConfigureAwait(false);
-        if (meta is not null && meta.Metadata[PutIdMetadata] == putId)
-        {
-            return new PutResult(key, meta.ContentLength, meta.ETag);
-        }
-
-        throw new ObjectAlreadyExistsException(key, Where);
+        return meta is not null && meta.Metadata[PutIdMetadata] == putId ? new PutResult(key, meta.ContentLength, meta.ETag) : null;
     }
 
     private async Task<GetObjectMetadataResponse?> HeadAsync(string key, CancellationToken cancellationToken)
@@ -510,8 +547,13 @@ public sealed class S3ObjectStore : IObjectStore
         }
     }
 
-    private Exception? PreconditionFailed(AmazonServiceException error, string key, bool createOnly) =>
-        createOnly && error.StatusCode == HttpStatusCode.PreconditionFailed ? new ObjectAlreadyExistsException(key, Where, error) : null;
+    // If-Match on a key that is gone answers 404 (NoSuchKey): the version it named is not there either.
+    private Exception? PreconditionFailed(AmazonServiceException error, string key, PutOptions options) => error.StatusCode switch
+    {
+        HttpStatusCode.PreconditionFailed when options.CreateOnly => new ObjectAlreadyExistsException(key, Where, error),
+        HttpStatusCode.PreconditionFailed or HttpStatusCode.NotFound when options.IfMatch is not null => new PreconditionFailedException(key, Where, error),
+        _ => null,
+    };
 
     /// <summary>
     /// Runs one S3 request under the retry policy, counting every attempt. Service errors that

@@ -17,6 +17,9 @@ public interface IObjectStore : IAsyncDisposable
     /// <exception cref="ObjectAlreadyExistsException">
     /// <see cref="PutOptions.CreateOnly"/> was set and the key already exists. Nothing was changed.
     /// </exception>
+    /// <exception cref="PreconditionFailedException">
+    /// <see cref="PutOptions.IfMatch"/> was set and the object is not that version (or is gone). Nothing was changed.
+    /// </exception>
     Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken cancellationToken = default);
 
     /// <summary>
@@ -69,4 +72,7 @@ public interface IObjectStore : IAsyncDisposable
 
     /// <summary>Request and error counters of this store instance.</summary>
     StoreMetrics Metrics { get; }
+
+    /// <summary>What this store can do; a wrapper forwards its inner store's.</summary>
+    StoreCapabilities Capabilities { get; }
 }

@@ -16,6 +16,8 @@ namespace Wayback.Storage;
 /// or link(2) for create-only, which fails atomically if the name exists) and fsyncs the directory. A
 /// crash leaves either the old object or the new one, plus at worst a temporary file that is never listed
 /// and is removed when a store next opens the directory.</para>
+/// <para>An If-Match put compares the ETag and renames under a lock of this store instance, so it holds among
+/// this process's writers only (hence <see cref="Capabilities"/> has no conditional writes).</para>
 /// <para>Because a file cannot also be a directory, a key cannot be both an object and a prefix of other
 /// keys (<c>a</c> and <c>a/b</c>); such a put fails with a <see cref="StorageException"/>.</para>
 /// </remarks>
@@ -36,6 +38,7 @@ public sealed class LocalDirectoryStore : IObjectStore
     };
 
     private readonly FileIo _io;
+    private readonly Lock _ifMatchLock = new();
     private long _lastStampTicks;
 
     /// <summary>
@@ -73,6 +76,13 @@ public sealed class LocalDirectoryStore : IObjectStore
     /// <inheritdoc />
     public StoreMetrics Metrics { get; } = new();
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Conditional puts hold within this process only (compare under a lock), and a directory is one machine's:
+    /// it cannot carry a lease between servers.
+    /// </remarks>
+    public StoreCapabilities Capabilities { get; } = new(ConditionalWrites: false, IsLocal: true);
+
     private string Where => $"local store '{RootPath}'";
 
     /// <inheritdoc />
@@ -80,10 +90,12 @@ public sealed class LocalDirectoryStore : IObjectStore
     {
         ObjectKey.Validate(key);
         ArgumentNullException.ThrowIfNull(content);
+        options ??= NoConditions;
+        options.Validate();
         Metrics.RecordRequest(StoreRequestKind.Put);
         try
         {
-            var result = await PutCoreAsync(key, content, options?.CreateOnly ?? false, cancellationToken).ConfigureAwait(false);
+            var result = await PutCoreAsync(key, content, options, cancellationToken).ConfigureAwait(false);
             Metrics.RecordBytesWritten(result.Size);
             return result;
         }
@@ -104,8 +116,11 @@ public sealed class LocalDirectoryStore : IObjectStore
         ObjectKey.Validate(key);
         ArgumentNullException.ThrowIfNull(sourcePath);
         cancellationToken.ThrowIfCancellationRequested();
-        if (OperatingSystem.IsWindows())
+        options ??= NoConditions;
+        options.Validate();
+        if (OperatingSystem.IsWindows() || options.IfMatch is not null)
         {
+            // If-Match objects are small (leases): copied, so the compare and the rename share one code path.
             await using var copy = OpenSource(sourcePath);
             return await PutAsync(key, copy, options, cancellationToken).ConfigureAwait(false);
         }
@@ -113,7 +128,7 @@ public sealed class LocalDirectoryStore : IObjectStore
         Metrics.RecordRequest(StoreRequestKind.Put);
         var path = PathOf(key);
         var directory = Path.GetDirectoryName(path)!;
-        bool createOnly = options?.CreateOnly ?? false;
+        bool createOnly = options.CreateOnly;
         try
         {
             EnsureDirectory(key, directory);
@@ -137,7 +152,7 @@ public sealed class LocalDirectoryStore : IObjectStore
             {
                 // The store is on another file system: copy.
                 await using var source = OpenSource(sourcePath);
-                var copied = await PutCoreAsync(key, source, createOnly, cancellationToken).ConfigureAwait(false);
+                var copied = await PutCoreAsync(key, source, options, cancellationToken).ConfigureAwait(false);
                 Metrics.RecordBytesWritten(copied.Size);
                 return copied;
             }
@@ -314,10 +329,15 @@ public sealed class LocalDirectoryStore : IObjectStore
 
     internal string PathOf(string key) => Path.Join(RootPath, key);
 
-    private static bool CountsAsError(Exception e) =>
-        e is not (ObjectNotFoundException or ObjectAlreadyExistsException or OperationCanceledException);
+    /// <summary>Where the objects are: the root directory.</summary>
+    public override string ToString() => RootPath;
 
-    private async Task<PutResult> PutCoreAsync(string key, Stream content, bool createOnly, CancellationToken cancellationToken)
+    private static readonly PutOptions NoConditions = new();
+
+    private static bool CountsAsError(Exception e) =>
+        e is not (ObjectNotFoundException or PreconditionFailedException or OperationCanceledException);
+
+    private async Task<PutResult> PutCoreAsync(string key, Stream content, PutOptions options, CancellationToken cancellationToken)
     {
         var path = PathOf(key);
         var directory = Path.GetDirectoryName(path)!;
@@ -356,7 +376,7 @@ public sealed class LocalDirectoryStore : IObjectStore
             await file.DisposeAsync().ConfigureAwait(false);
             file = null;
 
-            Publish(key, tempPath, path, createOnly);
+            Publish(key, tempPath, path, options);
             tempPath = null;
             SyncDirectory(directory);
             return new PutResult(key, size, etag);
@@ -458,14 +478,30 @@ public sealed class LocalDirectoryStore : IObjectStore
         }
     }
 
-    private void Publish(string key, string tempPath, string path, bool createOnly)
+    private void Publish(string key, string tempPath, string path, PutOptions options)
     {
         if (Directory.Exists(path))
         {
             throw new StorageException($"Cannot write '{key}' to {Where}: other keys start with '{key}/', so it cannot also be an object.", key);
         }
 
-        if (!createOnly)
+        if (options.IfMatch is { } etag)
+        {
+            lock (_ifMatchLock)
+            {
+                var current = new FileInfo(path);
+                if (!current.Exists || ETagOf(current.LastWriteTimeUtc, current.Length) != etag)
+                {
+                    throw new PreconditionFailedException(key, Where);
+                }
+
+                File.Move(tempPath, path, overwrite: true);
+            }
+
+            return;
+        }
+
+        if (!options.CreateOnly)
         {
             File.Move(tempPath, path, overwrite: true);
             return;

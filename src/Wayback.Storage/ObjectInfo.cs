@@ -5,7 +5,11 @@ namespace Wayback.Storage;
 /// <param name="Size">Its length in bytes.</param>
 /// <param name="LastModified">When it was last written, as the store records it.</param>
 /// <param name="ETag">An opaque version tag: equal tags mean the same version. Compare it, never parse it.</param>
-public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag);
+/// <param name="Epoch">
+/// The lease epoch its writer put with it (<see cref="PutOptions.Epoch"/>), where the store keeps it: S3 reports it
+/// from <see cref="IObjectStore.StatAsync"/> (not from listings); the local store does not keep it.
+/// </param>
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag, long? Epoch = null);
 
 /// <summary>The outcome of a successful <see cref="IObjectStore.PutAsync"/>.</summary>
 /// <param name="Key">The key written.</param>
@@ -20,11 +24,50 @@ public sealed record PutOptions
     public static PutOptions CreateOnlyPut { get; } = new() { CreateOnly = true };
 
     /// <summary>
-    /// Write only if no object has the key. Decided by the store itself (a conditional write on S3, a
-    /// hard link on a local disk), so two writers racing for one key get exactly one winner.
+    /// Write only if no object has the key (<c>If-None-Match: *</c>). Decided by the store itself (a conditional
+    /// write on S3, a hard link on a local disk), so two writers racing for one key get exactly one winner.
     /// </summary>
     public bool CreateOnly { get; init; }
+
+    /// <summary>
+    /// Replace only the version with this ETag (<c>If-Match</c>), as <see cref="PutResult.ETag"/> or
+    /// <see cref="IObjectStore.StatAsync"/> reported it; otherwise, or when the key is gone, the put fails with
+    /// <see cref="PreconditionFailedException"/>. Writers racing on one ETag get at most one winner.
+    /// </summary>
+    public string? IfMatch { get; init; }
+
+    /// <summary>
+    /// The writer's lease epoch, kept with the object where the store keeps metadata (S3:
+    /// <c>x-amz-meta-wayback-epoch</c>), so a newer leader can tell which leader wrote it.
+    /// </summary>
+    public long? Epoch { get; init; }
+
+    /// <summary>A put that replaces only the version <paramref name="etag"/>.</summary>
+    public static PutOptions IfMatchPut(string etag)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(etag);
+        return new() { IfMatch = etag };
+    }
+
+    /// <summary>Throws when the options ask for two conditions at once.</summary>
+    public void Validate()
+    {
+        if (CreateOnly && IfMatch is not null)
+        {
+            throw new ArgumentException("A put is either create-only or If-Match, not both.");
+        }
+    }
 }
+
+/// <summary>What a store can do, so callers ask it instead of guessing from its type or configuration.</summary>
+/// <param name="ConditionalWrites">
+/// Conditional puts (<see cref="PutOptions.CreateOnly"/>, <see cref="PutOptions.IfMatch"/>) are decided by the store
+/// itself for every writer, on every machine that shares it: servers can hold a lease in it.
+/// </param>
+/// <param name="IsLocal">
+/// The store is this machine's own disk: what is fsync'd here is stored, and nobody else writes to it.
+/// </param>
+public sealed record StoreCapabilities(bool ConditionalWrites, bool IsLocal);
 
 /// <summary>A byte range of an object: <see cref="Length"/> bytes from <see cref="Offset"/>, or to the end.</summary>
 public readonly record struct ByteRange

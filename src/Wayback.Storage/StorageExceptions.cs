@@ -22,11 +22,29 @@ public sealed class ObjectNotFoundException : StorageException
     }
 }
 
+/// <summary>
+/// A conditional put found the object not as its condition required (<see cref="PutOptions.IfMatch"/> named a
+/// version that is no longer there); nothing was written. An answer, not a store failure.
+/// </summary>
+public class PreconditionFailedException : StorageException
+{
+    public PreconditionFailedException(string key, string? where = null, Exception? innerException = null)
+        : base($"Object '{key}'{(where is null ? "" : " in " + where)} is not the version the conditional put expected; nothing was written.", key, innerException)
+    {
+    }
+
+    /// <summary>For a subclass that words the message itself.</summary>
+    protected PreconditionFailedException(string key, Exception? innerException, string message)
+        : base(message, key, innerException)
+    {
+    }
+}
+
 /// <summary>A create-only put found the key already taken; nothing was written.</summary>
-public sealed class ObjectAlreadyExistsException : StorageException
+public sealed class ObjectAlreadyExistsException : PreconditionFailedException
 {
     public ObjectAlreadyExistsException(string key, string? where = null, Exception? innerException = null)
-        : base($"Object '{key}' already exists{(where is null ? "" : " in " + where)}; a create-only put does not replace it.", key, innerException)
+        : base(key, innerException, $"Object '{key}' already exists{(where is null ? "" : " in " + where)}; a create-only put does not replace it.")
     {
     }
 }

@@ -8,6 +8,8 @@ namespace Wayback.Fuzz;
 /// </summary>
 internal sealed class BytesStore(string key, byte[] bytes) : IObjectStore
 {
+    public StoreCapabilities Capabilities { get; } = new(ConditionalWrites: false, IsLocal: true);
+
     public Task<Stream> GetAsync(string k, ByteRange? range = null, CancellationToken cancellationToken = default)
     {
         if (k != key)

@@ -12,6 +12,7 @@ public sealed class FaultyStore(IObjectStore inner) : IObjectStore
     public volatile Func<string, bool>? FailReads;
 
     public StoreMetrics Metrics => inner.Metrics;
+    public StoreCapabilities Capabilities => inner.Capabilities;
 
     private void Check(string key)
     {

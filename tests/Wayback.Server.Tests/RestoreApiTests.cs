@@ -676,6 +676,7 @@ public sealed class RestoreApiTests
 public sealed class RecordingStore(IObjectStore inner, ConcurrentDictionary<string, int> reads) : IObjectStore
 {
     public StoreMetrics Metrics => inner.Metrics;
+    public StoreCapabilities Capabilities => inner.Capabilities;
     public Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken ct = default) => inner.PutAsync(key, content, options, ct);
 
     public Task<Stream> GetAsync(string key, ByteRange? range = null, CancellationToken ct = default)
@@ -723,6 +724,7 @@ public sealed class GatedStore(IObjectStore inner, GatedStore.Gate gate) : IObje
     }
 
     public StoreMetrics Metrics => inner.Metrics;
+    public StoreCapabilities Capabilities => inner.Capabilities;
     public Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken ct = default) => inner.PutAsync(key, content, options, ct);
 
     public async Task<Stream> GetAsync(string key, ByteRange? range = null, CancellationToken ct = default)

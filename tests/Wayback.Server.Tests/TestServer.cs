@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using Wayback.Cli.Hosting;
 using Wayback.Server.Hosting;
 using Wayback.Storage;
 
@@ -34,7 +35,7 @@ public sealed class TestServer : IAsyncDisposable
         data ??= NewDataDirectory();
         var options = new ServerOptions { DataDirectory = data, Listen = "127.0.0.1:0", AdminToken = AdminToken, L1Window = TimeSpan.FromHours(1), L2Window = TimeSpan.FromHours(2), L3Window = TimeSpan.FromHours(4), SnapshotInterval = TimeSpan.FromDays(7) };
         configure?.Invoke(options);
-        var server = await WaybackServer.StartAsync(options, wrapStore, logging: b => b.SetMinimumLevel(LogLevel.Warning));
+        var server = await WaybackServer.StartAsync(options, ServerStores.Open, wrapStore, logging: b => b.SetMinimumLevel(LogLevel.Warning));
         return new TestServer(server, data, owns);
     }
 

@@ -198,7 +198,8 @@ internal sealed partial class Database
         int failures = Interlocked.Increment(ref _compactionFailures);
         var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
         _nextCompactionAttempt = DateTime.UtcNow + delay;
-        if (!IsStoreOutage(e))
+        // Refused because this server does not lead: nothing is wrong with the database.
+        if (!IsStoreOutage(e) && e is not Leadership.FencedException)
             ReportFault(FaultKinds.Compaction, $"{what} failed: {e.Message}");
         _engine.Log.LogWarning("{Db}: {What} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, what, failures, delay, e.Message);
     }

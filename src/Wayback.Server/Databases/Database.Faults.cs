@@ -38,7 +38,7 @@ internal sealed partial class Database
     /// be sealed or compacted - belongs to the database it happened in.
     /// </summary>
     internal static bool IsStoreOutage(Exception e) =>
-        e is StorageException and not ObjectNotFoundException and not ObjectAlreadyExistsException;
+        e is StorageException and not ObjectNotFoundException and not PreconditionFailedException and not Leadership.FencedException;
 
     internal void ReportFault(string kind, string error)
     {

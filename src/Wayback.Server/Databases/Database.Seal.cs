@@ -150,6 +150,11 @@ internal sealed partial class Database
                 _engine.Metrics.Set("wayback_store_up", 0);
                 delay = TimeSpan.FromTicks(Math.Min(MaxUploadRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 10)));
             }
+            else if (e is Leadership.FencedException)
+            {
+                // This server does not lead now: nothing is wrong with the database or the store; try again later.
+                delay = _engine.Options.UploadRetryDelay;
+            }
             else if (DiskSpace.IsNoSpace(e))
             {
                 // The sealed object is the window's L1 plus every transaction: at most about twice the buffer file.
@@ -167,7 +172,8 @@ internal sealed partial class Database
                 delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 20)));
             }
             _nextUploadAttempt = DateTime.UtcNow + delay;
-            _engine.Log.LogWarning("{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
+            // Fenced uploads are the expected state of a server that does not lead: not worth a warning each time.
+            _engine.Log.Log(e is Leadership.FencedException ? LogLevel.Debug : LogLevel.Warning, "{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",
                 Label, segment.Start, segment.MaxTxid, _uploadFailures, delay, e.Message);
             return false;
         }

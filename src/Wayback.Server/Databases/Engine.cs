@@ -6,7 +6,7 @@ using Wayback.Storage;
 namespace Wayback.Server.Databases;
 
 /// <summary>What every database shares: the store, the settings, the buffer and temp directories, metrics.</summary>
-internal sealed class Engine(IObjectStore store, ServerOptions options, string dataDirectory, bool storeIsLocal, ServerMetrics metrics, ILogger log)
+internal sealed class Engine(IObjectStore store, ServerOptions options, string dataDirectory, ServerMetrics metrics, ILogger log)
 {
     public IObjectStore Store { get; } = store;
     public ServerOptions Options { get; } = options;
@@ -14,7 +14,7 @@ internal sealed class Engine(IObjectStore store, ServerOptions options, string d
     public string TempDirectory { get; } = Path.Combine(dataDirectory, "tmp");
 
     /// <summary>With the local-directory store, what is fsync'd on this disk is in the store (the HWM follows ingest).</summary>
-    public bool StoreIsLocal { get; } = storeIsLocal;
+    public bool StoreIsLocal => Store.Capabilities.IsLocal;
     public BufferFaults Faults { get; } = new();
     public ServerMetrics Metrics { get; } = metrics;
     public Leases Leases { get; } = new();

@@ -90,7 +90,17 @@ public sealed class ServerOptions
     /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
     public int Nice { get; set; }
 
-    public bool UsesS3 => !string.IsNullOrEmpty(S3Bucket);
+    /// <summary>
+    /// High availability: several servers on one bucket, one leader holding a lease in it (needs a store with
+    /// conditional writes).
+    /// </summary>
+    public bool HighAvailability { get; set; }
+
+    /// <summary>How long the leader's lease lasts without renewal (<c>--ha</c>); it renews every third of it.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The URL other servers and clients reach this one at (written into the lease); default http://LISTEN.</summary>
+    public string? AdvertiseUrl { get; set; }
 
     /// <summary>One setting: its flag (without dashes; also the YAML key) and environment variable.</summary>
     public sealed record Setting(string Name, string Description, Action<ServerOptions, string> Apply, bool IsSwitch = false)
@@ -127,6 +137,9 @@ public sealed class ServerOptions
         new("upload-memory", "Memory for request bodies being received, over all requests; beyond it they wait in DATA/tmp (default 256MiB).", (o, v) => o.UploadMemoryBytes = ParseSize(v, "upload-memory")),
         new("max-buffer-size", "Writes get 503 while a database's unsealed buffer exceeds this (default 8GiB).", (o, v) => o.MaxBufferBytes = ParseSize(v, "max-buffer-size")),
         new("store-startup-timeout", "How long startup waits for the object store before it starts from the local buffer and reads the store once it answers (default 15s).", (o, v) => o.StoreStartupTimeout = ParseDuration(v, "store-startup-timeout")),
+        new("ha", "High availability: run several servers on one S3 bucket; one leads (holds a lease in the bucket), the others stand by.", (o, v) => o.HighAvailability = ParseBool(v, "ha"), IsSwitch: true),
+        new("lease-duration", "With --ha: how long the leader's lease lasts without renewal; a standby takes over after it (default 10s).", (o, v) => o.LeaseDuration = ParseDuration(v, "lease-duration")),
+        new("advertise-url", "URL other servers and clients reach this server at (default http://LISTEN).", (o, v) => o.AdvertiseUrl = v),
         new("nice", "Lower the server's CPU priority, Unix nice 0-19 (default 0). On a machine shared with applications, 19 lets them and their agents go first.", (o, v) => o.Nice = ParseNice(v)),
     ];
 
@@ -182,6 +195,10 @@ public sealed class ServerOptions
             throw new ArgumentException("sizes must be positive");
         if (UploadIdleTimeout <= TimeSpan.Zero)
             throw new ArgumentException("upload-idle-timeout must be a positive duration");
+        if (LeaseDuration < TimeSpan.FromMilliseconds(500) || LeaseDuration > TimeSpan.FromHours(1))
+            throw new ArgumentException("lease-duration must be from 500ms to 1h");
+        if (AdvertiseUrl is { Length: > 0 } a && !(Uri.TryCreate(a, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+            throw new ArgumentException($"invalid advertise-url '{a}': expected e.g. http://10.0.0.5:20202");
         if (AdminToken is { } t && t.Length < 16)
             throw new ArgumentException("the admin token must be at least 16 characters");
         _ = ParseListen(Listen);

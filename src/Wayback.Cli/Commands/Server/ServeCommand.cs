@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Wayback.Cli.Hosting;
 using Wayback.Server;
 using Wayback.Server.Hosting;
 
@@ -44,7 +45,7 @@ internal static class ServeCommand
             var options = ServerOptions.Load(configPath, flags);
             using var lowered = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var nice = options.Nice > 0 ? Task.Run(() => Wayback.Ltx.Native.ProcessNice.KeepLoweredAsync(options.Nice, lowered.Token), CancellationToken.None) : Task.CompletedTask;
-            await using var server = await WaybackServer.StartAsync(options, ct: ct).ConfigureAwait(false);
+            await using var server = await WaybackServer.StartAsync(options, ServerStores.Open, ct: ct).ConfigureAwait(false);
             if (server.AdminTokenGenerated)
             {
                 await stdout.WriteLineAsync($"admin token (shown once; kept in {Path.Combine(Path.GetFullPath(options.DataDirectory), "admin-token")}):").ConfigureAwait(false);
