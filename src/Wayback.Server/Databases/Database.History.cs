@@ -32,7 +32,7 @@ internal sealed partial class Database
         try
         {
             if (!Exists || Deleted)
-                throw Api.ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             unknown = _levels[1].Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
         }
         finally
@@ -51,7 +51,7 @@ internal sealed partial class Database
         try
         {
             if (!Exists || Deleted)
-                throw Api.ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             var window = await WindowLockedAsync(ct).ConfigureAwait(false);
             var snapshots = new List<HistorySnapshot>();
             foreach (var f in _levels[0].Where(f => !f.Retired).OrderBy(f => f.Max))

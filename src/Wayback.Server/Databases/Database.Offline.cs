@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 
 namespace Wayback.Server.Databases;
@@ -179,8 +178,8 @@ internal sealed partial class Database
         if (!Offline)
             return;
         if (!Exists)
-            throw ApiException.Storage($"the object store is unreachable and this server has nothing of '{Name}' in its local buffer: its position is unknown until the store answers");
+            throw new StorageUnavailableException($"the object store is unreachable and this server has nothing of '{Name}' in its local buffer: its position is unknown until the store answers");
         if (_pages is null)
-            throw ApiException.Storage($"the object store is unreachable and the page checksums of '{Name}' cannot be rebuilt from the local buffer alone; writes resume once the store answers");
+            throw new StorageUnavailableException($"the object store is unreachable and the page checksums of '{Name}' cannot be rebuilt from the local buffer alone; writes resume once the store answers");
     }
 }

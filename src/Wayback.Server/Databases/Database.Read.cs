@@ -1,5 +1,4 @@
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 
 namespace Wayback.Server.Databases;
@@ -63,7 +62,7 @@ internal sealed partial class Database
         try
         {
             if (!Exists)
-                throw ApiException.NotFound($"database '{Name}' has no data");
+                throw new NotFoundException($"database '{Name}' has no data");
             return await PlanLockedAsync(txid ?? _pos.Txid, ct).ConfigureAwait(false);
         }
         finally
@@ -88,7 +87,7 @@ internal sealed partial class Database
     private async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
     {
         if (target == 0 || target > _pos.Txid)
-            throw ApiException.NotFound($"database '{Name}' has no TXID {target} (its position is {_pos})");
+            throw new NotFoundException($"database '{Name}' has no TXID {target} (its position is {_pos})");
         var candidates = new List<Piece>();
         foreach (var f in _levels[0].Where(f => !f.Retired && f.Max <= target))
             candidates.Add(new Piece(1, f.Max, true, 0, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
@@ -109,14 +108,14 @@ internal sealed partial class Database
             if (b.Entries.Count > 0 && b.Entries[0].IsSnapshot && b.Entries[0].MaxTxid <= target)
                 candidates.Add(BufferEntry(b, b.Entries[0]));
         var start = candidates.OrderByDescending(c => c.Max).ThenBy(c => c.Level == 0 ? 0 : 1).FirstOrDefault()
-            ?? throw ApiException.NotFound($"database '{Name}' has no snapshot at or before TXID {target} (retention may have removed it)");
+            ?? throw new NotFoundException($"database '{Name}' has no snapshot at or before TXID {target} (retention may have removed it)");
 
         var chain = new List<Piece> { start };
         ulong at = start.Max;
         while (at < target)
         {
             var next = await NextPieceAsync(at + 1, target, ct).ConfigureAwait(false)
-                ?? throw ApiException.NotFound($"TXID {target} of '{Name}' is not a restore point: no file starts at TXID {at + 1} and ends at or before it");
+                ?? throw new NotFoundException($"TXID {target} of '{Name}' is not a restore point: no file starts at TXID {at + 1} and ends at or before it");
             chain.Add(next);
             at = next.Max;
         }

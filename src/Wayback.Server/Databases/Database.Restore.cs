@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -78,29 +77,29 @@ internal sealed partial class Database
     private async Task<(RestorePoint Point, RestoreWindow Window)> ResolveLockedAsync(ulong? txid, long? timestampMs, CancellationToken ct)
     {
         if (!Exists || Deleted)
-            throw ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+            throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
         var window = await WindowLockedAsync(ct).ConfigureAwait(false);
         var (first, last) = (window.First, window.Last);
         if (timestampMs is { } t)
         {
             if (t < first.TimestampMs)
-                throw ApiException.OutOfRange(
+                throw new OutOfRangeException(
                     $"{Iso(t)} is before the first restore point of '{Name}' (TXID {first.Txid}, committed {Iso(first.TimestampMs)}); retention has removed anything older", window);
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             if (t > now)
-                throw ApiException.OutOfRange($"{Iso(t)} is in the future (the server's clock says {Iso(now)}); the newest restore point is TXID {last.Txid}, committed {Iso(last.TimestampMs)}", window);
+                throw new OutOfRangeException($"{Iso(t)} is in the future (the server's clock says {Iso(now)}); the newest restore point is TXID {last.Txid}, committed {Iso(last.TimestampMs)}", window);
             if (t >= last.TimestampMs)
                 return (last, window);
             ulong found = await TxidAtLockedAsync(t, ct).ConfigureAwait(false) ?? first.Txid;
             var p = await PointLockedAsync(Math.Max(found, first.Txid), ct).ConfigureAwait(false)
-                ?? throw new ApiException(500, ErrorCodes.Internal, $"'{Name}': TXID {found}, the last committed at or before {Iso(t)}, has no log entry");
+                ?? throw new InconsistencyException($"'{Name}': TXID {found}, the last committed at or before {Iso(t)}, has no log entry");
             return (p, window);
         }
         ulong want = txid ?? last.Txid;
         if (want < first.Txid || want > last.Txid)
-            throw ApiException.OutOfRange($"'{Name}' can be restored to TXIDs {first.Txid} ({Iso(first.TimestampMs)}) to {last.Txid} ({Iso(last.TimestampMs)}); TXID {want} is outside", window);
+            throw new OutOfRangeException($"'{Name}' can be restored to TXIDs {first.Txid} ({Iso(first.TimestampMs)}) to {last.Txid} ({Iso(last.TimestampMs)}); TXID {want} is outside", window);
         var point = await PointLockedAsync(want, ct).ConfigureAwait(false)
-            ?? throw ApiException.NotFound(await NotARestorePointAsync(want, ct).ConfigureAwait(false));
+            ?? throw new NotFoundException(await NotARestorePointAsync(want, ct).ConfigureAwait(false));
         return (point, window);
     }
 
@@ -124,7 +123,7 @@ internal sealed partial class Database
                 first = p;
         var last = await PointLockedAsync(_pos.Txid, ct).ConfigureAwait(false);
         if (first is null || last is null)
-            throw new ApiException(500, ErrorCodes.Internal, $"'{Name}' has a position ({_pos}) but no complete chain to it in the store");
+            throw new InconsistencyException($"'{Name}' has a position ({_pos}) but no complete chain to it in the store");
         return new RestoreWindow(first.Value, last.Value);
     }
 
@@ -247,14 +246,14 @@ internal sealed partial class Database
                 FileOptions.Asynchronous | FileOptions.RandomAccess);
             var restored = await RestoreAsync(plan, image, ct).ConfigureAwait(false);
             if (restored.Checksum != target.PostApply)
-                throw new ApiException(500, ErrorCodes.Internal, $"restoring '{Name}' to TXID {target.Txid} gave checksum {restored.Checksum:x16}, not its recorded {target.PostApply:x16}");
+                throw new InconsistencyException($"restoring '{Name}' to TXID {target.Txid} gave checksum {restored.Checksum:x16}, not its recorded {target.PostApply:x16}");
 
             // From here on the work is bounded and must not stop half-way because a client went away.
             await _lock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
                 if (Deleted)
-                    throw ApiException.NotFound($"database '{Name}' was deleted");
+                    throw new NotFoundException($"database '{Name}' was deleted");
                 await EnsurePagesAsync(CancellationToken.None).ConfigureAwait(false);
                 var current = _pos;
                 var pages = _pages!;
@@ -281,7 +280,7 @@ internal sealed partial class Database
                 WriteResult result;
                 try
                 {
-                    await using var body = UploadSpool.FromFile(ltxPath);
+                    await using var body = Api.UploadSpool.FromFile(ltxPath);
                     result = await WriteLockedAsync(body, null, LtxFormat.V3, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch
@@ -297,7 +296,7 @@ internal sealed partial class Database
                     throw;
                 }
                 if (result.Pos.Checksum != restored.Checksum)
-                    throw new ApiException(500, ErrorCodes.Internal, $"the restore transaction of '{Name}' ended at checksum {result.Pos.Checksum:x16}, not {restored.Checksum:x16}");
+                    throw new InconsistencyException($"the restore transaction of '{Name}' ended at checksum {result.Pos.Checksum:x16}, not {restored.Checksum:x16}");
                 _restoreMarks.RemoveAll(m => m.Txid == txid);
                 _restoreMarks.Add(mark);
                 _engine.Log.LogWarning("{Db}: restored in place to TXID {Target} ({When}) as TXID {Txid}; undo by restoring to TXID {Undo}",

@@ -1,6 +1,5 @@
 using Microsoft.Data.Sqlite;
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -34,7 +33,7 @@ internal sealed partial class Database
         try
         {
             if (!Exists || Deleted)
-                throw ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             // Each restore drill writes the database out once: without that room, say so instead of reporting damage.
             DiskSpace.Ensure(_engine.TempDirectory, (long)Commit * _pageSize, $"verifying '{Name}' (each restore drill writes the database once)");
             stored = _levels.SelectMany(l => l).Where(f => !f.Retired).ToList();
@@ -240,7 +239,7 @@ internal sealed partial class Database
                 await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous | FileOptions.RandomAccess))
                     result = await RestoreAsync(plan, fs, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when ((e is LtxException or StorageException or ApiException or EndOfStreamException) && !IsStoreOutage(e) && e is not ApiException { Status: 503 })
+            catch (Exception e) when ((e is LtxException or StorageException or DomainException or EndOfStreamException) && !IsStoreOutage(e) && e is not StorageUnavailableException)
             {
                 string file = e is StorageException { Key: { } key } ? key
                     : e is LtxException ? e.Message.Split([": ", " ("], 2, StringSplitOptions.None)[0] : $"TXID {txid}";
@@ -250,7 +249,7 @@ internal sealed partial class Database
             }
             string integrity = IntegrityCheck(temp);
             bool ok = integrity == "ok" && result.Checksum == point.PostApply;
-            checks.Add(new VerifyCheck(txid, point.TimestampMs, Hex.Format(result.Checksum), result.Commit, integrity, ok));
+            checks.Add(new VerifyCheck(txid, point.TimestampMs, Api.Hex.Format(result.Checksum), result.Commit, integrity, ok));
             if (!ok)
                 problems.Add(new VerifyProblem($"TXID {txid}", integrity != "ok"
                     ? $"the database restored at TXID {txid} fails PRAGMA integrity_check: {integrity}"

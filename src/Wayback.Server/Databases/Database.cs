@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
-using Wayback.Server.Api;
+using Wayback.Server.Api; // UploadSpool: a request body received whole
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -241,12 +241,12 @@ internal sealed partial class Database
         try
         {
             if (Deleted)
-                throw ApiException.NotFound($"database '{Name}' was deleted");
+                throw new NotFoundException($"database '{Name}' was deleted");
             ThrowIfTrashed();
             ThrowIfOffline();
             _engine.Disk.ThrowIfSealsWait();
             if (BufferedBytes > _engine.Options.MaxBufferBytes)
-                throw ApiException.Storage($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
+                throw new StorageUnavailableException($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
             await EnsurePagesAsync(ct).ConfigureAwait(false);
             var result = await WriteLockedAsync(body, lengths, format, ct).ConfigureAwait(false);
             Interlocked.Increment(ref RequestsIn);
@@ -409,7 +409,7 @@ internal sealed partial class Database
             _pageSize = startPageSize;
             if (e is IOException io and not UploadException)
                 throw DiskSpace.IsNoSpace(io) ? DiskSpace.Full(BufferDirectory, lengths?.Sum(), "this write", io)
-                    : ApiException.Storage($"cannot write to the local buffer: {io.Message}");
+                    : new StorageUnavailableException($"cannot write to the local buffer: {io.Message}");
             throw;
         }
         finally
@@ -443,11 +443,11 @@ internal sealed partial class Database
         }
         catch (LtxException e) when (snapshot && e.Message.Contains("post-apply checksum mismatch", StringComparison.Ordinal))
         {
-            throw new ApiException(400, ErrorCodes.BadChecksum, e.Message);
+            throw BadInputException.Checksum(e.Message);
         }
         catch (LtxException e)
         {
-            throw new ApiException(400, ErrorCodes.BadLtx, e.Message);
+            throw BadInputException.Ltx(e.Message);
         }
     }
 
@@ -474,7 +474,7 @@ internal sealed partial class Database
         }
         catch (IOException e)
         {
-            throw ApiException.Storage($"cannot create a buffer file: {e.Message}");
+            throw new StorageUnavailableException($"cannot create a buffer file: {e.Message}");
         }
         _open.Begin();
         return _open;
@@ -503,7 +503,7 @@ internal sealed partial class Database
         var plan = await PlanLockedAsync(_pos.Txid, ct).ConfigureAwait(false);
         var result = await RestoreAsync(plan, null, ct).ConfigureAwait(false);
         if (result.Txid != _pos.Txid || result.Checksum != _pos.Checksum)
-            throw new ApiException(500, ErrorCodes.Internal, $"rebuilding '{Name}' gave {result.Txid:x16}/{result.Checksum:x16}, not the position {_pos}");
+            throw new InconsistencyException($"rebuilding '{Name}' gave {result.Txid:x16}/{result.Checksum:x16}, not the position {_pos}");
         _pages = result.Pages;
         _pageSize = result.PageSize;
     }

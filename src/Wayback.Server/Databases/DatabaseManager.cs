@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Wayback.Server.Api;
 using Wayback.Server.Clusters;
 using Wayback.Server.Storage;
 
@@ -33,7 +32,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         if (_dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists)
             return d.TrashedAt is null ? d : null;
         if (_offline)
-            throw ApiException.Storage($"the object store is unreachable and this server has nothing of '{db}' in its local buffer: whether it exists is unknown until the store answers");
+            throw new StorageUnavailableException($"the object store is unreachable and this server has nothing of '{db}' in its local buffer: whether it exists is unknown until the store answers");
         return null;
     }
 
