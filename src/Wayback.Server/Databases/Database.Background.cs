@@ -29,8 +29,8 @@ internal sealed partial class Database
             _compactionTried = _compactionFailed = false;
             try
             {
-                await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
-                await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
+                await CompactLevelAsync(Level.L2, _engine.Options.L2Window, ct).ConfigureAwait(false);
+                await CompactLevelAsync(Level.L3, _engine.Options.L3Window, ct).ConfigureAwait(false);
                 await SnapshotAsync(ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -56,17 +56,17 @@ internal sealed partial class Database
     /// Compacts runs of files of the level below that fall in one closed window (by commit time) into one
     /// file of <paramref name="level"/>. A run starting with a snapshot file starts a new run.
     /// </summary>
-    private async Task CompactLevelAsync(int level, TimeSpan window, CancellationToken ct)
+    private async Task CompactLevelAsync(Level level, TimeSpan window, CancellationToken ct)
     {
         List<(StoredFile File, Piece Piece, long Ts)> inputs = [];
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            ulong covered = _levels[level].Count == 0 ? 0 : _levels[level].Max(f => f.Max);
-            foreach (var f in _levels[level - 1].Where(f => !f.Retired && f.Start > covered).OrderBy(f => f.Start))
+            ulong covered = Files(level).Count == 0 ? 0 : Files(level).Max(f => f.Max);
+            foreach (var f in Files(level.Below()).Where(f => !f.Retired && f.Start > covered).OrderBy(f => f.Start))
             {
                 Piece piece;
-                if (level == 2)
+                if (level == Level.L2)
                 {
                     var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
                     piece = SegmentL1(f, index);
@@ -75,7 +75,7 @@ internal sealed partial class Database
                 {
                     if (f.TimestampMs is null)
                         await ReadTailAsync(f, ct).ConfigureAwait(false);
-                    piece = new Piece(f.Start, f.Max, f.Snap, level - 1, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
+                    piece = new Piece(f.Start, f.Max, f.Snap, level.Below(), f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
                 }
                 inputs.Add((f, piece, f.TimestampMs ?? 0));
             }
@@ -104,38 +104,38 @@ internal sealed partial class Database
         }
     }
 
-    private async Task CompactRunAsync(int level, List<Piece> run, CancellationToken ct)
+    private async Task CompactRunAsync(Level level, List<Piece> run, CancellationToken ct)
     {
         long started = Stopwatch.GetTimestamp();
         var first = run[0];
         var last = run[^1];
-        string key = StoreKeys.Level(Cluster, Name, level, first.Start, last.Max, first.Snapshot);
+        string key = StoreKeys.File(Cluster, Name, level, first.Start, last.Max, first.Snapshot);
         var result = await WriteCompactionAsync(key, run, ct).ConfigureAwait(false);
         if (result is not { } r)
             return;
         await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            _levels[level].RemoveAll(f => f.Key == key);
-            _levels[level].Add(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
-            _levels[level].Sort((a, b) => a.Max.CompareTo(b.Max));
+            Files(level).RemoveAll(f => f.Key == key);
+            Files(level).Add(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
+            Files(level).Sort((a, b) => a.Max.CompareTo(b.Max));
             // Restores now read the L2 file for this range: the segments' indexes (one entry per
             // transaction) leave memory and are read again only if a restore needs a single transaction.
-            if (level == 2)
-                foreach (var f in _levels[1].Where(f => f.Start >= first.Start && f.Max <= last.Max))
+            if (level == Level.L2)
+                foreach (var f in Files(Level.L1).Where(f => f.Start >= first.Start && f.Max <= last.Max))
                     f.Index = null;
         }
         finally
         {
             _lock.Release();
         }
-        RecordCompaction(level.ToString(System.Globalization.CultureInfo.InvariantCulture), started);
+        RecordCompaction(level, started);
     }
 
-    private void RecordCompaction(string level, long started)
+    private void RecordCompaction(Level level, long started)
     {
-        _engine.Metrics.Add("wayback_compactions_total", 1, ("cluster", Cluster), ("db", Name), ("level", level));
-        _engine.Metrics.Add("wayback_compaction_seconds_total", Stopwatch.GetElapsedTime(started).TotalSeconds, ("cluster", Cluster), ("db", Name), ("level", level));
+        _engine.Metrics.Add("wayback_compactions_total", 1, ("cluster", Cluster), ("db", Name), ("level", level.MetricName()));
+        _engine.Metrics.Add("wayback_compaction_seconds_total", Stopwatch.GetElapsedTime(started).TotalSeconds, ("cluster", Cluster), ("db", Name), ("level", level.MetricName()));
     }
 
     /// <summary>Compacts <paramref name="pieces"/> (a chain) into one object at <paramref name="key"/>; null if it failed (logged, retried later).</summary>
@@ -210,16 +210,16 @@ internal sealed partial class Database
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var lastSegment = _levels[1].Where(f => !f.Retired).MaxBy(f => f.Max);
+            var lastSegment = Files(Level.L1).Where(f => !f.Retired).MaxBy(f => f.Max);
             if (lastSegment is null)
                 return;
             long newestStart = 0;
             ulong newestStartTxid = 0;
-            foreach (var f in _levels.SelectMany(l => l).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+            foreach (var f in AllStored().Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
             {
                 if (f.TimestampMs is null)
                 {
-                    if (f.Level == 1)
+                    if (f.Level == Level.L1)
                         await EnsureIndexAsync(f, ct).ConfigureAwait(false);
                     else
                         await ReadTailAsync(f, ct).ConfigureAwait(false);
@@ -239,22 +239,22 @@ internal sealed partial class Database
         using (plan)
         {
             long started = Stopwatch.GetTimestamp();
-            string key = StoreKeys.Snapshot(Cluster, Name, plan.Txid);
+            string key = StoreKeys.File(Cluster, Name, Level.Snapshot, 1, plan.Txid, true);
             var result = await WriteCompactionAsync(key, plan.Pieces, ct).ConfigureAwait(false);
             if (result is not { } r)
                 return;
             await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                _levels[0].RemoveAll(f => f.Key == key);
-                _levels[0].Add(new StoredFile(key, 0, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
-                _levels[0].Sort((a, b) => a.Max.CompareTo(b.Max));
+                Files(Level.Snapshot).RemoveAll(f => f.Key == key);
+                Files(Level.Snapshot).Add(new StoredFile(key, Level.Snapshot, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
+                Files(Level.Snapshot).Sort((a, b) => a.Max.CompareTo(b.Max));
             }
             finally
             {
                 _lock.Release();
             }
-            RecordCompaction("snapshot", started);
+            RecordCompaction(Level.Snapshot, started);
         }
     }
 
@@ -271,7 +271,7 @@ internal sealed partial class Database
         try
         {
             StoredFile? anchor = null;
-            foreach (var f in _levels.SelectMany(l => l).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+            foreach (var f in AllStored().Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
             {
                 if (f.TimestampMs is null)
                     continue; // timestamps of start points are loaded by SnapshotAsync
@@ -280,8 +280,8 @@ internal sealed partial class Database
             }
             if (anchor is null)
                 return;
-            var newestSegment = _levels[1].Where(f => !f.Retired).MaxBy(f => f.Max);
-            doomed = _levels.SelectMany(l => l)
+            var newestSegment = Files(Level.L1).Where(f => !f.Retired).MaxBy(f => f.Max);
+            doomed = AllStored()
                 .Where(f => !f.Retired && f != anchor && f != newestSegment && f.Max <= anchor.Max && !_engine.Leases.IsLeased(f.Key))
                 .ToList();
             foreach (var f in doomed)
@@ -307,8 +307,8 @@ internal sealed partial class Database
         await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            foreach (var l in _levels)
-                l.RemoveAll(f => f.Retired && doomed.Contains(f));
+            foreach (var l in Levels.Stored)
+                Files(l).RemoveAll(f => f.Retired && doomed.Contains(f));
         }
         finally
         {

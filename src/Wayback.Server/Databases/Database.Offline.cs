@@ -115,9 +115,9 @@ internal sealed partial class Database
             AddStored(f, size);
         foreach (var r in restores)
             AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
-        foreach (var l in _levels)
-            l.Sort((a, b) => a.Max.CompareTo(b.Max));
-        var newest = _levels.SelectMany(l => l).OrderByDescending(f => f.Max).ThenBy(f => f.Level == 1 ? 0 : 1).FirstOrDefault();
+        foreach (var l in Levels.Stored)
+            Files(l).Sort((a, b) => a.Max.CompareTo(b.Max));
+        var newest = AllStored().OrderByDescending(f => f.Max).ThenBy(f => f.Level == Level.L1 ? 0 : 1).FirstOrDefault();
         var stored = default(Position);
         (ulong PostApply, uint PageSize, long TimestampMs) tail = default;
         if (newest is not null)

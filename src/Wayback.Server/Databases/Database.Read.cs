@@ -33,7 +33,7 @@ internal sealed partial class Database
         // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
         // target; only that one's index is read.
         ulong? best = null;
-        foreach (var seg in _levels[1].Where(s => !s.Retired).OrderBy(s => s.Start))
+        foreach (var seg in Files(Level.L1).Where(s => !s.Retired).OrderBy(s => s.Start))
         {
             if (seg.TimestampMs is null)
                 await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
@@ -89,14 +89,14 @@ internal sealed partial class Database
         if (target == 0 || target > _pos.Txid)
             throw new NotFoundException($"database '{Name}' has no TXID {target} (its position is {_pos})");
         var candidates = new List<Piece>();
-        foreach (var f in _levels[0].Where(f => !f.Retired && f.Max <= target))
-            candidates.Add(new Piece(1, f.Max, true, 0, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
-        for (int level = 3; level >= 2; level--)
-            foreach (var f in _levels[level].Where(f => !f.Retired && f.Snap && f.Max <= target))
+        foreach (var f in Files(Level.Snapshot).Where(f => !f.Retired && f.Max <= target))
+            candidates.Add(new Piece(1, f.Max, true, Level.Snapshot, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
+        foreach (var level in Levels.CompactedLargestFirst)
+            foreach (var f in Files(level).Where(f => !f.Retired && f.Snap && f.Max <= target))
                 candidates.Add(new Piece(f.Start, f.Max, true, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
         ulong best = candidates.Count == 0 ? 0 : candidates.Max(c => c.Max);
         // A snapshot segment can only beat what was found if it ends after it: skip reading the others' indexes.
-        foreach (var f in _levels[1].Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
+        foreach (var f in Files(Level.L1).Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
         {
             var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
             if (f.Max <= target)
@@ -107,7 +107,7 @@ internal sealed partial class Database
         foreach (var b in BufferSegments())
             if (b.Entries.Count > 0 && b.Entries[0].IsSnapshot && b.Entries[0].MaxTxid <= target)
                 candidates.Add(BufferEntry(b, b.Entries[0]));
-        var start = candidates.OrderByDescending(c => c.Max).ThenBy(c => c.Level == 0 ? 0 : 1).FirstOrDefault()
+        var start = candidates.OrderByDescending(c => c.Max).ThenBy(c => c.Level == Level.Snapshot ? 0 : 1).FirstOrDefault()
             ?? throw new NotFoundException($"database '{Name}' has no snapshot at or before TXID {target} (retention may have removed it)");
 
         var chain = new List<Piece> { start };
@@ -125,13 +125,13 @@ internal sealed partial class Database
 
     private async Task<Piece?> NextPieceAsync(ulong start, ulong target, CancellationToken ct)
     {
-        for (int level = 3; level >= 2; level--)
+        foreach (var level in Levels.CompactedLargestFirst)
         {
-            var f = _levels[level].FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
+            var f = Files(level).FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
             if (f is not null)
                 return new Piece(f.Start, f.Max, false, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
         }
-        var seg = _levels[1].FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
+        var seg = Files(Level.L1).FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
         if (seg is not null)
         {
             var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
@@ -166,13 +166,13 @@ internal sealed partial class Database
     }
 
     private static Piece SegmentL1(StoredFile f, SegmentIndex index) =>
-        new(f.Start, f.Max, f.Snap, 1, f.Key, null, index.L1.Offset, index.L1.Length, index.L1.TimestampMs);
+        new(f.Start, f.Max, f.Snap, Level.L1, f.Key, null, index.L1.Offset, index.L1.Length, index.L1.TimestampMs);
 
     private static Piece SegmentEntry(StoredFile f, LogEntry e) =>
-        new(e.Start, e.MaxTxid, e.IsSnapshot, -1, f.Key, null, e.Offset, e.Length, e.TimestampMs);
+        new(e.Start, e.MaxTxid, e.IsSnapshot, Level.Log, f.Key, null, e.Offset, e.Length, e.TimestampMs);
 
     private static Piece BufferEntry(BufferSegment b, LogEntry e) =>
-        new(e.Start, e.MaxTxid, e.IsSnapshot, -1, null, b.Path, e.Offset, e.Length, e.TimestampMs);
+        new(e.Start, e.MaxTxid, e.IsSnapshot, Level.Log, null, b.Path, e.Offset, e.Length, e.TimestampMs);
 
     /// <summary>Opens a seekable stream over one piece.</summary>
     internal Stream OpenPiece(Piece p)
@@ -283,7 +283,7 @@ internal sealed partial class Database
             }
             catch (LtxException e)
             {
-                string what = p.Level switch { 0 => "snapshot", 1 => "L1 compaction", 2 => "L2 file", 3 => "L3 file", _ => "transaction" };
+                string what = p.Level.Describe();
                 return new LtxException($"{p.LeaseName} ({what}, TXIDs {p.Start}-{p.Max}) is damaged: {e.Message.Replace(p.LeaseName + ": ", "", StringComparison.Ordinal)}");
             }
             catch (EndOfStreamException e)

@@ -90,7 +90,7 @@ internal sealed partial class Database
         try
         {
             Directory.CreateDirectory(_engine.TempDirectory);
-            string key = StoreKeys.Segment(Cluster, Name, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot);
+            string key = StoreKeys.File(Cluster, Name, Level.L1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot);
             SegmentIndex index;
             long size;
             await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
@@ -101,7 +101,7 @@ internal sealed partial class Database
             }
             // A local store takes the file as it is (a rename), so a sealed segment is written once more, not twice.
             await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
-            var stored = new StoredFile(key, 1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot, size)
+            var stored = new StoredFile(key, Level.L1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot, size)
             {
                 Index = index,
                 TimestampMs = index.L1.TimestampMs,
@@ -110,8 +110,8 @@ internal sealed partial class Database
             await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                _levels[1].RemoveAll(f => f.Key == key);
-                _levels[1].Add(stored);
+                Files(Level.L1).RemoveAll(f => f.Key == key);
+                Files(Level.L1).Add(stored);
                 _pending.Remove(segment);
                 if (!_engine.StoreIsLocal)
                     _hwm = Math.Max(_hwm, segment.MaxTxid);

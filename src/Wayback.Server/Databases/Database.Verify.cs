@@ -36,7 +36,7 @@ internal sealed partial class Database
                 throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             // Each restore drill writes the database out once: without that room, say so instead of reporting damage.
             DiskSpace.Ensure(_engine.TempDirectory, (long)Commit * _pageSize, $"verifying '{Name}' (each restore drill writes the database once)");
-            stored = _levels.SelectMany(l => l).Where(f => !f.Retired).ToList();
+            stored = AllStored().Where(f => !f.Retired).ToList();
             buffers = BufferSegments().Where(b => b.Entries.Count > 0).Select(b => (b.Path, b.Entries.ToList())).ToList();
             lease = _engine.Leases.Acquire(stored.Select(f => f.Key).Concat(buffers.Select(b => b.Path)));
         }
@@ -82,7 +82,7 @@ internal sealed partial class Database
                 prevFile = file;
             }
 
-            foreach (var seg in stored.Where(f => f.Level == 1).OrderBy(f => f.Start))
+            foreach (var seg in stored.Where(f => f.Level == Level.L1).OrderBy(f => f.Start))
             {
                 ct.ThrowIfCancellationRequested();
                 SegmentIndex index;
@@ -125,7 +125,7 @@ internal sealed partial class Database
                 }
             }
 
-            foreach (var f in stored.Where(f => f.Level != 1).OrderBy(f => f.Max))
+            foreach (var f in stored.Where(f => f.Level != Level.L1).OrderBy(f => f.Max))
             {
                 ct.ThrowIfCancellationRequested();
                 files++;
@@ -135,13 +135,13 @@ internal sealed partial class Database
                     await using var decoder = await LtxDecoder.OpenAsync(new StoreRangeStream(_engine.Store, f.Key, 0, f.Size), LtxFormat.V3, f.Key, ct: ct).ConfigureAwait(false);
                     var trailer = await decoder.VerifyAsync(ct).ConfigureAwait(false);
                     var h = decoder.Header;
-                    ulong min = f.Level == 0 || f.Snap ? 1 : f.Start;
+                    ulong min = f.Level == Level.Snapshot || f.Snap ? 1 : f.Start;
                     if (h.MinTxid != min || h.MaxTxid != f.Max)
                         throw new LtxException($"it holds TXIDs {h.MinTxid}-{h.MaxTxid}, its name says {min}-{f.Max}");
                     if (min > 1)
                         claims.Add((f.Key, f.Start - 1, h.PreApplyChecksum, "its pre-apply checksum"));
                     claims.Add((f.Key, f.Max, trailer.PostApplyChecksum, "its post-apply checksum"));
-                    if (f.Level == 0 || f.Snap)
+                    if (f.Level == Level.Snapshot || f.Snap)
                         post.TryAdd(f.Max, trailer.PostApplyChecksum);
                 }
                 catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException) && !IsStoreOutage(e))

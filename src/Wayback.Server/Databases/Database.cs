@@ -26,7 +26,7 @@ internal sealed partial class Database
     private BufferSegment? _open;
     private bool _openBroken;
     private readonly List<BufferSegment> _pending = [];
-    private readonly List<StoredFile>[] _levels = [[], [], [], []];
+    private readonly List<StoredFile>[] _levels = [[], [], [], []]; // by Level: Snapshot, L1, L2, L3
     private readonly List<string> _deferredDeletes = [];
     private DateTime _nextUploadAttempt = DateTime.MinValue;
     private int _uploadFailures;
@@ -76,12 +76,15 @@ internal sealed partial class Database
         }
     }
 
-    internal IReadOnlyList<StoredFile> Level(int level) => _levels[level];
+    /// <summary>The stored files of one level, in the order of their last TXID.</summary>
+    internal List<StoredFile> Files(Level level) => _levels[(int)level];
+
+    private IEnumerable<StoredFile> AllStored() => Levels.Stored.SelectMany(Files);
 
     /// <summary>What /metrics shows of the catalog and buffer.</summary>
-    internal sealed record Stats(long BufferedBytes, (int Files, long Bytes)[] Levels);
+    internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels);
 
-    private Stats _stats = new(0, new (int, long)[4]);
+    private Stats _stats = new(0, Levels.Stored.Select(l => (l, 0, 0L)).ToArray());
 
     /// <summary>A consistent copy taken under the lock; if a long write holds it, the last copy.</summary>
     internal Stats SnapshotStats()
@@ -90,7 +93,7 @@ internal sealed partial class Database
             return _stats;
         try
         {
-            return _stats = new Stats(BufferedBytes, _levels.Select(l => (l.Count, l.Sum(f => f.Size))).ToArray());
+            return _stats = new Stats(BufferedBytes, Levels.Stored.Select(l => (l, Files(l).Count, Files(l).Sum(f => f.Size))).ToArray());
         }
         finally
         {
@@ -104,14 +107,7 @@ internal sealed partial class Database
 
     /// <summary>Registers an object found by the startup listing.</summary>
     internal void AddStored(StoreKeys.DataFile f, long size) =>
-        _levels[f.Level].Add(new StoredFile(KeyOf(f.Level, f.Start, f.Max, f.Snap), f.Level, f.Start, f.Max, f.Snap, size));
-
-    private string KeyOf(int level, ulong start, ulong max, bool snap) => level switch
-    {
-        0 => StoreKeys.Snapshot(Cluster, Name, max),
-        1 => StoreKeys.Segment(Cluster, Name, start, max, snap),
-        _ => StoreKeys.Level(Cluster, Name, level, start, max, snap),
-    };
+        Files(f.Level).Add(new StoredFile(StoreKeys.File(Cluster, Name, f.Level, f.Start, f.Max, f.Snap), f.Level, f.Start, f.Max, f.Snap, size));
 
     /// <summary>
     /// After the listing: finds the position the store holds (from the newest object), then recovers the
@@ -119,9 +115,9 @@ internal sealed partial class Database
     /// </summary>
     internal async Task LoadAsync(CancellationToken ct)
     {
-        foreach (var l in _levels)
-            l.Sort((a, b) => a.Max.CompareTo(b.Max));
-        var newest = _levels.SelectMany(l => l).OrderByDescending(f => f.Max).ThenBy(f => f.Level == 1 ? 0 : 1).FirstOrDefault();
+        foreach (var l in Levels.Stored)
+            Files(l).Sort((a, b) => a.Max.CompareTo(b.Max));
+        var newest = AllStored().OrderByDescending(f => f.Max).ThenBy(f => f.Level == Level.L1 ? 0 : 1).FirstOrDefault();
         if (newest is not null)
         {
             var (post, pageSize, ts) = await ReadTailAsync(newest, ct).ConfigureAwait(false);
@@ -167,7 +163,7 @@ internal sealed partial class Database
 
     private async Task<(ulong PostApply, uint PageSize, long TimestampMs)> ReadTailAsync(StoredFile f, CancellationToken ct)
     {
-        if (f.Level == 1)
+        if (f.Level == Level.L1)
         {
             var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
             return (index.L1.PostApply, index.L1.PageSize, index.L1.TimestampMs);
