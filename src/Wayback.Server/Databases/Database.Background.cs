@@ -62,8 +62,8 @@ internal sealed partial class Database
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            ulong covered = Files(level).Count == 0 ? 0 : Files(level).Max(f => f.Max);
-            foreach (var f in Files(level.Below()).Where(f => !f.Retired && f.Start > covered).OrderBy(f => f.Start))
+            ulong covered = _catalog.End(level);
+            foreach (var f in _catalog.Live(level.Below()).Where(f => f.Start > covered).OrderBy(f => f.Start))
             {
                 Piece piece;
                 if (level == Level.L2)
@@ -116,13 +116,11 @@ internal sealed partial class Database
         await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            Files(level).RemoveAll(f => f.Key == key);
-            Files(level).Add(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
-            Files(level).Sort((a, b) => a.Max.CompareTo(b.Max));
+            _catalog.Put(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
             // Restores now read the L2 file for this range: the segments' indexes (one entry per
             // transaction) leave memory and are read again only if a restore needs a single transaction.
             if (level == Level.L2)
-                foreach (var f in Files(Level.L1).Where(f => f.Start >= first.Start && f.Max <= last.Max))
+                foreach (var f in _catalog.Files(Level.L1).Where(f => f.Start >= first.Start && f.Max <= last.Max))
                     f.Index = null;
         }
         finally
@@ -210,12 +208,12 @@ internal sealed partial class Database
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var lastSegment = Files(Level.L1).Where(f => !f.Retired).MaxBy(f => f.Max);
+            var lastSegment = _catalog.NewestSegment;
             if (lastSegment is null)
                 return;
             long newestStart = 0;
             ulong newestStartTxid = 0;
-            foreach (var f in AllStored().Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
+            foreach (var f in _catalog.StartFiles)
             {
                 if (f.TimestampMs is null)
                 {
@@ -246,9 +244,7 @@ internal sealed partial class Database
             await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                Files(Level.Snapshot).RemoveAll(f => f.Key == key);
-                Files(Level.Snapshot).Add(new StoredFile(key, Level.Snapshot, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
-                Files(Level.Snapshot).Sort((a, b) => a.Max.CompareTo(b.Max));
+                _catalog.Put(new StoredFile(key, Level.Snapshot, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
             }
             finally
             {
@@ -271,7 +267,7 @@ internal sealed partial class Database
         try
         {
             StoredFile? anchor = null;
-            foreach (var f in AllStored().Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
+            foreach (var f in _catalog.StartFiles)
             {
                 if (f.TimestampMs is null)
                     continue; // timestamps of start points are loaded by SnapshotAsync
@@ -280,9 +276,9 @@ internal sealed partial class Database
             }
             if (anchor is null)
                 return;
-            var newestSegment = Files(Level.L1).Where(f => !f.Retired).MaxBy(f => f.Max);
-            doomed = AllStored()
-                .Where(f => !f.Retired && f != anchor && f != newestSegment && f.Max <= anchor.Max && !_engine.Leases.IsLeased(f.Key))
+            var newestSegment = _catalog.NewestSegment;
+            doomed = _catalog.LiveAll
+                .Where(f => f != anchor && f != newestSegment && f.Max <= anchor.Max && !_engine.Leases.IsLeased(f.Key))
                 .ToList();
             foreach (var f in doomed)
                 f.Retired = true;
@@ -307,8 +303,7 @@ internal sealed partial class Database
         await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            foreach (var l in Levels.Stored)
-                Files(l).RemoveAll(f => f.Retired && doomed.Contains(f));
+            _catalog.Remove(doomed.Where(f => f.Retired));
         }
         finally
         {

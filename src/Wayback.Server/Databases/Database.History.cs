@@ -33,7 +33,7 @@ internal sealed partial class Database
         {
             if (!Exists || Deleted)
                 throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
-            unknown = Files(Level.L1).Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
+            unknown = _catalog.Files(Level.L1).Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
         }
         finally
         {
@@ -54,21 +54,21 @@ internal sealed partial class Database
                 throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             var window = await WindowLockedAsync(ct).ConfigureAwait(false);
             var snapshots = new List<HistorySnapshot>();
-            foreach (var f in Files(Level.Snapshot).Where(f => !f.Retired).OrderBy(f => f.Max))
+            foreach (var f in _catalog.Files(Level.Snapshot).Where(f => !f.Retired).OrderBy(f => f.Max))
             {
                 if (f.TimestampMs is null)
                     await ReadTailAsync(f, ct).ConfigureAwait(false);
                 snapshots.Add(new HistorySnapshot(f.Max, f.TimestampMs ?? 0, f.Size));
             }
 
-            var segments = Files(Level.L1).Where(f => !f.Retired).OrderBy(f => f.Start).ToList();
+            var segments = _catalog.Files(Level.L1).Where(f => !f.Retired).OrderBy(f => f.Start).ToList();
             var levels = new List<HistoryLevel>
             {
                 new("l1", segments.Count, segments.Sum(f => f.L1Bytes ?? 0), MinStart(segments), MaxEnd(segments)),
             };
             foreach (var level in new[] { Level.L2, Level.L3 })
             {
-                var files = Files(level).Where(f => !f.Retired).ToList();
+                var files = _catalog.Files(level).Where(f => !f.Retired).ToList();
                 levels.Add(new HistoryLevel("l" + level.MetricName(), files.Count, files.Sum(f => f.Size), MinStart(files), MaxEnd(files)));
             }
             levels.Add(new HistoryLevel("log", segments.Sum(f => (long)(f.LogFiles ?? 0)), segments.Sum(f => f.Size - (f.L1Bytes ?? 0)),

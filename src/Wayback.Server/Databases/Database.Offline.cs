@@ -115,9 +115,8 @@ internal sealed partial class Database
             AddStored(f, size);
         foreach (var r in restores)
             AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
-        foreach (var l in Levels.Stored)
-            Files(l).Sort((a, b) => a.Max.CompareTo(b.Max));
-        var newest = AllStored().OrderByDescending(f => f.Max).ThenBy(f => f.Level == Level.L1 ? 0 : 1).FirstOrDefault();
+        _catalog.Sort();
+        var newest = _catalog.Newest;
         var stored = default(Position);
         (ulong PostApply, uint PageSize, long TimestampMs) tail = default;
         if (newest is not null)

@@ -33,7 +33,7 @@ internal sealed partial class Database
         // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
         // target; only that one's index is read.
         ulong? best = null;
-        foreach (var seg in Files(Level.L1).Where(s => !s.Retired).OrderBy(s => s.Start))
+        foreach (var seg in _catalog.Files(Level.L1).Where(s => !s.Retired).OrderBy(s => s.Start))
         {
             if (seg.TimestampMs is null)
                 await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
@@ -89,14 +89,14 @@ internal sealed partial class Database
         if (target == 0 || target > _pos.Txid)
             throw new NotFoundException($"database '{Name}' has no TXID {target} (its position is {_pos})");
         var candidates = new List<Piece>();
-        foreach (var f in Files(Level.Snapshot).Where(f => !f.Retired && f.Max <= target))
+        foreach (var f in _catalog.Files(Level.Snapshot).Where(f => !f.Retired && f.Max <= target))
             candidates.Add(new Piece(1, f.Max, true, Level.Snapshot, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
         foreach (var level in Levels.CompactedLargestFirst)
-            foreach (var f in Files(level).Where(f => !f.Retired && f.Snap && f.Max <= target))
+            foreach (var f in _catalog.Files(level).Where(f => !f.Retired && f.Snap && f.Max <= target))
                 candidates.Add(new Piece(f.Start, f.Max, true, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
         ulong best = candidates.Count == 0 ? 0 : candidates.Max(c => c.Max);
         // A snapshot segment can only beat what was found if it ends after it: skip reading the others' indexes.
-        foreach (var f in Files(Level.L1).Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
+        foreach (var f in _catalog.Files(Level.L1).Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
         {
             var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
             if (f.Max <= target)
@@ -127,11 +127,11 @@ internal sealed partial class Database
     {
         foreach (var level in Levels.CompactedLargestFirst)
         {
-            var f = Files(level).FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
+            var f = _catalog.Files(level).FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
             if (f is not null)
                 return new Piece(f.Start, f.Max, false, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
         }
-        var seg = Files(Level.L1).FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
+        var seg = _catalog.Files(Level.L1).FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
         if (seg is not null)
         {
             var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);

@@ -131,13 +131,13 @@ internal sealed partial class Database
     private async Task<List<RestorePoint>> StartPointsLockedAsync(CancellationToken ct)
     {
         var list = new List<RestorePoint>();
-        foreach (var f in Files(Level.Snapshot).Concat(Files(Level.L2)).Concat(Files(Level.L3)).Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
+        foreach (var f in _catalog.Files(Level.Snapshot).Concat(_catalog.Files(Level.L2)).Concat(_catalog.Files(Level.L3)).Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
         {
             if (f.TimestampMs is null || f.PostApply is null)
                 await ReadTailAsync(f, ct).ConfigureAwait(false);
             list.Add(new RestorePoint(f.Max, f.TimestampMs!.Value, f.PostApply!.Value));
         }
-        foreach (var f in Files(Level.L1).Where(f => !f.Retired && f.Snap))
+        foreach (var f in _catalog.Files(Level.L1).Where(f => !f.Retired && f.Snap))
         {
             var index = await IndexForLookupAsync(f, ct).ConfigureAwait(false);
             var e = index.Log[0];
@@ -158,7 +158,7 @@ internal sealed partial class Database
         if (e is not null)
             return e.MaxTxid == txid ? new RestorePoint(txid, e.TimestampMs, e.PostApply) : null;
         // Retention keeps a start point whose own segment it deleted: its file is the only record of it.
-        foreach (var f in Files(Level.Snapshot).Concat(Files(Level.L2)).Concat(Files(Level.L3)).Where(f => !f.Retired && f.Max == txid))
+        foreach (var f in _catalog.Files(Level.Snapshot).Concat(_catalog.Files(Level.L2)).Concat(_catalog.Files(Level.L3)).Where(f => !f.Retired && f.Max == txid))
         {
             if (f.TimestampMs is null || f.PostApply is null)
                 await ReadTailAsync(f, ct).ConfigureAwait(false);
@@ -176,7 +176,7 @@ internal sealed partial class Database
                 continue;
             return Containing(b.Entries, txid);
         }
-        var seg = Files(Level.L1).FirstOrDefault(f => !f.Retired && f.Start <= txid && txid <= f.Max);
+        var seg = _catalog.SegmentContaining(txid);
         if (seg is null)
             return null;
         var index = await IndexForLookupAsync(seg, ct).ConfigureAwait(false);
@@ -209,7 +209,7 @@ internal sealed partial class Database
         if (f.Index is { } cached)
             return cached;
         var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
-        if (Files(Level.L2).Any(l => !l.Retired && l.Start <= f.Start && f.Max <= l.Max))
+        if (_catalog.CoveredByL2(f))
             f.Index = null;
         return index;
     }

@@ -110,8 +110,7 @@ internal sealed partial class Database
             await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                Files(Level.L1).RemoveAll(f => f.Key == key);
-                Files(Level.L1).Add(stored);
+                _catalog.Put(stored);
                 _pending.Remove(segment);
                 if (!_engine.StoreIsLocal)
                     _hwm = Math.Max(_hwm, segment.MaxTxid);

@@ -36,7 +36,7 @@ internal sealed partial class Database
                 throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             // Each restore drill writes the database out once: without that room, say so instead of reporting damage.
             DiskSpace.Ensure(_engine.TempDirectory, (long)Commit * _pageSize, $"verifying '{Name}' (each restore drill writes the database once)");
-            stored = AllStored().Where(f => !f.Retired).ToList();
+            stored = _catalog.LiveAll.ToList();
             buffers = BufferSegments().Where(b => b.Entries.Count > 0).Select(b => (b.Path, b.Entries.ToList())).ToList();
             lease = _engine.Leases.Acquire(stored.Select(f => f.Key).Concat(buffers.Select(b => b.Path)));
         }

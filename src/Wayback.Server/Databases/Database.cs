@@ -26,7 +26,6 @@ internal sealed partial class Database
     private BufferSegment? _open;
     private bool _openBroken;
     private readonly List<BufferSegment> _pending = [];
-    private readonly List<StoredFile>[] _levels = [[], [], [], []]; // by Level: Snapshot, L1, L2, L3
     private readonly List<string> _deferredDeletes = [];
     private DateTime _nextUploadAttempt = DateTime.MinValue;
     private int _uploadFailures;
@@ -37,6 +36,7 @@ internal sealed partial class Database
         _engine = engine;
         Cluster = cluster;
         Name = name;
+        _catalog = new Catalog(cluster, name);
         BufferDirectory = Path.Combine(engine.BufferDirectory, cluster, name);
     }
 
@@ -76,10 +76,10 @@ internal sealed partial class Database
         }
     }
 
-    /// <summary>The stored files of one level, in the order of their last TXID.</summary>
-    internal List<StoredFile> Files(Level level) => _levels[(int)level];
+    private readonly Catalog _catalog;
 
-    private IEnumerable<StoredFile> AllStored() => Levels.Stored.SelectMany(Files);
+    /// <summary>What the database has in the store (read it under the lock).</summary>
+    internal Catalog Catalog => _catalog;
 
     /// <summary>What /metrics shows of the catalog and buffer.</summary>
     internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels);
@@ -93,7 +93,7 @@ internal sealed partial class Database
             return _stats;
         try
         {
-            return _stats = new Stats(BufferedBytes, Levels.Stored.Select(l => (l, Files(l).Count, Files(l).Sum(f => f.Size))).ToArray());
+            return _stats = new Stats(BufferedBytes, _catalog.Stats());
         }
         finally
         {
@@ -107,7 +107,7 @@ internal sealed partial class Database
 
     /// <summary>Registers an object found by the startup listing.</summary>
     internal void AddStored(StoreKeys.DataFile f, long size) =>
-        Files(f.Level).Add(new StoredFile(StoreKeys.File(Cluster, Name, f.Level, f.Start, f.Max, f.Snap), f.Level, f.Start, f.Max, f.Snap, size));
+        _catalog.Add(f, size);
 
     /// <summary>
     /// After the listing: finds the position the store holds (from the newest object), then recovers the
@@ -115,9 +115,8 @@ internal sealed partial class Database
     /// </summary>
     internal async Task LoadAsync(CancellationToken ct)
     {
-        foreach (var l in Levels.Stored)
-            Files(l).Sort((a, b) => a.Max.CompareTo(b.Max));
-        var newest = AllStored().OrderByDescending(f => f.Max).ThenBy(f => f.Level == Level.L1 ? 0 : 1).FirstOrDefault();
+        _catalog.Sort();
+        var newest = _catalog.Newest;
         if (newest is not null)
         {
             var (post, pageSize, ts) = await ReadTailAsync(newest, ct).ConfigureAwait(false);

@@ -283,7 +283,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 {
                     lastMaintenance = now;
                     await Trash.PurgeDueAsync(ct).ConfigureAwait(false);
-                    foreach (var db in All.Where(d => d.Files(Level.L1).Count > 0 && !InTrash(d)))
+                    foreach (var db in All.Where(d => d.Catalog.HasSegments && !InTrash(d)))
                     {
                         var key = (db.Cluster + "\0maintain", db.Name);
                         if (maintain.TryGetValue(key, out var t) && !t.IsCompleted)
