@@ -69,13 +69,13 @@ internal sealed partial class Database
                 if (level == Level.L2)
                 {
                     var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
-                    piece = SegmentL1(f, index);
+                    piece = Piece.SegmentL1(f, index);
                 }
                 else
                 {
                     if (f.TimestampMs is null)
                         await ReadTailAsync(f, ct).ConfigureAwait(false);
-                    piece = new Piece(f.Start, f.Max, f.Snap, level.Below(), f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
+                    piece = Piece.Whole(f);
                 }
                 inputs.Add((f, piece, f.TimestampMs ?? 0));
             }

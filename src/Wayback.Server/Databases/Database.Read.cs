@@ -30,30 +30,24 @@ internal sealed partial class Database
 
     private async Task<ulong?> TxidAtLockedAsync(long timestampMs, CancellationToken ct)
     {
-        // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
-        // target; only that one's index is read.
-        ulong? best = null;
-        foreach (var seg in _catalog.Files(Level.L1).Where(s => !s.Retired).OrderBy(s => s.Start))
+        while (true)
         {
-            if (seg.TimestampMs is null)
-                await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-            if (seg.TimestampMs <= timestampMs)
+            var (txid, need) = RestorePlanner.TxidAt(CatalogView(), timestampMs);
+            if (need is null)
+                return txid;
+            // In TXID order: the first segment that ends after the target is the last one whose index is needed.
+            foreach (var seg in need.Segments)
             {
-                best = seg.Max;
-                continue;
+                await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+                if (seg.TimestampMs > timestampMs)
+                    break;
             }
-            var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-            foreach (var e in index.Log)
-                if (e.TimestampMs <= timestampMs)
-                    best = e.MaxTxid;
-            return best;
         }
-        foreach (var b in BufferSegments())
-            foreach (var e in b.Entries)
-                if (e.TimestampMs <= timestampMs)
-                    best = e.MaxTxid;
-        return best;
     }
+
+    /// <summary>What the planner sees: the catalog, the buffer and the position (under the lock).</summary>
+    private CatalogSnapshot CatalogView() =>
+        CatalogSnapshot.Of(Name, _pos, _catalog, BufferSegments().Select(b => new BufferView(b.Path, b.Entries)));
 
     /// <summary>Plans a read of the database as of <paramref name="txid"/> (null: the current position).</summary>
     public async Task<Plan> PlanAsync(ulong? txid, CancellationToken ct)
@@ -80,99 +74,29 @@ internal sealed partial class Database
     }
 
     /// <summary>
-    /// The newest start point (a snapshot: a snapshot object, or any file that starts with one) at or
-    /// before <paramref name="target"/>, then the fewest files that fit between it and the target, largest
-    /// level first, then single transactions. Fails if the target is not a restore point.
+    /// Plans the chain to <paramref name="target"/> (<see cref="RestorePlanner"/>), reading the segment indexes it
+    /// asks for, and leases the chain's files. Fails if the target is not a restore point.
     /// </summary>
     private async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
     {
-        if (target == 0 || target > _pos.Txid)
-            throw new NotFoundException($"database '{Name}' has no TXID {target} (its position is {_pos})");
-        var candidates = new List<Piece>();
-        foreach (var f in _catalog.Files(Level.Snapshot).Where(f => !f.Retired && f.Max <= target))
-            candidates.Add(new Piece(1, f.Max, true, Level.Snapshot, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
-        foreach (var level in Levels.CompactedLargestFirst)
-            foreach (var f in _catalog.Files(level).Where(f => !f.Retired && f.Snap && f.Max <= target))
-                candidates.Add(new Piece(f.Start, f.Max, true, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
-        ulong best = candidates.Count == 0 ? 0 : candidates.Max(c => c.Max);
-        // A snapshot segment can only beat what was found if it ends after it: skip reading the others' indexes.
-        foreach (var f in _catalog.Files(Level.L1).Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
+        // Each round reads indexes the one before lacked; a round that reads nothing new cannot happen, but bound it anyway.
+        for (int round = 0; ; round++)
         {
-            var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
-            if (f.Max <= target)
-                candidates.Add(SegmentL1(f, index));
-            else if (index.Log[0].MaxTxid <= target)
-                candidates.Add(SegmentEntry(f, index.Log[0]));
+            switch (RestorePlanner.Plan(CatalogView(), RestoreTarget.ToTxid(target)))
+            {
+                case RestorePlan.Chain chain:
+                    return new Plan(chain.Pieces, _engine.Leases.Acquire(chain.Pieces.Select(p => p.LeaseName)));
+                case RestorePlan.Refused refused:
+                    throw refused.Error;
+                case RestorePlan.NeedsIndexes need when round <= _catalog.Files(Level.L1).Count:
+                    foreach (var seg in need.Segments)
+                        await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new InconsistencyException($"planning a restore of '{Name}' to TXID {target} did not converge");
+            }
         }
-        foreach (var b in BufferSegments())
-            if (b.Entries.Count > 0 && b.Entries[0].IsSnapshot && b.Entries[0].MaxTxid <= target)
-                candidates.Add(BufferEntry(b, b.Entries[0]));
-        var start = candidates.OrderByDescending(c => c.Max).ThenBy(c => c.Level == Level.Snapshot ? 0 : 1).FirstOrDefault()
-            ?? throw new NotFoundException($"database '{Name}' has no snapshot at or before TXID {target} (retention may have removed it)");
-
-        var chain = new List<Piece> { start };
-        ulong at = start.Max;
-        while (at < target)
-        {
-            var next = await NextPieceAsync(at + 1, target, ct).ConfigureAwait(false)
-                ?? throw new NotFoundException($"TXID {target} of '{Name}' is not a restore point: no file starts at TXID {at + 1} and ends at or before it");
-            chain.Add(next);
-            at = next.Max;
-        }
-        var lease = _engine.Leases.Acquire(chain.Select(p => p.LeaseName));
-        return new Plan(chain, lease);
     }
-
-    private async Task<Piece?> NextPieceAsync(ulong start, ulong target, CancellationToken ct)
-    {
-        foreach (var level in Levels.CompactedLargestFirst)
-        {
-            var f = _catalog.Files(level).FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
-            if (f is not null)
-                return new Piece(f.Start, f.Max, false, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
-        }
-        var seg = _catalog.Files(Level.L1).FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
-        if (seg is not null)
-        {
-            var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-            if (seg.Start == start && seg.Max <= target && !seg.Snap)
-                return SegmentL1(seg, index);
-            var e = FindEntry(index.Log, start);
-            if (e is not null && e.MaxTxid <= target && !e.IsSnapshot)
-                return SegmentEntry(seg, e);
-            return null;
-        }
-        foreach (var b in BufferSegments())
-        {
-            var e = FindEntry(b.Entries, start);
-            if (e is not null)
-                return e.MaxTxid <= target && !e.IsSnapshot ? BufferEntry(b, e) : null;
-        }
-        return null;
-    }
-
-    private static LogEntry? FindEntry(IReadOnlyList<LogEntry> entries, ulong start)
-    {
-        int lo = 0, hi = entries.Count - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            ulong s = entries[mid].Start;
-            if (s == start)
-                return entries[mid];
-            if (s < start) lo = mid + 1; else hi = mid - 1;
-        }
-        return null;
-    }
-
-    private static Piece SegmentL1(StoredFile f, SegmentIndex index) =>
-        new(f.Start, f.Max, f.Snap, Level.L1, f.Key, null, index.L1.Offset, index.L1.Length, index.L1.TimestampMs);
-
-    private static Piece SegmentEntry(StoredFile f, LogEntry e) =>
-        new(e.Start, e.MaxTxid, e.IsSnapshot, Level.Log, f.Key, null, e.Offset, e.Length, e.TimestampMs);
-
-    private static Piece BufferEntry(BufferSegment b, LogEntry e) =>
-        new(e.Start, e.MaxTxid, e.IsSnapshot, Level.Log, null, b.Path, e.Offset, e.Length, e.TimestampMs);
 
     /// <summary>Opens a seekable stream over one piece.</summary>
     internal Stream OpenPiece(Piece p)
