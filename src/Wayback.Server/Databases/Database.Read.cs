@@ -65,7 +65,8 @@ internal sealed partial class Database
         }
     }
 
-    private IEnumerable<BufferSegment> BufferSegments()
+    /// <summary>The buffer files, oldest first: those waiting for upload, then the one open for appends.</summary>
+    internal IEnumerable<BufferSegment> BufferSegments()
     {
         foreach (var p in _pending)
             yield return p;

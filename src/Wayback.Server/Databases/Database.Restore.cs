@@ -346,7 +346,7 @@ internal sealed partial class Database
         await _engine.Store.PutAsync(mark.Key, ms, null, CancellationToken.None).ConfigureAwait(false);
     }
 
-    private static void TryDelete(string path)
+    internal static void TryDelete(string path)
     {
         try
         {

@@ -81,6 +81,14 @@ internal sealed partial class Database
     /// <summary>What the database has in the store (read it under the lock).</summary>
     internal Catalog Catalog => _catalog;
 
+    /// <summary>Serializes writes and guards the catalog, the buffer and the position; services over the database take it too.</summary>
+    internal SemaphoreSlim Lock => _lock;
+
+    internal Engine Engine => _engine;
+
+    /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
+    public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
+
     /// <summary>What /metrics shows of the catalog and buffer.</summary>
     internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels);
 
