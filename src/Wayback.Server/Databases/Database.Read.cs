@@ -78,7 +78,7 @@ internal sealed partial class Database
     /// Plans the chain to <paramref name="target"/> (<see cref="RestorePlanner"/>), reading the segment indexes it
     /// asks for, and leases the chain's files. Fails if the target is not a restore point.
     /// </summary>
-    private async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
+    internal async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
     {
         // Each round reads indexes the one before lacked; a round that reads nothing new cannot happen, but bound it anyway.
         for (int round = 0; ; round++)

@@ -410,7 +410,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Deletes the records of restores that retention has moved out of the window.</summary>
-    private async Task RetainRestoreRecordsAsync(CancellationToken ct)
+    internal async Task RetainRestoreRecordsAsync(CancellationToken ct)
     {
         List<RestoreMark> doomed;
         await _lock.WaitAsync(ct).ConfigureAwait(false);

@@ -163,7 +163,7 @@ internal sealed partial class Database
             {
                 // This database's data or the local disk: reported for this database only, retried more slowly.
                 ReportFault(FaultKinds.Seal, $"sealing TXIDs {segment.Start}-{segment.MaxTxid} failed: {e.Message}");
-                delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 20)));
+                delay = TimeSpan.FromTicks(Math.Min(DatabaseMaintenance.MaxCompactionRetryDelay.Ticks, _engine.Options.UploadRetryDelay.Ticks << Math.Min(_uploadFailures - 1, 20)));
             }
             _nextUploadAttempt = DateTime.UtcNow + delay;
             _engine.Log.LogWarning("{Db}: upload of TXIDs {Start}-{Max} failed (attempt {N}, retrying in {Delay}): {Error}",

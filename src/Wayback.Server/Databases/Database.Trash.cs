@@ -75,4 +75,26 @@ internal sealed partial class Database
             throw new ConflictException(
                 $"database '{Name}' is in the trash since {at:u}; restore it with `wayback databases restore {Name}` before writing to it", ConflictKind.Trashed);
     }
+
+    /// <summary>Forgets the database and deletes its buffer files (the caller deletes its objects).</summary>
+    public async Task MarkDeletedAsync()
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            Deleted = true;
+            _engine.Disk.SealDone(Label);
+            SignalChanged();
+            foreach (var b in BufferSegments().ToList())
+                b.Delete();
+            _pending.Clear();
+            _open = null;
+            if (Directory.Exists(BufferDirectory))
+                Directory.Delete(BufferDirectory, recursive: true);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
 }

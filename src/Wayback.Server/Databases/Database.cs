@@ -37,6 +37,7 @@ internal sealed partial class Database
         Cluster = cluster;
         Name = name;
         _catalog = new Catalog(cluster, name);
+        _maintenance = new DatabaseMaintenance(this);
         BufferDirectory = Path.Combine(engine.BufferDirectory, cluster, name);
     }
 
@@ -86,6 +87,14 @@ internal sealed partial class Database
 
     internal Engine Engine => _engine;
 
+    private readonly DatabaseMaintenance _maintenance;
+
+    /// <summary>Background work on the store (<see cref="DatabaseMaintenance"/>): compaction, snapshots, retention, deferred deletes.</summary>
+    public Task MaintainAsync(TimeSpan retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
+
+    /// <summary>Buffer files uploaded while a reader held them: deleted by maintenance once it lets go.</summary>
+    internal List<string> DeferredDeletes => _deferredDeletes;
+
     /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
     public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
 
@@ -109,7 +118,7 @@ internal sealed partial class Database
         }
     }
 
-    private string Label => $"{Cluster}/{Name}";
+    internal string Label => $"{Cluster}/{Name}";
 
     // ---------------------------------------------------------------- startup
 
@@ -168,7 +177,7 @@ internal sealed partial class Database
             _hwm = _pos.Txid;
     }
 
-    private async Task<(ulong PostApply, uint PageSize, long TimestampMs)> ReadTailAsync(StoredFile f, CancellationToken ct)
+    internal async Task<(ulong PostApply, uint PageSize, long TimestampMs)> ReadTailAsync(StoredFile f, CancellationToken ct)
     {
         if (f.Level == Level.L1)
         {
