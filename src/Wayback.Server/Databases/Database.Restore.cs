@@ -45,7 +45,7 @@ internal sealed partial class Database
     /// <summary>Completes the next time the position moves (a write, an in-place restore) or the database is deleted.</summary>
     public Task Changed => Volatile.Read(ref _changed).Task;
 
-    private void SignalChanged() =>
+    internal void SignalChanged() =>
         Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     /// <summary>Registers a restore record found by the startup listing.</summary>

@@ -27,9 +27,6 @@ internal sealed partial class Database
     private bool _openBroken;
     private readonly List<BufferSegment> _pending = [];
     private readonly List<string> _deferredDeletes = [];
-    private DateTime _nextUploadAttempt = DateTime.MinValue;
-    private int _uploadFailures;
-    private int _uploading;
 
     public Database(Engine engine, string cluster, string name)
     {
@@ -38,6 +35,7 @@ internal sealed partial class Database
         Name = name;
         _catalog = new Catalog(cluster, name);
         _maintenance = new DatabaseMaintenance(this);
+        _uploader = new DatabaseUploader(this);
         BufferDirectory = Path.Combine(engine.BufferDirectory, cluster, name);
     }
 
@@ -88,6 +86,52 @@ internal sealed partial class Database
     internal Engine Engine => _engine;
 
     private readonly DatabaseMaintenance _maintenance;
+    private readonly DatabaseUploader _uploader;
+
+    /// <summary>Whether the buffer has something to seal now (<see cref="DatabaseUploader.UploadDue"/>).</summary>
+    public bool UploadDue(DateTime nowUtc) => _uploader.UploadDue(nowUtc);
+
+    /// <summary>Seals the buffer (when due, or always with <paramref name="force"/>) and uploads it (<see cref="DatabaseUploader"/>).</summary>
+    public Task UploadAsync(bool force, CancellationToken ct) => _uploader.UploadAsync(force, ct);
+
+    /// <summary>The open buffer file's window is over or it is full, or sealed files wait for upload (read without the lock, as a hint).</summary>
+    internal bool HasSomethingToSeal(DateTime nowUtc) =>
+        _pending.Count > 0 || (_open is { Entries.Count: > 0 } o &&
+            (nowUtc - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes));
+
+    /// <summary>
+    /// Under the lock: moves the open buffer file to the upload queue when due (or with <paramref name="force"/>); with
+    /// S3, returns the page checksums at its end for the checkpoint that lets a restart during an outage take writes.
+    /// </summary>
+    internal (Position Pos, PageChecksums Pages)? RotateForSealLocked(bool force)
+    {
+        if (_open is not { Entries.Count: > 0 } o || !(force || DateTime.UtcNow - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes))
+            return null;
+        _pending.Add(o);
+        _open = null;
+        return !_engine.StoreIsLocal && _pages is not null && _pos.Txid == o.MaxTxid ? (_pos, _pages.Clone()) : null;
+    }
+
+    /// <summary>Under the lock: the oldest buffer file waiting for upload.</summary>
+    internal BufferSegment? PendingHeadLocked() => _pending.FirstOrDefault();
+
+    /// <summary>Under the lock: the store holds <paramref name="segment"/> as <paramref name="stored"/>; the HWM moves and the buffer file goes.</summary>
+    internal void CompleteUploadLocked(BufferSegment segment, StoredFile stored)
+    {
+        _catalog.Put(stored);
+        _pending.Remove(segment);
+        if (!_engine.StoreIsLocal)
+            _hwm = Math.Max(_hwm, segment.MaxTxid);
+        if (_engine.Leases.IsLeased(segment.Path))
+        {
+            segment.Dispose();
+            _deferredDeletes.Add(segment.Path);
+        }
+        else
+        {
+            segment.Delete();
+        }
+    }
 
     /// <summary>Background work on the store (<see cref="DatabaseMaintenance"/>): compaction, snapshots, retention, deferred deletes.</summary>
     public Task MaintainAsync(TimeSpan retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
