@@ -5,7 +5,7 @@ using Wayback.Server.Databases;
 
 namespace Wayback.Server.Api;
 
-/// <summary>A request the server refuses, with the HTTP status and protocol code to answer.</summary>
+/// <summary>A request the API refuses, with the HTTP status and protocol code to answer (the core throws <see cref="DomainException"/>s; <see cref="ErrorMapping"/> turns them into these).</summary>
 public sealed class ApiException(int status, string code, string message, Position? pos = null) : Exception(message)
 {
     public int Status { get; } = status;
@@ -20,13 +20,6 @@ public sealed class ApiException(int status, string code, string message, Positi
     public static ApiException BadRequest(string message) => new(400, ErrorCodes.BadRequest, message);
     public static ApiException NotFound(string message) => new(404, ErrorCodes.NotFound, message);
     public static ApiException Storage(string message) => new(503, ErrorCodes.Storage, message);
-    public static ApiException Mismatch(string message, Position pos) => new(409, ErrorCodes.PositionMismatch, message, pos);
-
-    public static ApiException OutOfRange(string message, RestoreWindow window) => new(400, ErrorCodes.OutOfRange, message)
-    {
-        First = PointJson.From(window.First),
-        Last = PointJson.From(window.Last),
-    };
 }
 
 /// <summary>A restore point in the <c>/api</c> calls: the TXID as a number and its commit time.</summary>

@@ -77,11 +77,11 @@ internal static class OpsEndpoints
             var open = d.Faults;
             foreach (var kind in FaultKinds.All)
                 extra.Add((ServerMetrics.Series("wayback_db_fault", [.. l, ("kind", kind)]), open.Any(f => f.Kind == kind) ? 1 : 0));
-            for (int level = 0; level <= 3; level++)
+            foreach (var (level, files, bytes) in stats.Levels)
             {
-                string name = level == 0 ? "snapshot" : level.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                extra.Add((ServerMetrics.Series("wayback_db_level_bytes", [.. l, ("level", name)]), stats.Levels[level].Bytes));
-                extra.Add((ServerMetrics.Series("wayback_db_level_files", [.. l, ("level", name)]), stats.Levels[level].Files));
+                string name = level.MetricName();
+                extra.Add((ServerMetrics.Series("wayback_db_level_bytes", [.. l, ("level", name)]), bytes));
+                extra.Add((ServerMetrics.Series("wayback_db_level_files", [.. l, ("level", name)]), files));
             }
         }
         var store = dbs.Engine.Store.Metrics.Snapshot();

@@ -44,6 +44,10 @@ internal static class ProtocolEndpoints
         {
             return ApiResults.Error(e, context);
         }
+        catch (DomainException e)
+        {
+            return ApiResults.Error(ErrorMapping.ToApi(e), context);
+        }
         catch (UploadException e)
         {
             return ApiResults.Error(400, ErrorCodes.BadRequest, e.Message);

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Wayback.Server.Api;
+using Wayback.Server.Databases;
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -140,11 +140,11 @@ public sealed class ClusterRegistry
     public async Task<(ClusterInfo Cluster, string Token, TokenInfo Info)> CreateClusterAsync(string name, TimeSpan retention, CancellationToken ct)
     {
         if (Names.Problem(name, "cluster") is { } problem)
-            throw ApiException.BadName(problem);
+            throw new BadInputException(problem, BadInputKind.Name);
         if (retention <= TimeSpan.Zero)
-            throw ApiException.BadRequest("retention must be positive");
+            throw new BadInputException("retention must be positive");
         if (_trash.ContainsKey(name))
-            throw new ApiException(409, ErrorCodes.Trashed, $"cluster '{name}' is in the trash: restore it with `wayback clusters restore {name}`, or wait until it is purged");
+            throw new ConflictException($"cluster '{name}' is in the trash: restore it with `wayback clusters restore {name}`, or wait until it is purged", ConflictKind.Trashed);
         var info = new ClusterInfo(name, (long)retention.TotalSeconds, DateTimeOffset.UtcNow);
         try
         {
@@ -152,7 +152,7 @@ public sealed class ClusterRegistry
         }
         catch (ObjectAlreadyExistsException)
         {
-            throw new ApiException(409, ErrorCodes.Exists, $"cluster '{name}' already exists");
+            throw new ConflictException($"cluster '{name}' already exists", ConflictKind.Exists);
         }
         _clusters[name] = info;
         var (token, tokenInfo) = await CreateTokenAsync(name, ct).ConfigureAwait(false);
@@ -162,7 +162,7 @@ public sealed class ClusterRegistry
     public async Task<(string Token, TokenInfo Info)> CreateTokenAsync(string cluster, CancellationToken ct)
     {
         if (!_clusters.ContainsKey(cluster))
-            throw ApiException.NotFound($"cluster '{cluster}' does not exist");
+            throw new NotFoundException($"cluster '{cluster}' does not exist");
         string id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
         string token = TokenPrefix + id + "_" + Base64Url(RandomNumberGenerator.GetBytes(32));
         var info = new TokenInfo(id, cluster, Convert.ToHexStringLower(Sha256(token)), DateTimeOffset.UtcNow);
@@ -174,7 +174,7 @@ public sealed class ClusterRegistry
     public async Task RevokeTokenAsync(string cluster, string id, CancellationToken ct)
     {
         if (!_tokens.TryGetValue(id, out var info) || info.Cluster != cluster)
-            throw ApiException.NotFound($"cluster '{cluster}' has no token '{id}'");
+            throw new NotFoundException($"cluster '{cluster}' has no token '{id}'");
         // Forget first: from this moment the token opens nothing, even if the delete below fails.
         _tokens.TryRemove(id, out _);
         try
@@ -193,8 +193,8 @@ public sealed class ClusterRegistry
     {
         if (!_clusters.TryGetValue(name, out var info))
             throw _trash.ContainsKey(name)
-                ? new ApiException(409, ErrorCodes.Trashed, $"cluster '{name}' is already in the trash")
-                : ApiException.NotFound($"cluster '{name}' does not exist");
+                ? new ConflictException($"cluster '{name}' is already in the trash", ConflictKind.Trashed) as DomainException
+                : new NotFoundException($"cluster '{name}' does not exist");
         var trashed = new TrashedCluster(name, info, DateTimeOffset.UtcNow);
         await PutJsonAsync(StoreKeys.ClusterTrash(name), new TrashMarker(trashed.DeletedAt), createOnly: false, ct).ConfigureAwait(false);
         _trash[name] = trashed;
@@ -206,9 +206,9 @@ public sealed class ClusterRegistry
     public async Task<ClusterInfo> RestoreClusterAsync(string name, CancellationToken ct)
     {
         if (!_trash.TryGetValue(name, out var trashed))
-            throw ApiException.NotFound(_clusters.ContainsKey(name) ? $"cluster '{name}' is not in the trash" : $"cluster '{name}' is not in the trash (a purged cluster cannot be restored)");
+            throw new NotFoundException(_clusters.ContainsKey(name) ? $"cluster '{name}' is not in the trash" : $"cluster '{name}' is not in the trash (a purged cluster cannot be restored)");
         if (trashed.Info is null)
-            throw new ApiException(409, ErrorCodes.Trashed, $"cluster '{name}' is being purged and cannot be restored");
+            throw new ConflictException($"cluster '{name}' is being purged and cannot be restored", ConflictKind.Trashed);
         await _store.DeleteAsync(StoreKeys.ClusterTrash(name), ct).ConfigureAwait(false);
         _clusters[name] = trashed.Info;
         _trash.TryRemove(name, out _);

@@ -32,8 +32,8 @@ internal sealed partial class Database
         try
         {
             if (!Exists || Deleted)
-                throw Api.ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
-            unknown = _levels[1].Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
+                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
+            unknown = _catalog.Files(Level.L1).Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
         }
         finally
         {
@@ -51,25 +51,25 @@ internal sealed partial class Database
         try
         {
             if (!Exists || Deleted)
-                throw Api.ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             var window = await WindowLockedAsync(ct).ConfigureAwait(false);
             var snapshots = new List<HistorySnapshot>();
-            foreach (var f in _levels[0].Where(f => !f.Retired).OrderBy(f => f.Max))
+            foreach (var f in _catalog.Files(Level.Snapshot).Where(f => !f.Retired).OrderBy(f => f.Max))
             {
                 if (f.TimestampMs is null)
                     await ReadTailAsync(f, ct).ConfigureAwait(false);
                 snapshots.Add(new HistorySnapshot(f.Max, f.TimestampMs ?? 0, f.Size));
             }
 
-            var segments = _levels[1].Where(f => !f.Retired).OrderBy(f => f.Start).ToList();
+            var segments = _catalog.Files(Level.L1).Where(f => !f.Retired).OrderBy(f => f.Start).ToList();
             var levels = new List<HistoryLevel>
             {
                 new("l1", segments.Count, segments.Sum(f => f.L1Bytes ?? 0), MinStart(segments), MaxEnd(segments)),
             };
-            for (int level = 2; level <= 3; level++)
+            foreach (var level in new[] { Level.L2, Level.L3 })
             {
-                var files = _levels[level].Where(f => !f.Retired).ToList();
-                levels.Add(new HistoryLevel("l" + level, files.Count, files.Sum(f => f.Size), MinStart(files), MaxEnd(files)));
+                var files = _catalog.Files(level).Where(f => !f.Retired).ToList();
+                levels.Add(new HistoryLevel("l" + level.MetricName(), files.Count, files.Sum(f => f.Size), MinStart(files), MaxEnd(files)));
             }
             levels.Add(new HistoryLevel("log", segments.Sum(f => (long)(f.LogFiles ?? 0)), segments.Sum(f => f.Size - (f.L1Bytes ?? 0)),
                 MinStart(segments), MaxEnd(segments)));

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 
 namespace Wayback.Server.Databases;
@@ -116,9 +115,8 @@ internal sealed partial class Database
             AddStored(f, size);
         foreach (var r in restores)
             AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
-        foreach (var l in _levels)
-            l.Sort((a, b) => a.Max.CompareTo(b.Max));
-        var newest = _levels.SelectMany(l => l).OrderByDescending(f => f.Max).ThenBy(f => f.Level == 1 ? 0 : 1).FirstOrDefault();
+        _catalog.Sort();
+        var newest = _catalog.Newest;
         var stored = default(Position);
         (ulong PostApply, uint PageSize, long TimestampMs) tail = default;
         if (newest is not null)
@@ -179,8 +177,8 @@ internal sealed partial class Database
         if (!Offline)
             return;
         if (!Exists)
-            throw ApiException.Storage($"the object store is unreachable and this server has nothing of '{Name}' in its local buffer: its position is unknown until the store answers");
+            throw new StorageUnavailableException($"the object store is unreachable and this server has nothing of '{Name}' in its local buffer: its position is unknown until the store answers");
         if (_pages is null)
-            throw ApiException.Storage($"the object store is unreachable and the page checksums of '{Name}' cannot be rebuilt from the local buffer alone; writes resume once the store answers");
+            throw new StorageUnavailableException($"the object store is unreachable and the page checksums of '{Name}' cannot be rebuilt from the local buffer alone; writes resume once the store answers");
     }
 }

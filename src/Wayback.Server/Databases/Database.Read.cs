@@ -1,5 +1,4 @@
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 
 namespace Wayback.Server.Databases;
@@ -31,30 +30,24 @@ internal sealed partial class Database
 
     private async Task<ulong?> TxidAtLockedAsync(long timestampMs, CancellationToken ct)
     {
-        // Commit times rise with TXIDs, so whole segments answer until the first one that ends after the
-        // target; only that one's index is read.
-        ulong? best = null;
-        foreach (var seg in _levels[1].Where(s => !s.Retired).OrderBy(s => s.Start))
+        while (true)
         {
-            if (seg.TimestampMs is null)
-                await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-            if (seg.TimestampMs <= timestampMs)
+            var (txid, need) = RestorePlanner.TxidAt(CatalogView(), timestampMs);
+            if (need is null)
+                return txid;
+            // In TXID order: the first segment that ends after the target is the last one whose index is needed.
+            foreach (var seg in need.Segments)
             {
-                best = seg.Max;
-                continue;
+                await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+                if (seg.TimestampMs > timestampMs)
+                    break;
             }
-            var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-            foreach (var e in index.Log)
-                if (e.TimestampMs <= timestampMs)
-                    best = e.MaxTxid;
-            return best;
         }
-        foreach (var b in BufferSegments())
-            foreach (var e in b.Entries)
-                if (e.TimestampMs <= timestampMs)
-                    best = e.MaxTxid;
-        return best;
     }
+
+    /// <summary>What the planner sees: the catalog, the buffer and the position (under the lock).</summary>
+    private CatalogSnapshot CatalogView() =>
+        CatalogSnapshot.Of(Name, _pos, _catalog, BufferSegments().Select(b => new BufferView(b.Path, b.Entries)));
 
     /// <summary>Plans a read of the database as of <paramref name="txid"/> (null: the current position).</summary>
     public async Task<Plan> PlanAsync(ulong? txid, CancellationToken ct)
@@ -63,7 +56,7 @@ internal sealed partial class Database
         try
         {
             if (!Exists)
-                throw ApiException.NotFound($"database '{Name}' has no data");
+                throw new NotFoundException($"database '{Name}' has no data");
             return await PlanLockedAsync(txid ?? _pos.Txid, ct).ConfigureAwait(false);
         }
         finally
@@ -72,7 +65,8 @@ internal sealed partial class Database
         }
     }
 
-    private IEnumerable<BufferSegment> BufferSegments()
+    /// <summary>The buffer files, oldest first: those waiting for upload, then the one open for appends.</summary>
+    internal IEnumerable<BufferSegment> BufferSegments()
     {
         foreach (var p in _pending)
             yield return p;
@@ -81,99 +75,29 @@ internal sealed partial class Database
     }
 
     /// <summary>
-    /// The newest start point (a snapshot: a snapshot object, or any file that starts with one) at or
-    /// before <paramref name="target"/>, then the fewest files that fit between it and the target, largest
-    /// level first, then single transactions. Fails if the target is not a restore point.
+    /// Plans the chain to <paramref name="target"/> (<see cref="RestorePlanner"/>), reading the segment indexes it
+    /// asks for, and leases the chain's files. Fails if the target is not a restore point.
     /// </summary>
-    private async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
+    internal async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
     {
-        if (target == 0 || target > _pos.Txid)
-            throw ApiException.NotFound($"database '{Name}' has no TXID {target} (its position is {_pos})");
-        var candidates = new List<Piece>();
-        foreach (var f in _levels[0].Where(f => !f.Retired && f.Max <= target))
-            candidates.Add(new Piece(1, f.Max, true, 0, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
-        for (int level = 3; level >= 2; level--)
-            foreach (var f in _levels[level].Where(f => !f.Retired && f.Snap && f.Max <= target))
-                candidates.Add(new Piece(f.Start, f.Max, true, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0));
-        ulong best = candidates.Count == 0 ? 0 : candidates.Max(c => c.Max);
-        // A snapshot segment can only beat what was found if it ends after it: skip reading the others' indexes.
-        foreach (var f in _levels[1].Where(f => !f.Retired && f.Snap && f.Start <= target && f.Max > best))
+        // Each round reads indexes the one before lacked; a round that reads nothing new cannot happen, but bound it anyway.
+        for (int round = 0; ; round++)
         {
-            var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
-            if (f.Max <= target)
-                candidates.Add(SegmentL1(f, index));
-            else if (index.Log[0].MaxTxid <= target)
-                candidates.Add(SegmentEntry(f, index.Log[0]));
+            switch (RestorePlanner.Plan(CatalogView(), RestoreTarget.ToTxid(target)))
+            {
+                case RestorePlan.Chain chain:
+                    return new Plan(chain.Pieces, _engine.Leases.Acquire(chain.Pieces.Select(p => p.LeaseName)));
+                case RestorePlan.Refused refused:
+                    throw refused.Error;
+                case RestorePlan.NeedsIndexes need when round <= _catalog.Files(Level.L1).Count:
+                    foreach (var seg in need.Segments)
+                        await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new InconsistencyException($"planning a restore of '{Name}' to TXID {target} did not converge");
+            }
         }
-        foreach (var b in BufferSegments())
-            if (b.Entries.Count > 0 && b.Entries[0].IsSnapshot && b.Entries[0].MaxTxid <= target)
-                candidates.Add(BufferEntry(b, b.Entries[0]));
-        var start = candidates.OrderByDescending(c => c.Max).ThenBy(c => c.Level == 0 ? 0 : 1).FirstOrDefault()
-            ?? throw ApiException.NotFound($"database '{Name}' has no snapshot at or before TXID {target} (retention may have removed it)");
-
-        var chain = new List<Piece> { start };
-        ulong at = start.Max;
-        while (at < target)
-        {
-            var next = await NextPieceAsync(at + 1, target, ct).ConfigureAwait(false)
-                ?? throw ApiException.NotFound($"TXID {target} of '{Name}' is not a restore point: no file starts at TXID {at + 1} and ends at or before it");
-            chain.Add(next);
-            at = next.Max;
-        }
-        var lease = _engine.Leases.Acquire(chain.Select(p => p.LeaseName));
-        return new Plan(chain, lease);
     }
-
-    private async Task<Piece?> NextPieceAsync(ulong start, ulong target, CancellationToken ct)
-    {
-        for (int level = 3; level >= 2; level--)
-        {
-            var f = _levels[level].FirstOrDefault(f => !f.Retired && !f.Snap && f.Start == start && f.Max <= target);
-            if (f is not null)
-                return new Piece(f.Start, f.Max, false, level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
-        }
-        var seg = _levels[1].FirstOrDefault(f => !f.Retired && f.Start <= start && start <= f.Max);
-        if (seg is not null)
-        {
-            var index = await EnsureIndexAsync(seg, ct).ConfigureAwait(false);
-            if (seg.Start == start && seg.Max <= target && !seg.Snap)
-                return SegmentL1(seg, index);
-            var e = FindEntry(index.Log, start);
-            if (e is not null && e.MaxTxid <= target && !e.IsSnapshot)
-                return SegmentEntry(seg, e);
-            return null;
-        }
-        foreach (var b in BufferSegments())
-        {
-            var e = FindEntry(b.Entries, start);
-            if (e is not null)
-                return e.MaxTxid <= target && !e.IsSnapshot ? BufferEntry(b, e) : null;
-        }
-        return null;
-    }
-
-    private static LogEntry? FindEntry(IReadOnlyList<LogEntry> entries, ulong start)
-    {
-        int lo = 0, hi = entries.Count - 1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >>> 1;
-            ulong s = entries[mid].Start;
-            if (s == start)
-                return entries[mid];
-            if (s < start) lo = mid + 1; else hi = mid - 1;
-        }
-        return null;
-    }
-
-    private static Piece SegmentL1(StoredFile f, SegmentIndex index) =>
-        new(f.Start, f.Max, f.Snap, 1, f.Key, null, index.L1.Offset, index.L1.Length, index.L1.TimestampMs);
-
-    private static Piece SegmentEntry(StoredFile f, LogEntry e) =>
-        new(e.Start, e.MaxTxid, e.IsSnapshot, -1, f.Key, null, e.Offset, e.Length, e.TimestampMs);
-
-    private static Piece BufferEntry(BufferSegment b, LogEntry e) =>
-        new(e.Start, e.MaxTxid, e.IsSnapshot, -1, null, b.Path, e.Offset, e.Length, e.TimestampMs);
 
     /// <summary>Opens a seekable stream over one piece.</summary>
     internal Stream OpenPiece(Piece p)
@@ -284,7 +208,7 @@ internal sealed partial class Database
             }
             catch (LtxException e)
             {
-                string what = p.Level switch { 0 => "snapshot", 1 => "L1 compaction", 2 => "L2 file", 3 => "L3 file", _ => "transaction" };
+                string what = p.Level.Describe();
                 return new LtxException($"{p.LeaseName} ({what}, TXIDs {p.Start}-{p.Max}) is damaged: {e.Message.Replace(p.LeaseName + ": ", "", StringComparison.Ordinal)}");
             }
             catch (EndOfStreamException e)

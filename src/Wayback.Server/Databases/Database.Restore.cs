@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -46,7 +45,7 @@ internal sealed partial class Database
     /// <summary>Completes the next time the position moves (a write, an in-place restore) or the database is deleted.</summary>
     public Task Changed => Volatile.Read(ref _changed).Task;
 
-    private void SignalChanged() =>
+    internal void SignalChanged() =>
         Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
     /// <summary>Registers a restore record found by the startup listing.</summary>
@@ -78,29 +77,29 @@ internal sealed partial class Database
     private async Task<(RestorePoint Point, RestoreWindow Window)> ResolveLockedAsync(ulong? txid, long? timestampMs, CancellationToken ct)
     {
         if (!Exists || Deleted)
-            throw ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+            throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
         var window = await WindowLockedAsync(ct).ConfigureAwait(false);
         var (first, last) = (window.First, window.Last);
         if (timestampMs is { } t)
         {
             if (t < first.TimestampMs)
-                throw ApiException.OutOfRange(
+                throw new OutOfRangeException(
                     $"{Iso(t)} is before the first restore point of '{Name}' (TXID {first.Txid}, committed {Iso(first.TimestampMs)}); retention has removed anything older", window);
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             if (t > now)
-                throw ApiException.OutOfRange($"{Iso(t)} is in the future (the server's clock says {Iso(now)}); the newest restore point is TXID {last.Txid}, committed {Iso(last.TimestampMs)}", window);
+                throw new OutOfRangeException($"{Iso(t)} is in the future (the server's clock says {Iso(now)}); the newest restore point is TXID {last.Txid}, committed {Iso(last.TimestampMs)}", window);
             if (t >= last.TimestampMs)
                 return (last, window);
             ulong found = await TxidAtLockedAsync(t, ct).ConfigureAwait(false) ?? first.Txid;
             var p = await PointLockedAsync(Math.Max(found, first.Txid), ct).ConfigureAwait(false)
-                ?? throw new ApiException(500, ErrorCodes.Internal, $"'{Name}': TXID {found}, the last committed at or before {Iso(t)}, has no log entry");
+                ?? throw new InconsistencyException($"'{Name}': TXID {found}, the last committed at or before {Iso(t)}, has no log entry");
             return (p, window);
         }
         ulong want = txid ?? last.Txid;
         if (want < first.Txid || want > last.Txid)
-            throw ApiException.OutOfRange($"'{Name}' can be restored to TXIDs {first.Txid} ({Iso(first.TimestampMs)}) to {last.Txid} ({Iso(last.TimestampMs)}); TXID {want} is outside", window);
+            throw new OutOfRangeException($"'{Name}' can be restored to TXIDs {first.Txid} ({Iso(first.TimestampMs)}) to {last.Txid} ({Iso(last.TimestampMs)}); TXID {want} is outside", window);
         var point = await PointLockedAsync(want, ct).ConfigureAwait(false)
-            ?? throw ApiException.NotFound(await NotARestorePointAsync(want, ct).ConfigureAwait(false));
+            ?? throw new NotFoundException(await NotARestorePointAsync(want, ct).ConfigureAwait(false));
         return (point, window);
     }
 
@@ -124,7 +123,7 @@ internal sealed partial class Database
                 first = p;
         var last = await PointLockedAsync(_pos.Txid, ct).ConfigureAwait(false);
         if (first is null || last is null)
-            throw new ApiException(500, ErrorCodes.Internal, $"'{Name}' has a position ({_pos}) but no complete chain to it in the store");
+            throw new InconsistencyException($"'{Name}' has a position ({_pos}) but no complete chain to it in the store");
         return new RestoreWindow(first.Value, last.Value);
     }
 
@@ -132,13 +131,13 @@ internal sealed partial class Database
     private async Task<List<RestorePoint>> StartPointsLockedAsync(CancellationToken ct)
     {
         var list = new List<RestorePoint>();
-        foreach (var f in _levels[0].Concat(_levels[2]).Concat(_levels[3]).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+        foreach (var f in _catalog.Files(Level.Snapshot).Concat(_catalog.Files(Level.L2)).Concat(_catalog.Files(Level.L3)).Where(f => !f.Retired && (f.Level == Level.Snapshot || f.Snap)))
         {
             if (f.TimestampMs is null || f.PostApply is null)
                 await ReadTailAsync(f, ct).ConfigureAwait(false);
             list.Add(new RestorePoint(f.Max, f.TimestampMs!.Value, f.PostApply!.Value));
         }
-        foreach (var f in _levels[1].Where(f => !f.Retired && f.Snap))
+        foreach (var f in _catalog.Files(Level.L1).Where(f => !f.Retired && f.Snap))
         {
             var index = await IndexForLookupAsync(f, ct).ConfigureAwait(false);
             var e = index.Log[0];
@@ -199,7 +198,7 @@ internal sealed partial class Database
         if (e is not null)
             return e.MaxTxid == txid ? new RestorePoint(txid, e.TimestampMs, e.PostApply) : null;
         // Retention keeps a start point whose own segment it deleted: its file is the only record of it.
-        foreach (var f in _levels[0].Concat(_levels[2]).Concat(_levels[3]).Where(f => !f.Retired && f.Max == txid))
+        foreach (var f in _catalog.Files(Level.Snapshot).Concat(_catalog.Files(Level.L2)).Concat(_catalog.Files(Level.L3)).Where(f => !f.Retired && f.Max == txid))
         {
             if (f.TimestampMs is null || f.PostApply is null)
                 await ReadTailAsync(f, ct).ConfigureAwait(false);
@@ -217,7 +216,7 @@ internal sealed partial class Database
                 continue;
             return Containing(b.Entries, txid);
         }
-        var seg = _levels[1].FirstOrDefault(f => !f.Retired && f.Start <= txid && txid <= f.Max);
+        var seg = _catalog.SegmentContaining(txid);
         if (seg is null)
             return null;
         var index = await IndexForLookupAsync(seg, ct).ConfigureAwait(false);
@@ -250,7 +249,7 @@ internal sealed partial class Database
         if (f.Index is { } cached)
             return cached;
         var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
-        if (_levels[2].Any(l => !l.Retired && l.Start <= f.Start && f.Max <= l.Max))
+        if (_catalog.CoveredByL2(f))
             f.Index = null;
         return index;
     }
@@ -287,14 +286,14 @@ internal sealed partial class Database
                 FileOptions.Asynchronous | FileOptions.RandomAccess);
             var restored = await RestoreAsync(plan, image, ct).ConfigureAwait(false);
             if (restored.Checksum != target.PostApply)
-                throw new ApiException(500, ErrorCodes.Internal, $"restoring '{Name}' to TXID {target.Txid} gave checksum {restored.Checksum:x16}, not its recorded {target.PostApply:x16}");
+                throw new InconsistencyException($"restoring '{Name}' to TXID {target.Txid} gave checksum {restored.Checksum:x16}, not its recorded {target.PostApply:x16}");
 
             // From here on the work is bounded and must not stop half-way because a client went away.
             await _lock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
                 if (Deleted)
-                    throw ApiException.NotFound($"database '{Name}' was deleted");
+                    throw new NotFoundException($"database '{Name}' was deleted");
                 await EnsurePagesAsync(CancellationToken.None).ConfigureAwait(false);
                 var current = _pos;
                 var pages = _pages!;
@@ -321,7 +320,7 @@ internal sealed partial class Database
                 WriteResult result;
                 try
                 {
-                    await using var body = UploadSpool.FromFile(ltxPath);
+                    await using var body = Api.UploadSpool.FromFile(ltxPath);
                     result = await WriteLockedAsync(body, null, LtxFormat.V3, CancellationToken.None).ConfigureAwait(false);
                 }
                 catch
@@ -337,7 +336,7 @@ internal sealed partial class Database
                     throw;
                 }
                 if (result.Pos.Checksum != restored.Checksum)
-                    throw new ApiException(500, ErrorCodes.Internal, $"the restore transaction of '{Name}' ended at checksum {result.Pos.Checksum:x16}, not {restored.Checksum:x16}");
+                    throw new InconsistencyException($"the restore transaction of '{Name}' ended at checksum {result.Pos.Checksum:x16}, not {restored.Checksum:x16}");
                 _restoreMarks.RemoveAll(m => m.Txid == txid);
                 _restoreMarks.Add(mark);
                 _engine.Log.LogWarning("{Db}: restored in place to TXID {Target} ({When}) as TXID {Txid}; undo by restoring to TXID {Undo}",
@@ -387,7 +386,7 @@ internal sealed partial class Database
         await _engine.Store.PutAsync(mark.Key, ms, null, CancellationToken.None).ConfigureAwait(false);
     }
 
-    private static void TryDelete(string path)
+    internal static void TryDelete(string path)
     {
         try
         {
@@ -451,7 +450,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Deletes the records of restores that retention has moved out of the window.</summary>
-    private async Task RetainRestoreRecordsAsync(CancellationToken ct)
+    internal async Task RetainRestoreRecordsAsync(CancellationToken ct)
     {
         List<RestoreMark> doomed;
         await _lock.WaitAsync(ct).ConfigureAwait(false);

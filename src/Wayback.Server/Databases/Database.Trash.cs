@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Wayback.Server.Api;
 using Wayback.Server.Clusters;
 using Wayback.Server.Storage;
 using Wayback.Storage;
@@ -35,9 +34,9 @@ internal sealed partial class Database
         try
         {
             if (Deleted || !Exists)
-                throw ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
             if (TrashedAt is not null)
-                throw new ApiException(409, ErrorCodes.Trashed, $"database '{Name}' is already in the trash");
+                throw new ConflictException($"database '{Name}' is already in the trash", ConflictKind.Trashed);
             var at = DateTimeOffset.UtcNow;
             using var body = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new TrashMarker(at)));
             await _engine.Store.PutAsync(StoreKeys.DatabaseTrash(Cluster, Name), body, null, ct).ConfigureAwait(false);
@@ -58,7 +57,7 @@ internal sealed partial class Database
         try
         {
             if (Deleted || TrashedAt is null)
-                throw ApiException.NotFound($"database '{Name}' is not in the trash of cluster '{Cluster}'");
+                throw new NotFoundException($"database '{Name}' is not in the trash of cluster '{Cluster}'");
             await _engine.Store.DeleteAsync(StoreKeys.DatabaseTrash(Cluster, Name), ct).ConfigureAwait(false);
             TrashedAt = null;
             SignalChanged();
@@ -73,7 +72,29 @@ internal sealed partial class Database
     private void ThrowIfTrashed()
     {
         if (TrashedAt is { } at)
-            throw new ApiException(409, ErrorCodes.Trashed,
-                $"database '{Name}' is in the trash since {at:u}; restore it with `wayback databases restore {Name}` before writing to it");
+            throw new ConflictException(
+                $"database '{Name}' is in the trash since {at:u}; restore it with `wayback databases restore {Name}` before writing to it", ConflictKind.Trashed);
+    }
+
+    /// <summary>Forgets the database and deletes its buffer files (the caller deletes its objects).</summary>
+    public async Task MarkDeletedAsync()
+    {
+        await _lock.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            Deleted = true;
+            _engine.Disk.SealDone(Label);
+            SignalChanged();
+            foreach (var b in BufferSegments().ToList())
+                b.Delete();
+            _pending.Clear();
+            _open = null;
+            if (Directory.Exists(BufferDirectory))
+                Directory.Delete(BufferDirectory, recursive: true);
+        }
+        finally
+        {
+            _lock.Release();
+        }
     }
 }

@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
-using Wayback.Server.Api;
+using Wayback.Server.Api; // UploadSpool: a request body received whole
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -26,17 +26,16 @@ internal sealed partial class Database
     private BufferSegment? _open;
     private bool _openBroken;
     private readonly List<BufferSegment> _pending = [];
-    private readonly List<StoredFile>[] _levels = [[], [], [], []];
     private readonly List<string> _deferredDeletes = [];
-    private DateTime _nextUploadAttempt = DateTime.MinValue;
-    private int _uploadFailures;
-    private int _uploading;
 
     public Database(Engine engine, string cluster, string name)
     {
         _engine = engine;
         Cluster = cluster;
         Name = name;
+        _catalog = new Catalog(cluster, name);
+        _maintenance = new DatabaseMaintenance(this);
+        _uploader = new DatabaseUploader(this);
         BufferDirectory = Path.Combine(engine.BufferDirectory, cluster, name);
     }
 
@@ -76,12 +75,77 @@ internal sealed partial class Database
         }
     }
 
-    internal IReadOnlyList<StoredFile> Level(int level) => _levels[level];
+    private readonly Catalog _catalog;
+
+    /// <summary>What the database has in the store (read it under the lock).</summary>
+    internal Catalog Catalog => _catalog;
+
+    /// <summary>Serializes writes and guards the catalog, the buffer and the position; services over the database take it too.</summary>
+    internal SemaphoreSlim Lock => _lock;
+
+    internal Engine Engine => _engine;
+
+    private readonly DatabaseMaintenance _maintenance;
+    private readonly DatabaseUploader _uploader;
+
+    /// <summary>Whether the buffer has something to seal now (<see cref="DatabaseUploader.UploadDue"/>).</summary>
+    public bool UploadDue(DateTime nowUtc) => _uploader.UploadDue(nowUtc);
+
+    /// <summary>Seals the buffer (when due, or always with <paramref name="force"/>) and uploads it (<see cref="DatabaseUploader"/>).</summary>
+    public Task UploadAsync(bool force, CancellationToken ct) => _uploader.UploadAsync(force, ct);
+
+    /// <summary>The open buffer file's window is over or it is full, or sealed files wait for upload (read without the lock, as a hint).</summary>
+    internal bool HasSomethingToSeal(DateTime nowUtc) =>
+        _pending.Count > 0 || (_open is { Entries.Count: > 0 } o &&
+            (nowUtc - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes));
+
+    /// <summary>
+    /// Under the lock: moves the open buffer file to the upload queue when due (or with <paramref name="force"/>); with
+    /// S3, returns the page checksums at its end for the checkpoint that lets a restart during an outage take writes.
+    /// </summary>
+    internal (Position Pos, PageChecksums Pages)? RotateForSealLocked(bool force)
+    {
+        if (_open is not { Entries.Count: > 0 } o || !(force || DateTime.UtcNow - o.FirstAppendUtc >= _engine.Options.L1Window || o.Length > _engine.Options.MaxSegmentBytes))
+            return null;
+        _pending.Add(o);
+        _open = null;
+        return !_engine.StoreIsLocal && _pages is not null && _pos.Txid == o.MaxTxid ? (_pos, _pages.Clone()) : null;
+    }
+
+    /// <summary>Under the lock: the oldest buffer file waiting for upload.</summary>
+    internal BufferSegment? PendingHeadLocked() => _pending.FirstOrDefault();
+
+    /// <summary>Under the lock: the store holds <paramref name="segment"/> as <paramref name="stored"/>; the HWM moves and the buffer file goes.</summary>
+    internal void CompleteUploadLocked(BufferSegment segment, StoredFile stored)
+    {
+        _catalog.Put(stored);
+        _pending.Remove(segment);
+        if (!_engine.StoreIsLocal)
+            _hwm = Math.Max(_hwm, segment.MaxTxid);
+        if (_engine.Leases.IsLeased(segment.Path))
+        {
+            segment.Dispose();
+            _deferredDeletes.Add(segment.Path);
+        }
+        else
+        {
+            segment.Delete();
+        }
+    }
+
+    /// <summary>Background work on the store (<see cref="DatabaseMaintenance"/>): compaction, snapshots, retention, deferred deletes.</summary>
+    public Task MaintainAsync(TimeSpan retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
+
+    /// <summary>Buffer files uploaded while a reader held them: deleted by maintenance once it lets go.</summary>
+    internal List<string> DeferredDeletes => _deferredDeletes;
+
+    /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
+    public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
 
     /// <summary>What /metrics shows of the catalog and buffer.</summary>
-    internal sealed record Stats(long BufferedBytes, (int Files, long Bytes)[] Levels);
+    internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels);
 
-    private Stats _stats = new(0, new (int, long)[4]);
+    private Stats _stats = new(0, Levels.Stored.Select(l => (l, 0, 0L)).ToArray());
 
     /// <summary>A consistent copy taken under the lock; if a long write holds it, the last copy.</summary>
     internal Stats SnapshotStats()
@@ -90,7 +154,7 @@ internal sealed partial class Database
             return _stats;
         try
         {
-            return _stats = new Stats(BufferedBytes, _levels.Select(l => (l.Count, l.Sum(f => f.Size))).ToArray());
+            return _stats = new Stats(BufferedBytes, _catalog.Stats());
         }
         finally
         {
@@ -98,20 +162,13 @@ internal sealed partial class Database
         }
     }
 
-    private string Label => $"{Cluster}/{Name}";
+    internal string Label => $"{Cluster}/{Name}";
 
     // ---------------------------------------------------------------- startup
 
     /// <summary>Registers an object found by the startup listing.</summary>
     internal void AddStored(StoreKeys.DataFile f, long size) =>
-        _levels[f.Level].Add(new StoredFile(KeyOf(f.Level, f.Start, f.Max, f.Snap), f.Level, f.Start, f.Max, f.Snap, size));
-
-    private string KeyOf(int level, ulong start, ulong max, bool snap) => level switch
-    {
-        0 => StoreKeys.Snapshot(Cluster, Name, max),
-        1 => StoreKeys.Segment(Cluster, Name, start, max, snap),
-        _ => StoreKeys.Level(Cluster, Name, level, start, max, snap),
-    };
+        _catalog.Add(f, size);
 
     /// <summary>
     /// After the listing: finds the position the store holds (from the newest object), then recovers the
@@ -119,9 +176,8 @@ internal sealed partial class Database
     /// </summary>
     internal async Task LoadAsync(CancellationToken ct)
     {
-        foreach (var l in _levels)
-            l.Sort((a, b) => a.Max.CompareTo(b.Max));
-        var newest = _levels.SelectMany(l => l).OrderByDescending(f => f.Max).ThenBy(f => f.Level == 1 ? 0 : 1).FirstOrDefault();
+        _catalog.Sort();
+        var newest = _catalog.Newest;
         if (newest is not null)
         {
             var (post, pageSize, ts) = await ReadTailAsync(newest, ct).ConfigureAwait(false);
@@ -165,9 +221,9 @@ internal sealed partial class Database
             _hwm = _pos.Txid;
     }
 
-    private async Task<(ulong PostApply, uint PageSize, long TimestampMs)> ReadTailAsync(StoredFile f, CancellationToken ct)
+    internal async Task<(ulong PostApply, uint PageSize, long TimestampMs)> ReadTailAsync(StoredFile f, CancellationToken ct)
     {
-        if (f.Level == 1)
+        if (f.Level == Level.L1)
         {
             var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
             return (index.L1.PostApply, index.L1.PageSize, index.L1.TimestampMs);
@@ -241,12 +297,12 @@ internal sealed partial class Database
         try
         {
             if (Deleted)
-                throw ApiException.NotFound($"database '{Name}' was deleted");
+                throw new NotFoundException($"database '{Name}' was deleted");
             ThrowIfTrashed();
             ThrowIfOffline();
             _engine.Disk.ThrowIfSealsWait();
             if (BufferedBytes > _engine.Options.MaxBufferBytes)
-                throw ApiException.Storage($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
+                throw new StorageUnavailableException($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
             await EnsurePagesAsync(ct).ConfigureAwait(false);
             var result = await WriteLockedAsync(body, lengths, format, ct).ConfigureAwait(false);
             Interlocked.Increment(ref RequestsIn);
@@ -273,125 +329,16 @@ internal sealed partial class Database
         uint startPageSize = _pageSize;
         var journal = new PageJournal(_pages);
         int count = lengths?.Count ?? 1;
-        BufferSegment? segment = null;
-        var pages = _pages;
-        var cur = _pos;
-        long bytes = 0;
-        long nowMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var buffer = ArrayPool<byte>.Shared.Rent(65536);
-        byte[]? whole = null;
-        await using var sequential = body.OpenRead();
-        long offset = 0;
+        await using var batch = new IngestBatch(body, lengths, format, journal, _pages, _pos, _engine.Options, OpenSegmentForBatch);
         try
         {
-            for (int i = 0; i < count; i++)
-            {
-                string fileName = count == 1 ? "the LTX file" : $"file {i + 1} of {count}";
-                Stream source;
-                if (lengths is not null && lengths[i] <= WholeFileBytes)
-                {
-                    // A small file is decoded from memory (the request's own bytes when it was received into
-                    // memory), so its bytes can be stored as they came once verified.
-                    int length = (int)lengths[i];
-                    if (!body.TryGetMemory(offset, length, out var bytesOfFile))
-                    {
-                        if (whole is null || whole.Length < length)
-                        {
-                            if (whole is not null)
-                                ArrayPool<byte>.Shared.Return(whole);
-                            whole = ArrayPool<byte>.Shared.Rent(Math.Max(length, 64 * 1024));
-                        }
-                        sequential.Position = offset;
-                        await sequential.ReadExactlyAsync(whole.AsMemory(0, length), ct).ConfigureAwait(false);
-                        bytesOfFile = new ArraySegment<byte>(whole, 0, length);
-                    }
-                    source = new MemoryStream(bytesOfFile.Array!, bytesOfFile.Offset, length, writable: false, publiclyVisible: true);
-                }
-                else
-                {
-                    sequential.Position = offset;
-                    source = lengths is null ? sequential : new ExactLengthStream(sequential, lengths[i]);
-                }
-                offset += lengths?[i] ?? 0;
-                LtxDecoder decoder;
-                try
-                {
-                    decoder = await LtxDecoder.OpenAsync(source, format, fileName, leaveOpen: true, ct).ConfigureAwait(false);
-                }
-                catch (LtxException e)
-                {
-                    throw IngestRules.BadLtx(e.Message);
-                }
-                await using (decoder)
-                {
-                    var h = decoder.Header;
-                    decoder.BaseCommit = IngestRules.CheckHeader(h, fileName, i, cur, pages, _engine.Options, nowMs);
-                    segment ??= OpenSegmentForBatch(h.IsSnapshot, cur);
-                    var target = h.IsSnapshot ? new PageChecksums(h.PageSize) : pages!;
-                    ulong start = cur.Txid + 1;
-                    // A v3 file that already has the header the buffer would give it (no flags, a timestamp)
-                    // is stored byte for byte once verified: re-encoding it would write the same bytes.
-                    ArraySegment<byte> verbatim = default;
-                    bool isVerbatim = source is MemoryStream memory && decoder.Format == LtxFormat.V3 && h.Flags == 0 && h.TimestampMs > 0
-                        && memory.TryGetBuffer(out verbatim);
-                    decoder.KeepFrames = !isVerbatim; // otherwise v3 pages are copied as received, not compressed again
-                    var entry = await segment.AppendAsync(async output =>
-                    {
-                        if (isVerbatim)
-                        {
-                            uint p;
-                            while ((p = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
-                                journal.Set(target, p, decoder.LastPageChecksum);
-                            journal.Resize(target, h.Commit);
-                            ulong sum = target.Checksum;
-                            IngestRules.ProvePostApply(decoder, sum, fileName);
-                            if (!decoder.IsLegacyV3)
-                            {
-                                output.Write(verbatim.Array!, verbatim.Offset, verbatim.Count);
-                                return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, h.TimestampMs, h.PreApplyChecksum, sum, h.Commit, h.PageSize);
-                            }
-                            // The legacy layout (an LZ4 frame per page) is stored in the standard one: read it again.
-                            await using var legacy = await LtxDecoder.OpenAsync(new MemoryStream(verbatim.Array!, verbatim.Offset, verbatim.Count, writable: false), LtxFormat.V3, fileName, ct: ct).ConfigureAwait(false);
-                            legacy.KeepFrames = true;
-                            await using var reencoder = await LtxEncoder.CreateAsync(output, h, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
-                            while ((p = await ReadPageAsync(legacy, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
-                                await reencoder.WriteFrameAsync(p, legacy.LastFrame, buffer.AsMemory(0, (int)h.PageSize), ct).ConfigureAwait(false);
-                            await reencoder.FinishAsync(sum, ct).ConfigureAwait(false);
-                            return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, h.TimestampMs, h.PreApplyChecksum, sum, h.Commit, h.PageSize);
-                        }
-                        var header = h with
-                        {
-                            Flags = 0,
-                            TimestampMs = h.TimestampMs > 0 ? h.TimestampMs : nowMs,
-                        };
-                        await using var encoder = await LtxEncoder.CreateAsync(output, header, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false);
-                        int size = (int)h.PageSize;
-                        uint pgno;
-                        while ((pgno = await ReadPageAsync(decoder, buffer, h.IsSnapshot, ct).ConfigureAwait(false)) != 0)
-                        {
-                            journal.Set(target, pgno, decoder.LastPageChecksum);
-                            await encoder.WriteFrameAsync(pgno, decoder.LastFrame, buffer.AsMemory(0, size), ct).ConfigureAwait(false);
-                        }
-                        journal.Resize(target, h.Commit);
-                        ulong computed = target.Checksum;
-                        IngestRules.ProvePostApply(decoder, computed, fileName);
-                        await encoder.FinishAsync(computed, ct).ConfigureAwait(false);
-                        return new LogEntry(0, 0, start, h.MinTxid, h.MaxTxid, header.TimestampMs, h.PreApplyChecksum, computed, h.Commit, h.PageSize);
-                    }).ConfigureAwait(false);
-                    if (source is ExactLengthStream exact && exact.Remaining != 0)
-                        throw IngestRules.BadLtx($"{fileName} is shorter than its announced length");
-                    pages = target;
-                    cur = new Position(entry.MaxTxid, entry.PostApply);
-                    bytes += entry.Length;
-                }
-            }
-
-            await segment!.SyncAsync().ConfigureAwait(false);
-            segment.Commit();
+            await batch.AppendAllAsync(ct).ConfigureAwait(false);
+            await batch.Segment!.SyncAsync().ConfigureAwait(false);
+            batch.Segment.Commit();
         }
         catch (Exception e)
         {
-            if (segment is not null)
+            if (batch.Segment is { } segment)
             {
                 try
                 {
@@ -409,46 +356,22 @@ internal sealed partial class Database
             _pageSize = startPageSize;
             if (e is IOException io and not UploadException)
                 throw DiskSpace.IsNoSpace(io) ? DiskSpace.Full(BufferDirectory, lengths?.Sum(), "this write", io)
-                    : ApiException.Storage($"cannot write to the local buffer: {io.Message}");
+                    : new StorageUnavailableException($"cannot write to the local buffer: {io.Message}");
             throw;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-            if (whole is not null)
-                ArrayPool<byte>.Shared.Return(whole);
-        }
 
+        var pages = batch.Pages!;
         _pages = pages;
-        _pos = cur;
-        _pageSize = pages!.PageSize;
+        _pos = batch.Cur;
+        _pageSize = pages.PageSize;
         Commit = pages.PageCount;
         LastWriteMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         SignalChanged();
         Interlocked.Add(ref TransactionsIn, count);
-        Interlocked.Add(ref BytesIn, bytes);
+        Interlocked.Add(ref BytesIn, batch.Bytes);
         if (_engine.StoreIsLocal)
             _hwm = _pos.Txid;
         return new WriteResult(_pos, _hwm, count);
-    }
-
-    /// <summary>Files of a request up to this size are read whole before they are decoded.</summary>
-    private const int WholeFileBytes = 1 << 20;
-
-    private static async ValueTask<uint> ReadPageAsync(LtxDecoder decoder, byte[] buffer, bool snapshot, CancellationToken ct)
-    {
-        try
-        {
-            return await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false);
-        }
-        catch (LtxException e) when (snapshot && e.Message.Contains("post-apply checksum mismatch", StringComparison.Ordinal))
-        {
-            throw new ApiException(400, ErrorCodes.BadChecksum, e.Message);
-        }
-        catch (LtxException e)
-        {
-            throw new ApiException(400, ErrorCodes.BadLtx, e.Message);
-        }
     }
 
     /// <summary>The buffer file this request appends to: a new one for a snapshot (it restarts the database) or after a failure.</summary>
@@ -474,7 +397,7 @@ internal sealed partial class Database
         }
         catch (IOException e)
         {
-            throw ApiException.Storage($"cannot create a buffer file: {e.Message}");
+            throw new StorageUnavailableException($"cannot create a buffer file: {e.Message}");
         }
         _open.Begin();
         return _open;
@@ -503,7 +426,7 @@ internal sealed partial class Database
         var plan = await PlanLockedAsync(_pos.Txid, ct).ConfigureAwait(false);
         var result = await RestoreAsync(plan, null, ct).ConfigureAwait(false);
         if (result.Txid != _pos.Txid || result.Checksum != _pos.Checksum)
-            throw new ApiException(500, ErrorCodes.Internal, $"rebuilding '{Name}' gave {result.Txid:x16}/{result.Checksum:x16}, not the position {_pos}");
+            throw new InconsistencyException($"rebuilding '{Name}' gave {result.Txid:x16}/{result.Checksum:x16}, not the position {_pos}");
         _pages = result.Pages;
         _pageSize = result.PageSize;
     }

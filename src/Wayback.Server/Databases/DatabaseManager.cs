@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Wayback.Server.Api;
 using Wayback.Server.Clusters;
 using Wayback.Server.Storage;
 
@@ -33,7 +32,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         if (_dbs.TryGetValue((cluster, db), out var d) && !d.Deleted && d.Exists)
             return d.TrashedAt is null ? d : null;
         if (_offline)
-            throw ApiException.Storage($"the object store is unreachable and this server has nothing of '{db}' in its local buffer: whether it exists is unknown until the store answers");
+            throw new StorageUnavailableException($"the object store is unreachable and this server has nothing of '{db}' in its local buffer: whether it exists is unknown until the store answers");
         return null;
     }
 
@@ -284,7 +283,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 {
                     lastMaintenance = now;
                     await Trash.PurgeDueAsync(ct).ConfigureAwait(false);
-                    foreach (var db in All.Where(d => d.Level(1).Count > 0 && !InTrash(d)))
+                    foreach (var db in All.Where(d => d.Catalog.HasSegments && !InTrash(d)))
                     {
                         var key = (db.Cluster + "\0maintain", db.Name);
                         if (maintain.TryGetValue(key, out var t) && !t.IsCompleted)

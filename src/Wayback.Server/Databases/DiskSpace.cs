@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Wayback.Server.Api;
 
 namespace Wayback.Server.Databases;
 
@@ -45,12 +44,12 @@ internal sealed class DiskSpace(string tempDirectory)
     public static void Ensure(string directory, long needed, string what)
     {
         if (Free(directory) is { } free && free < needed)
-            throw ApiException.Storage($"no space left on the server's disk: {what} needs about {Bytes(needed)} in {directory}, which has {Bytes(free)} free; free some space there and retry");
+            throw new StorageUnavailableException($"no space left on the server's disk: {what} needs about {Bytes(needed)} in {directory}, which has {Bytes(free)} free; free some space there and retry");
     }
 
     /// <summary>The 503 for a disk that filled up during an operation that needs about <paramref name="needed"/> bytes.</summary>
-    public static ApiException Full(string directory, long? needed, string what, Exception e) =>
-        ApiException.Storage($"no space left on the server's disk: {what}{(needed is { } n ? $" needs about {Bytes(n)}" : "")} in {directory} ({Where(directory)}): {e.Message}");
+    public static StorageUnavailableException Full(string directory, long? needed, string what, Exception e) =>
+        new StorageUnavailableException($"no space left on the server's disk: {what}{(needed is { } n ? $" needs about {Bytes(n)}" : "")} in {directory} ({Where(directory)}): {e.Message}");
 
     public void SealWaits(string database, long needed) => _sealsWaiting[database] = needed;
 
@@ -68,7 +67,7 @@ internal sealed class DiskSpace(string tempDirectory)
         long needed = waiting.Sum(w => w.Value);
         if (Fits(needed))
             return; // the seals are retried now; they come first in the next background pass
-        throw ApiException.Storage(
+        throw new StorageUnavailableException(
             $"the server's disk is full and sealing what it already holds comes first: the seal of {string.Join(", ", waiting.Select(w => w.Key).Order(StringComparer.Ordinal))} " +
             $"needs about {Bytes(needed)} free in {tempDirectory} ({Where(tempDirectory)}); writes resume once it fits");
     }

@@ -1,5 +1,4 @@
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Hosting;
 
 namespace Wayback.Server.Databases;
@@ -39,19 +38,19 @@ internal static class IngestRules
             throw BadLtx($"{fileName}: timestamp {h.TimestampMs} ms is more than {MaxClockAhead.TotalHours:0} hours ahead of the server's clock ({nowMs} ms)");
         long bytes = (long)h.Commit * h.PageSize;
         if (bytes > options.MaxDatabaseBytes || h.Commit > PageChecksums.MaxPageCount)
-            throw new ApiException(413, ErrorCodes.TooLarge,
-                $"{fileName}: commit {h.Commit} pages of {h.PageSize} bytes is a {bytes}-byte database; the server takes databases up to {Math.Min(options.MaxDatabaseBytes, (long)PageChecksums.MaxPageCount * h.PageSize)} bytes (max-db-size)");
+            throw new BadInputException(
+                $"{fileName}: commit {h.Commit} pages of {h.PageSize} bytes is a {bytes}-byte database; the server takes databases up to {Math.Min(options.MaxDatabaseBytes, (long)PageChecksums.MaxPageCount * h.PageSize)} bytes (max-db-size)", BadInputKind.TooLarge);
         if (h.IsSnapshot)
         {
             if (index > 0)
-                throw ApiException.BadRequest($"{fileName} is a snapshot; a snapshot must be the first file of a request");
+                throw new BadInputException($"{fileName} is a snapshot; a snapshot must be the first file of a request");
             if (cur.Txid > 0 && h.MaxTxid <= cur.Txid)
-                throw ApiException.Mismatch($"snapshot up to TXID {h.MaxTxid} is not ahead of the position {cur}", cur);
+                throw new PositionMismatchException($"snapshot up to TXID {h.MaxTxid} is not ahead of the position {cur}", cur);
             return 0;
         }
         ulong expected = cur.Txid == 0 ? 0 : cur.Checksum;
         if (h.MinTxid != cur.Txid + 1 || h.PreApplyChecksum != expected)
-            throw ApiException.Mismatch($"{fileName} (TXID {h.MinTxid}, pre-apply {h.PreApplyChecksum:x16}) does not follow the position {cur}", cur);
+            throw new PositionMismatchException($"{fileName} (TXID {h.MinTxid}, pre-apply {h.PreApplyChecksum:x16}) does not follow the position {cur}", cur);
         if (pages is null || pages.PageSize != h.PageSize)
             throw BadLtx($"{fileName} has page size {h.PageSize}, the database {pages?.PageSize}");
         return pages.PageCount;
@@ -62,8 +61,8 @@ internal static class IngestRules
     {
         ulong claimed = decoder.Trailer.PostApplyChecksum;
         if (claimed != computed)
-            throw new ApiException(400, ErrorCodes.BadChecksum, $"{fileName}: post-apply checksum {claimed:x16} is wrong; applying the file gives {computed:x16}");
+            throw BadInputException.Checksum($"{fileName}: post-apply checksum {claimed:x16} is wrong; applying the file gives {computed:x16}");
     }
 
-    public static ApiException BadLtx(string message) => new(400, ErrorCodes.BadLtx, message);
+    public static BadInputException BadLtx(string message) => BadInputException.Ltx(message);
 }

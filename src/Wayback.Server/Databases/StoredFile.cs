@@ -1,13 +1,13 @@
 namespace Wayback.Server.Databases;
 
 /// <summary>
-/// One object of a database in the store: a sealed segment (level 1), an L2 or L3 compaction, or a
-/// snapshot (level 0). Known from its key; the segment index and timestamps are read when first needed.
+/// One object of a database in the store: a sealed segment (<see cref="Level.L1"/>), an L2 or L3 compaction,
+/// or a snapshot. Known from its key; the segment index and timestamps are read when first needed.
 /// </summary>
-internal sealed class StoredFile(string key, int level, ulong start, ulong max, bool snap, long size)
+internal sealed class StoredFile(string key, Level level, ulong start, ulong max, bool snap, long size)
 {
     public string Key { get; } = key;
-    public int Level { get; } = level;
+    public Level Level { get; } = level;
     public ulong Start { get; } = start;
     public ulong Max { get; } = max;
 
@@ -36,7 +36,23 @@ internal sealed class StoredFile(string key, int level, ulong start, ulong max, 
 }
 
 /// <summary>One file of a restore chain: a whole object, a range of one (a segment's L1 or one transaction), or a buffer record.</summary>
-internal sealed record Piece(ulong Start, ulong Max, bool Snapshot, int Level, string? Key, string? LocalPath, long Offset, long Length, long TimestampMs)
+internal sealed record Piece(ulong Start, ulong Max, bool Snapshot, Level Level, string? Key, string? LocalPath, long Offset, long Length, long TimestampMs)
 {
     public string LeaseName => Key ?? LocalPath!;
+
+    /// <summary>A whole stored object: a snapshot, an L2 or L3 file.</summary>
+    public static Piece Whole(StoredFile f) =>
+        new(f.Start, f.Max, f.Level == Level.Snapshot || f.Snap, f.Level, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
+
+    /// <summary>A sealed segment's L1 compaction.</summary>
+    public static Piece SegmentL1(StoredFile f, SegmentIndex index) =>
+        new(f.Start, f.Max, f.Snap, Level.L1, f.Key, null, index.L1.Offset, index.L1.Length, index.L1.TimestampMs);
+
+    /// <summary>One LTX file of the log inside a sealed segment.</summary>
+    public static Piece SegmentEntry(StoredFile f, LogEntry e) =>
+        new(e.Start, e.MaxTxid, e.IsSnapshot, Level.Log, f.Key, null, e.Offset, e.Length, e.TimestampMs);
+
+    /// <summary>One LTX file of the log in a local buffer file.</summary>
+    public static Piece BufferEntry(string path, LogEntry e) =>
+        new(e.Start, e.MaxTxid, e.IsSnapshot, Level.Log, null, path, e.Offset, e.Length, e.TimestampMs);
 }

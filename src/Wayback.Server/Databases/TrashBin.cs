@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Wayback.Server.Api;
 using Wayback.Server.Clusters;
 using Wayback.Server.Storage;
 
@@ -36,7 +35,7 @@ internal sealed class TrashBin(DatabaseManager dbs, ClusterRegistry clusters, En
 
     public async Task<TrashEntry> DeleteDatabaseAsync(string cluster, string name, CancellationToken ct)
     {
-        var db = dbs.Find(cluster, name) ?? throw ApiException.NotFound($"database '{name}' not found in cluster '{cluster}'");
+        var db = dbs.Find(cluster, name) ?? throw new NotFoundException($"database '{name}' not found in cluster '{cluster}'");
         var at = await db.TrashAsync(ct).ConfigureAwait(false);
         engine.Log.LogWarning("{Cluster}/{Db} moved to the trash; purged at {PurgeAt:u} unless restored", cluster, name, PurgeAt(at));
         return new TrashEntry(cluster, name, at, PurgeAt(at));
@@ -45,7 +44,7 @@ internal sealed class TrashBin(DatabaseManager dbs, ClusterRegistry clusters, En
     public async Task RestoreDatabaseAsync(string cluster, string name, CancellationToken ct)
     {
         var db = dbs.Trashed().FirstOrDefault(d => d.Cluster == cluster && d.Name == name)
-            ?? throw ApiException.NotFound($"database '{name}' is not in the trash of cluster '{cluster}'");
+            ?? throw new NotFoundException($"database '{name}' is not in the trash of cluster '{cluster}'");
         await db.RestoreFromTrashAsync(ct).ConfigureAwait(false);
     }
 

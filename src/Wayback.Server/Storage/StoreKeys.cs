@@ -1,4 +1,5 @@
 using System.Globalization;
+using Wayback.Server.Databases;
 
 namespace Wayback.Server.Storage;
 
@@ -33,8 +34,22 @@ internal static class StoreKeys
     public static string Segment(string cluster, string db, ulong start, ulong max, bool snap) =>
         DatabasePrefix(cluster, db) + "l1/" + FileName(start, max, snap, "seg");
 
-    public static string Level(string cluster, string db, int level, ulong start, ulong max, bool snap) =>
-        DatabasePrefix(cluster, db) + $"l{level}/" + FileName(start, max, snap, "ltx");
+    /// <summary>A stored file of any level; <paramref name="start"/> is ignored for a snapshot (it always starts at TXID 1).</summary>
+    public static string File(string cluster, string db, Level level, ulong start, ulong max, bool snap) => level switch
+    {
+        Databases.Level.Snapshot => Snapshot(cluster, db, max),
+        Databases.Level.L1 => Segment(cluster, db, start, max, snap),
+        Databases.Level.L2 or Databases.Level.L3 => DatabasePrefix(cluster, db) + $"{Folder(level)}/" + FileName(start, max, snap, "ltx"),
+        _ => throw new ArgumentOutOfRangeException(nameof(level), level, "the log is stored inside segments, not as files of its own"),
+    };
+
+    private static string Folder(Level level) => level switch
+    {
+        Databases.Level.Snapshot => "snapshots",
+        Databases.Level.L1 => "l1",
+        Databases.Level.L2 => "l2",
+        _ => "l3",
+    };
 
     public static string Snapshot(string cluster, string db, ulong txid) =>
         DatabasePrefix(cluster, db) + "snapshots/" + FileName(1, txid, true, "ltx");
@@ -49,8 +64,8 @@ internal static class StoreKeys
     public sealed record TokenFile(string Cluster, string Id) : Parsed;
     public sealed record ClusterTrashFile(string Cluster) : Parsed;
     public sealed record DatabaseTrashFile(string Cluster, string Db) : Parsed;
-    /// <summary>Level 1 = sealed segment, 2/3 = compactions, 0 = snapshot.</summary>
-    public sealed record DataFile(string Cluster, string Db, int Level, ulong Start, ulong Max, bool Snap) : Parsed;
+    /// <summary>A stored file of a database's history: a sealed segment (L1), a compaction (L2, L3) or a snapshot.</summary>
+    public sealed record DataFile(string Cluster, string Db, Level Level, ulong Start, ulong Max, bool Snap) : Parsed;
     /// <summary>An in-place restore's record (see <see cref="Restore"/>).</summary>
     public sealed record RestoreFile(string Cluster, string Db, ulong Txid, ulong RestoredTo) : Parsed;
 
@@ -80,10 +95,10 @@ internal static class StoreKeys
         }
         if (parts.Length == 6 && parts[2] == "dbs")
         {
-            int level = parts[4] switch { "l1" => 1, "l2" => 2, "l3" => 3, "snapshots" => 0, _ => -1 };
-            if (level < 0)
+            Level? found = parts[4] switch { "l1" => Databases.Level.L1, "l2" => Databases.Level.L2, "l3" => Databases.Level.L3, "snapshots" => Databases.Level.Snapshot, _ => null };
+            if (found is not { } level)
                 return null;
-            string ext = level == 1 ? ".seg" : ".ltx";
+            string ext = level == Databases.Level.L1 ? ".seg" : ".ltx";
             var name = parts[5];
             if (!name.EndsWith(ext, StringComparison.Ordinal))
                 return null;

@@ -5,13 +5,18 @@ using Wayback.Server.Storage;
 
 namespace Wayback.Server.Databases;
 
-internal sealed partial class Database
+/// <summary>
+/// The background work of one database on the store, over its catalog: L2 and L3 compaction, snapshots,
+/// retention and deferred deletes, with the back-off of failed compactions. One per database (it keeps that state).
+/// </summary>
+internal sealed class DatabaseMaintenance(Database db)
 {
+    private readonly Engine engine = db.Engine;
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
     // After a compaction fails, the next waits: a second, doubling up to ten minutes, reset by a success. A
     // history that cannot be compacted (a damaged object) was otherwise retried - and logged - every pass.
-    private static readonly TimeSpan MaxCompactionRetryDelay = TimeSpan.FromMinutes(10);
+    internal static readonly TimeSpan MaxCompactionRetryDelay = TimeSpan.FromMinutes(10);
     private int _compactionFailures;
     private DateTime _nextCompactionAttempt;
     // Whether this maintenance pass tried a compaction, and whether one failed: a pass that tried and had
@@ -20,17 +25,17 @@ internal sealed partial class Database
     private bool _compactionFailed;
 
     /// <summary>Background work on the store: L2 and L3 compaction, snapshots, retention, deferred deletes.</summary>
-    public async Task MaintainAsync(TimeSpan retention, CancellationToken ct)
+    public async Task RunAsync(TimeSpan retention, CancellationToken ct)
     {
-        if (Deleted || Offline)
+        if (db.Deleted || db.Offline)
             return;
         if (DateTime.UtcNow >= _nextCompactionAttempt)
         {
             _compactionTried = _compactionFailed = false;
             try
             {
-                await CompactLevelAsync(2, _engine.Options.L2Window, ct).ConfigureAwait(false);
-                await CompactLevelAsync(3, _engine.Options.L3Window, ct).ConfigureAwait(false);
+                await CompactLevelAsync(Level.L2, engine.Options.L2Window, ct).ConfigureAwait(false);
+                await CompactLevelAsync(Level.L3, engine.Options.L3Window, ct).ConfigureAwait(false);
                 await SnapshotAsync(ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -39,16 +44,16 @@ internal sealed partial class Database
                 NoteCompactionFailure(e, "preparing a compaction");
             }
             if (_compactionTried && !_compactionFailed)
-                ClearFault(FaultKinds.Compaction);
+                db.ClearFault(FaultKinds.Compaction);
         }
         await RetainAsync(retention, ct).ConfigureAwait(false);
-        await RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
-        foreach (var path in _deferredDeletes.ToList())
+        await db.RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
+        foreach (var path in db.DeferredDeletes.ToList())
         {
-            if (_engine.Leases.IsLeased(path))
+            if (engine.Leases.IsLeased(path))
                 continue;
             File.Delete(path);
-            _deferredDeletes.Remove(path);
+            db.DeferredDeletes.Remove(path);
         }
     }
 
@@ -56,37 +61,37 @@ internal sealed partial class Database
     /// Compacts runs of files of the level below that fall in one closed window (by commit time) into one
     /// file of <paramref name="level"/>. A run starting with a snapshot file starts a new run.
     /// </summary>
-    private async Task CompactLevelAsync(int level, TimeSpan window, CancellationToken ct)
+    private async Task CompactLevelAsync(Level level, TimeSpan window, CancellationToken ct)
     {
         List<(StoredFile File, Piece Piece, long Ts)> inputs = [];
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            ulong covered = _levels[level].Count == 0 ? 0 : _levels[level].Max(f => f.Max);
-            foreach (var f in _levels[level - 1].Where(f => !f.Retired && f.Start > covered).OrderBy(f => f.Start))
+            ulong covered = db.Catalog.End(level);
+            foreach (var f in db.Catalog.Live(level.Below()).Where(f => f.Start > covered).OrderBy(f => f.Start))
             {
                 Piece piece;
-                if (level == 2)
+                if (level == Level.L2)
                 {
-                    var index = await EnsureIndexAsync(f, ct).ConfigureAwait(false);
-                    piece = SegmentL1(f, index);
+                    var index = await db.EnsureIndexAsync(f, ct).ConfigureAwait(false);
+                    piece = Piece.SegmentL1(f, index);
                 }
                 else
                 {
                     if (f.TimestampMs is null)
-                        await ReadTailAsync(f, ct).ConfigureAwait(false);
-                    piece = new Piece(f.Start, f.Max, f.Snap, level - 1, f.Key, null, 0, f.Size, f.TimestampMs ?? 0);
+                        await db.ReadTailAsync(f, ct).ConfigureAwait(false);
+                    piece = Piece.Whole(f);
                 }
                 inputs.Add((f, piece, f.TimestampMs ?? 0));
             }
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
 
         long windowMs = (long)window.TotalMilliseconds;
-        long closedBefore = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)(_engine.Options.L1Window + Grace).TotalMilliseconds;
+        long closedBefore = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)(engine.Options.L1Window + Grace).TotalMilliseconds;
         int i = 0;
         while (i < inputs.Count)
         {
@@ -104,38 +109,36 @@ internal sealed partial class Database
         }
     }
 
-    private async Task CompactRunAsync(int level, List<Piece> run, CancellationToken ct)
+    private async Task CompactRunAsync(Level level, List<Piece> run, CancellationToken ct)
     {
         long started = Stopwatch.GetTimestamp();
         var first = run[0];
         var last = run[^1];
-        string key = StoreKeys.Level(Cluster, Name, level, first.Start, last.Max, first.Snapshot);
+        string key = StoreKeys.File(db.Cluster, db.Name, level, first.Start, last.Max, first.Snapshot);
         var result = await WriteCompactionAsync(key, run, ct).ConfigureAwait(false);
         if (result is not { } r)
             return;
-        await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        await db.Lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            _levels[level].RemoveAll(f => f.Key == key);
-            _levels[level].Add(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
-            _levels[level].Sort((a, b) => a.Max.CompareTo(b.Max));
+            db.Catalog.Put(new StoredFile(key, level, first.Start, last.Max, first.Snapshot, r.Size) { TimestampMs = last.TimestampMs, PostApply = r.PostApply });
             // Restores now read the L2 file for this range: the segments' indexes (one entry per
             // transaction) leave memory and are read again only if a restore needs a single transaction.
-            if (level == 2)
-                foreach (var f in _levels[1].Where(f => f.Start >= first.Start && f.Max <= last.Max))
+            if (level == Level.L2)
+                foreach (var f in db.Catalog.Files(Level.L1).Where(f => f.Start >= first.Start && f.Max <= last.Max))
                     f.Index = null;
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
-        RecordCompaction(level.ToString(System.Globalization.CultureInfo.InvariantCulture), started);
+        RecordCompaction(level, started);
     }
 
-    private void RecordCompaction(string level, long started)
+    private void RecordCompaction(Level level, long started)
     {
-        _engine.Metrics.Add("wayback_compactions_total", 1, ("cluster", Cluster), ("db", Name), ("level", level));
-        _engine.Metrics.Add("wayback_compaction_seconds_total", Stopwatch.GetElapsedTime(started).TotalSeconds, ("cluster", Cluster), ("db", Name), ("level", level));
+        engine.Metrics.Add("wayback_compactions_total", 1, ("cluster", db.Cluster), ("db", db.Name), ("level", level.MetricName()));
+        engine.Metrics.Add("wayback_compaction_seconds_total", Stopwatch.GetElapsedTime(started).TotalSeconds, ("cluster", db.Cluster), ("db", db.Name), ("level", level.MetricName()));
     }
 
     /// <summary>Compacts <paramref name="pieces"/> (a chain) into one object at <paramref name="key"/>; null if it failed (logged, retried later).</summary>
@@ -144,12 +147,12 @@ internal sealed partial class Database
         if (DateTime.UtcNow < _nextCompactionAttempt)
             return null;
         _compactionTried = true;
-        string temp = _engine.TempPath("compact");
-        using var lease = _engine.Leases.Acquire(pieces.Select(p => p.LeaseName));
+        string temp = engine.TempPath("compact");
+        using var lease = engine.Leases.Acquire(pieces.Select(p => p.LeaseName));
         try
         {
-            Directory.CreateDirectory(_engine.TempDirectory);
-            var decoders = await OpenDecodersAsync(pieces, ct).ConfigureAwait(false);
+            Directory.CreateDirectory(engine.TempDirectory);
+            var decoders = await db.OpenDecodersAsync(pieces, ct).ConfigureAwait(false);
             try
             {
                 LtxTrailer trailer;
@@ -160,9 +163,9 @@ internal sealed partial class Database
                     await fs.FlushAsync(ct).ConfigureAwait(false);
                     size = fs.Length;
                 }
-                await _engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
+                await engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
                 _compactionFailures = 0;
-                _engine.Metrics.Set("wayback_store_up", 1);
+                engine.Metrics.Set("wayback_store_up", 1);
                 return (size, trailer.PostApplyChecksum);
             }
             finally
@@ -173,8 +176,8 @@ internal sealed partial class Database
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            if (IsStoreOutage(e))
-                _engine.Metrics.Set("wayback_store_up", 0);
+            if (Database.IsStoreOutage(e))
+                engine.Metrics.Set("wayback_store_up", 0);
             NoteCompactionFailure(e, $"compaction into {key}");
             return null;
         }
@@ -194,68 +197,66 @@ internal sealed partial class Database
     private void NoteCompactionFailure(Exception e, string what)
     {
         _compactionFailed = true;
-        _engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", Cluster), ("db", Name));
+        engine.Metrics.Add("wayback_compaction_errors_total", 1, ("cluster", db.Cluster), ("db", db.Name));
         int failures = Interlocked.Increment(ref _compactionFailures);
         var delay = TimeSpan.FromTicks(Math.Min(MaxCompactionRetryDelay.Ticks, TimeSpan.FromSeconds(1).Ticks << Math.Min(failures - 1, 20)));
         _nextCompactionAttempt = DateTime.UtcNow + delay;
         // Refused because this server does not lead: nothing is wrong with the database.
-        if (!IsStoreOutage(e) && e is not Leadership.FencedException)
-            ReportFault(FaultKinds.Compaction, $"{what} failed: {e.Message}");
-        _engine.Log.LogWarning("{Db}: {What} failed (attempt {N}, next compaction in {Delay}): {Error}", Label, what, failures, delay, e.Message);
+        if (!Database.IsStoreOutage(e) && e is not Leadership.FencedException)
+            db.ReportFault(FaultKinds.Compaction, $"{what} failed: {e.Message}");
+        engine.Log.LogWarning("{Db}: {What} failed (attempt {N}, next compaction in {Delay}): {Error}", db.Label, what, failures, delay, e.Message);
     }
 
     /// <summary>Stores a full snapshot once the newest start point is older than the snapshot interval.</summary>
     private async Task SnapshotAsync(CancellationToken ct)
     {
-        Plan plan;
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        Database.Plan plan;
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var lastSegment = _levels[1].Where(f => !f.Retired).MaxBy(f => f.Max);
+            var lastSegment = db.Catalog.NewestSegment;
             if (lastSegment is null)
                 return;
             long newestStart = 0;
             ulong newestStartTxid = 0;
-            foreach (var f in _levels.SelectMany(l => l).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+            foreach (var f in db.Catalog.StartFiles)
             {
                 if (f.TimestampMs is null)
                 {
-                    if (f.Level == 1)
-                        await EnsureIndexAsync(f, ct).ConfigureAwait(false);
+                    if (f.Level == Level.L1)
+                        await db.EnsureIndexAsync(f, ct).ConfigureAwait(false);
                     else
-                        await ReadTailAsync(f, ct).ConfigureAwait(false);
+                        await db.ReadTailAsync(f, ct).ConfigureAwait(false);
                 }
                 newestStart = Math.Max(newestStart, f.TimestampMs ?? 0);
                 newestStartTxid = Math.Max(newestStartTxid, f.Max);
             }
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            if (lastSegment.Max <= newestStartTxid || now - newestStart < (long)_engine.Options.SnapshotInterval.TotalMilliseconds)
+            if (lastSegment.Max <= newestStartTxid || now - newestStart < (long)engine.Options.SnapshotInterval.TotalMilliseconds)
                 return;
-            plan = await PlanLockedAsync(lastSegment.Max, ct).ConfigureAwait(false);
+            plan = await db.PlanLockedAsync(lastSegment.Max, ct).ConfigureAwait(false);
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
         using (plan)
         {
             long started = Stopwatch.GetTimestamp();
-            string key = StoreKeys.Snapshot(Cluster, Name, plan.Txid);
+            string key = StoreKeys.File(db.Cluster, db.Name, Level.Snapshot, 1, plan.Txid, true);
             var result = await WriteCompactionAsync(key, plan.Pieces, ct).ConfigureAwait(false);
             if (result is not { } r)
                 return;
-            await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            await db.Lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                _levels[0].RemoveAll(f => f.Key == key);
-                _levels[0].Add(new StoredFile(key, 0, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
-                _levels[0].Sort((a, b) => a.Max.CompareTo(b.Max));
+                db.Catalog.Put(new StoredFile(key, Level.Snapshot, 1, plan.Txid, true, r.Size) { TimestampMs = plan.TimestampMs, PostApply = r.PostApply });
             }
             finally
             {
-                _lock.Release();
+                db.Lock.Release();
             }
-            RecordCompaction("snapshot", started);
+            RecordCompaction(Level.Snapshot, started);
         }
     }
 
@@ -268,11 +269,11 @@ internal sealed partial class Database
     {
         long cutoff = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)retention.TotalMilliseconds;
         List<StoredFile> doomed;
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             StoredFile? anchor = null;
-            foreach (var f in _levels.SelectMany(l => l).Where(f => !f.Retired && (f.Level == 0 || f.Snap)))
+            foreach (var f in db.Catalog.StartFiles)
             {
                 if (f.TimestampMs is null)
                     continue; // timestamps of start points are loaded by SnapshotAsync
@@ -281,62 +282,39 @@ internal sealed partial class Database
             }
             if (anchor is null)
                 return;
-            var newestSegment = _levels[1].Where(f => !f.Retired).MaxBy(f => f.Max);
-            doomed = _levels.SelectMany(l => l)
-                .Where(f => !f.Retired && f != anchor && f != newestSegment && f.Max <= anchor.Max && !_engine.Leases.IsLeased(f.Key))
+            var newestSegment = db.Catalog.NewestSegment;
+            doomed = db.Catalog.LiveAll
+                .Where(f => f != anchor && f != newestSegment && f.Max <= anchor.Max && !engine.Leases.IsLeased(f.Key))
                 .ToList();
             foreach (var f in doomed)
                 f.Retired = true;
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
         if (doomed.Count == 0)
             return;
         try
         {
-            await _engine.Store.DeleteManyAsync(doomed.Select(f => f.Key), ct).ConfigureAwait(false);
+            await engine.Store.DeleteManyAsync(doomed.Select(f => f.Key), ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            _engine.Log.LogWarning("{Db}: retention could not delete {Count} objects: {Error}", Label, doomed.Count, e.Message);
+            engine.Log.LogWarning("{Db}: retention could not delete {Count} objects: {Error}", db.Label, doomed.Count, e.Message);
             foreach (var f in doomed)
                 f.Retired = false;
             return;
         }
-        await _lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        await db.Lock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            foreach (var l in _levels)
-                l.RemoveAll(f => f.Retired && doomed.Contains(f));
+            db.Catalog.Remove(doomed.Where(f => f.Retired));
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
-        _engine.Metrics.Add("wayback_retention_deleted_total", doomed.Count, ("cluster", Cluster), ("db", Name));
-    }
-
-    /// <summary>Forgets the database and deletes its buffer files (the caller deletes its objects).</summary>
-    public async Task MarkDeletedAsync()
-    {
-        await _lock.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            Deleted = true;
-            _engine.Disk.SealDone(Label);
-            SignalChanged();
-            foreach (var b in BufferSegments().ToList())
-                b.Delete();
-            _pending.Clear();
-            _open = null;
-            if (Directory.Exists(BufferDirectory))
-                Directory.Delete(BufferDirectory, recursive: true);
-        }
-        finally
-        {
-            _lock.Release();
-        }
+        engine.Metrics.Add("wayback_retention_deleted_total", doomed.Count, ("cluster", db.Cluster), ("db", db.Name));
     }
 }

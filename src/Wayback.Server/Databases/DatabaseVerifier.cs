@@ -1,6 +1,5 @@
 using Microsoft.Data.Sqlite;
 using Wayback.Ltx;
-using Wayback.Server.Api;
 using Wayback.Server.Storage;
 using Wayback.Storage;
 
@@ -16,8 +15,11 @@ public sealed record VerifyCheck(ulong Txid, long TimestampMs, string PostApplyC
 public sealed record VerifyReport(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems,
     IReadOnlyList<DatabaseFault> Faults);
 
-internal sealed partial class Database
+/// <summary>Verify, the restore drill of one database: reads its catalog and store, changes nothing but its fault.</summary>
+internal sealed class DatabaseVerifier(Database db)
 {
+    private readonly Engine engine = db.Engine;
+
     /// <summary>
     /// The restore drill: reads every stored file of the database (every LTX file's checksum, every
     /// segment's index against its files, every link of the log from one transaction to the next, every
@@ -30,20 +32,20 @@ internal sealed partial class Database
         List<StoredFile> stored;
         List<(string Path, List<LogEntry> Entries)> buffers;
         IDisposable lease;
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (!Exists || Deleted)
-                throw ApiException.NotFound($"database '{Name}' not found in cluster '{Cluster}'");
+            if (!db.Exists || db.Deleted)
+                throw new NotFoundException($"database '{db.Name}' not found in cluster '{db.Cluster}'");
             // Each restore drill writes the database out once: without that room, say so instead of reporting damage.
-            DiskSpace.Ensure(_engine.TempDirectory, (long)Commit * _pageSize, $"verifying '{Name}' (each restore drill writes the database once)");
-            stored = _levels.SelectMany(l => l).Where(f => !f.Retired).ToList();
-            buffers = BufferSegments().Where(b => b.Entries.Count > 0).Select(b => (b.Path, b.Entries.ToList())).ToList();
-            lease = _engine.Leases.Acquire(stored.Select(f => f.Key).Concat(buffers.Select(b => b.Path)));
+            DiskSpace.Ensure(engine.TempDirectory, (long)db.Commit * db.PageSize, $"verifying '{db.Name}' (each restore drill writes the database once)");
+            stored = db.Catalog.LiveAll.ToList();
+            buffers = db.BufferSegments().Where(b => b.Entries.Count > 0).Select(b => (b.Path, b.Entries.ToList())).ToList();
+            lease = engine.Leases.Acquire(stored.Select(f => f.Key).Concat(buffers.Select(b => b.Path)));
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
 
         var problems = new List<VerifyProblem>();
@@ -83,17 +85,17 @@ internal sealed partial class Database
                 prevFile = file;
             }
 
-            foreach (var seg in stored.Where(f => f.Level == 1).OrderBy(f => f.Start))
+            foreach (var seg in stored.Where(f => f.Level == Level.L1).OrderBy(f => f.Start))
             {
                 ct.ThrowIfCancellationRequested();
                 SegmentIndex index;
                 try
                 {
-                    index = await SegmentObject.ReadIndexAsync(_engine.Store, seg.Key, seg.Size, seg.Start, ct).ConfigureAwait(false);
+                    index = await SegmentObject.ReadIndexAsync(engine.Store, seg.Key, seg.Size, seg.Start, ct).ConfigureAwait(false);
                     if (index.L1.MaxTxid != seg.Max)
                         throw new LtxException($"its index ends at TXID {index.L1.MaxTxid}, its name at {seg.Max}");
                 }
-                catch (Exception e) when (e is LtxException or StorageException && !IsStoreOutage(e))
+                catch (Exception e) when (e is LtxException or StorageException && !Database.IsStoreOutage(e))
                 {
                     problems.Add(new VerifyProblem(seg.Key, Describe(e, seg.Key)));
                     unreadable.Add((seg.Start, seg.Max));
@@ -104,7 +106,7 @@ internal sealed partial class Database
                 foreach (var e in index.Log)
                 {
                     files++;
-                    Link(e, seg.Key, await CheckFileAsync(new StoreRangeStream(_engine.Store, seg.Key, e.Offset, e.Length), seg.Key, e, $"TXID {e.Start}-{e.MaxTxid}", problems, ct).ConfigureAwait(false));
+                    Link(e, seg.Key, await CheckFileAsync(new StoreRangeStream(engine.Store, seg.Key, e.Offset, e.Length), seg.Key, e, $"TXID {e.Start}-{e.MaxTxid}", problems, ct).ConfigureAwait(false));
                 }
                 if (index.Log.Count > 1)
                 {
@@ -112,7 +114,7 @@ internal sealed partial class Database
                     var l1 = index.L1;
                     var (firstEntry, lastEntry) = (index.Log[0], index.Log[^1]);
                     var expected = l1 with { MinTxid = firstEntry.MinTxid, MaxTxid = lastEntry.MaxTxid, PreApply = firstEntry.PreApply, PostApply = lastEntry.PostApply, Commit = lastEntry.Commit };
-                    await CheckFileAsync(new StoreRangeStream(_engine.Store, seg.Key, l1.Offset, l1.Length), seg.Key, expected, "its L1 compaction", problems, ct).ConfigureAwait(false);
+                    await CheckFileAsync(new StoreRangeStream(engine.Store, seg.Key, l1.Offset, l1.Length), seg.Key, expected, "its L1 compaction", problems, ct).ConfigureAwait(false);
                 }
             }
             foreach (var (path, entries) in buffers)
@@ -126,26 +128,26 @@ internal sealed partial class Database
                 }
             }
 
-            foreach (var f in stored.Where(f => f.Level != 1).OrderBy(f => f.Max))
+            foreach (var f in stored.Where(f => f.Level != Level.L1).OrderBy(f => f.Max))
             {
                 ct.ThrowIfCancellationRequested();
                 files++;
                 bytes += f.Size;
                 try
                 {
-                    await using var decoder = await LtxDecoder.OpenAsync(new StoreRangeStream(_engine.Store, f.Key, 0, f.Size), LtxFormat.V3, f.Key, ct: ct).ConfigureAwait(false);
+                    await using var decoder = await LtxDecoder.OpenAsync(new StoreRangeStream(engine.Store, f.Key, 0, f.Size), LtxFormat.V3, f.Key, ct: ct).ConfigureAwait(false);
                     var trailer = await decoder.VerifyAsync(ct).ConfigureAwait(false);
                     var h = decoder.Header;
-                    ulong min = f.Level == 0 || f.Snap ? 1 : f.Start;
+                    ulong min = f.Level == Level.Snapshot || f.Snap ? 1 : f.Start;
                     if (h.MinTxid != min || h.MaxTxid != f.Max)
                         throw new LtxException($"it holds TXIDs {h.MinTxid}-{h.MaxTxid}, its name says {min}-{f.Max}");
                     if (min > 1)
                         claims.Add((f.Key, f.Start - 1, h.PreApplyChecksum, "its pre-apply checksum"));
                     claims.Add((f.Key, f.Max, trailer.PostApplyChecksum, "its post-apply checksum"));
-                    if (f.Level == 0 || f.Snap)
+                    if (f.Level == Level.Snapshot || f.Snap)
                         post.TryAdd(f.Max, trailer.PostApplyChecksum);
                 }
-                catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException) && !IsStoreOutage(e))
+                catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException) && !Database.IsStoreOutage(e))
                 {
                     problems.Add(new VerifyProblem(f.Key, Describe(e, f.Key)));
                 }
@@ -165,9 +167,9 @@ internal sealed partial class Database
         }
 
         // Restore drills: the latest state and a few random points, each proven by its chain and checked by SQLite.
-        var targets = new SortedSet<ulong> { Pos.Txid };
+        var targets = new SortedSet<ulong> { db.Pos.Txid };
         var random = seed is { } s ? new Random(s) : Random.Shared;
-        var candidates = restorable.Where(e => e.MaxTxid < Pos.Txid).Select(e => e.MaxTxid).Distinct().ToList();
+        var candidates = restorable.Where(e => e.MaxTxid < db.Pos.Txid).Select(e => e.MaxTxid).Distinct().ToList();
         for (int i = 0; i < points && candidates.Count > 0; i++)
         {
             int k = random.Next(candidates.Count);
@@ -179,11 +181,11 @@ internal sealed partial class Database
 
         // What verify found stays on the database (its metrics, /api/databases) until a clean verify.
         if (problems.Count == 0 && checks.All(c => c.Ok))
-            ClearFault(FaultKinds.Damaged);
+            db.ClearFault(FaultKinds.Damaged);
         else if (problems.Count > 0)
-            ReportFault(FaultKinds.Damaged, $"verify found {problems.Count} problem(s); the first: {problems[0].File}: {problems[0].Error}");
-        // Faults the background work met (a seal or compaction that keeps failing) count too.
-        var faults = Faults;
+            db.ReportFault(FaultKinds.Damaged, $"verify found {problems.Count} problem(s); the first: {problems[0].File}: {problems[0].Error}");
+        // db.Faults the background work met (a seal or compaction that keeps failing) count too.
+        var faults = db.Faults;
         bool ok = problems.Count == 0 && checks.All(c => c.Ok) && faults.Count == 0;
         return new VerifyReport(ok, files, bytes, checks, problems, faults);
     }
@@ -212,7 +214,7 @@ internal sealed partial class Database
             }
             return true;
         }
-        catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException or IOException) && !IsStoreOutage(e))
+        catch (Exception e) when ((e is LtxException or StorageException or EndOfStreamException or IOException) && !Database.IsStoreOutage(e))
         {
             problems.Add(new VerifyProblem(file, $"{what}: {Describe(e, file)}"));
             return false;
@@ -227,20 +229,20 @@ internal sealed partial class Database
 
     private async Task DrillAsync(ulong txid, List<VerifyCheck> checks, List<VerifyProblem> problems, CancellationToken ct)
     {
-        Directory.CreateDirectory(_engine.TempDirectory);
-        string temp = _engine.TempPath("verify") + ".db";
+        Directory.CreateDirectory(engine.TempDirectory);
+        string temp = engine.TempPath("verify") + ".db";
         try
         {
             RestorePoint point;
             RestoreResult result;
             try
             {
-                (point, _) = await ResolveAsync(txid, null, ct).ConfigureAwait(false);
-                var plan = await PlanAsync(txid, ct).ConfigureAwait(false);
+                (point, _) = await db.ResolveAsync(txid, null, ct).ConfigureAwait(false);
+                var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
                 await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous | FileOptions.RandomAccess))
-                    result = await RestoreAsync(plan, fs, ct).ConfigureAwait(false);
+                    result = await db.RestoreAsync(plan, fs, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when ((e is LtxException or StorageException or ApiException or EndOfStreamException) && !IsStoreOutage(e) && e is not ApiException { Status: 503 })
+            catch (Exception e) when ((e is LtxException or StorageException or DomainException or EndOfStreamException) && !Database.IsStoreOutage(e) && e is not StorageUnavailableException)
             {
                 string file = e is StorageException { Key: { } key } ? key
                     : e is LtxException ? e.Message.Split([": ", " ("], 2, StringSplitOptions.None)[0] : $"TXID {txid}";
@@ -258,7 +260,7 @@ internal sealed partial class Database
         }
         finally
         {
-            TryDelete(temp);
+            Database.TryDelete(temp);
         }
     }
 
