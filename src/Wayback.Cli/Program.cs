@@ -3,6 +3,7 @@ using Wayback.Cli.Commands.Ltx;
 using Wayback.Cli.Commands.Replicate;
 using Wayback.Cli.Commands.Restore;
 using Wayback.Cli.Commands.Server;
+using Wayback.Cli.Usage;
 
 namespace Wayback.Cli;
 
@@ -22,6 +23,10 @@ public static class Program
             TokensCommand.Create(),
             DatabasesCommand.Create(),
         };
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        args = UsageErrors.JoinSpacedTimestamp(args);
+        var parse = root.Parse(args);
+        if (UsageErrors.Failed(parse))
+            return UsageErrors.Report(parse, args, Console.Error);
+        return await parse.InvokeAsync().ConfigureAwait(false);
     }
 }

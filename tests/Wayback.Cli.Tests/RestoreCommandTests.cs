@@ -183,6 +183,25 @@ public sealed class RestoreCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Restore_takes_an_unquoted_date_and_time_and_a_txid_in_hex()
+    {
+        long at20 = await CommittedAsync(20);
+        var utc = DateTimeOffset.FromUnixTimeMilliseconds(at20).UtcDateTime;
+        // What the shell makes of `--timestamp 2026-12-02 17:05:00.123Z`: two words.
+        string output = _tmp.File("spaced.db");
+        var r = await WaybackAsync("restore", "app.db", "-o", output, "--json", "--timestamp",
+            utc.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), utc.ToString("HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(20UL, JsonDocument.Parse(r.Stdout).RootElement.GetProperty("txid").GetUInt64());
+        Assert.Equal(_history.ImageAt[20], await File.ReadAllBytesAsync(output));
+
+        string hex = _tmp.File("hex.db");
+        var h = await WaybackAsync("restore", "app.db", "-o", hex, "--txid", "0000000000000011");
+        Assert.True(h.ExitCode == 0, h.Stderr);
+        Assert.Equal(_history.ImageAt[17], await File.ReadAllBytesAsync(hex));
+    }
+
+    [Fact]
     public async Task Restore_refuses_to_overwrite_without_force_and_with_force_replaces_the_file_and_its_stale_wal()
     {
         string output = _tmp.File("out.db");

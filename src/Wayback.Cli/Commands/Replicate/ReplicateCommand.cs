@@ -4,6 +4,7 @@ using Wayback.Agent.Capture;
 using Wayback.Agent.Journal;
 using Wayback.Agent.Replication;
 using Wayback.Agent.Shipping;
+using Wayback.Cli.Usage;
 
 namespace Wayback.Cli.Commands.Replicate;
 
@@ -24,7 +25,7 @@ internal static class ReplicateCommand
         var restore = new Option<bool>("--restore-if-missing") { Description = "When a database file does not exist, restore its latest state from the server first." };
         var metrics = new Option<string?>("--metrics-addr") { Description = "Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9091) at /metrics." };
         var limit = new Option<string?>("--journal-limit") { Description = "Warn (log and metric) when a database's local journal grows past this size; default 1GiB." };
-        var nice = new Option<int>("--nice") { Description = "Lower the agent's CPU priority (Unix nice 0-19; default 0). An agent that falls behind a busy application makes it wait for a WAL restart, so lowering it rarely helps the application.", DefaultValueFactory = _ => 0 };
+        var nice = CliOptions.Int("--nice", "Lower the agent's CPU priority (Unix nice 0-19; default 0). An agent that falls behind a busy application makes it wait for a WAL restart, so lowering it rarely helps the application.", 0, 19, 0);
         var cmd = new Command("replicate", "Back up SQLite databases continuously: every committed transaction, captured from the WAL and shipped to a wayback server.")
         {
             dbs, server, token, config, once, restore, metrics, limit, nice,

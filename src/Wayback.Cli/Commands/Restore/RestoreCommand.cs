@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using Wayback.Cli.Usage;
 using Wayback.Ltx;
 
 namespace Wayback.Cli.Commands.Restore;
@@ -20,7 +21,7 @@ internal static class RestoreCommand
     {
         var db = ApiClient.DatabaseArgument();
         var output = new Option<string?>("--output", "-o") { Description = "Write the restored database to this new SQLite file." };
-        var txid = new Option<ulong?>("--txid") { Description = "Restore the state right after this transaction." };
+        var txid = CliOptions.Txid("--txid", "Restore the state right after this transaction (decimal, or 16 hex digits).");
         var timestamp = new Option<string?>("--timestamp") { Description = "Restore the last transaction committed at or before this time: RFC 3339 (2026-11-21T10:15:00Z; without an offset, UTC) or Unix seconds." };
         var force = new Option<bool>("--force") { Description = "Replace the output file if it exists (and remove its stale -wal and -shm files)." };
         var inPlace = new Option<bool>("--in-place") { Description = "Restore the live database: the server appends the state as a new transaction and running agents apply it. Undo by restoring to the TXID it prints." };

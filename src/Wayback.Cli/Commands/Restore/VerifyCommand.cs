@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Wayback.Cli.Usage;
 
 namespace Wayback.Cli.Commands.Restore;
 
@@ -14,7 +15,7 @@ internal static class VerifyCommand
     public static Command Create()
     {
         var db = ApiClient.DatabaseArgument();
-        var points = new Option<int>("--points") { Description = "Random restore points to restore and check, besides the latest (default 3).", DefaultValueFactory = _ => 3 };
+        var points = CliOptions.Int("--points", "Random restore points to restore and check, besides the latest (0-1000, default 3).", 0, 1000, 3);
         var server = ApiClient.ServerOption();
         var token = ApiClient.TokenOption();
         var cluster = ApiClient.ClusterOption();
@@ -26,8 +27,6 @@ internal static class VerifyCommand
         cmd.SetAction((r, ct) => CliErrors.RunAsync(Console.Error, async () =>
         {
             int n = r.GetValue(points);
-            if (n is < 0 or > 1000)
-                throw new ArgumentException("--points must be from 0 to 1000");
             using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
             return await RunAsync(client, r.GetValue(db)!, n, r.GetValue(json), Console.Out, ct).ConfigureAwait(false);
         }));
