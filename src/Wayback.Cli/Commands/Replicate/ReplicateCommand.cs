@@ -18,7 +18,7 @@ internal static class ReplicateCommand
     public static Command Create()
     {
         var dbs = new Argument<string[]>("DB") { Description = "SQLite databases to replicate (or list them in --config).", Arity = ArgumentArity.ZeroOrMore };
-        var server = new Option<string?>("--server") { Description = "The wayback server's URL. Env WAYBACK_SERVER or LITEFS_CLOUD_ENDPOINT." };
+        var server = ServerAddress.Option(" or LITEFS_CLOUD_ENDPOINT, or server: in --config");
         var token = new Option<string?>("--token") { Description = "A token of the cluster to back up into. Env WAYBACK_TOKEN or LITEFS_CLOUD_TOKEN." };
         var config = new Option<string?>("--config") { Description = "YAML file: server, token, metrics-addr, journal-limit, databases (path, name). Env WAYBACK_CONFIG." };
         var once = new Option<bool>("--once") { Description = "Capture and ship everything pending, then exit (0 if the server holds it all)." };
@@ -40,14 +40,12 @@ internal static class ReplicateCommand
         CliErrors.RunAsync(stderr, async () =>
         {
             var config = s.Config is null ? new ReplicateConfig() : ReplicateConfig.Load(s.Config);
-            string? serverText = s.Server ?? Env("WAYBACK_SERVER") ?? Env("LITEFS_CLOUD_ENDPOINT") ?? config.Server;
+            var address = ServerAddress.Resolve(s.Server, Env("LITEFS_CLOUD_ENDPOINT"), config.Server);
             string? token = s.Token ?? Env("WAYBACK_TOKEN") ?? Env("LITEFS_CLOUD_TOKEN") ?? config.Token;
-            if (serverText is null)
-                throw new ArgumentException("no server: pass --server URL (or set WAYBACK_SERVER)");
             if (token is null)
                 throw new ArgumentException("no token: pass --token TOKEN (or set WAYBACK_TOKEN); `wayback clusters create` makes one");
-            if (!Uri.TryCreate(serverText.EndsWith('/') ? serverText : serverText + "/", UriKind.Absolute, out var server) || server.Scheme is not ("http" or "https"))
-                throw new ArgumentException($"--server '{serverText}' is not an http(s) URL");
+            // A base address with a path (a proxy's prefix) must end in '/' for the protocol's relative paths.
+            var server = address.AbsolutePath.EndsWith('/') ? address : new Uri(address + "/");
             var targets = s.Databases.Select(d => DatabaseTarget.FromPath(d))
                 .Concat(config.Databases.Select(d => DatabaseTarget.FromPath(d.Path!, d.Name))).ToList();
             if (targets.Count == 0)

@@ -21,9 +21,7 @@ internal sealed class ApiCallException(int status, string code, string message, 
 /// </summary>
 internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
 {
-    public const string DefaultServer = "http://127.0.0.1:20202";
-
-    public static Option<string?> ServerOption() => new("--server") { Description = $"Server URL (env WAYBACK_SERVER; default {DefaultServer})." };
+    public static Option<string?> ServerOption() => ServerAddress.Option();
     public static Option<string?> TokenOption() => new("--token") { Description = "A cluster token, or the admin token with --cluster (env WAYBACK_TOKEN)." };
     public static Option<string?> ClusterOption() => new("--cluster") { Description = "The database's cluster, when --token is the admin token." };
     public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON for scripts." };
@@ -36,14 +34,10 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
 
     public static ApiClient Create(string? server, string? token, string? cluster)
     {
-        server ??= Environment.GetEnvironmentVariable("WAYBACK_SERVER");
-        if (string.IsNullOrWhiteSpace(server))
-            server = DefaultServer;
+        var uri = ServerAddress.Resolve(server);
         token ??= Environment.GetEnvironmentVariable("WAYBACK_TOKEN");
         if (string.IsNullOrWhiteSpace(token))
             throw new ArgumentException("a token is needed: pass --token or set WAYBACK_TOKEN (a cluster token from `wayback clusters create`, or the admin token with --cluster)");
-        if (!Uri.TryCreate(server, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
         // Restores and verifies of large databases take as long as they take; Ctrl-C stops them.
         var client = new HttpClient { BaseAddress = uri, Timeout = Timeout.InfiniteTimeSpan };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token.Trim());
