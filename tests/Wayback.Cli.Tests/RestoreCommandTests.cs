@@ -202,6 +202,36 @@ public sealed class RestoreCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bare_number_is_the_same_time_in_every_endpoint_seconds_or_clearly_milliseconds()
+    {
+        long at20 = await CommittedAsync(20);
+        var forms = new[]
+        {
+            (at20 / 1000m).ToString(CultureInfo.InvariantCulture), // Unix seconds with a fraction
+            at20.ToString(CultureInfo.InvariantCulture),           // above 10^11: Unix milliseconds
+            Time(at20),
+        };
+        foreach (var form in forms)
+        {
+            string q = "db=app.db&timestamp=" + Uri.EscapeDataString(form);
+            Assert.Equal(20UL, (await Send(HttpMethod.Get, "/api/restore-point?" + q, _token)).GetProperty("txid").GetUInt64());
+            using var req = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?format=v3&" + q);
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
+            using var resp = await _http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode, $"{form}: {await resp.Content.ReadAsStringAsync()}");
+            Assert.Equal(20UL.ToString("x16", CultureInfo.InvariantCulture), resp.Headers.GetValues("Wayback-Txid").Single());
+        }
+        // Whole seconds (no fraction) are seconds on /db/snapshot too, not milliseconds of 1970.
+        string seconds = (at20 / 1000 + 1).ToString(CultureInfo.InvariantCulture);
+        using var s = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?format=v3&db=app.db&timestamp=" + seconds);
+        s.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
+        using var sr = await _http.SendAsync(s);
+        Assert.True(sr.IsSuccessStatusCode, await sr.Content.ReadAsStringAsync());
+        ulong expected = (await Send(HttpMethod.Get, "/api/restore-point?db=app.db&timestamp=" + seconds, _token)).GetProperty("txid").GetUInt64();
+        Assert.Equal(expected.ToString("x16", CultureInfo.InvariantCulture), sr.Headers.GetValues("Wayback-Txid").Single());
+    }
+
+    [Fact]
     public async Task Restore_refuses_to_overwrite_without_force_and_with_force_replaces_the_file_and_its_stale_wal()
     {
         string output = _tmp.File("out.db");

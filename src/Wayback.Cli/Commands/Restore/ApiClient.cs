@@ -133,20 +133,14 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
     };
 }
 
-/// <summary>What <c>--timestamp</c> accepts: RFC 3339 with an offset or without one (then UTC), or Unix seconds.</summary>
+/// <summary>What <c>--timestamp</c> accepts: what the server accepts (<see cref="Wayback.Server.Api.Timestamps"/>).</summary>
 internal static class Timestamps
 {
-    public static DateTimeOffset Parse(string text)
-    {
-        string s = text.Trim();
-        if (decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) && seconds < 253_402_300_800m)
-            return DateTimeOffset.FromUnixTimeMilliseconds((long)decimal.Floor(seconds * 1000));
-        if (s.Length >= 10 && char.IsAsciiDigit(s[0]) && s[4] == '-'
-            && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when))
-            return when;
-        throw new ArgumentException($"--timestamp '{text}' is not a time: give RFC 3339 (2026-11-21T10:15:00Z, or with an offset such as +01:00; without one it is UTC) or Unix seconds");
-    }
+    public static DateTimeOffset Parse(string text) =>
+        Wayback.Server.Api.Timestamps.TryParse(text, out long ms)
+            ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+            : throw new ArgumentException($"--timestamp '{text}' is not a time: give {Wayback.Server.Api.Timestamps.Accepted}");
 
     /// <summary>The form the server is sent: RFC 3339 in UTC with milliseconds.</summary>
-    public static string ForServer(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    public static string ForServer(DateTimeOffset t) => Wayback.Server.Api.Timestamps.Format(t.ToUnixTimeMilliseconds());
 }
