@@ -102,7 +102,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         // The journal of a database that no longer exists describes nothing; start from the server's state.
         _journal!.DeleteAfter(0);
         File.Move(temp, _target.Path);
-        Native.Posix.FsyncDirectory(Path.GetDirectoryName(_target.Path)!);
+        Wayback.Ltx.Native.DirectorySync.Fsync(Path.GetDirectoryName(_target.Path)!);
         await AgentState.WriteAsync(_journal.StatePath, new AgentState
         {
             Txid = pos.Value.Txid,

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Wayback.Cli.Usage;
 using Wayback.Ltx;
+using Wayback.Ltx.Native;
 
 namespace Wayback.Cli.Commands.Restore;
 
@@ -151,7 +152,14 @@ internal static class RestoreCommand
                 File.Delete(path + "-shm");
             }
             File.Move(temp, path, overwrite: force);
-            SyncDirectory(dir);
+            try
+            {
+                DirectorySync.Fsync(dir);
+            }
+            catch (IOException e)
+            {
+                throw new IOException($"{output} is complete, but its directory could not be synced, so a crash now could lose it ({e.Message}); run sync before relying on it", e);
+            }
         }
         finally
         {
@@ -257,21 +265,6 @@ internal static class RestoreCommand
         await fs.WriteAsync(chunk, ct).ConfigureAwait(false);
         // The disk writes while the rest arrives; the fsync at the end then has little left to do.
         Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
-    }
-
-    private static void SyncDirectory(string dir)
-    {
-        if (!OperatingSystem.IsLinux())
-            return;
-        try
-        {
-            using var handle = File.OpenHandle(dir, FileMode.Open, FileAccess.Read);
-            RandomAccess.FlushToDisk(handle);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Not every filesystem lets a directory be opened for syncing; the rename itself is done.
-        }
     }
 
     // ---------------------------------------------------------------- in place
