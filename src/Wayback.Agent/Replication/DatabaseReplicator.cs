@@ -20,6 +20,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private readonly Pulse _captureWake = new();
     private readonly Pulse _shipWake = new();
     private readonly Pulse _serverAnswers = new();
+    private readonly TokenRefusal _refusal;
     private AgentJournal? _journal;
     private DatabaseCapture? _capture;
     private Native.FileWatch? _watcher;
@@ -42,6 +43,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         _options = options;
         _client = client;
         _log = log;
+        _refusal = new TokenRefusal(options.GiveUpOnRefusedTokenAfter);
         Metrics = new DatabaseMetrics(target.Path, target.Name);
     }
 
@@ -74,6 +76,11 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             _captureWake.Set();
         }, _options.Server, _options.Token, null, _log, seen: OnWatched);
         _restores.ServerAnswersAgain += _serverAnswers.Set;
+        _restores.TokenRefused += () =>
+        {
+            Interlocked.Exchange(ref _refreshServer, 1);
+            _shipWake.Set();
+        };
         string dir = Path.GetDirectoryName(_target.Path)!;
         if (Directory.Exists(dir))
         {
@@ -110,7 +117,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             Wal = null,
             FileId = Native.Posix.FileId(_target.Path),
         }, ct).ConfigureAwait(false);
-        _log.Warn($"{_target.Name}: {_target.Path} was missing; restored it from the server at TXID {pos.Value.Txid} ({pages.PageCount} pages)");
+        _log.Info($"{_target.Name}: {_target.Path} was missing; restored it from the server at TXID {pos.Value.Txid} ({pages.PageCount} pages)");
     }
 
     /// <summary>
@@ -145,8 +152,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     }
 
     /// <summary>Runs both loops until cancelled.</summary>
-    public Task RunAsync(CancellationToken ct) => Task.WhenAll(Task.Run(() => CaptureLoopAsync(ct), ct), Task.Run(() => ShipLoopAsync(ct), ct),
-        Task.Run(() => _restores!.RunAsync(ct), ct));
+    public Task RunAsync(CancellationToken ct) => LoopGroup.RunAsync([CaptureLoopAsync, ShipLoopAsync, _restores!.RunAsync], ct);
 
     private async Task CaptureLoopAsync(CancellationToken ct)
     {
@@ -264,6 +270,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 more = await ShipOnceAsync(ct).ConfigureAwait(false);
                 if (_pendingDiff is not null)
                     await ServePendingDiffAsync(ct).ConfigureAwait(false);
+                _refusal.Accepted();
                 if (_lastShipError is not null)
                 {
                     _log.Info($"{_target.Name}: the server takes transactions again (TXID {_server?.Txid ?? 0})");
@@ -279,8 +286,19 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             {
                 Interlocked.Increment(ref Metrics.ShipErrors);
                 var retry = e is TransientShipException t && t.RetryAfter is { } ra ? ra : backoff;
+                bool refused = e is ServerException { Status: 401 };
+                if (refused && _refusal.Refused())
+                    throw RefusedFor();
+                if (!refused)
+                    _refusal.Accepted();
                 if (_lastShipError != e.Message)
-                    _log.Warn($"{_target.Name}: shipping failed: {e.Message}; retrying (capture goes on into the journal)");
+                {
+                    if (refused)
+                        _log.Error($"{_target.Name}: the server at {_client.Server} refuses {TokenRefusal.Describe(_options.Token)}: {e.Message}; " +
+                            $"retrying for {_options.GiveUpOnRefusedTokenAfter.TotalSeconds:0} s, then stopping (capture goes on into the journal)");
+                    else
+                        _log.Warn($"{_target.Name}: shipping failed: {e.Message}; retrying (capture goes on into the journal)");
+                }
                 _lastShipError = e.Message;
                 _server = null; // ask again: the server may have moved on
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
@@ -390,6 +408,12 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 throw new InvalidOperationException();
         }
     }
+
+    private TokenRefusedException RefusedFor() => new(
+        $"{_target.Name}: the server at {_client.Server} has refused {TokenRefusal.Describe(_options.Token)} (401: wrong or revoked) " +
+        $"for {_options.GiveUpOnRefusedTokenAfter.TotalSeconds:0} s; stopped. Nothing is lost: the journal in {_journal!.Directory} keeps " +
+        $"every transaction the server has not acknowledged (local TXID {Capture.Txid}); start the agent again with a valid --token or WAYBACK_TOKEN " +
+        "(`wayback tokens create CLUSTER` makes one) and it ships them");
 
     private static bool Follows(JournalEntry e, ServerPosition server) =>
         e.IsSnapshot ? e.MaxTxid > server.Txid : e.MinTxid == server.Txid + 1 && e.PreApplyChecksum == server.Checksum;

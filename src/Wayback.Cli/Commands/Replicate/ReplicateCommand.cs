@@ -13,7 +13,7 @@ internal static class ReplicateCommand
 {
     public sealed record Settings(
         IReadOnlyList<string> Databases, string? Server, string? Token, string? Config, bool Once, bool RestoreIfMissing,
-        string? MetricsAddr, string? JournalLimit, TimeSpan OnceTimeout, int Nice = 0);
+        string? MetricsAddr, string? JournalLimit, TimeSpan OnceTimeout, int Nice = 0, int RefusedTokenSeconds = 60);
 
     public static Command Create()
     {
@@ -26,13 +26,14 @@ internal static class ReplicateCommand
         var metrics = new Option<string?>("--metrics-addr") { Description = "Serve Prometheus metrics on host:port (e.g. 127.0.0.1:9091) at /metrics." };
         var limit = new Option<string?>("--journal-limit") { Description = "Warn (log and metric) when a database's local journal grows past this size; default 1GiB." };
         var nice = CliOptions.Int("--nice", "Lower the agent's CPU priority (Unix nice 0-19; default 0). An agent that falls behind a busy application makes it wait for a WAL restart, so lowering it rarely helps the application.", 0, 19, 0);
+        var refused = CliOptions.Int("--exit-on-refused-token", "Seconds the server may refuse the token (401: wrong or revoked) before the agent exits with code 3, its journal kept (default 60; 0: retry forever).", 0, 86_400, 60);
         var cmd = new Command("replicate", "Back up SQLite databases continuously: every committed transaction, captured from the WAL and shipped to a wayback server.")
         {
-            dbs, server, token, config, once, restore, metrics, limit, nice,
+            dbs, server, token, config, once, restore, metrics, limit, nice, refused,
         };
         cmd.SetAction((r, ct) => RunAsync(new Settings(r.GetValue(dbs) ?? [], r.GetValue(server), r.GetValue(token),
             r.GetValue(config) ?? Environment.GetEnvironmentVariable("WAYBACK_CONFIG"), r.GetValue(once), r.GetValue(restore),
-            r.GetValue(metrics), r.GetValue(limit), TimeSpan.FromMinutes(10), r.GetValue(nice)), Console.Out, Console.Error, ct));
+            r.GetValue(metrics), r.GetValue(limit), TimeSpan.FromMinutes(10), r.GetValue(nice), r.GetValue(refused)), Console.Out, Console.Error, ct));
         return cmd;
     }
 
@@ -58,6 +59,7 @@ internal static class ReplicateCommand
                 RestoreIfMissing = s.RestoreIfMissing || config.RestoreIfMissing == true,
                 JournalLimitBytes = limit is null ? 1L << 30 : ReplicateConfig.ParseSize(limit),
                 Nice = s.Nice is > 0 and <= 19 ? s.Nice : s.Nice == 0 ? null : throw new ArgumentException("--nice must be between 0 and 19"),
+                GiveUpOnRefusedTokenAfter = TimeSpan.FromSeconds(s.RefusedTokenSeconds),
                 Capture = new CaptureOptions { OwnProcess = true }, // this process holds no application connection
             };
             var log = new TextAgentLog(stderr);
@@ -84,6 +86,17 @@ internal static class ReplicateCommand
             {
                 await stderr.WriteLineAsync("error: " + e.Message).ConfigureAwait(false);
                 return CliErrors.Failed;
+            }
+            catch (TokenRefusedException e)
+            {
+                await stderr.WriteLineAsync("error: " + e.Message).ConfigureAwait(false);
+                return CliErrors.TokenRefused;
+            }
+            catch (ServerException e) when (e.Status == 401)
+            {
+                // --once: one refusal is the answer (nothing runs on to wait for a token to come back).
+                await stderr.WriteLineAsync($"error: the server at {server} refuses {TokenRefusal.Describe(token)}: {e.Message}; the journal keeps every transaction").ConfigureAwait(false);
+                return CliErrors.TokenRefused;
             }
             catch (ServerException e)
             {
