@@ -337,6 +337,21 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         Assert.Equal(1, human.ExitCode);
         Assert.Contains($"FAIL  {key}", human.Stdout);
         Assert.Contains("FAILED", human.Stdout);
+        // What to do: the restore point just before the damaged object (its key starts with its first TXID).
+        ulong first = ulong.Parse(Path.GetFileName(victim)[..16], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        string what = human.Stdout.Split('\n').Single(l => l.StartsWith("What to do:", StringComparison.Ordinal));
+        if (first > 1)
+            Assert.Contains($"wayback restore app.db -o app.db.restored --txid {first - 1}", what);
+        Assert.Contains("fresh snapshot", what);
+
+        // And that restore works: the damage is after it.
+        if (first > 1)
+        {
+            string before = _tmp.File("before-damage.db");
+            var r = await WaybackAsync("restore", "app.db", "-o", before, "--txid", (first - 1).ToString(CultureInfo.InvariantCulture));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(_history.ImageAt[first - 1], await File.ReadAllBytesAsync(before));
+        }
     }
 
     [Fact]
