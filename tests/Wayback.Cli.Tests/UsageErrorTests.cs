@@ -21,6 +21,8 @@ public sealed class UsageErrorTests
         { ["serve", "--s3-path-style", "maybe"], "--s3-path-style is a switch" },
         { ["ltx", "snapshot", "x.db", "-o", "x.ltx", "--txid", "-1"], "--txid must be a TXID" },
         { ["ltx", "snapshot", "x.db"], "--output is required" },
+        { ["ltx", "snapshot", "x.db", "-o", "x.ltx", "--format", "v9"], "--format must be v1 or v3, not 'v9'" },
+        { ["ltx", "verify", "x.ltx", "--format", "2"], "--format must be v1 or v3, not '2'" },
     };
 
     [Theory]

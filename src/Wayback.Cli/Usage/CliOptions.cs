@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using Wayback.Ltx;
 using Wayback.Server.Api;
 
 namespace Wayback.Cli.Usage;
@@ -46,6 +47,26 @@ internal static class CliOptions
                 return b;
             r.AddError($"{name} is a switch: give it bare, or with true or false, not '{text}'");
             return false;
+        },
+    };
+
+    /// <summary>An LTX version, v1 or v3; null (detect it) when not given and there is no default.</summary>
+    public static Option<LtxFormat?> LtxFormat(string name, string description, LtxFormat? defaultValue = null) => new(name)
+    {
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
+        CustomParser = r =>
+        {
+            string text = Single(r);
+            try
+            {
+                return LtxFormatNames.Parse(text);
+            }
+            catch (ArgumentException)
+            {
+                r.AddError($"{name} must be v1 or v3, not '{text}'");
+                return defaultValue;
+            }
         },
     };
 
