@@ -43,7 +43,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         _options = options;
         _client = client;
         _log = log;
-        _refusal = new TokenRefusal(options.GiveUpOnRefusedTokenAfter);
+        _refusal = new TokenRefusal(target.Name, options.Server, options.Token, options.GiveUpOnRefusedTokenAfter);
         Metrics = new DatabaseMetrics(target.Path, target.Name);
     }
 
@@ -286,19 +286,13 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             {
                 Interlocked.Increment(ref Metrics.ShipErrors);
                 var retry = e is TransientShipException t && t.RetryAfter is { } ra ? ra : backoff;
-                bool refused = e is ServerException { Status: 401 };
-                if (refused && _refusal.Refused())
-                    throw RefusedFor();
-                if (!refused)
-                    _refusal.Accepted();
-                if (_lastShipError != e.Message)
-                {
-                    if (refused)
-                        _log.Error($"{_target.Name}: the server at {_client.Server} refuses {TokenRefusal.Describe(_options.Token)}: {e.Message}; " +
-                            $"retrying for {_options.GiveUpOnRefusedTokenAfter.TotalSeconds:0} s, then stopping (capture goes on into the journal)");
-                    else
-                        _log.Warn($"{_target.Name}: shipping failed: {e.Message}; retrying (capture goes on into the journal)");
-                }
+                bool refused = _refusal.Record(e);
+                if (refused && _refusal.Exhausted)
+                    throw _refusal.Stop(_journal!.Directory, Capture.Txid);
+                if (_lastShipError != e.Message && refused)
+                    _log.Error(_refusal.LogLine(e.Message));
+                else if (_lastShipError != e.Message)
+                    _log.Warn($"{_target.Name}: shipping failed: {e.Message}; retrying (capture goes on into the journal)");
                 _lastShipError = e.Message;
                 _server = null; // ask again: the server may have moved on
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
@@ -408,12 +402,6 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 throw new InvalidOperationException();
         }
     }
-
-    private TokenRefusedException RefusedFor() => new(
-        $"{_target.Name}: the server at {_client.Server} has refused {TokenRefusal.Describe(_options.Token)} (401: wrong or revoked) " +
-        $"for {_options.GiveUpOnRefusedTokenAfter.TotalSeconds:0} s; stopped. Nothing is lost: the journal in {_journal!.Directory} keeps " +
-        $"every transaction the server has not acknowledged (local TXID {Capture.Txid}); start the agent again with a valid --token or WAYBACK_TOKEN " +
-        "(`wayback tokens create CLUSTER` makes one) and it ships them");
 
     private static bool Follows(JournalEntry e, ServerPosition server) =>
         e.IsSnapshot ? e.MaxTxid > server.Txid : e.MinTxid == server.Txid + 1 && e.PreApplyChecksum == server.Checksum;

@@ -95,7 +95,7 @@ internal static class ReplicateCommand
             catch (ServerException e) when (e.Status == 401)
             {
                 // --once: one refusal is the answer (nothing runs on to wait for a token to come back).
-                await stderr.WriteLineAsync($"error: the server at {server} refuses {TokenRefusal.Describe(token)}: {e.Message}; the journal keeps every transaction").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"error: the server at {server} refuses {TokenRefusal.Name(token)}: {e.Message}; the journal keeps every transaction").ConfigureAwait(false);
                 return CliErrors.TokenRefused;
             }
             catch (ServerException e)
