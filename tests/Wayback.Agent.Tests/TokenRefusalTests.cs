@@ -81,6 +81,41 @@ public sealed class TokenRefusalTests
         }
     }
 
+    [Fact]
+    public async Task An_idle_agent_notices_a_revoked_token_too_and_exits_3()
+    {
+        await using var server = await ServeProcess.StartAsync();
+        using var admin = new HttpClient { BaseAddress = new Uri(server.Url) };
+        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + ServeProcess.AdminToken);
+        using var doc = JsonDocument.Parse(await (await admin.PostAsync("/admin/clusters/test/tokens", null)).Content.ReadAsStringAsync());
+        using var tmp = new TempDir();
+        string db = tmp.File("idle.db");
+        await Processes.Sqlite3Async(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1);");
+        var log = new ConcurrentQueue<string>();
+        var agent = Processes.StartWayback(log, new Dictionary<string, string> { ["WAYBACK_SERVER"] = server.Url },
+            "replicate", db, "--token", doc.RootElement.GetProperty("token").GetString()!, "--exit-on-refused-token", "3");
+        try
+        {
+            await WaitAsync(async () => await server.PositionAsync("idle.db") is not null, "the first snapshot to reach the server", agent, log);
+            // Nothing more to ship: only the restore watcher's polls meet the refusal.
+            Assert.True((await admin.DeleteAsync($"/admin/clusters/test/tokens/{doc.RootElement.GetProperty("id").GetString()}")).IsSuccessStatusCode);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            try
+            {
+                await agent.WaitForExitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail("the idle agent did not exit within 60 s of its token being revoked:\n" + string.Join("\n", log));
+            }
+            Assert.True(agent.ExitCode == 3, $"exit {agent.ExitCode}:\n" + string.Join("\n", log));
+        }
+        finally
+        {
+            await Processes.StopAsync(agent);
+        }
+    }
+
     private static async Task WaitAsync(Func<Task<bool>> done, string what, Process agent, ConcurrentQueue<string> log)
     {
         var watch = Stopwatch.StartNew();
