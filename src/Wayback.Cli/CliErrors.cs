@@ -9,6 +9,9 @@ internal static class CliErrors
     public const int Failed = 1;
     public const int Usage = 2;
 
+    /// <summary><c>replicate</c>: the server kept refusing the token (401); the journal keeps everything.</summary>
+    public const int TokenRefused = 3;
+
     public static async Task<int> RunAsync(TextWriter stderr, Func<Task<int>> work)
     {
         try

@@ -4,6 +4,7 @@ using Wayback.Cli.Commands.Points;
 using Wayback.Cli.Commands.Replicate;
 using Wayback.Cli.Commands.Restore;
 using Wayback.Cli.Commands.Server;
+using Wayback.Cli.Usage;
 
 namespace Wayback.Cli;
 
@@ -26,6 +27,10 @@ public static class Program
             TokensCommand.Create(),
             DatabasesCommand.Create(),
         };
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        args = UsageErrors.JoinSpacedTimestamp(args);
+        var parse = root.Parse(args);
+        if (UsageErrors.Failed(parse))
+            return UsageErrors.Report(parse, args, Console.Error);
+        return await parse.InvokeAsync().ConfigureAwait(false);
     }
 }

@@ -538,14 +538,9 @@ public sealed class LocalDirectoryStore : IObjectStore
 
     private static void SyncDirectory(string directory)
     {
-        if (OperatingSystem.IsWindows())
-        {
-            return; // NTFS journals directory entries; there is no directory handle to flush
-        }
-
         // ENOENT: a concurrent delete pruned the directory, so there is no entry of ours left to make durable
         // (the put that made it retries; a published object cannot vanish without being deleted).
-        var errno = UnixNative.FsyncDirectory(directory);
+        var errno = Wayback.Ltx.Native.DirectorySync.TryFsync(directory);
         if (errno is not (0 or UnixNative.ENOENT))
         {
             throw new IOException($"fsync of directory '{directory}' failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);

@@ -183,6 +183,55 @@ public sealed class RestoreCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Restore_takes_an_unquoted_date_and_time_and_a_txid_in_hex()
+    {
+        long at20 = await CommittedAsync(20);
+        var utc = DateTimeOffset.FromUnixTimeMilliseconds(at20).UtcDateTime;
+        // What the shell makes of `--timestamp 2026-12-02 17:05:00.123Z`: two words.
+        string output = _tmp.File("spaced.db");
+        var r = await WaybackAsync("restore", "app.db", "-o", output, "--json", "--timestamp",
+            utc.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), utc.ToString("HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(20UL, JsonDocument.Parse(r.Stdout).RootElement.GetProperty("txid").GetUInt64());
+        Assert.Equal(_history.ImageAt[20], await File.ReadAllBytesAsync(output));
+
+        string hex = _tmp.File("hex.db");
+        var h = await WaybackAsync("restore", "app.db", "-o", hex, "--txid", "0000000000000011");
+        Assert.True(h.ExitCode == 0, h.Stderr);
+        Assert.Equal(_history.ImageAt[17], await File.ReadAllBytesAsync(hex));
+    }
+
+    [Fact]
+    public async Task A_bare_number_is_the_same_time_in_every_endpoint_seconds_or_clearly_milliseconds()
+    {
+        long at20 = await CommittedAsync(20);
+        var forms = new[]
+        {
+            (at20 / 1000m).ToString(CultureInfo.InvariantCulture), // Unix seconds with a fraction
+            at20.ToString(CultureInfo.InvariantCulture),           // above 10^11: Unix milliseconds
+            Time(at20),
+        };
+        foreach (var form in forms)
+        {
+            string q = "db=app.db&timestamp=" + Uri.EscapeDataString(form);
+            Assert.Equal(20UL, (await Send(HttpMethod.Get, "/api/restore-point?" + q, _token)).GetProperty("txid").GetUInt64());
+            using var req = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?format=v3&" + q);
+            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
+            using var resp = await _http.SendAsync(req);
+            Assert.True(resp.IsSuccessStatusCode, $"{form}: {await resp.Content.ReadAsStringAsync()}");
+            Assert.Equal(20UL.ToString("x16", CultureInfo.InvariantCulture), resp.Headers.GetValues("Wayback-Txid").Single());
+        }
+        // Whole seconds (no fraction) are seconds on /db/snapshot too, not milliseconds of 1970.
+        string seconds = (at20 / 1000 + 1).ToString(CultureInfo.InvariantCulture);
+        using var s = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?format=v3&db=app.db&timestamp=" + seconds);
+        s.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
+        using var sr = await _http.SendAsync(s);
+        Assert.True(sr.IsSuccessStatusCode, await sr.Content.ReadAsStringAsync());
+        ulong expected = (await Send(HttpMethod.Get, "/api/restore-point?db=app.db&timestamp=" + seconds, _token)).GetProperty("txid").GetUInt64();
+        Assert.Equal(expected.ToString("x16", CultureInfo.InvariantCulture), sr.Headers.GetValues("Wayback-Txid").Single());
+    }
+
+    [Fact]
     public async Task Restore_refuses_to_overwrite_without_force_and_with_force_replaces_the_file_and_its_stale_wal()
     {
         string output = _tmp.File("out.db");
@@ -288,6 +337,21 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         Assert.Equal(1, human.ExitCode);
         Assert.Contains($"FAIL  {key}", human.Stdout);
         Assert.Contains("FAILED", human.Stdout);
+        // What to do: the restore point just before the damaged object (its key starts with its first TXID).
+        ulong first = ulong.Parse(Path.GetFileName(victim)[..16], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        string what = human.Stdout.Split('\n').Single(l => l.StartsWith("What to do:", StringComparison.Ordinal));
+        if (first > 1)
+            Assert.Contains($"wayback restore app.db -o app.db.restored --txid {first - 1}", what);
+        Assert.Contains("fresh snapshot", what);
+
+        // And that restore works: the damage is after it.
+        if (first > 1)
+        {
+            string before = _tmp.File("before-damage.db");
+            var r = await WaybackAsync("restore", "app.db", "-o", before, "--txid", (first - 1).ToString(CultureInfo.InvariantCulture));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(_history.ImageAt[first - 1], await File.ReadAllBytesAsync(before));
+        }
     }
 
     [Fact]

@@ -128,6 +128,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public long Resyncs { get; private set; }
     public long WalBytes { get; private set; }
 
+    private const string FirstSync = "first sync: sending a snapshot";
+
     /// <summary>The reason capture is currently degraded (not WAL mode, database missing), or null.</summary>
     public string? Problem { get; private set; }
 
@@ -154,7 +156,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         await ReplayJournalAsync(ct).ConfigureAwait(false);
         PublishDurable();
         if (_pages is null)
-            _resyncReason = "first sync: sending a snapshot";
+            _resyncReason = FirstSync;
         else if (_cursor is null)
             // The WAL was empty at the captured state; since then the application may have written and
             // checkpointed with no agent watching, which leaves no trace in the WAL. Compare.
@@ -1151,7 +1153,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 return null;
             segment.Added(ltx, trailer);
             var done = _journal.Commit(segment);
-            _log.Warn(snapshot
+            // The first snapshot of a database is how replication starts; any other resync is worth a look.
+            Action<string> log = ReferenceEquals(reason, FirstSync) ? _log.Info : _log.Warn;
+            log(snapshot
                 ? $"{_name}: {reason}; captured a snapshot of {commit} pages as TXID {txid}"
                 : $"{_name}: {reason}; captured the {changed.Count} changed page(s) as one transaction, TXID {txid}");
             Adopt(fresh, txid, end, header);

@@ -186,7 +186,7 @@ public sealed class AgentJournal : IDisposable
         if (CommitFault?.Invoke() is { } fault)
             throw fault;
         var (path, entries, bytes) = segment.Finish();
-        Posix.FsyncDirectory(LtxDirectory);
+        Wayback.Ltx.Native.DirectorySync.Fsync(LtxDirectory);
         lock (_gate)
         {
             _segments[path] = (entries[^1].MaxTxid, bytes);
@@ -312,7 +312,7 @@ public sealed class AgentJournal : IDisposable
             }
             TryDelete(path);
         }
-        Posix.FsyncDirectory(LtxDirectory);
+        Wayback.Ltx.Native.DirectorySync.Fsync(LtxDirectory);
         return drop.Count;
     }
 

@@ -103,7 +103,7 @@ public sealed class AgentState
             ArrayPool<byte>.Shared.Return(buffer);
         }
         File.Move(temp, path, overwrite: true);
-        Posix.FsyncDirectory(Path.GetDirectoryName(path)!);
+        Wayback.Ltx.Native.DirectorySync.Fsync(Path.GetDirectoryName(path)!);
         return Task.CompletedTask;
     }
 

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 namespace Wayback.Agent.Native;
 
-/// <summary>The few POSIX calls .NET does not wrap: a file's identity (device and inode).</summary>
+/// <summary>The few POSIX calls .NET does not wrap: a file's identity (device and inode), record locks.</summary>
 internal static partial class Posix
 {
     [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
@@ -28,35 +28,6 @@ internal static partial class Posix
         var span = new ReadOnlySpan<byte>(buf, 16);
         return (BinaryPrimitives.ReadUInt64LittleEndian(span), BinaryPrimitives.ReadUInt64LittleEndian(span[8..]));
     }
-
-    /// <summary>fsyncs a directory so that renames and creations in it are durable.</summary>
-    public static void FsyncDirectory(string dir)
-    {
-        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS())
-            return;
-        // .NET will not open a directory as a file; open(2) it read-only and fsync(2) the descriptor.
-        int fd = OpenNative(dir, 0 /* O_RDONLY */);
-        if (fd < 0)
-            throw new IOException($"cannot open directory {dir} to fsync it (errno {Marshal.GetLastPInvokeError()})");
-        try
-        {
-            if (FsyncNative(fd) != 0)
-                throw new IOException($"fsync of directory {dir} failed (errno {Marshal.GetLastPInvokeError()})");
-        }
-        finally
-        {
-            CloseNative(fd);
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int OpenNative(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int FsyncNative(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int CloseNative(int fd);
 
     [StructLayout(LayoutKind.Sequential)]
     private struct Flock

@@ -42,6 +42,13 @@ public sealed record AgentOptions
     /// </summary>
     public int? Nice { get; init; }
 
+    /// <summary>
+    /// An agent whose token the server refuses (401) for this long without a break stops with
+    /// <see cref="Shipping.TokenRefusedException"/> (<c>wayback replicate</c> exits 3), its journal kept;
+    /// zero retries forever.
+    /// </summary>
+    public TimeSpan GiveUpOnRefusedTokenAfter { get; init; } = TimeSpan.FromMinutes(1);
+
     public CaptureOptions Capture { get; init; } = new();
 
     /// <summary>

@@ -21,6 +21,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private readonly Pulse _captureWake = new();
     private readonly Pulse _shipWake = new();
     private readonly Pulse _serverAnswers = new();
+    private readonly TokenRefusal _refusal;
     private AgentJournal? _journal;
     private DatabaseCapture? _capture;
     private Native.FileWatch? _watcher;
@@ -43,6 +44,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         _options = options;
         _client = client;
         _log = log;
+        _refusal = new TokenRefusal(target.Name, options.Server, options.Token, options.GiveUpOnRefusedTokenAfter);
         Metrics = new DatabaseMetrics(target.Path, target.Name);
     }
 
@@ -75,6 +77,11 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             _captureWake.Set();
         }, _options.Server, _options.Token, null, _log, seen: OnWatched);
         _restores.ServerAnswersAgain += _serverAnswers.Set;
+        _restores.TokenRefused += () =>
+        {
+            Interlocked.Exchange(ref _refreshServer, 1);
+            _shipWake.Set();
+        };
         string dir = Path.GetDirectoryName(_target.Path)!;
         if (Directory.Exists(dir))
         {
@@ -103,7 +110,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         // The journal of a database that no longer exists describes nothing; start from the server's state.
         _journal!.DeleteAfter(0);
         File.Move(temp, _target.Path);
-        Native.Posix.FsyncDirectory(Path.GetDirectoryName(_target.Path)!);
+        Wayback.Ltx.Native.DirectorySync.Fsync(Path.GetDirectoryName(_target.Path)!);
         await AgentState.WriteAsync(_journal.StatePath, new AgentState
         {
             Txid = pos.Value.Txid,
@@ -111,7 +118,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             Wal = null,
             FileId = Native.Posix.FileId(_target.Path),
         }, ct).ConfigureAwait(false);
-        _log.Warn($"{_target.Name}: {_target.Path} was missing; restored it from the server at TXID {pos.Value.Txid} ({pages.PageCount} pages)");
+        _log.Info($"{_target.Name}: {_target.Path} was missing; restored it from the server at TXID {pos.Value.Txid} ({pages.PageCount} pages)");
     }
 
     /// <summary>
@@ -146,8 +153,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     }
 
     /// <summary>Runs both loops until cancelled.</summary>
-    public Task RunAsync(CancellationToken ct) => Task.WhenAll(Task.Run(() => CaptureLoopAsync(ct), ct), Task.Run(() => ShipLoopAsync(ct), ct),
-        Task.Run(() => _restores!.RunAsync(ct), ct));
+    public Task RunAsync(CancellationToken ct) => LoopGroup.RunAsync([CaptureLoopAsync, ShipLoopAsync, _restores!.RunAsync], ct);
 
     private async Task CaptureLoopAsync(CancellationToken ct)
     {
@@ -265,6 +271,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 more = await ShipOnceAsync(ct).ConfigureAwait(false);
                 if (_pendingDiff is not null)
                     await ServePendingDiffAsync(ct).ConfigureAwait(false);
+                _refusal.Accepted();
                 if (_lastShipError is not null)
                 {
                     _log.Info($"{_target.Name}: the server takes transactions again (TXID {_server?.Txid ?? 0})");
@@ -280,7 +287,12 @@ public sealed class DatabaseReplicator : IAsyncDisposable
             {
                 Interlocked.Increment(ref Metrics.ShipErrors);
                 var retry = e is TransientShipException t && t.RetryAfter is { } ra ? ra : backoff;
-                if (_lastShipError != e.Message)
+                bool refused = _refusal.Record(e);
+                if (refused && _refusal.Exhausted)
+                    throw _refusal.Stop(_journal!.Directory, Capture.Txid);
+                if (_lastShipError != e.Message && refused)
+                    _log.Error(_refusal.LogLine(e.Message));
+                else if (_lastShipError != e.Message)
                     _log.Warn($"{_target.Name}: shipping failed: {e.Message}; retrying (capture goes on into the journal)");
                 _lastShipError = e.Message;
                 _server = null; // ask again: the server may have moved on

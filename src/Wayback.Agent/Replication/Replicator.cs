@@ -45,15 +45,20 @@ public sealed class Replicator : IAsyncDisposable
 
     public string RenderMetrics() => PrometheusText.Render(_databases.Select(d => d.Metrics));
 
-    /// <summary>Replicates until cancelled (Ctrl-C, SIGTERM), then saves each database's state.</summary>
+    /// <summary>
+    /// Replicates until cancelled (Ctrl-C, SIGTERM), then saves each database's state. Throws
+    /// <see cref="TokenRefusedException"/> when the server has refused the token for
+    /// <see cref="AgentOptions.GiveUpOnRefusedTokenAfter"/>.
+    /// </summary>
     public async Task RunAsync(CancellationToken ct)
     {
-        var loops = _databases.Select(d => d.RunAsync(ct)).ToList();
+        // A database that cannot go on (its token refused) stops the agent: one process, one token.
+        var loops = _databases.Select(d => (Func<CancellationToken, Task>)d.RunAsync).ToList();
         if (_options.TrimMemory)
-            loops.Add(Task.Run(() => TrimMemoryAsync(ct), ct));
+            loops.Add(TrimMemoryAsync);
         if (_options.Nice is { } nice)
-            loops.Add(Task.Run(() => Wayback.Ltx.Native.ProcessNice.KeepLoweredAsync(nice, ct), ct));
-        await Task.WhenAll(loops).ConfigureAwait(false);
+            loops.Add(t => Wayback.Ltx.Native.ProcessNice.KeepLoweredAsync(nice, t));
+        await LoopGroup.RunAsync(loops, ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -72,6 +72,9 @@ public sealed class RestoreWatcher : IDisposable
     /// <summary>Raised when a poll succeeds after failing: the server answers again, so the shipper need not sit out its backoff.</summary>
     public event Action? ServerAnswersAgain;
 
+    /// <summary>Raised when the server refuses the token (401): the shipper, even an idle one, counts how long.</summary>
+    public event Action? TokenRefused;
+
     public RestoreWatcher(string name, string databasePath, AgentJournal journal, Func<DatabaseCapture> capture, Action<ResyncRequest> request,
         Uri server, string token, RestoreOptions? options, IAgentLog log, HttpMessageHandler? handler = null, Action<WatchedPosition>? seen = null)
     {
@@ -162,8 +165,16 @@ public sealed class RestoreWatcher : IDisposable
             }
             catch (Exception e) when (e is HttpRequestException or IOException or ServerException or JsonException or LtxException or TaskCanceledException or TimeoutException)
             {
+                bool refused = e is ServerException { Status: 401 };
+                if (refused)
+                    TokenRefused?.Invoke();
                 if (lastError != e.Message)
-                    _log.Warn($"{_name}: watching for in-place restores failed: {e.Message}; retrying");
+                {
+                    if (refused)
+                        _log.Error($"{_name}: watching for in-place restores: the server refuses the token: {e.Message}");
+                    else
+                        _log.Warn($"{_name}: watching for in-place restores failed: {e.Message}; retrying");
+                }
                 lastError = e.Message;
                 lock (_lock)
                     _last = null;
@@ -252,7 +263,7 @@ public sealed class RestoreWatcher : IDisposable
         string file = Path.Combine(_journal.Directory, $"restore-{position.Txid:x16}.db");
         try
         {
-            _log.Warn($"{_name}: the server restored the database in place to TXID {restore.RestoredTo} (as TXID {restore.Txid}); bringing it to the live database");
+            _log.Info($"{_name}: the server restored the database in place to TXID {restore.RestoredTo} (as TXID {restore.Txid}); bringing it to the live database");
             var pages = await DownloadAsync(position, file, ct).ConfigureAwait(false);
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             var request = new ResyncRequest(position.Txid, position.Checksum, pages,
@@ -289,7 +300,7 @@ public sealed class RestoreWatcher : IDisposable
             lock (_lock)
                 _applied = position;
             Interlocked.Increment(ref Applied);
-            _log.Warn($"{_name}: the live database is at TXID {restore.RestoredTo}'s state now (server TXID {restore.Txid}); local TXID {_capture().DurablePosition.Txid}");
+            _log.Info($"{_name}: the live database is at TXID {restore.RestoredTo}'s state now (server TXID {restore.Txid}); local TXID {_capture().DurablePosition.Txid}");
         }
         finally
         {

@@ -257,7 +257,7 @@ internal static class ProtocolEndpoints
         {
             if (txid is not null)
                 throw ApiException.BadRequest("give txid or timestamp, not both");
-            long ms = ParseTimestamp(ts.ToString());
+            long ms = Timestamps.ParseQuery(ts.ToString());
             txid = await db.TxidAtAsync(ms, ct).ConfigureAwait(false)
                 ?? throw ApiException.NotFound($"'{name}' has no transaction committed at or before {DateTimeOffset.FromUnixTimeMilliseconds(ms):O}");
         }
@@ -371,15 +371,6 @@ internal static class ProtocolEndpoints
                 }
             }
         });
-    }
-
-    internal static long ParseTimestamp(string s)
-    {
-        if (long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out long ms))
-            return ms;
-        if (DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when))
-            return when.ToUnixTimeMilliseconds();
-        throw ApiException.BadRequest("timestamp must be RFC 3339 (2025-01-02T15:04:05Z) or Unix milliseconds");
     }
 
     /// <summary>Writes the body with a callback, after the status and headers have been set.</summary>

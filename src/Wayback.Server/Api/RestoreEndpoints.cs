@@ -88,7 +88,7 @@ internal static class RestoreEndpoints
             string? tsText = body.TryGetProperty("timestamp", out var ts) ? ts.ValueKind switch
             {
                 JsonValueKind.Number or JsonValueKind.String => ts.ToString(),
-                _ => throw ApiException.BadRequest("timestamp must be RFC 3339 text or Unix seconds"),
+                _ => throw ApiException.BadRequest($"timestamp must be {Timestamps.Accepted}"),
             } : null;
             if (txidText is null && tsText is null)
                 throw ApiException.BadRequest("name the point to restore to: \"txid\": N or \"timestamp\": \"T\"");
@@ -132,24 +132,8 @@ internal static class RestoreEndpoints
             return (n, null);
         }
         if (timestamp is not null)
-            return (null, ParseTimestamp(timestamp));
+            return (null, Timestamps.ParseQuery(timestamp));
         return (null, null);
-    }
-
-    /// <summary>RFC 3339 (with an offset, or without one: UTC) or Unix seconds (fractions allowed), as Unix milliseconds.</summary>
-    internal static long ParseTimestamp(string s)
-    {
-        s = s.Trim();
-        if (decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds))
-        {
-            if (seconds > 253_402_300_799m)
-                throw ApiException.BadRequest($"timestamp '{Trim(s)}' is too large for Unix seconds");
-            return (long)decimal.Floor(seconds * 1000);
-        }
-        if (s.Length >= 10 && char.IsAsciiDigit(s[0])
-            && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AllowWhiteSpaces, out var when))
-            return when.ToUnixTimeMilliseconds();
-        throw ApiException.BadRequest($"timestamp '{Trim(s)}' is neither RFC 3339 (2026-11-21T10:15:00Z, or with an offset) nor Unix seconds");
     }
 
     private static string Trim(string s) => s.Length > 40 ? s[..40] + "..." : s;

@@ -73,7 +73,7 @@ internal sealed partial class BufferSegment : IDisposable
             BinaryPrimitives.WriteUInt64BigEndian(head[8..], start);
             file.Write(head);
             DataSync(file);
-            SyncDirectory(directory);
+            Wayback.Ltx.Native.DirectorySync.Fsync(directory);
             return new BufferSegment(path, start, file, faults) { Length = HeaderSize };
         }
         catch
@@ -262,32 +262,6 @@ internal sealed partial class BufferSegment : IDisposable
         }
     }
 
-    internal static void SyncDirectory(string directory)
-    {
-        if (!OperatingSystem.IsLinux())
-            return;
-        int fd = Open(directory, 0);
-        if (fd < 0)
-            return;
-        try
-        {
-            _ = FSync(fd);
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
-
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
     private static partial int FDataSync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int FSync(int fd);
 }

@@ -35,7 +35,7 @@ internal static class PageCheckpoint
             fs.Flush(flushToDisk: true);
         }
         File.Move(temp, path, overwrite: true);
-        BufferSegment.SyncDirectory(bufferDirectory);
+        Wayback.Ltx.Native.DirectorySync.Fsync(bufferDirectory);
     }
 
     /// <summary>The checkpoint, or null when there is none or it does not prove itself (its checksums must add up to its position's).</summary>

@@ -12,7 +12,7 @@ internal static class LtxApplyCommand
         var files = new Argument<string[]>("FILE") { Description = "LTX files, in TXID order.", Arity = ArgumentArity.OneOrMore };
         var format = LtxCommand.InputFormat();
         var cmd = new Command("apply", "Apply LTX files in order onto a database; nothing is written unless every file is valid and follows.") { db, files, format };
-        cmd.SetAction((r, ct) => RunAsync(r.GetValue(db)!, r.GetValue(files)!, LtxCommand.ParseFormat(r.GetValue(format)), Console.Out, Console.Error, ct));
+        cmd.SetAction((r, ct) => RunAsync(r.GetValue(db)!, r.GetValue(files)!, r.GetValue(format), Console.Out, Console.Error, ct));
         return cmd;
     }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Wayback.Cli.Usage;
 using Wayback.Ltx;
 using Wayback.Protocol;
 
@@ -8,12 +9,8 @@ namespace Wayback.Cli.Commands.Ltx;
 internal static class LtxCommand
 {
     /// <summary>Forces the LTX version of input files instead of detecting it.</summary>
-    public static Option<string?> InputFormat() => new("--format")
-    {
-        Description = "Read input files as this LTX version (v1 or v3) instead of detecting it.",
-    };
-
-    public static LtxFormat? ParseFormat(string? text) => text is null ? null : LtxFormatNames.Parse(text);
+    public static Option<LtxFormat?> InputFormat() =>
+        CliOptions.LtxFormat("--format", "Read input files as this LTX version (v1 or v3) instead of detecting it.");
 
     public static Command Create() => new("ltx", "Inspect, check, build and apply LTX files.")
     {

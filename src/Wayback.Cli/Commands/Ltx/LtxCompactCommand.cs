@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Wayback.Cli.Usage;
 using Wayback.Ltx;
 
 namespace Wayback.Cli.Commands.Ltx;
@@ -11,10 +12,10 @@ internal static class LtxCompactCommand
         var output = new Option<string>("--output", "-o") { Description = "The compacted LTX file to write.", Required = true };
         var files = new Argument<string[]>("FILE") { Description = "LTX files that follow one another, in TXID order.", Arity = ArgumentArity.OneOrMore };
         var format = LtxCommand.InputFormat();
-        var outputFormat = new Option<string>("--output-format") { Description = "LTX version to write: v1 or v3.", DefaultValueFactory = _ => "v3" };
+        var outputFormat = CliOptions.LtxFormat("--output-format", "LTX version to write: v1 or v3 (default v3).", LtxFormat.V3);
         var cmd = new Command("compact", "Compact LTX files that follow one another into one (newest page wins).") { output, files, format, outputFormat };
-        cmd.SetAction((r, ct) => RunAsync(r.GetValue(output)!, r.GetValue(files)!, LtxCommand.ParseFormat(r.GetValue(format)),
-            LtxFormatNames.Parse(r.GetValue(outputFormat)!), Console.Out, Console.Error, ct));
+        cmd.SetAction((r, ct) => RunAsync(r.GetValue(output)!, r.GetValue(files)!, r.GetValue(format),
+            r.GetValue(outputFormat) ?? LtxFormat.V3, Console.Out, Console.Error, ct));
         return cmd;
     }
 

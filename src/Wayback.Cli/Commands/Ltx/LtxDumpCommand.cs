@@ -11,7 +11,7 @@ internal static class LtxDumpCommand
         var file = new Argument<string>("FILE") { Description = "The LTX file to show." };
         var format = LtxCommand.InputFormat();
         var cmd = new Command("dump", "Show an LTX file's header, pages and trailer.") { file, format };
-        cmd.SetAction((r, ct) => RunAsync(r.GetValue(file)!, LtxCommand.ParseFormat(r.GetValue(format)), Console.Out, Console.Error, ct));
+        cmd.SetAction((r, ct) => RunAsync(r.GetValue(file)!, r.GetValue(format), Console.Out, Console.Error, ct));
         return cmd;
     }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Wayback.Cli.Usage;
 using Wayback.Ltx;
 
 namespace Wayback.Cli.Commands.Ltx;
@@ -10,10 +11,10 @@ internal static class LtxSnapshotCommand
     {
         var db = new Argument<string>("DB") { Description = "The SQLite database file (checkpointed: no WAL)." };
         var output = new Option<string>("--output", "-o") { Description = "The LTX file to write.", Required = true };
-        var format = new Option<string>("--format") { Description = "LTX version to write: v1 or v3.", DefaultValueFactory = _ => "v3" };
-        var txid = new Option<ulong>("--txid") { Description = "The TXID the snapshot is at (its max TXID).", DefaultValueFactory = _ => 1 };
+        var format = CliOptions.LtxFormat("--format", "LTX version to write: v1 or v3 (default v3).", LtxFormat.V3);
+        var txid = CliOptions.Txid("--txid", "The TXID the snapshot is at (its max TXID; default 1).");
         var cmd = new Command("snapshot", "Write a snapshot LTX file of a SQLite database file.") { db, output, format, txid };
-        cmd.SetAction((r, ct) => RunAsync(r.GetValue(db)!, r.GetValue(output)!, LtxFormatNames.Parse(r.GetValue(format)!), r.GetValue(txid), Console.Out, Console.Error, ct));
+        cmd.SetAction((r, ct) => RunAsync(r.GetValue(db)!, r.GetValue(output)!, r.GetValue(format) ?? LtxFormat.V3, r.GetValue(txid) ?? 1, Console.Out, Console.Error, ct));
         return cmd;
     }
 

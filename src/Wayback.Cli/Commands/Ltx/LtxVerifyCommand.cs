@@ -13,7 +13,7 @@ internal static class LtxVerifyCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object per file." };
         var format = LtxCommand.InputFormat();
         var cmd = new Command("verify", "Check every checksum and rule of LTX files; exit 0 only if all are valid.") { files, json, format };
-        cmd.SetAction((r, ct) => RunAsync(r.GetValue(files)!, r.GetValue(json), LtxCommand.ParseFormat(r.GetValue(format)), Console.Out, Console.Error, ct));
+        cmd.SetAction((r, ct) => RunAsync(r.GetValue(files)!, r.GetValue(json), r.GetValue(format), Console.Out, Console.Error, ct));
         return cmd;
     }
 

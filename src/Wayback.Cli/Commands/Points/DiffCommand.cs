@@ -14,7 +14,21 @@ internal static class DiffCommand
         var db = ApiClient.DatabaseArgument();
         var from = new Option<string>("--from") { Description = "The earlier point: a TXID, or a time (RFC 3339).", Required = true };
         var to = new Option<string?>("--to") { Description = "The later point: a TXID or a time (default: the latest)." };
-        var rows = new Option<int?>("--rows") { Description = "Also list the rowids (or primary keys) of added, removed and changed rows, up to this many per table and kind (default 20 with --rows)." , Arity = ArgumentArity.ZeroOrOne };
+        var rows = new Option<int?>("--rows")
+        {
+            Description = "Also list the rowids (or primary keys) of added, removed and changed rows, up to this many per table and kind (default 20 with --rows).",
+            Arity = ArgumentArity.ZeroOrOne,
+            CustomParser = r =>
+            {
+                if (r.Tokens.Count == 0)
+                    return 20;
+                string text = r.Tokens[0].Value;
+                if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n <= 10_000)
+                    return n;
+                r.AddError($"--rows must be a whole number from 0 to 10000, not '{text}'");
+                return null;
+            },
+        };
         var server = ApiClient.ServerOption();
         var token = ApiClient.TokenOption();
         var cluster = ApiClient.ClusterOption();
@@ -30,8 +44,6 @@ internal static class DiffCommand
             if (PointArgs.Parse(r.GetValue(to), "--to") is { } t)
                 Add(query, "to", t);
             int keys = r.GetResult(rows) is null ? 0 : r.GetValue(rows) ?? 20;
-            if (keys < 0)
-                throw new ArgumentException("--rows must be a whole number");
             query.Add($"keys={keys}");
             using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
             var diff = await client.GetAsync($"/api/diff?{client.Query(r.GetValue(db)!)}&{string.Join('&', query)}", ct).ConfigureAwait(false);

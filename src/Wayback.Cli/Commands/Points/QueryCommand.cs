@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Wayback.Cli.Commands.Restore;
+using Wayback.Cli.Usage;
 
 namespace Wayback.Cli.Commands.Points;
 
@@ -11,9 +12,9 @@ internal static class QueryCommand
     {
         var db = ApiClient.DatabaseArgument();
         var sql = new Argument<string>("SQL") { Description = "One read-only statement (SELECT, WITH, or a pragma that only reports)." };
-        var txid = new Option<ulong?>("--txid") { Description = "The database as it was right after this transaction." };
+        var txid = CliOptions.Txid("--txid", "The database as it was right after this transaction (decimal, or 16 hex digits).");
         var timestamp = new Option<string?>("--timestamp") { Description = "The database as it was at this time (RFC 3339; without an offset, UTC). Neither: the latest." };
-        var limit = new Option<int?>("--limit") { Description = "Most rows to print (default 1,000; the server allows up to 10,000)." };
+        var limit = CliOptions.Int("--limit", "Most rows to print (default 1,000; the server allows up to 10,000).", 1, 10_000, 1000);
         var server = ApiClient.ServerOption();
         var token = ApiClient.TokenOption();
         var cluster = ApiClient.ClusterOption();
@@ -26,8 +27,7 @@ internal static class QueryCommand
         {
             var body = PointArgs.Target(r.GetValue(txid), r.GetValue(timestamp));
             body["sql"] = r.GetValue(sql)!;
-            if (r.GetValue(limit) is { } l)
-                body["limit"] = l > 0 ? l : throw new ArgumentException("--limit must be a positive whole number");
+            body["limit"] = r.GetValue(limit);
             using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
             var result = await client.PostAsync($"/api/query?{client.Query(r.GetValue(db)!)}", body, ct).ConfigureAwait(false);
             if (r.GetValue(json))

@@ -20,9 +20,7 @@ internal sealed class ApiCallException(int status, string code, string message) 
 /// </summary>
 internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
 {
-    public const string DefaultServer = "http://127.0.0.1:20202";
-
-    public static Option<string?> ServerOption() => new("--server") { Description = $"Server URL (env WAYBACK_SERVER; default {DefaultServer})." };
+    public static Option<string?> ServerOption() => ServerAddress.Option();
     public static Option<string?> TokenOption() => new("--token") { Description = "A cluster token, or the admin token with --cluster (env WAYBACK_TOKEN)." };
     public static Option<string?> ClusterOption() => new("--cluster") { Description = "The database's cluster, when --token is the admin token." };
     public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON for scripts." };
@@ -35,14 +33,10 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
 
     public static ApiClient Create(string? server, string? token, string? cluster)
     {
-        server ??= Environment.GetEnvironmentVariable("WAYBACK_SERVER");
-        if (string.IsNullOrWhiteSpace(server))
-            server = DefaultServer;
+        var uri = ServerAddress.Resolve(server);
         token ??= Environment.GetEnvironmentVariable("WAYBACK_TOKEN");
         if (string.IsNullOrWhiteSpace(token))
             throw new ArgumentException("a token is needed: pass --token or set WAYBACK_TOKEN (a cluster token from `wayback clusters create`, or the admin token with --cluster)");
-        if (!Uri.TryCreate(server, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
         // Restores and verifies of large databases take as long as they take; Ctrl-C stops them.
         var client = new HttpClient { BaseAddress = uri, Timeout = Timeout.InfiniteTimeSpan };
         ProtocolClient.Authorize(client, token);
@@ -124,20 +118,14 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
     };
 }
 
-/// <summary>What <c>--timestamp</c> accepts: RFC 3339 with an offset or without one (then UTC), or Unix seconds.</summary>
+/// <summary>What <c>--timestamp</c> accepts: what the server accepts (<see cref="Wayback.Server.Api.Timestamps"/>).</summary>
 internal static class Timestamps
 {
-    public static DateTimeOffset Parse(string text)
-    {
-        string s = text.Trim();
-        if (decimal.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) && seconds < 253_402_300_800m)
-            return DateTimeOffset.FromUnixTimeMilliseconds((long)decimal.Floor(seconds * 1000));
-        if (s.Length >= 10 && char.IsAsciiDigit(s[0]) && s[4] == '-'
-            && DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when))
-            return when;
-        throw new ArgumentException($"--timestamp '{text}' is not a time: give RFC 3339 (2026-11-21T10:15:00Z, or with an offset such as +01:00; without one it is UTC) or Unix seconds");
-    }
+    public static DateTimeOffset Parse(string text) =>
+        Wayback.Server.Api.Timestamps.TryParse(text, out long ms)
+            ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
+            : throw new ArgumentException($"--timestamp '{text}' is not a time: give {Wayback.Server.Api.Timestamps.Accepted}");
 
     /// <summary>The form the server is sent: RFC 3339 in UTC with milliseconds.</summary>
-    public static string ForServer(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    public static string ForServer(DateTimeOffset t) => Wayback.Server.Api.Timestamps.Format(t.ToUnixTimeMilliseconds());
 }

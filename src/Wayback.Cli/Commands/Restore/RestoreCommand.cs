@@ -3,8 +3,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using Wayback.Cli.Usage;
 using Wayback.Ltx;
 using Wayback.Protocol;
+using Wayback.Ltx.Native;
 
 namespace Wayback.Cli.Commands.Restore;
 
@@ -21,7 +23,7 @@ internal static class RestoreCommand
     {
         var db = ApiClient.DatabaseArgument();
         var output = new Option<string?>("--output", "-o") { Description = "Write the restored database to this new SQLite file." };
-        var txid = new Option<ulong?>("--txid") { Description = "Restore the state right after this transaction." };
+        var txid = CliOptions.Txid("--txid", "Restore the state right after this transaction (decimal, or 16 hex digits).");
         var timestamp = new Option<string?>("--timestamp") { Description = "Restore the last transaction committed at or before this time: RFC 3339 (2026-11-21T10:15:00Z; without an offset, UTC) or Unix seconds." };
         var force = new Option<bool>("--force") { Description = "Replace the output file if it exists (and remove its stale -wal and -shm files)." };
         var inPlace = new Option<bool>("--in-place") { Description = "Restore the live database: the server appends the state as a new transaction and running agents apply it. Undo by restoring to the TXID it prints." };
@@ -151,7 +153,14 @@ internal static class RestoreCommand
                 File.Delete(path + "-shm");
             }
             File.Move(temp, path, overwrite: force);
-            SyncDirectory(dir);
+            try
+            {
+                DirectorySync.Fsync(dir);
+            }
+            catch (IOException e)
+            {
+                throw new IOException($"{output} is complete, but its directory could not be synced, so a crash now could lose it ({e.Message}); run sync before relying on it", e);
+            }
         }
         finally
         {
@@ -257,21 +266,6 @@ internal static class RestoreCommand
         await fs.WriteAsync(chunk, ct).ConfigureAwait(false);
         // The disk writes while the rest arrives; the fsync at the end then has little left to do.
         Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
-    }
-
-    private static void SyncDirectory(string dir)
-    {
-        if (!OperatingSystem.IsLinux())
-            return;
-        try
-        {
-            using var handle = File.OpenHandle(dir, FileMode.Open, FileAccess.Read);
-            RandomAccess.FlushToDisk(handle);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Not every filesystem lets a directory be opened for syncing; the rename itself is done.
-        }
     }
 
     // ---------------------------------------------------------------- in place

@@ -8,22 +8,16 @@ namespace Wayback.Cli.Commands.Server;
 /// <summary>The admin API over HTTP, for <c>clusters</c> and <c>tokens</c>; options shared by both.</summary>
 internal sealed class AdminClient(HttpClient http) : IDisposable
 {
-    public const string DefaultServer = "http://127.0.0.1:20202";
-
-    public static Option<string?> ServerOption() => new("--server") { Description = $"Server URL (env WAYBACK_SERVER; default {DefaultServer})." };
+    public static Option<string?> ServerOption() => ServerAddress.Option();
     public static Option<string?> TokenOption() => new("--token") { Description = "Admin token (env WAYBACK_TOKEN)." };
     public static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of a table." };
 
     public static AdminClient Create(string? server, string? token)
     {
-        server ??= Environment.GetEnvironmentVariable("WAYBACK_SERVER");
-        if (string.IsNullOrWhiteSpace(server))
-            server = DefaultServer;
+        var uri = ServerAddress.Resolve(server);
         token ??= Environment.GetEnvironmentVariable("WAYBACK_TOKEN");
         if (string.IsNullOrWhiteSpace(token))
             throw new ArgumentException("an admin token is needed: pass --token or set WAYBACK_TOKEN (wayback serve printed it; it is also in DATA/admin-token)");
-        if (!Uri.TryCreate(server, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-            throw new ArgumentException($"invalid server URL '{server}': expected e.g. {DefaultServer}");
         var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
         ProtocolClient.Authorize(http, token);
         return new AdminClient(http);

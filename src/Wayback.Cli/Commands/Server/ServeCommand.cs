@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Cli.Hosting;
+using Wayback.Cli.Usage;
 using Wayback.Server;
 using Wayback.Server.Hosting;
 
@@ -17,7 +18,7 @@ internal static class ServeCommand
         {
             // Switches work bare (--s3-path-style) or with a value (--s3-path-style false).
             Option option = s.IsSwitch
-                ? new Option<bool>(s.Flag) { Description = $"{s.Description} Env {s.Env}.", Arity = ArgumentArity.ZeroOrOne }
+                ? CliOptions.Switch(s.Flag, $"{s.Description} Env {s.Env}.")
                 : new Option<string?>(s.Flag) { Description = $"{s.Description} Env {s.Env}." };
             cmd.Options.Add(option);
             settings.Add((s, option));
