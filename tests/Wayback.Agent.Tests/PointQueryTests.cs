@@ -103,6 +103,9 @@ public sealed class PointQueryTests
             admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + ServeProcess.AdminToken);
             string metrics = await admin.GetStringAsync("/metrics");
             Assert.Matches(@"wayback_points_cache_bytes [1-9]", metrics);
+            // Every bisect probe after the good point moved a copy of it forward instead of building it whole.
+            Assert.Matches(@"wayback_points_moved_total [1-9]", metrics);
+            Assert.DoesNotMatch(@"wayback_points_move_fallbacks_total [1-9]", metrics);
         }
         finally
         {

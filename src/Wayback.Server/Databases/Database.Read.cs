@@ -78,12 +78,29 @@ internal sealed partial class Database
     /// Plans the chain to <paramref name="target"/> (<see cref="RestorePlanner"/>), reading the segment indexes it
     /// asks for, and leases the chain's files. Fails if the target is not a restore point.
     /// </summary>
-    internal async Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct)
+    internal Task<Plan> PlanLockedAsync(ulong target, CancellationToken ct) =>
+        PlanWithIndexesAsync(() => RestorePlanner.Plan(CatalogView(), RestoreTarget.ToTxid(target)), target, ct);
+
+    /// <summary>Plans the files that take the database from <paramref name="from"/> to <paramref name="target"/> (no start point), leased.</summary>
+    public async Task<Plan> PlanForwardAsync(ulong from, ulong target, CancellationToken ct)
+    {
+        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await PlanWithIndexesAsync(() => RestorePlanner.PlanForward(CatalogView(), from, target), target, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private async Task<Plan> PlanWithIndexesAsync(Func<RestorePlan> plan, ulong target, CancellationToken ct)
     {
         // Each round reads indexes the one before lacked; a round that reads nothing new cannot happen, but bound it anyway.
         for (int round = 0; ; round++)
         {
-            switch (RestorePlanner.Plan(CatalogView(), RestoreTarget.ToTxid(target)))
+            switch (plan())
             {
                 case RestorePlan.Chain chain:
                     return new Plan(chain.Pieces, _engine.Leases.Acquire(chain.Pieces.Select(p => p.LeaseName)));

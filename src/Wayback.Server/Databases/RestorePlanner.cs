@@ -151,9 +151,24 @@ internal static class RestorePlanner
         if (start is null)
             return Refuse($"database '{name}' has no snapshot at or before TXID {target} (retention may have removed it)");
 
-        var chain = new List<Piece> { start };
+        return Extend(catalog, [start], start.Max + 1, target);
+    }
+
+    /// <summary>
+    /// The files that take a database already at <paramref name="from"/> on to <paramref name="target"/>, no start
+    /// point among them: how a point next to one already built is made by applying transactions forward.
+    /// </summary>
+    public static RestorePlan PlanForward(CatalogSnapshot catalog, ulong from, ulong target)
+    {
+        if (from == 0 || from >= target || target > catalog.Pos.Txid)
+            return Refuse($"'{catalog.Database}' cannot go forward from TXID {from} to TXID {target} (its position is {catalog.Pos})");
+        return Extend(catalog, [], from + 1, target);
+    }
+
+    /// <summary>Adds to <paramref name="chain"/> the largest file at each step from <paramref name="next"/> on to the target.</summary>
+    private static RestorePlan Extend(CatalogSnapshot catalog, List<Piece> chain, ulong next, ulong target)
+    {
         List<StoredFile>? unread = null;
-        ulong next = start.Max + 1;
         while (next <= target)
         {
             var step = Next(catalog, next, target);
@@ -172,7 +187,7 @@ internal static class RestorePlanner
             {
                 if (unread is not null)
                     break; // an index still to be read may hold the way on
-                return Refuse($"TXID {target} of '{name}' is not a restore point: no file starts at TXID {next} and ends at or before it");
+                return Refuse($"TXID {target} of '{catalog.Database}' is not a restore point: no file starts at TXID {next} and ends at or before it");
             }
             chain.Add(piece);
             next = piece.Max + 1;

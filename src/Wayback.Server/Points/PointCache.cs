@@ -32,15 +32,23 @@ internal sealed class PointCache
         metrics.Describe("wayback_points_cache_files", "gauge", "restore points kept as SQLite files");
         metrics.Describe("wayback_points_built_total", "counter", "restore points built for queries, diffs and bisects");
         metrics.Describe("wayback_points_cache_hits_total", "counter", "queries, diffs and bisect probes answered from a point already built");
+        metrics.Describe("wayback_points_moved_total", "counter", "bisect probes made by moving a built point forward by the pages changed");
+        metrics.Describe("wayback_points_move_fallbacks_total", "counter", "bisect probes that had to build the point whole (no way forward from the last one)");
         Publish();
     }
 
     public string TempDirectory => _directory;
 
+    /// <summary>Counts a bisect probe: made by moving a point forward, or built whole.</summary>
+    public void CountProbe(bool moved) => _metrics.Add(moved ? "wayback_points_moved_total" : "wayback_points_move_fallbacks_total");
+
     internal sealed class Entry(string path)
     {
         public string Path { get; } = path;
         public Task<long>? Built { get; set; }
+
+        /// <summary>Bytes 18-19 of page 1 as restored (the file has 1, 1 there: see BuildAsync).</summary>
+        public byte[] JournalModeBytes { get; } = [1, 1];
         public long Bytes { get; set; }
         public int Leases { get; set; }
         public long LastUsed { get; set; }
@@ -63,6 +71,9 @@ internal sealed class PointCache
         public string Path => _entry.Path;
         public RestorePoint Point { get; }
 
+        /// <summary>What bytes 18-19 of page 1 really are (this file says rollback journal mode there).</summary>
+        public ReadOnlySpan<byte> JournalModeBytes => _entry.JournalModeBytes;
+
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
@@ -84,7 +95,7 @@ internal sealed class PointCache
             entry.Leases++;
             entry.LastUsed = Environment.TickCount64;
             if (build)
-                entry.Built = BuildAsync(db, point, entry.Path);
+                entry.Built = BuildAsync(db, point, entry);
         }
         if (!build)
             _metrics.Add("wayback_points_cache_hits_total");
@@ -115,8 +126,9 @@ internal sealed class PointCache
         }
     }
 
-    private async Task<long> BuildAsync(Database db, RestorePoint point, string path)
+    private async Task<long> BuildAsync(Database db, RestorePoint point, Entry entry)
     {
+        string path = entry.Path;
         await Task.Yield();
         DiskSpace.Ensure(_directory, (long)db.Commit * db.PageSize, $"building TXID {point.Txid} of '{db.Name}' for a query");
         string temp = path + ".building";
@@ -129,6 +141,8 @@ internal sealed class PointCache
                 // A WAL-mode header would make a read-only open want a -shm beside it; these files are never written.
                 if (file.Length >= 20)
                 {
+                    file.Position = 18;
+                    await file.ReadExactlyAsync(entry.JournalModeBytes).ConfigureAwait(false);
                     file.Position = 18;
                     await file.WriteAsync(new byte[] { 1, 1 }).ConfigureAwait(false);
                 }

@@ -58,42 +58,91 @@ internal sealed class PointQueries(PointCache cache, TimeSpan timeLimit)
     /// <summary>
     /// Binary search between <paramref name="good"/> and <paramref name="bad"/> for the first point whose result
     /// differs from the good point's. Assumes, as every bisect does, that once changed the result stays changed;
-    /// <paramref name="probed"/> hears each probe as it is decided.
+    /// <paramref name="probed"/> hears each probe as it is decided. The good point is built once; every probe after
+    /// it moves a copy of it forward by the pages that changed, and back when the result differs
+    /// (<see cref="PointWorkspace"/>), so a probe costs what changed between two points, not a whole restore.
     /// </summary>
     public async Task<BisectResult> BisectAsync(Database db, string sql, RestorePoint good, RestorePoint bad,
         Func<BisectProbe, Task> probed, CancellationToken ct)
     {
         if (good.Txid >= bad.Txid)
             throw new QueryException(QueryFailure.Refused, $"the good point (TXID {good.Txid}) must come before the bad one (TXID {bad.Txid})");
-        var goodResult = await QueryAsync(db, good, sql, MaxRows, ct).ConfigureAwait(false);
-        await probed(new BisectProbe(good, true, goodResult.Rows.Count, goodResult.Elapsed)).ConfigureAwait(false);
-        string expected = goodResult.Canonical();
-        var badResult = await QueryAsync(db, bad, sql, MaxRows, ct).ConfigureAwait(false);
-        await probed(new BisectProbe(bad, badResult.Canonical() == expected, badResult.Rows.Count, badResult.Elapsed)).ConfigureAwait(false);
-        if (badResult.Canonical() == expected)
-            throw new QueryException(QueryFailure.NoChange,
-                $"the query gives the same result at TXID {good.Txid} and at TXID {bad.Txid}: there is no change between them to find");
-        int probes = 2;
-        var (lo, hi) = (good, bad);
-        var (before, after) = (goodResult, badResult);
-        while (true)
+        await _running.WaitAsync(ct).ConfigureAwait(false);
+        PointWorkspace? workspace = null;
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            ulong middle = lo.Txid + (hi.Txid - lo.Txid) / 2;
-            var p = await db.PointAtOrBeforeAsync(middle, ct).ConfigureAwait(false);
-            if (p is null || p.Value.Txid <= lo.Txid)
-                p = await db.PointAfterAsync(lo.Txid, ct).ConfigureAwait(false);
-            if (p is null || p.Value.Txid >= hi.Txid)
-                break;
-            var result = await QueryAsync(db, p.Value, sql, MaxRows, ct).ConfigureAwait(false);
-            bool same = result.Canonical() == expected;
-            probes++;
-            await probed(new BisectProbe(p.Value, same, result.Rows.Count, result.Elapsed)).ConfigureAwait(false);
-            if (same)
-                (lo, before) = (p.Value, result);
-            else
-                (hi, after) = (p.Value, result);
+            var limits = Limits(MaxRows);
+            QueryResult Run(string path) => ReadOnlyQuery.Run(path, sql, limits, ct);
+            QueryResult goodResult;
+            using (var lease = await cache.GetAsync(db, good, ct).ConfigureAwait(false))
+            {
+                goodResult = await Task.Run(() => Run(lease.Path), ct).ConfigureAwait(false);
+                workspace = await PointWorkspace.CopyAsync(lease, cache.TempDirectory, ct).ConfigureAwait(false);
+            }
+            await probed(new BisectProbe(good, true, goodResult.Rows.Count, goodResult.Elapsed)).ConfigureAwait(false);
+            string expected = goodResult.Canonical();
+
+            // The workspace is always at the last good point: a probe moves it forward, and back unless it is good too.
+            async Task<(QueryResult Result, bool Same)> ProbeAsync(RestorePoint p, bool keepIfSame)
+            {
+                PointWorkspace.Move? move = null;
+                try
+                {
+                    move = await workspace!.ForwardAsync(db, p, ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is DomainException or InvalidDataException or Wayback.Ltx.LtxException)
+                {
+                    // No way forward from here (retention merged the files between, say): build the point whole.
+                    cache.CountProbe(moved: false);
+                    using var lease = await cache.GetAsync(db, p, ct).ConfigureAwait(false);
+                    var whole = await Task.Run(() => Run(lease.Path), ct).ConfigureAwait(false);
+                    bool sameWhole = whole.Canonical() == expected;
+                    if (sameWhole && keepIfSame)
+                    {
+                        workspace!.Dispose();
+                        workspace = await PointWorkspace.CopyAsync(lease, cache.TempDirectory, ct).ConfigureAwait(false);
+                    }
+                    return (whole, sameWhole);
+                }
+                cache.CountProbe(moved: true);
+                var result = await Task.Run(() => Run(workspace!.Path), ct).ConfigureAwait(false);
+                bool same = result.Canonical() == expected;
+                if (!same || !keepIfSame)
+                    workspace!.Undo(move);
+                return (result, same);
+            }
+
+            var (badResult, badSame) = await ProbeAsync(bad, keepIfSame: false).ConfigureAwait(false);
+            await probed(new BisectProbe(bad, badSame, badResult.Rows.Count, badResult.Elapsed)).ConfigureAwait(false);
+            if (badSame)
+                throw new QueryException(QueryFailure.NoChange,
+                    $"the query gives the same result at TXID {good.Txid} and at TXID {bad.Txid}: there is no change between them to find");
+            int probes = 2;
+            var (lo, hi) = (good, bad);
+            var (before, after) = (goodResult, badResult);
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                ulong middle = lo.Txid + (hi.Txid - lo.Txid) / 2;
+                var p = await db.PointAtOrBeforeAsync(middle, ct).ConfigureAwait(false);
+                if (p is null || p.Value.Txid <= lo.Txid)
+                    p = await db.PointAfterAsync(lo.Txid, ct).ConfigureAwait(false);
+                if (p is null || p.Value.Txid >= hi.Txid)
+                    break;
+                var (result, same) = await ProbeAsync(p.Value, keepIfSame: true).ConfigureAwait(false);
+                probes++;
+                await probed(new BisectProbe(p.Value, same, result.Rows.Count, result.Elapsed)).ConfigureAwait(false);
+                if (same)
+                    (lo, before) = (p.Value, result);
+                else
+                    (hi, after) = (p.Value, result);
+            }
+            return new BisectResult(lo, hi, before, after, probes);
         }
-        return new BisectResult(lo, hi, before, after, probes);
+        finally
+        {
+            workspace?.Dispose();
+            _running.Release();
+        }
     }
 }
