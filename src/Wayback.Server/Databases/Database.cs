@@ -85,6 +85,9 @@ internal sealed partial class Database
 
     internal Engine Engine => _engine;
 
+    /// <summary>The page checksums at the position (under the lock, after <see cref="EnsurePagesAsync"/>).</summary>
+    internal PageChecksums? PagesLocked => _pages;
+
     private readonly DatabaseMaintenance _maintenance;
     private readonly DatabaseUploader _uploader;
 
@@ -322,7 +325,7 @@ internal sealed partial class Database
         }
     }
 
-    private async Task<WriteResult> WriteLockedAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    internal async Task<WriteResult> WriteLockedAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
     {
         var startPos = _pos;
         var startPages = _pages;
@@ -404,7 +407,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Rebuilds the page checksums from the store and buffer after a restart (once, on the first write).</summary>
-    private async Task EnsurePagesAsync(CancellationToken ct)
+    internal async Task EnsurePagesAsync(CancellationToken ct)
     {
         if (_openBroken && _open is not null)
         {
