@@ -115,7 +115,7 @@ internal sealed partial class Database
     internal static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The oldest restore point (the oldest start point kept) and the newest (the position).</summary>
-    private async Task<RestoreWindow> WindowLockedAsync(CancellationToken ct)
+    internal async Task<RestoreWindow> WindowLockedAsync(CancellationToken ct)
     {
         RestorePoint? first = null;
         foreach (var p in await StartPointsLockedAsync(ct).ConfigureAwait(false))
@@ -214,7 +214,7 @@ internal sealed partial class Database
         return index;
     }
 
-    private static void NoteSummary(StoredFile f, SegmentIndex index)
+    internal static void NoteSummary(StoredFile f, SegmentIndex index)
     {
         f.TimestampMs = index.L1.TimestampMs;
         f.PostApply = index.L1.PostApply;
@@ -263,7 +263,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Every in-place restore still inside the window, oldest first.</summary>
-    private async Task<List<RestoreRecord>> RestoreRecordsLockedAsync(ulong firstTxid, CancellationToken ct)
+    internal async Task<List<RestoreRecord>> RestoreRecordsLockedAsync(ulong firstTxid, CancellationToken ct)
     {
         var list = new List<RestoreRecord>();
         foreach (var m in _restoreMarks.Where(m => m.Txid >= firstTxid && m.Txid <= _pos.Txid))

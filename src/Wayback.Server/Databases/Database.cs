@@ -142,6 +142,9 @@ internal sealed partial class Database
     /// <summary>Buffer files uploaded while a reader held them: deleted by maintenance once it lets go.</summary>
     internal List<string> DeferredDeletes => _deferredDeletes;
 
+    /// <summary>The history view (<see cref="DatabaseHistoryReader"/>).</summary>
+    public Task<DatabaseHistory> HistoryAsync(int buckets, CancellationToken ct) => new DatabaseHistoryReader(this).ReadAsync(buckets, ct);
+
     /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
     public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
 
