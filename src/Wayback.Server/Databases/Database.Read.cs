@@ -30,11 +30,14 @@ internal sealed partial class Database
 
     private async Task<ulong?> TxidAtLockedAsync(long timestampMs, CancellationToken ct)
     {
-        while (true)
+        // Every round reads at least one index the one before lacked: at most one round per segment, and one more.
+        for (int round = 0; ; round++)
         {
             var (txid, need) = RestorePlanner.TxidAt(CatalogView(), timestampMs);
             if (need is null)
                 return txid;
+            if (round > _catalog.Files(Level.L1).Count)
+                throw new InconsistencyException($"finding the TXID of '{Name}' at {Iso(timestampMs)} did not converge");
             // In TXID order: the first segment that ends after the target is the last one whose index is needed.
             foreach (var seg in need.Segments)
             {

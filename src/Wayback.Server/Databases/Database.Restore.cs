@@ -31,7 +31,7 @@ public sealed record InPlaceRestore(RestorePoint RestoredTo, RestorePoint Append
 internal sealed partial class Database
 {
     /// <summary>An in-place restore's record: known by its key from the startup listing, its body read when needed.</summary>
-    private sealed class RestoreMark(ulong txid, ulong restoredTo, string key)
+    internal sealed class RestoreMark(ulong txid, ulong restoredTo, string key)
     {
         public ulong Txid { get; } = txid;
         public ulong RestoredTo { get; } = restoredTo;
@@ -115,7 +115,7 @@ internal sealed partial class Database
     internal static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The oldest restore point (the oldest start point kept) and the newest (the position).</summary>
-    private async Task<RestoreWindow> WindowLockedAsync(CancellationToken ct)
+    internal async Task<RestoreWindow> WindowLockedAsync(CancellationToken ct)
     {
         RestorePoint? first = null;
         foreach (var p in await StartPointsLockedAsync(ct).ConfigureAwait(false))
@@ -254,7 +254,7 @@ internal sealed partial class Database
         return index;
     }
 
-    private static void NoteSummary(StoredFile f, SegmentIndex index)
+    internal static void NoteSummary(StoredFile f, SegmentIndex index)
     {
         f.TimestampMs = index.L1.TimestampMs;
         f.PostApply = index.L1.PostApply;
@@ -263,127 +263,14 @@ internal sealed partial class Database
         f.L1Bytes = index.Log.Count == 1 ? 0 : index.L1.Length;
     }
 
-    // ---------------------------------------------------------------- in-place restore
+    /// <summary>Appends the state at <paramref name="target"/> as a new transaction (<see cref="InPlaceRestorer"/>).</summary>
+    public Task<InPlaceRestore> RestoreInPlaceAsync(RestorePoint target, CancellationToken ct) => new InPlaceRestorer(this).RestoreAsync(target, ct);
 
-    /// <summary>
-    /// Appends the state at <paramref name="target"/> as transaction current + 1: the pages that differ from
-    /// the current state (and page 1, so the file is never empty), pre-apply = the current checksum,
-    /// post-apply = the target's. The target is rebuilt without the lock; the difference is taken and
-    /// appended under it, so the restore is serialized with writes: a write that arrives meanwhile waits,
-    /// and one based on the old position is then refused with 409 EPOSMISMATCH.
-    /// </summary>
-    public async Task<InPlaceRestore> RestoreInPlaceAsync(RestorePoint target, CancellationToken ct)
+    /// <summary>Under the lock: an in-place restore appended its transaction; its record is now the one for that TXID.</summary>
+    internal void AddRestoreMarkLocked(RestoreMark mark)
     {
-        Directory.CreateDirectory(_engine.TempDirectory);
-        // The target's image, then the transaction that reaches it (at most as large again).
-        DiskSpace.Ensure(_engine.TempDirectory, 2L * Commit * _pageSize, $"restoring '{Name}' in place");
-        string imagePath = _engine.TempPath("inplace-image");
-        string ltxPath = _engine.TempPath("inplace-ltx");
-        try
-        {
-            var plan = await PlanAsync(target.Txid, ct).ConfigureAwait(false);
-            await using var image = new FileStream(imagePath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16,
-                FileOptions.Asynchronous | FileOptions.RandomAccess);
-            var restored = await RestoreAsync(plan, image, ct).ConfigureAwait(false);
-            if (restored.Checksum != target.PostApply)
-                throw new InconsistencyException($"restoring '{Name}' to TXID {target.Txid} gave checksum {restored.Checksum:x16}, not its recorded {target.PostApply:x16}");
-
-            // From here on the work is bounded and must not stop half-way because a client went away.
-            await _lock.WaitAsync(ct).ConfigureAwait(false);
-            try
-            {
-                if (Deleted)
-                    throw new NotFoundException($"database '{Name}' was deleted");
-                await EnsurePagesAsync(CancellationToken.None).ConfigureAwait(false);
-                var current = _pos;
-                var pages = _pages!;
-                ulong txid = current.Txid + 1;
-                long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-                // A page size change cannot be a page-by-page transaction: append a snapshot (it follows anything ahead).
-                bool snapshot = pages.PageSize != restored.PageSize;
-                var header = new LtxHeader
-                {
-                    PageSize = restored.PageSize,
-                    Commit = restored.Commit,
-                    MinTxid = snapshot ? 1 : txid,
-                    MaxTxid = txid,
-                    TimestampMs = now,
-                    PreApplyChecksum = snapshot ? 0 : current.Checksum,
-                };
-                await WriteDifferenceAsync(header, image.SafeFileHandle, restored.Pages, snapshot ? null : pages, ltxPath).ConfigureAwait(false);
-
-                var record = new RestoreRecord(txid, target.Txid, now, target.TimestampMs, current.Checksum, restored.Checksum);
-                var mark = new RestoreMark(txid, target.Txid, StoreKeys.Restore(Cluster, Name, txid, target.Txid)) { Record = record };
-                // The record goes first: agents apply a restore only when the position is exactly the one it
-                // names, so a record left behind by a failed append never matches anything.
-                await PutRecordAsync(mark).ConfigureAwait(false);
-                WriteResult result;
-                try
-                {
-                    await using var body = Api.UploadSpool.FromFile(ltxPath);
-                    result = await WriteLockedAsync(body, null, LtxFormat.V3, CancellationToken.None).ConfigureAwait(false);
-                }
-                catch
-                {
-                    try
-                    {
-                        await _engine.Store.DeleteAsync(mark.Key, CancellationToken.None).ConfigureAwait(false);
-                    }
-                    catch (StorageException e)
-                    {
-                        _engine.Log.LogWarning("{Db}: could not delete the record {Key} of a failed restore: {Error}", Label, mark.Key, e.Message);
-                    }
-                    throw;
-                }
-                if (result.Pos.Checksum != restored.Checksum)
-                    throw new InconsistencyException($"the restore transaction of '{Name}' ended at checksum {result.Pos.Checksum:x16}, not {restored.Checksum:x16}");
-                _restoreMarks.RemoveAll(m => m.Txid == txid);
-                _restoreMarks.Add(mark);
-                _engine.Log.LogWarning("{Db}: restored in place to TXID {Target} ({When}) as TXID {Txid}; undo by restoring to TXID {Undo}",
-                    Label, target.Txid, Iso(target.TimestampMs), txid, txid - 1);
-                return new InPlaceRestore(target, new RestorePoint(txid, now, result.Pos.Checksum), txid - 1);
-            }
-            finally
-            {
-                _lock.Release();
-            }
-        }
-        finally
-        {
-            TryDelete(imagePath);
-            TryDelete(ltxPath);
-        }
-    }
-
-    /// <summary>
-    /// Writes a v3 LTX file with the pages of <paramref name="image"/> that differ from <paramref name="current"/>
-    /// (every page when it is null: a snapshot), read from the restored image.
-    /// </summary>
-    private static async Task WriteDifferenceAsync(LtxHeader header, Microsoft.Win32.SafeHandles.SafeFileHandle image, PageChecksums target,
-        PageChecksums? current, string path)
-    {
-        int size = (int)header.PageSize;
-        var buffer = new byte[size];
-        await using var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-        await using var encoder = await LtxEncoder.CreateAsync(fs, header, LtxFormat.V3, leaveOpen: true).ConfigureAwait(false);
-        for (uint p = 1; p <= header.Commit; p++)
-        {
-            if (p == header.LockPgno)
-                continue;
-            if (current is not null && p != 1 && p <= current.PageCount && current[p] == target[p])
-                continue;
-            int n = await RandomAccess.ReadAsync(image, buffer, (long)(p - 1) * size).ConfigureAwait(false);
-            if (n != size)
-                throw new IOException($"the restored image ends before page {p}");
-            await encoder.WritePageAsync(p, buffer).ConfigureAwait(false);
-        }
-        await encoder.FinishAsync(current is null ? null : target.Checksum).ConfigureAwait(false);
-    }
-
-    private async Task PutRecordAsync(RestoreMark mark)
-    {
-        using var ms = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(mark.Record));
-        await _engine.Store.PutAsync(mark.Key, ms, null, CancellationToken.None).ConfigureAwait(false);
+        _restoreMarks.RemoveAll(m => m.Txid == mark.Txid);
+        _restoreMarks.Add(mark);
     }
 
     internal static void TryDelete(string path)
@@ -416,7 +303,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Every in-place restore still inside the window, oldest first.</summary>
-    private async Task<List<RestoreRecord>> RestoreRecordsLockedAsync(ulong firstTxid, CancellationToken ct)
+    internal async Task<List<RestoreRecord>> RestoreRecordsLockedAsync(ulong firstTxid, CancellationToken ct)
     {
         var list = new List<RestoreRecord>();
         foreach (var m in _restoreMarks.Where(m => m.Txid >= firstTxid && m.Txid <= _pos.Txid))

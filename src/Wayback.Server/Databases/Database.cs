@@ -85,6 +85,9 @@ internal sealed partial class Database
 
     internal Engine Engine => _engine;
 
+    /// <summary>The page checksums at the position (under the lock, after <see cref="EnsurePagesAsync"/>).</summary>
+    internal PageChecksums? PagesLocked => _pages;
+
     private readonly DatabaseMaintenance _maintenance;
     private readonly DatabaseUploader _uploader;
 
@@ -138,6 +141,9 @@ internal sealed partial class Database
 
     /// <summary>Buffer files uploaded while a reader held them: deleted by maintenance once it lets go.</summary>
     internal List<string> DeferredDeletes => _deferredDeletes;
+
+    /// <summary>The history view (<see cref="DatabaseHistoryReader"/>).</summary>
+    public Task<DatabaseHistory> HistoryAsync(int buckets, CancellationToken ct) => new DatabaseHistoryReader(this).ReadAsync(buckets, ct);
 
     /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
     public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
@@ -322,7 +328,7 @@ internal sealed partial class Database
         }
     }
 
-    private async Task<WriteResult> WriteLockedAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    internal async Task<WriteResult> WriteLockedAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
     {
         var startPos = _pos;
         var startPages = _pages;
@@ -404,7 +410,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Rebuilds the page checksums from the store and buffer after a restart (once, on the first write).</summary>
-    private async Task EnsurePagesAsync(CancellationToken ct)
+    internal async Task EnsurePagesAsync(CancellationToken ct)
     {
         if (_openBroken && _open is not null)
         {

@@ -15,75 +15,78 @@ public sealed record ActivityBucket(long StartMs, long EndMs, long Transactions)
 public sealed record DatabaseHistory(RestoreWindow Window, IReadOnlyList<HistorySnapshot> Snapshots, IReadOnlyList<HistoryLevel> Levels,
     IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreRecord> Restores);
 
-internal sealed partial class Database
+/// <summary>The history view of one database (<c>/api/history</c>): its window, what covers it per level, activity, restores.</summary>
+internal sealed class DatabaseHistoryReader(Database db)
 {
+    private readonly Engine engine = db.Engine;
+
     /// <summary>
     /// The restorable window, the files that cover it per level, the snapshots, in-place restores, and write
     /// activity in <paramref name="buckets"/> equal time buckets over the window. A segment whose index is in
     /// memory (or the buffer) counts each transaction at its own commit time; an older segment counts its
     /// transactions at its last commit, which is at most one L1 window off.
     /// </summary>
-    public async Task<DatabaseHistory> HistoryAsync(int buckets, CancellationToken ct)
+    public async Task<DatabaseHistory> ReadAsync(int buckets, CancellationToken ct)
     {
         // After a restart segments are known only by name: read the indexes that are missing without holding
         // the lock (writes go on meanwhile), keeping only their summary.
         List<StoredFile> unknown;
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (!Exists || Deleted)
-                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
-            unknown = _catalog.Files(Level.L1).Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
+            if (!db.Exists || db.Deleted)
+                throw new NotFoundException($"database '{db.Name}' not found in cluster '{db.Cluster}'");
+            unknown = db.Catalog.Files(Level.L1).Where(f => !f.Retired && (f.TimestampMs is null || f.LogFiles is null)).ToList();
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
         await Parallel.ForEachAsync(unknown, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (f, token) =>
         {
-            var index = await SegmentObject.ReadIndexAsync(_engine.Store, f.Key, f.Size, f.Start, token).ConfigureAwait(false);
+            var index = await SegmentObject.ReadIndexAsync(engine.Store, f.Key, f.Size, f.Start, token).ConfigureAwait(false);
             if (index.L1.MaxTxid != f.Max)
                 throw new LtxException($"{f.Key}: its index ends at TXID {index.L1.MaxTxid}, its name at {f.Max}");
-            NoteSummary(f, index);
+            Database.NoteSummary(f, index);
         }).ConfigureAwait(false);
 
-        await _lock.WaitAsync(ct).ConfigureAwait(false);
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (!Exists || Deleted)
-                throw new NotFoundException($"database '{Name}' not found in cluster '{Cluster}'");
-            var window = await WindowLockedAsync(ct).ConfigureAwait(false);
+            if (!db.Exists || db.Deleted)
+                throw new NotFoundException($"database '{db.Name}' not found in cluster '{db.Cluster}'");
+            var window = await db.WindowLockedAsync(ct).ConfigureAwait(false);
             var snapshots = new List<HistorySnapshot>();
-            foreach (var f in _catalog.Files(Level.Snapshot).Where(f => !f.Retired).OrderBy(f => f.Max))
+            foreach (var f in db.Catalog.Files(Level.Snapshot).Where(f => !f.Retired).OrderBy(f => f.Max))
             {
                 if (f.TimestampMs is null)
-                    await ReadTailAsync(f, ct).ConfigureAwait(false);
+                    await db.ReadTailAsync(f, ct).ConfigureAwait(false);
                 snapshots.Add(new HistorySnapshot(f.Max, f.TimestampMs ?? 0, f.Size));
             }
 
-            var segments = _catalog.Files(Level.L1).Where(f => !f.Retired).OrderBy(f => f.Start).ToList();
+            var segments = db.Catalog.Files(Level.L1).Where(f => !f.Retired).OrderBy(f => f.Start).ToList();
             var levels = new List<HistoryLevel>
             {
                 new("l1", segments.Count, segments.Sum(f => f.L1Bytes ?? 0), MinStart(segments), MaxEnd(segments)),
             };
             foreach (var level in new[] { Level.L2, Level.L3 })
             {
-                var files = _catalog.Files(level).Where(f => !f.Retired).ToList();
+                var files = db.Catalog.Files(level).Where(f => !f.Retired).ToList();
                 levels.Add(new HistoryLevel("l" + level.MetricName(), files.Count, files.Sum(f => f.Size), MinStart(files), MaxEnd(files)));
             }
             levels.Add(new HistoryLevel("log", segments.Sum(f => (long)(f.LogFiles ?? 0)), segments.Sum(f => f.Size - (f.L1Bytes ?? 0)),
                 MinStart(segments), MaxEnd(segments)));
-            var buffered = BufferSegments().SelectMany(b => b.Entries).ToList();
-            levels.Add(new HistoryLevel("buffer", buffered.Count, BufferedBytes,
+            var buffered = db.BufferSegments().SelectMany(b => b.Entries).ToList();
+            levels.Add(new HistoryLevel("buffer", buffered.Count, db.BufferedBytes,
                 buffered.Count == 0 ? 0 : buffered[0].Start, buffered.Count == 0 ? 0 : buffered[^1].MaxTxid));
 
             var activity = Activity(window, buckets, segments, buffered);
-            var restores = await RestoreRecordsLockedAsync(window.First.Txid, ct).ConfigureAwait(false);
+            var restores = await db.RestoreRecordsLockedAsync(window.First.Txid, ct).ConfigureAwait(false);
             return new DatabaseHistory(window, snapshots, levels, activity, restores);
         }
         finally
         {
-            _lock.Release();
+            db.Lock.Release();
         }
     }
 
