@@ -146,6 +146,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapRestoreApi(registry, dbs);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
+        app.MapControlPlane(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();
