@@ -117,10 +117,11 @@ public sealed class WaybackServer : IAsyncDisposable
             o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase;
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         });
+        var metrics = new ServerMetrics();
+        builder.Services.AddSingleton(sp => new RejectedTokens(metrics, sp.GetRequiredService<ILoggerFactory>().CreateLogger("wayback")));
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
-        var metrics = new ServerMetrics();
         OpsEndpoints.Describe(metrics);
         var registry = new ClusterRegistry(store, adminToken);
         var engine = new Engine(store, options, data, storeIsLocal: !options.UsesS3, metrics, log);
