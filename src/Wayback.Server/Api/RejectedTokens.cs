@@ -7,7 +7,7 @@ namespace Wayback.Server.Api;
 
 /// <summary>
 /// Requests refused for a missing or wrong token: counted (<c>wayback_auth_rejected_total</c>) and logged at warn,
-/// at most one line per source (address and <c>Litefs-Cluster-Id</c>) per minute, so a misconfigured LiteFS node
+/// at most one line per source (address and <see cref="Protocol.ProtocolHeaders.ClusterId"/>) per minute, so a misconfigured LiteFS node
 /// that retries every second shows in the server's log without flooding it. The token itself is never logged.
 /// </summary>
 internal sealed class RejectedTokens
@@ -62,7 +62,7 @@ internal sealed class RejectedTokens
         _metrics.Add(LoggedMetric);
         _log.LogWarning("refused {Method} {Path} from {Source}{ClusterId}: {Reason} token ({Form}){Suppressed}; check the node's LITEFS_CLOUD_TOKEN / WAYBACK_TOKEN",
             context.Request.Method, context.Request.Path.Value, address,
-            string.IsNullOrEmpty(clusterId) ? "" : $" (Litefs-Cluster-Id {clusterId})",
+            string.IsNullOrEmpty(clusterId) ? "" : $" ({Protocol.ProtocolHeaders.ClusterId} {clusterId})",
             reason == "missing" ? "no" : "a wrong or revoked",
             Form(authorization),
             suppressed == 0 ? "" : $"; {suppressed} more refused from it since the last line");

@@ -13,7 +13,7 @@ public sealed record RestorePointCount(long RestorePoints, ulong Transactions, b
 internal sealed partial class Database
 {
     /// <summary>
-    /// The <c>Litefs-Cluster-Id</c> the last write to this database came with, if any (in memory only: a
+    /// The <see cref="ProtocolHeaders.ClusterId"/> header the last write to this database came with, if any (in memory only: a
     /// LiteFS node sends it with every write, so it is seen again soon after a restart).
     /// </summary>
     public string? LiteFsClusterId { get; set; }
