@@ -29,6 +29,20 @@ public sealed class RejectedTokenTests
         }
     }
 
+    private sealed record TempData(string Path) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                Directory.Delete(Path, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
     private static async Task<double> MetricAsync(HttpClient http, string series)
     {
         using var req = TestServer.Request(HttpMethod.Get, "/metrics", Admin, scheme: "Bearer");
@@ -43,8 +57,8 @@ public sealed class RejectedTokenTests
     public async Task Rejected_tokens_are_counted_and_logged_once_per_source_per_minute_without_the_token()
     {
         var captured = new Captured();
-        string data = TestServer.NewDataDirectory();
-        await using var server = await WaybackServer.StartAsync(new ServerOptions { DataDirectory = data, Listen = "127.0.0.1:0", AdminToken = Admin },
+        using var data = new TempData(TestServer.NewDataDirectory());
+        await using var server = await WaybackServer.StartAsync(new ServerOptions { DataDirectory = data.Path, Listen = "127.0.0.1:0", AdminToken = Admin },
             logging: b => b.AddProvider(captured).SetMinimumLevel(LogLevel.Information));
         using var http = new HttpClient { BaseAddress = server.Address };
         const string wrong = "FlyV1 fm2_lJPECAAAAAAAAwrongwrongwrongwrong0123456789";
