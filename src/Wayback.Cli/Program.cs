@@ -17,6 +17,7 @@ public static class Program
             LtxCommand.Create(),
             ReplicateCommand.Create(),
             RestoreCommand.Create(),
+            ImportCommand.Create(),
             HistoryCommand.Create(),
             VerifyCommand.Create(),
             QueryCommand.Create(),

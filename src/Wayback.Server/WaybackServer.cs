@@ -117,6 +117,8 @@ public sealed class WaybackServer : IAsyncDisposable
             o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase;
             o.SerializerOptions.TypeInfoResolverChain.Insert(0, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         });
+        var metrics = new ServerMetrics();
+        builder.Services.AddSingleton(sp => new RejectedTokens(metrics, sp.GetRequiredService<ILoggerFactory>().CreateLogger("wayback")));
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
@@ -140,7 +142,6 @@ public sealed class WaybackServer : IAsyncDisposable
             throw;
         }
 
-        var metrics = new ServerMetrics();
         OpsEndpoints.Describe(metrics);
         var registry = new ClusterRegistry(store, adminToken);
         var engine = new Engine(store, options, data, metrics, log);
@@ -167,6 +168,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapRestoreApi(registry, dbs);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
+        app.MapControlPlane(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         dbs.Start();

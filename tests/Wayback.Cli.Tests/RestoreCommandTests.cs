@@ -256,6 +256,7 @@ public sealed class RestoreCommandTests : IAsyncLifetime
         var r = await WaybackAsync("history", "app.db");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains($"prod/app.db: every transaction from TXID 1 ({Time(await CommittedAsync(1))}) to TXID {_history.Txid} ({Time(await CommittedAsync(_history.Txid))}) can be restored", r.Stdout);
+        Assert.Contains($"can be restored ({_history.Txid} restore points)", r.Stdout);
         Assert.Contains("LEVEL", r.Stdout);
         Assert.Contains("log", r.Stdout);
         Assert.Contains("l1", r.Stdout);

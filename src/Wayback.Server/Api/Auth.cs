@@ -16,7 +16,10 @@ internal static class Auth
         var context = invocation.HttpContext;
         var caller = registry.Authenticate(context.Request.Headers.Authorization);
         if (caller is null)
+        {
+            (context.RequestServices.GetService(typeof(RejectedTokens)) as RejectedTokens)?.Report(context);
             return ApiResults.Error(401, ErrorCodes.Unauthorized, "missing, wrong or revoked token: send it in the Authorization header (FlyV1 T, Bearer T or T)");
+        }
         if (adminOnly && !caller.IsAdmin)
             return ApiResults.Error(403, ErrorCodes.Forbidden, "this call needs the admin token");
         context.Items[CallerKey] = caller;

@@ -135,6 +135,9 @@ internal static class ProtocolEndpoints
             throw ApiException.BadRequest($"the request body is {body.Length} bytes, but {ProtocolHeaders.LtxLengths} adds up to {announcedBytes}");
 
         var db = dbs.GetOrCreate(cluster, name);
+        // Only LiteFS sends it (the agent does not): history says what a restore point is from it.
+        if (request.Headers[ProtocolHeaders.ClusterId] is { Count: > 0 } clusterId && clusterId.ToString().Length > 0)
+            db.LiteFsClusterId = clusterId.ToString();
         var result = await db.WriteAsync(body, lengths, format, ct).ConfigureAwait(false);
         context.Response.Headers[ProtocolHeaders.Hwm] = Hex16.Format(result.Hwm);
         return TypedResults.Json(new WriteAnswer(PositionJson.From(result.Pos), Hex16.Format(result.Hwm), result.Files), ApiResults.Json);

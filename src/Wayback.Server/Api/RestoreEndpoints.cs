@@ -19,8 +19,17 @@ internal static class RestoreEndpoints
     public const int MaxBuckets = 10_000;
     public const int DefaultVerifyPoints = 3;
 
+    /// <summary>
+    /// <c>RestorePoints</c>: how many points of the window can be restored exactly; <c>Transactions</c>: how many
+    /// TXIDs it spans; <c>Source</c>: <c>agent</c> (one transaction per file: every transaction is a restore point) or
+    /// <c>litefs</c> (a point is one of LiteFS's uploads, about one a second of up to 256 transactions).
+    /// </summary>
     public sealed record HistoryView(string Cluster, string Db, PointJson First, PointJson Last, IReadOnlyList<HistorySnapshot> Snapshots,
-        IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores);
+        IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores,
+        long RestorePoints, ulong Transactions, string Source);
+
+    public const string SourceAgent = "agent";
+    public const string SourceLiteFs = "litefs";
 
     public sealed record RestoreView(ulong Txid, ulong RestoredTo, long TimestampMs, long RestoredToTimestampMs);
 
@@ -47,8 +56,10 @@ internal static class RestoreEndpoints
                 throw ApiException.BadRequest($"buckets must be a number from 1 to {MaxBuckets}");
             var h = await db.HistoryAsync(buckets, ct).ConfigureAwait(false);
             var restores = h.Restores.Select(r => new RestoreView(r.Txid, r.RestoredTo, r.TimestampMs, r.RestoredToTimestampMs)).ToList();
+            var points = await db.RestorePointsAsync(ct).ConfigureAwait(false);
+            string source = points.Batched || db.LiteFsClusterId is not null ? SourceLiteFs : SourceAgent;
             return TypedResults.Json(new HistoryView(cluster, db.Name, PointJson.From(h.Window.First), PointJson.From(h.Window.Last),
-                h.Snapshots, h.Levels, h.Activity, restores), ApiResults.Json);
+                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source), ApiResults.Json);
         }));
 
         group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>

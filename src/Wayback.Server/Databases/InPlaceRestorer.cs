@@ -104,7 +104,7 @@ internal sealed class InPlaceRestorer(Database db)
     /// Writes a v3 LTX file with the pages of <paramref name="image"/> that differ from <paramref name="current"/>
     /// (every page when it is null: a snapshot), read from the restored image.
     /// </summary>
-    private static async Task WriteDifferenceAsync(LtxHeader header, Microsoft.Win32.SafeHandles.SafeFileHandle image, PageChecksums target,
+    internal static async Task WriteDifferenceAsync(LtxHeader header, Microsoft.Win32.SafeHandles.SafeFileHandle image, PageChecksums target,
         PageChecksums? current, string path)
     {
         int size = (int)header.PageSize;

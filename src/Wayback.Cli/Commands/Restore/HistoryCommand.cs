@@ -38,7 +38,18 @@ internal static class HistoryCommand
         }
         var first = h.GetProperty("first");
         var last = h.GetProperty("last");
-        await stdout.WriteLineAsync($"{h.GetProperty("cluster").GetString()}/{h.GetProperty("db").GetString()}: every transaction from TXID {Point(first)} to TXID {Point(last)} can be restored").ConfigureAwait(false);
+        string name = $"{h.GetProperty("cluster").GetString()}/{h.GetProperty("db").GetString()}";
+        // Servers before restorePoints and source said only the window.
+        bool liteFs = h.TryGetProperty("source", out var source) && source.GetString() == "litefs";
+        long? points = h.TryGetProperty("restorePoints", out var rp) && rp.ValueKind == JsonValueKind.Number ? rp.GetInt64() : null;
+        ulong? transactions = h.TryGetProperty("transactions", out var tx) && tx.ValueKind == JsonValueKind.Number ? tx.GetUInt64() : null;
+        if (liteFs && points is { } n)
+        {
+            await stdout.WriteLineAsync($"{name}: {ApiClient.Count((ulong)n)} restore points from TXID {Point(first)} to TXID {Point(last)}, for {ApiClient.Count(transactions ?? 0)} transactions").ConfigureAwait(false);
+            await stdout.WriteLineAsync("LiteFS uploads its transactions in batches (about one file a second, up to 256 transactions each): a restore point is the end of one upload; a TXID inside an upload cannot be restored on its own").ConfigureAwait(false);
+        }
+        else
+            await stdout.WriteLineAsync($"{name}: every transaction from TXID {Point(first)} to TXID {Point(last)} can be restored{(points is { } p ? $" ({ApiClient.Count((ulong)p)} restore points)" : "")}").ConfigureAwait(false);
 
         var activity = h.GetProperty("activity").EnumerateArray().ToList();
         if (activity.Count > 0)
@@ -62,6 +73,7 @@ internal static class HistoryCommand
                 "l3" => "compactions of L2 (restores skip whole hours)",
                 "l2" => "compactions of L1 (restores skip whole L2 windows)",
                 "l1" => "one compaction per sealed L1 window",
+                "log" when liteFs => "the files as uploaded: the last TXID of each is a restore point",
                 "log" => "every transaction on its own: any TXID is a restore point",
                 "buffer" => "received, not yet sealed into the store's L1 objects",
                 _ => "",

@@ -98,13 +98,26 @@ export function databaseView(main, app, cluster, db) {
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "point-swatch" })), "Restore point"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "requested-swatch" })), "Time you chose"));
 
+  // What a restore point is here: every transaction (the agent sends each on its own), or one of LiteFS's uploads.
+  function pointsText(hist) {
+    const n = hist.restorePoints;
+    if (typeof n !== "number") return "Every transaction in between is a restore point.";
+    if (hist.source === "litefs")
+      return `${fmt.count(n)} restore points for ${fmt.count(hist.transactions)} transactions: this database is backed up by LiteFS, ` +
+        "which uploads about one file a second of up to 256 transactions, and each upload is a restore point.";
+    return `Every transaction in between is a restore point (${fmt.count(n)}).`;
+  }
+
   function renderHistory() {
     if (!history) return;
     const span = history.last.timestampMs - history.first.timestampMs;
     replace(windowText,
       "Restorable from ", h("strong", null, `TXID ${fmt.count(history.first.txid)}`), ", ", fmt.timeElement(history.first.timestampMs),
       " to ", h("strong", null, `TXID ${fmt.count(history.last.txid)}`), ", ", fmt.timeElement(history.last.timestampMs),
-      ` (${fmt.duration(span)}; local time, ${zone.name}). Every transaction in between is a restore point.`);
+      ` (${fmt.duration(span)}; local time, ${zone.name}). `, pointsText(history));
+    replace(txidHelp, history.source === "litefs"
+      ? "The last transaction of each LiteFS upload is a restore point; leave empty to restore by time."
+      : "Every transaction is a restore point; leave empty to restore by time.");
     chart.setHistory(history);
     const rows = (history.levels || []).filter((l) => l.files > 0);
     const snaps = history.snapshots || [];
@@ -182,6 +195,7 @@ export function databaseView(main, app, cluster, db) {
     else invalidatePoint();
   });
 
+  const txidHelp = h("p", { id: `${txidId}-help`, class: "help" }, "Every transaction is a restore point; leave empty to restore by time.");
   const pickForm = h("form", { class: "pick", novalidate: true },
     h("div", { class: "field-row" },
       h("div", { class: "field" }, h("label", { for: dateId }, "Date"), dateInput),
@@ -190,7 +204,7 @@ export function databaseView(main, app, cluster, db) {
     h("div", { class: "field narrow-field" },
       h("label", { for: txidId }, "Or a transaction ID"),
       txidInput,
-      h("p", { id: `${txidId}-help`, class: "help" }, "Every transaction is a restore point; leave empty to restore by time.")),
+      txidHelp),
     h("div", { class: "actions" }, findButton));
   pickForm.addEventListener("submit", (e) => {
     e.preventDefault();
