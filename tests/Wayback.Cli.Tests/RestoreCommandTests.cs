@@ -222,7 +222,12 @@ public sealed class RestoreCommandTests : IAsyncLifetime
             Assert.Equal(20UL.ToString("x16", CultureInfo.InvariantCulture), resp.Headers.GetValues("Wayback-Txid").Single());
         }
         // Whole seconds (no fraction) are seconds on /db/snapshot too, not milliseconds of 1970.
-        string seconds = (at20 / 1000 + 1).ToString(CultureInfo.InvariantCulture);
+        long wholeSecond = at20 / 1000 + 1;
+        // A time in the future is refused: wait until that second has passed on this (the server's) clock.
+        var wait = DateTimeOffset.FromUnixTimeSeconds(wholeSecond) - DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(50);
+        if (wait > TimeSpan.Zero)
+            await Task.Delay(wait);
+        string seconds = wholeSecond.ToString(CultureInfo.InvariantCulture);
         using var s = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?format=v3&db=app.db&timestamp=" + seconds);
         s.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
         using var sr = await _http.SendAsync(s);
