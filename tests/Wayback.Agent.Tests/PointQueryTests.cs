@@ -27,7 +27,8 @@ public sealed class PointQueryTests
         var log = new ConcurrentQueue<string>();
         var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db);
         await WaitAsync(async () => await server.PositionAsync("app.db") is not null, "the first snapshot at the server", log);
-        var script = new StringBuilder("PRAGMA synchronous=OFF;\n");
+        // The agent takes SQLite's write lock for a moment when it restarts the WAL: wait for it, as applications do.
+        var script = new StringBuilder(".timeout 10000\nPRAGMA synchronous=OFF;\n");
         for (int i = 1; i <= Inserts; i++)
         {
             script.Append(CultureInfo.InvariantCulture, $"INSERT INTO users(name, score) VALUES ('user{i}', {i % 7});\n");

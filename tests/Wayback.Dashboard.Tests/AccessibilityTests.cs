@@ -83,6 +83,7 @@ public sealed class AccessibilityTests(BrowserFixture browser, ServerWithHistory
         await TabToAsync(page, ".confirm-input");
         await Expect(Dashboard.RestoreButton(page)).ToBeDisabledAsync();
         await page.Keyboard.TypeAsync("prod/app.db");
+        await Expect(Dashboard.RestoreButton(page)).ToBeEnabledAsync();
         await TabToAsync(page, ".confirm button.danger", max: 1);
         await page.Keyboard.PressAsync("Enter");
         var result = page.Locator(".result");

@@ -28,6 +28,13 @@ internal static class ErrorMapping
         StorageUnavailableException => new ApiException(503, ErrorCodes.Storage, e.Message),
         ConflictException c => new ApiException(409, c.Kind == ConflictKind.Exists ? ErrorCodes.Exists : ErrorCodes.Trashed, e.Message),
         InconsistencyException => new ApiException(500, ErrorCodes.Internal, e.Message),
+        Points.QueryException q => q.Kind switch
+        {
+            Points.QueryFailure.Refused => new ApiException(400, ErrorCodes.QueryRefused, e.Message),
+            Points.QueryFailure.Invalid => new ApiException(400, ErrorCodes.BadQuery, e.Message),
+            Points.QueryFailure.Limit => new ApiException(422, ErrorCodes.QueryLimit, e.Message),
+            _ => new ApiException(404, ErrorCodes.NotFound, e.Message),
+        },
         _ => new ApiException(500, ErrorCodes.Internal, e.Message),
     };
 }

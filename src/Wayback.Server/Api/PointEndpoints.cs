@@ -26,21 +26,6 @@ internal static class PointEndpoints
 
     public sealed record FoundView(PointJson FirstBad, PointJson LastGood, ResultView Before, ResultView After, int Probes);
 
-    public static int StatusOf(QueryException e) => e.Kind switch
-    {
-        QueryFailure.Limit => 422,
-        QueryFailure.NoChange => 404,
-        _ => 400,
-    };
-
-    public static string CodeOf(QueryException e) => e.Kind switch
-    {
-        QueryFailure.Refused => ErrorCodes.QueryRefused,
-        QueryFailure.Invalid => ErrorCodes.BadQuery,
-        QueryFailure.Limit => ErrorCodes.QueryLimit,
-        _ => ErrorCodes.NotFound,
-    };
-
     public static void MapPointApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, PointQueries points)
     {
         var group = app.MapGroup("/api").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: false, next));
@@ -118,9 +103,9 @@ internal static class PointEndpoints
                 await foreach (var line in lines.Reader.ReadAllAsync(ct).ConfigureAwait(false))
                     await WriteLineAsync(stream, line, ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is QueryException or ApiException or IOException or Wayback.Storage.StorageException)
+            catch (Exception e) when (e is DomainException or ApiException or IOException or Wayback.Storage.StorageException)
             {
-                string code = e switch { QueryException q => CodeOf(q), ApiException a => a.Code, _ => ErrorCodes.Internal };
+                string code = e switch { DomainException d => ErrorMapping.ToApi(d).Code, ApiException a => a.Code, _ => ErrorCodes.Internal };
                 await WriteLineAsync(stream, new { error = new { code, error = e.Message } }, ct).ConfigureAwait(false);
             }
         });

@@ -52,10 +52,6 @@ internal static class ProtocolEndpoints
         {
             return ApiResults.Error(400, ErrorCodes.BadRequest, e.Message);
         }
-        catch (Points.QueryException e)
-        {
-            return ApiResults.Error(PointEndpoints.StatusOf(e), PointEndpoints.CodeOf(e), e.Message);
-        }
         catch (LtxException e)
         {
             return ApiResults.Error(500, ErrorCodes.Internal, "stored data failed verification: " + e.Message);

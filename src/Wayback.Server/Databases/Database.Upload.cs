@@ -38,11 +38,7 @@ internal sealed partial class Database
             await _lock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
-                if (Deleted)
-                    throw new NotFoundException($"database '{Name}' was deleted");
-                ThrowIfTrashed();
-                ThrowIfOffline();
-                _engine.Disk.ThrowIfSealsWait();
+                ThrowIfNotWritable();
                 // From here on the work is bounded and must not stop half-way because a client went away.
                 await EnsurePagesAsync(CancellationToken.None).ConfigureAwait(false);
                 var current = _pos;

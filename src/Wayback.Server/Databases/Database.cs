@@ -289,6 +289,16 @@ internal sealed partial class Database
 
     // ---------------------------------------------------------------- ingest
 
+    /// <summary>Refuses a write to a database that is deleted, in the trash, offline, or whose seals wait for disk.</summary>
+    internal void ThrowIfNotWritable()
+    {
+        if (Deleted)
+            throw new NotFoundException($"database '{Name}' was deleted");
+        ThrowIfTrashed();
+        ThrowIfOffline();
+        _engine.Disk.ThrowIfSealsWait();
+    }
+
     /// <summary>
     /// Accepts the LTX files of one request, received whole beforehand (<paramref name="body"/>; with
     /// <paramref name="lengths"/> their byte lengths, which add up to it): each must follow the position the one
@@ -302,11 +312,7 @@ internal sealed partial class Database
         await _lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (Deleted)
-                throw new NotFoundException($"database '{Name}' was deleted");
-            ThrowIfTrashed();
-            ThrowIfOffline();
-            _engine.Disk.ThrowIfSealsWait();
+            ThrowIfNotWritable();
             if (BufferedBytes > _engine.Options.MaxBufferBytes)
                 throw new StorageUnavailableException($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
             await EnsurePagesAsync(ct).ConfigureAwait(false);

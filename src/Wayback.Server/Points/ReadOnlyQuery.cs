@@ -12,7 +12,7 @@ public sealed record QueryLimits(TimeSpan Time, int Rows, long Bytes)
 }
 
 /// <summary>A query refused or stopped: <see cref="Kind"/> says which (the edge maps it to an HTTP answer).</summary>
-public sealed class QueryException(QueryFailure kind, string message) : Exception(message)
+public sealed class QueryException(QueryFailure kind, string message) : Databases.DomainException(message)
 {
     public QueryFailure Kind { get; } = kind;
 }
