@@ -1,7 +1,6 @@
 using Wayback.Agent.Capture;
 using Wayback.Agent.Journal;
 using Wayback.Ltx;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

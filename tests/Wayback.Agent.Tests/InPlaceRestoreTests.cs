@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

@@ -1,7 +1,6 @@
 using Wayback.Agent.Journal;
 using Wayback.Agent.Replication;
 using Wayback.Agent.Shipping;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

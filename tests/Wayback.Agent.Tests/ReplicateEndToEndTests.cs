@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Wayback.Agent.Journal;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 
@@ -87,7 +86,7 @@ public class ReplicateEndToEndTests
         using var tmp = new TempDir();
         var db = tmp.File("app.db");
         await Processes.WriterAsync("--db", db, "--rows", "0");
-        int metricsPort = ServeProcess.FreePort();
+        int metricsPort = Loopback.FreePort();
         var log = new ConcurrentQueue<string>();
         var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--metrics-addr", $"127.0.0.1:{metricsPort}");
         try
@@ -303,7 +302,7 @@ public class ReplicateEndToEndTests
         using var tmp = new TempDir();
         var db = tmp.File("app.db");
         await Processes.WriterAsync("--db", db, "--rows", "0");
-        int metricsPort = ServeProcess.FreePort();
+        int metricsPort = Loopback.FreePort();
         var log = new ConcurrentQueue<string>();
         var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--journal-limit", "64KiB", "--metrics-addr", $"127.0.0.1:{metricsPort}");
         try
