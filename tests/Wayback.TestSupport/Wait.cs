@@ -16,6 +16,14 @@ public static class Wait
         }
     }
 
+    /// <summary>Runs <paramref name="step"/> while it says there is more to do; fails if that goes on past <paramref name="limit"/>.</summary>
+    public static async Task WhileAsync(Func<Task<bool>> step, TimeSpan limit, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        while (await step())
+            Assert.True(watch.Elapsed < limit, $"still {what} after {limit.TotalSeconds:0} s");
+    }
+
     /// <inheritdoc cref="UntilAsync(Func{Task{bool}}, TimeSpan, string, TimeSpan?)"/>
     public static Task UntilAsync(Func<bool> condition, TimeSpan limit, string what, TimeSpan? poll = null) =>
         UntilAsync(() => Task.FromResult(condition()), limit, what, poll);
