@@ -1,7 +1,6 @@
 using Wayback.Agent.Capture;
 using Wayback.Agent.Journal;
 using Wayback.Ltx;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 
@@ -114,7 +113,7 @@ public class HazardTests
 
         runner = await CaptureRunner.OpenAsync(db);
         Assert.Equal(1, await runner.SyncAsync());
-        Assert.True(runner.Log.Contains("restarted while the agent was not watching") || runner.Log.Contains("emptied"), runner.Log.ToString());
+        Assert.True(runner.Capture.MissedWalRestarts == 1, runner.Log.ToString());
         var entries = JournalRestore.Entries(db);
         var resync = entries[^1];
         Assert.Equal(before + 1, resync.MinTxid);
@@ -180,10 +179,10 @@ public class HazardTests
         File.Delete(db + "-wal");
         File.Delete(db + "-shm");
         await runner.SyncAsync();
-        Assert.True(runner.Log.Contains("gone"), runner.Log.ToString());
+        Assert.True(runner.Capture.Problem is not null, runner.Log.ToString()); // degraded: the file is missing
         await Processes.WriterAsync("--db", db, "--rows", "7", "--start", "1000");
         await runner.SyncAsync();
-        Assert.True(runner.Log.Contains("was replaced"), runner.Log.ToString());
+        Assert.True(runner.Capture.Replacements == 1, runner.Log.ToString());
         await Processes.WriterAsync("--db", db, "--rows", "3");
         await runner.SyncAsync();
         await AssertJournalEqualsDatabaseAsync(tmp, db, runner);
@@ -244,8 +243,8 @@ public class HazardTests
 
         runner = await CaptureRunner.OpenAsync(db);
         await runner.SyncAsync();
+        // The error is what a user reads to learn the application left WAL mode: its wording is the product.
         Assert.True(runner.Log.Contains("not in WAL mode (journal_mode=delete)"), runner.Log.ToString());
-        Assert.True(runner.Log.Contains("switched the database back to WAL mode"), runner.Log.ToString());
         Assert.Contains("wal", await Processes.Sqlite3Async(db, "PRAGMA journal_mode;"));
         await Processes.WriterAsync("--db", db, "--rows", "3");
         await runner.SyncAsync();
@@ -390,8 +389,8 @@ public class CheckpointTests
                 await runner.SyncAsync(); // nothing new: the agent checkpoints and truncates the WAL
                 Assert.Equal(0, new FileInfo(db + "-wal").Length);
             }
-            Assert.True(runner.Log.Contains("truncated the WAL"), runner.Log.ToString());
-            Assert.False(runner.Log.Contains("not watching"), runner.Log.ToString());
+            Assert.True(runner.Capture.WalTruncations >= 3, runner.Log.ToString()); // one a round at least
+            Assert.True(runner.Capture.MissedWalRestarts == 0, runner.Log.ToString());
             Assert.Equal(1, runner.Capture.Resyncs); // the first sync's snapshot only
             Assert.Equal(121UL, runner.Capture.Txid); // one TXID per row
             // Reading SQLite's shared index never costs the agent its locks (closing any descriptor of the -shm

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 
@@ -118,7 +117,7 @@ public sealed class HostedAgentTests
 
         public static async Task<SampleApp> StartAsync(ServeProcess server, string db, string? lagWarning = null)
         {
-            string url = $"http://127.0.0.1:{ServeProcess.FreePort()}";
+            string url = $"http://127.0.0.1:{Loopback.FreePort()}";
             var env = server.AgentEnv();
             env["NotesDb"] = db;
             env["ASPNETCORE_URLS"] = url;

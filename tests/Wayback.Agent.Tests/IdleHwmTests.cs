@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using Wayback.Ltx.Tests;
-using Wayback.Server.Tests;
 
 namespace Wayback.Agent.Tests;
 
@@ -24,7 +22,7 @@ public sealed class IdleHwmTests
             using var tmp = new TempDir();
             var db = tmp.File("app.db");
             await Processes.WriterAsync("--db", db, "--rows", "0");
-            int metricsPort = ServeProcess.FreePort();
+            int metricsPort = Loopback.FreePort();
             var log = new ConcurrentQueue<string>();
             var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--metrics-addr", $"127.0.0.1:{metricsPort}");
             try

@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 
@@ -73,7 +72,8 @@ public class InPlaceRestoreTests
         await Processes.WriterAsync("--db", db, "--rows", "0");
         var keeper = await Processes.StartKeeperAsync(db);
         var log = new ConcurrentQueue<string>();
-        var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db);
+        int metricsPort = Loopback.FreePort();
+        var agent = Processes.StartWayback(log, server.AgentEnv(), "replicate", db, "--metrics-addr", $"127.0.0.1:{metricsPort}");
         try
         {
             await WaitForServerAsync(server, 1, log);
@@ -129,7 +129,8 @@ public class InPlaceRestoreTests
 
             // The agent continues the server's history: the restore's TXID, then one with the page SQLite's backup changed.
             await WaitForServerAsync(server, 303, log);
-            Assert.Contains(log, l => l.Contains("applied the in-place restore"));
+            using (var http = new HttpClient())
+                Assert.Contains("wayback_agent_restores_applied_total{db=\"app.db\"} 1\n", await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics"));
 
             // The application keeps writing; nothing forks.
             var writer = await Processes.WriterAsync("--db", db, "--rows", "40", "--rate", "200");

@@ -1,6 +1,5 @@
 using Wayback.Agent.Journal;
 using Wayback.Ltx;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

@@ -4,7 +4,6 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

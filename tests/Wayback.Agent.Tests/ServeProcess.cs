@@ -1,10 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 
@@ -38,18 +35,11 @@ public sealed class ServeProcess : IAsyncDisposable
     /// <summary>An HTTP client authorised for the test cluster.</summary>
     public HttpClient Http { get; }
 
-    public static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     /// <summary>Starts the server; <paramref name="serveArgs"/> are added to <c>wayback serve</c> (e.g. an S3 bucket).</summary>
     public static async Task<ServeProcess> StartAsync(params string[] serveArgs)
     {
         var data = new TempDir();
-        int port = FreePort();
+        int port = Loopback.FreePort();
         var log = new ConcurrentQueue<string>();
         string url = $"http://127.0.0.1:{port}";
         var p = await LaunchAsync(data.Path, url, log, serveArgs);
@@ -80,23 +70,7 @@ public sealed class ServeProcess : IAsyncDisposable
     private static async Task<Process> LaunchAsync(string data, string url, ConcurrentQueue<string> log, string[] serveArgs)
     {
         var p = Processes.Start("dotnet", [Processes.WaybackDll, "serve", "--data", data, "--listen", url["http://".Length..], "--admin-token", AdminToken, .. serveArgs], log: log);
-        using var admin = new HttpClient { BaseAddress = new Uri(url) };
-        admin.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            Assert.False(p.HasExited, "wayback serve exited at startup:\n" + string.Join("\n", log));
-            try
-            {
-                if ((await admin.GetAsync("/healthz")).IsSuccessStatusCode)
-                    break;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "wayback serve did not start");
-            await Task.Delay(100);
-        }
+        await Loopback.WaitHealthyAsync(p, url, log);
         return p;
     }
 

@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Wayback.Agent.Journal;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

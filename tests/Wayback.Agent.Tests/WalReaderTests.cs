@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using Wayback.Agent.Wal;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Agent.Tests;
 

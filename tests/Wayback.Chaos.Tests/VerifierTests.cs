@@ -1,4 +1,3 @@
-using Wayback.Agent.Tests;
 using Wayback.Chaos;
 
 namespace Wayback.Chaos.Tests;

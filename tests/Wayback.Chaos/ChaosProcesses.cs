@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Wayback.Agent.Tests;
 
 namespace Wayback.Chaos;
 
@@ -60,7 +59,7 @@ public sealed class ChaosServer : ChaosProcess
 
     public ChaosServer(string dataDir, string[] storeArgs, Dictionary<string, string>? env) : base("server")
     {
-        int port = Ports.Free();
+        int port = Loopback.FreePort();
         Url = $"http://127.0.0.1:{port}";
         _args = [Processes.WaybackDll, "serve", "--data", dataDir, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken, .. storeArgs];
         _env = env;

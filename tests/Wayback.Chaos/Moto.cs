@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using Wayback.Agent.Tests;
 
 namespace Wayback.Chaos;
 
@@ -37,7 +36,7 @@ public sealed class Moto : IAsyncDisposable
         var exe = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Select(d => Path.Combine(d, "moto_server")).FirstOrDefault(File.Exists)
             ?? throw new ChaosSetupException("moto_server is not on PATH: install it with `pip install \"moto[server]\"` (test.sh does)");
-        int port = Ports.Free();
+        int port = Loopback.FreePort();
         var log = new ConcurrentQueue<string>();
         var p = Processes.Start(exe, ["-H", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], log: log);
         var moto = new Moto(p, port, log);

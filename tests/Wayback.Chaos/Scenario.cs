@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Wayback.Agent.Tests;
 
 namespace Wayback.Chaos;
 

@@ -7,16 +7,6 @@ namespace Wayback.Chaos;
 /// <summary>The suite could not set itself up (a missing program, a process that would not start).</summary>
 public sealed class ChaosSetupException(string message) : Exception(message);
 
-internal static class Ports
-{
-    public static int Free()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-}
-
 internal static class Wait
 {
     /// <summary>

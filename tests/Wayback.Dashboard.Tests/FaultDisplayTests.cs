@@ -61,13 +61,6 @@ public sealed class FaultDisplayTests(BrowserFixture browser)
         Assert.Empty(errors);
     }
 
-    private static async Task WaitAsync(string what, Func<bool> condition)
-    {
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"waited 60 s for {what}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task WaitAsync(string what, Func<bool> condition) =>
+        Wait.UntilAsync(condition, TimeSpan.FromSeconds(60), what, TimeSpan.FromMilliseconds(100));
 }

@@ -84,7 +84,7 @@ public sealed class HistoryChartTests(BrowserFixture browser) : IAsyncLifetime
         Assert.Equal($"app.txid-{last}.db", download.SuggestedFilename);
         string file = _db.TempFile("admin-latest.db");
         await download.SaveAsAsync(file);
-        Assert.Equal("ok", await Processes.Sqlite3Async(file, "PRAGMA integrity_check;"));
+        Assert.Equal("ok", (await Processes.Sqlite3Async(file, "PRAGMA integrity_check;")).Trim());
         Assert.Equal(await _db.ServerRowsAsync(null), await ReplicatedDatabase.RowsAsync(file));
     }
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Dashboard.Tests;
 

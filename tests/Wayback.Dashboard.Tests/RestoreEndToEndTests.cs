@@ -165,13 +165,13 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         Assert.Equal($"app.txid-{beforeTxid}.db", download.SuggestedFilename);
         string file = _db.TempFile("downloaded.db");
         await download.SaveAsAsync(file);
-        Assert.Equal("ok", await Processes.Sqlite3Async(file, "PRAGMA integrity_check;"));
+        Assert.Equal("ok", (await Processes.Sqlite3Async(file, "PRAGMA integrity_check;")).Trim());
         Assert.Equal(40, await ReplicatedDatabase.RowsAsync(file));
         await Expect(page.Locator(".download-status")).ToContainTextAsync($"Saved app.txid-{beforeTxid}.db");
         // Downloading changed nothing on the server or in the live database.
         Assert.Equal(settled, await _db.ServerTxidAsync());
         Assert.Equal(70, await _db.LiveRowsAsync());
-        Assert.Equal("ok", await Processes.Sqlite3Async(_db.Path, ".timeout 5000\nPRAGMA integrity_check;"));
+        Assert.Equal("ok", (await Processes.Sqlite3Async(_db.Path, ".timeout 5000\nPRAGMA integrity_check;")).Trim());
 
         Assert.Empty(errors);
     }

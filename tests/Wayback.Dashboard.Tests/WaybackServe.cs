@@ -1,10 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
-using Wayback.Ltx.Tests;
 
 namespace Wayback.Dashboard.Tests;
 
@@ -40,17 +37,10 @@ public sealed class WaybackServe : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     public static async Task<WaybackServe> StartAsync(params string[] extraArgs)
     {
         var data = new TempDir();
-        string url = $"http://127.0.0.1:{FreePort()}";
+        string url = $"http://127.0.0.1:{Loopback.FreePort()}";
         var log = new ConcurrentQueue<string>();
         var p = await LaunchAsync(data.Path, url, log, extraArgs);
         return new WaybackServe(p, url, data, log, extraArgs);
@@ -64,22 +54,8 @@ public sealed class WaybackServe : IAsyncDisposable
             "--l1-window", "1s", "--l2-window", "4s", "--l3-window", "12s", "--snapshot-interval", "8s", .. extraArgs,
         ];
         var p = Processes.Start("dotnet", args, log: log);
-        using var http = new HttpClient { BaseAddress = new Uri(url) };
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            Assert.False(p.HasExited, "wayback serve exited at startup:\n" + string.Join("\n", log));
-            try
-            {
-                if ((await http.GetAsync("/healthz")).IsSuccessStatusCode)
-                    return p;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), "wayback serve did not start:\n" + string.Join("\n", log));
-            await Task.Delay(100);
-        }
+        await Loopback.WaitHealthyAsync(p, url, log);
+        return p;
     }
 
     public HttpClient Client(string token)

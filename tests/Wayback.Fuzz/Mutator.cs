@@ -67,7 +67,8 @@ public static class Mutator
 
     public static Mutant Mutate(Random r, Seed seed)
     {
-        while (true)
+        // Bounded: a seed no mutation changes would otherwise spin forever.
+        for (int attempt = 0; attempt < 10_000; attempt++)
         {
             var m = r.Next(20) switch
             {
@@ -79,6 +80,7 @@ public static class Mutator
             if (!m.Bytes.AsSpan().SequenceEqual(seed.Bytes))
                 return m;
         }
+        throw new InvalidOperationException($"10000 mutations of a {seed.Bytes.Length}-byte seed all left it unchanged");
     }
 
     /// <summary>One to four blind byte mutations.</summary>

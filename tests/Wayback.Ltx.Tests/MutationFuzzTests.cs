@@ -443,12 +443,14 @@ public class MutationFuzzTests(ITestOutputHelper output)
         /// <summary>A mutant that differs from the original (a byte set to the value it had is not a mutation).</summary>
         public static (byte[] Mutant, string What) Mutate(Random r, Original o)
         {
-            while (true)
+            // Bounded: an input no mutation changes would otherwise spin forever.
+            for (int attempt = 0; attempt < 10_000; attempt++)
             {
                 var (mutant, what) = MutateOnce(r, o);
                 if (!mutant.AsSpan().SequenceEqual(o.Bytes))
                     return (mutant, what);
             }
+            throw new InvalidOperationException($"10000 mutations of a {o.Bytes.Length}-byte input all left it unchanged");
         }
 
         private static (byte[] Mutant, string What) MutateOnce(Random r, Original o)

@@ -108,13 +108,6 @@ public sealed class DatabaseFaultTests
         return await resp.Content.ReadAsStringAsync();
     }
 
-    internal static async Task WaitAsync(string what, Func<Task<bool>> condition, int seconds = 60)
-    {
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(seconds), $"waited {seconds} s for {what}");
-            await Task.Delay(100);
-        }
-    }
+    internal static Task WaitAsync(string what, Func<Task<bool>> condition, int seconds = 60) =>
+        Wait.UntilAsync(condition, TimeSpan.FromSeconds(seconds), what, TimeSpan.FromMilliseconds(100));
 }

@@ -142,13 +142,6 @@ public sealed class FaultTests(MotoServer moto)
         return await resp.Content.ReadAsStringAsync();
     }
 
-    internal static async Task WaitForAsync(Func<Task<bool>> condition, int seconds = 20)
-    {
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(seconds), "condition not met in time");
-            await Task.Delay(100);
-        }
-    }
+    internal static Task WaitForAsync(Func<Task<bool>> condition, int seconds = 20) =>
+        Wait.UntilAsync(condition, TimeSpan.FromSeconds(seconds), "the server to reach the state the test expects", TimeSpan.FromMilliseconds(100));
 }

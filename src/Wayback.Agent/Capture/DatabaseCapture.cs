@@ -126,6 +126,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>Microseconds the agent has held SQLite's write lock (commits of the application wait meanwhile).</summary>
     public long WriteLockMicroseconds { get; private set; }
     public long Resyncs { get; private set; }
+    /// <summary>Times the WAL was restarted or emptied while the agent was not watching (each makes a comparison).</summary>
+    public long MissedWalRestarts { get; private set; }
+    /// <summary>Times the database file was replaced (deleted and recreated, or another file moved in).</summary>
+    public long Replacements { get; private set; }
+    /// <summary>Times the agent truncated a WAL that had grown past its limit.</summary>
+    public long WalTruncations { get; private set; }
     public long WalBytes { get; private set; }
 
     private const string FirstSync = "first sync: sending a snapshot";
@@ -300,6 +306,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             {
                 _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
                 _resyncReason ??= "the database file was replaced";
+                Replacements++;
             }
             _fileId = id;
             _wasMissing = false;
@@ -312,6 +319,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             OpenSession();
             _fileId = id;
             _resyncReason ??= "the database file was replaced";
+            Replacements++;
         }
         return true;
     }
@@ -456,6 +464,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 return 0;
             }
             _resyncReason = "the WAL was emptied (truncated) while the agent was not watching";
+            MissedWalRestarts++;
             return 0;
         }
         if (_pages is not null && header.Value.PageSize != _pages.PageSize)
@@ -473,6 +482,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             {
                 _resyncReason = $"the WAL was restarted while the agent was not watching (salt-1 {_cursor?.Salt1:x8} -> {header.Value.Salt1:x8}" +
                     $"{(_genTrusted ? "" : ", not held")})";
+                MissedWalRestarts++;
                 return 0;
             }
             _cursor = WalCursor.Start(header.Value);
@@ -880,6 +890,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 _truncatedClean = WalBytes == 0 && SharedIndexSalt1() == unchecked(_cursor!.Value.Salt1 + 1);
                 _truncatedByUs = true;
                 _genTrusted = true;
+                WalTruncations++;
                 _log.Info($"{_name}: truncated the WAL (it had grown past {_options.TruncateWalBytes >> 20} MiB)");
             }
         }

@@ -21,6 +21,14 @@ public sealed class DatabaseMetrics(string path, string name)
     public long Resyncs;
     public long Checkpoints;
     public long WalRestarts;
+    public long MissedWalRestarts;
+    public long Replacements;
+    public long WalTruncations;
+    /// <summary>Times the server's position was one the journal holds and the agent resent what follows it.</summary>
+    public long Resends;
+    /// <summary>Times the journal no longer reached the server's position and the agent sent the pages that differ.</summary>
+    public long PageDiffs;
+    public long RestoresApplied;
     public long WriteLockMicroseconds;
     /// <summary>Unix milliseconds of the oldest captured transaction the server has not acknowledged (0: none).</summary>
     public long OldestUnacknowledgedMs;

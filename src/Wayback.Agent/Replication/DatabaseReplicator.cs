@@ -227,6 +227,10 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         Volatile.Write(ref Metrics.Resyncs, capture.Resyncs);
         Volatile.Write(ref Metrics.Checkpoints, capture.CheckpointCount);
         Volatile.Write(ref Metrics.WalRestarts, capture.WalRestarts);
+        Volatile.Write(ref Metrics.MissedWalRestarts, capture.MissedWalRestarts);
+        Volatile.Write(ref Metrics.Replacements, capture.Replacements);
+        Volatile.Write(ref Metrics.WalTruncations, capture.WalTruncations);
+        Volatile.Write(ref Metrics.RestoresApplied, _restores is { } restores ? Volatile.Read(ref restores.Applied) : 0);
         Volatile.Write(ref Metrics.WriteLockMicroseconds, capture.WriteLockMicroseconds);
         Volatile.Write(ref Metrics.WalBytes, capture.WalBytes);
         Volatile.Write(ref Metrics.Degraded, capture.Problem is null ? 0 : 1);
@@ -434,6 +438,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         var known = _journal!.Entries().FirstOrDefault(e => e.MaxTxid == server.Txid && e.PostApplyChecksum == server.Checksum);
         if (known is not null && _journal.After(server.Txid, 1, long.MaxValue) is [var next] && Follows(next, server))
         {
+            Interlocked.Increment(ref Metrics.Resends);
             _log.Info($"{_target.Name}: {why}; the server is at TXID {server.Txid}, resending from the journal");
             return;
         }
@@ -495,6 +500,8 @@ public sealed class DatabaseReplicator : IAsyncDisposable
                 if (pages.Checksum != server.Checksum)
                     pages = null;
             }
+            if (pages is not null)
+                Interlocked.Increment(ref Metrics.PageDiffs);
             RequestResync(pages is null
                 ? new ResyncRequest(server.Txid, server.Checksum, null, $"{_pendingDiffWhy}; the server's state at TXID {server.Txid} could not be read, sending a snapshot")
                 : new ResyncRequest(server.Txid, server.Checksum, pages,

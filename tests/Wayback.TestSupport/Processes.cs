@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Wayback.Agent.Tests;
+namespace Wayback.TestSupport;
 
 /// <summary>Separate processes the tests drive: the sqlite3 CLI, the test writer, the wayback CLI.</summary>
 public static class Processes
@@ -61,7 +61,8 @@ public static class Processes
     public static async Task<Result> WaybackAsync(IDictionary<string, string>? env, params string[] args) =>
         await RunAsync("dotnet", [WaybackDll, .. args], env: env);
 
-    public static Process Start(string file, string[] args, IDictionary<string, string>? env = null, System.Collections.Concurrent.ConcurrentQueue<string>? log = null)
+    /// <summary>Starts a process without waiting; its stdout and stderr lines go to <paramref name="log"/>.</summary>
+    public static Process Start(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, System.Collections.Concurrent.ConcurrentQueue<string>? log = null)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args)

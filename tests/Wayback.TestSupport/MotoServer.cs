@@ -5,7 +5,7 @@ using Amazon.Runtime;
 using Amazon.S3;
 using Amazon.S3.Model;
 
-namespace Wayback.Server.Tests;
+namespace Wayback.TestSupport;
 
 /// <summary>
 /// A real S3 API server for the server's S3 tests: <c>moto_server</c> on a free loopback port (or

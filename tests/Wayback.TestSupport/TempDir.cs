@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace Wayback.Ltx.Tests;
+namespace Wayback.TestSupport;
 
 /// <summary>A temporary directory removed when the test ends.</summary>
 public sealed class TempDir : IDisposable
