@@ -21,4 +21,7 @@ public static class ErrorCodes
     public const string QueryRefused = "EQUERYREFUSED";
     public const string BadQuery = "EBADQUERY";
     public const string QueryLimit = "EQUERYLIMIT";
+
+    /// <summary>With two servers on one bucket: no leader takes writes now (one is being chosen); try again after <c>Retry-After</c>.</summary>
+    public const string NoLeader = "ENOLEADER";
 }

@@ -25,8 +25,11 @@ public sealed class WaybackServer : IAsyncDisposable
     private readonly IObjectStore _store;
     private bool _disposed;
 
-    private WaybackServer(WebApplication app, IObjectStore store, ILeadership leadership, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
+    private readonly RoleSwitch? _roles;
+
+    private WaybackServer(WebApplication app, IObjectStore store, ILeadership leadership, RoleSwitch? roles, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
     {
+        _roles = roles;
         _app = app;
         _store = store;
         Leadership = leadership;
@@ -146,9 +149,13 @@ public sealed class WaybackServer : IAsyncDisposable
         var registry = new ClusterRegistry(store, adminToken);
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
+        var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;
         try
         {
-            await dbs.LoadAsync(ct).ConfigureAwait(false);
+            if (roles is not null)
+                await roles.LoadAsync(ct).ConfigureAwait(false);
+            else
+                await dbs.LoadAsync(ct).ConfigureAwait(false);
         }
         catch
         {
@@ -159,11 +166,13 @@ public sealed class WaybackServer : IAsyncDisposable
         }
 
         // Routing first, so the name guard sees route values; it refuses bad names before any endpoint runs.
+        if (roles is not null)
+            LeaderForwarding.Use(app, new LeaderForwarding(leadership, roles, log));
         app.UseRouting();
         app.UseNameGuard();
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
-        app.MapOps(registry, dbs, metrics);
+        app.MapOps(registry, dbs, metrics, leadership);
         app.MapCatalogApi(registry, dbs);
         app.MapRestoreApi(registry, dbs);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
@@ -171,8 +180,11 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapControlPlane(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
-        dbs.Start();
-        var server = new WaybackServer(app, store, leadership, dbs, registry, adminToken, generated, options);
+        if (roles is not null)
+            roles.Start();
+        else
+            dbs.Start();
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options);
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
@@ -231,6 +243,8 @@ public sealed class WaybackServer : IAsyncDisposable
             return;
         _disposed = true;
         await _app.StopAsync().ConfigureAwait(false);
+        if (_roles is not null)
+            await _roles.DisposeAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);
         if (!_store.Capabilities.IsLocal)
         {

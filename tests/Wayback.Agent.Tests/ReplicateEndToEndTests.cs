@@ -17,7 +17,7 @@ public class ReplicateEndToEndTests
         return r;
     }
 
-    private static async Task AssertServerEqualsDatabaseAsync(ServeProcess server, TempDir tmp, string db, string name)
+    internal static async Task AssertServerEqualsDatabaseAsync(ServeProcess server, TempDir tmp, string db, string name)
     {
         await JournalRestore.CheckpointAsync(db);
         var latest = await server.DownloadAsync(name, null, tmp.File("server-latest.db"));
@@ -26,7 +26,7 @@ public class ReplicateEndToEndTests
     }
 
     /// <summary>Every sampled TXID restores to a prefix of the rows, and later TXIDs never hold fewer rows.</summary>
-    private static async Task AssertEveryTxidIsAPrefixAsync(ServeProcess server, TempDir tmp, string name, ulong last, int samples)
+    internal static async Task AssertEveryTxidIsAPrefixAsync(ServeProcess server, TempDir tmp, string name, ulong last, int samples)
     {
         var rng = new Random(11);
         var txids = new SortedSet<ulong> { 1, Math.Min(2, last), last };

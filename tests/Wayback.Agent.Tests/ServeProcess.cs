@@ -51,6 +51,49 @@ public sealed class ServeProcess : IAsyncDisposable
         return new ServeProcess(p, url, data, doc.RootElement.GetProperty("token").GetString()!, log, serveArgs);
     }
 
+    /// <summary>
+    /// Starts a second server on a bucket another one already serves (<c>--ha</c>): the cluster is the first one's, so
+    /// none is created; <paramref name="clusterToken"/> is that cluster's token.
+    /// </summary>
+    public static async Task<ServeProcess> JoinAsync(string clusterToken, params string[] serveArgs)
+    {
+        var data = new TempDir();
+        int port = Loopback.FreePort();
+        var log = new ConcurrentQueue<string>();
+        string url = $"http://127.0.0.1:{port}";
+        var p = await LaunchAsync(data.Path, url, log, serveArgs);
+        return new ServeProcess(p, url, data, clusterToken, log, serveArgs);
+    }
+
+    /// <summary>Deletes everything in the data directory (a machine whose disk is gone).</summary>
+    public void DeleteData()
+    {
+        Directory.Delete(_data.Path, recursive: true);
+        Directory.CreateDirectory(_data.Path);
+    }
+
+    /// <summary>Sends a signal by name (STOP, CONT) with the <c>kill</c> command.</summary>
+    public async Task SignalAsync(string signal)
+    {
+        var r = await Processes.RunAsync("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.True(r.ExitCode == 0, $"kill -{signal} {_process.Id}: {r.Stderr}");
+    }
+
+    /// <summary>What <c>/healthz</c> says: the role (leader, standby, single) and the epoch; null when it does not answer.</summary>
+    public async Task<(string Role, long Epoch)?> RoleAsync()
+    {
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+            using var doc = JsonDocument.Parse(await http.GetStringAsync(Url + "/healthz"));
+            return (doc.RootElement.GetProperty("role").GetString()!, doc.RootElement.GetProperty("epoch").GetInt64());
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Kills the server (SIGKILL); its data stays for <see cref="RestartAsync"/>.</summary>
     public async Task KillAsync()
     {

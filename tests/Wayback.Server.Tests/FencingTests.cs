@@ -101,27 +101,30 @@ public sealed class FencingTests(MotoServer moto)
         foreach (var o in stored)
             Assert.Equal(1, (await bucketView.StatAsync(o.Key))!.Epoch);
 
-        // The lease stops being renewed: the server stops writing, but neither the store nor the database is at fault.
+        // The lease stops being renewed: the server stops writing and becomes a standby (no other leader to forward
+        // to: writes are refused with ENOLEADER), but neither the store nor the database is at fault.
         lease!.Pause();
         await WaitForAsync(() => Task.FromResult(!s.Server.Leadership.MayWrite), Duration * 2, "the server to stop writing");
-        var (status, body, _) = await s.WriteAsync(token, "db", model.Tx());
-        Assert.Equal(200, status); // durable in the local buffer
-        ulong txid = model.Txid;
-        await Task.Delay(TimeSpan.FromMilliseconds(600)); // several upload attempts
-        Assert.True(Convert.ToUInt64(body.GetProperty("hwm").GetString(), 16) < txid);
+        await WaitForAsync(() => Task.FromResult(s.Server.Leadership.Role == ServerRole.Standby), Duration * 2, "the server to become a standby");
+        var tx = model.Tx();
+        var (status, body, _) = await s.WriteAsync(token, "db", tx);
+        Assert.Equal(503, status);
+        Assert.Equal(Wayback.Protocol.ErrorCodes.NoLeader, body.GetProperty("code").GetString());
         using (var health = await s.Http.GetAsync("/healthz"))
         {
             var json = JsonDocument.Parse(await health.Content.ReadAsStringAsync()).RootElement;
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-            Assert.Equal(("up", 0), (json.GetProperty("store").GetString(), json.GetProperty("faultyDatabases").GetInt32()));
+            Assert.Equal(("up", 0, "standby"), (json.GetProperty("store").GetString(), json.GetProperty("faultyDatabases").GetInt32(), json.GetProperty("role").GetString()));
         }
 
         // Renewals answer again: nobody else took the lease, so after a whole duration the server takes it back
-        // under the next epoch, and the held-back upload goes out carrying it.
+        // under the next epoch; the write sent again (as an agent does) is uploaded carrying it.
         lease.Resume();
         await WaitForAsync(() => Task.FromResult(s.Server.Leadership.MayWrite), Duration * 4, "the server to lead again");
         Assert.Equal(2, s.Server.Leadership.Epoch);
-        await WaitForAsync(async () => (await bucketView.ListAsync("clusters/prod/dbs/db/").ToListAsync()).Count > stored.Count, TimeSpan.FromSeconds(10), "the held-back upload");
+        await WaitForAsync(async () => (await s.WriteAsync(token, "db", tx)).Status == 200, TimeSpan.FromSeconds(10), "the leader to take the write sent again");
+        await s.Server.FlushAsync();
+        await WaitForAsync(async () => (await bucketView.ListAsync("clusters/prod/dbs/db/").ToListAsync()).Count > stored.Count, TimeSpan.FromSeconds(10), "the upload under the new epoch");
         var uploaded = (await bucketView.ListAsync("clusters/prod/dbs/db/").ToListAsync()).Select(o => o.Key).Except(stored.Select(o => o.Key)).First();
         Assert.Equal(2, (await bucketView.StatAsync(uploaded))!.Epoch);
     }

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Wayback.Server.Clusters;
 using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
+using Wayback.Server.Leadership;
 using Wayback.Storage;
 
 namespace Wayback.Server.Api;
@@ -11,18 +12,22 @@ namespace Wayback.Server.Api;
 /// <summary><c>/healthz</c> (no token) and <c>/metrics</c> (admin token; Prometheus text format).</summary>
 internal static class OpsEndpoints
 {
-    public static void MapOps(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerMetrics metrics)
+    public static void MapOps(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerMetrics metrics, ILeadership leadership)
     {
         app.MapGet("/healthz", () =>
         {
             // The server and its store only: a database's own fault shows on that database, never here as a failure.
+            // A healthy standby is healthy too (200): a load balancer may send it anything, it forwards the writes.
             bool up = metrics.Get("wayback_store_up") > 0;
             var live = dbs.All.Where(d => d.Exists).ToList();
-            return TypedResults.Json(new { status = up ? "ok" : "degraded", store = up ? "up" : "failing", databases = live.Count, faultyDatabases = live.Count(d => d.Faults.Count > 0) },
-                ApiResults.Json, statusCode: up ? 200 : 503);
+            return TypedResults.Json(new
+            {
+                status = up ? "ok" : "degraded", store = up ? "up" : "failing", databases = live.Count, faultyDatabases = live.Count(d => d.Faults.Count > 0),
+                role = RoleName(leadership.Role), epoch = leadership.Epoch, leader = leadership.Leader?.Url.ToString(),
+            }, ApiResults.Json, statusCode: up ? 200 : 503);
         });
 
-        app.MapGet("/metrics", () => TypedResults.Text(Render(dbs, metrics), "text/plain; version=0.0.4; charset=utf-8"))
+        app.MapGet("/metrics", () => TypedResults.Text(Render(dbs, metrics, leadership), "text/plain; version=0.0.4; charset=utf-8"))
             .AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: true, next));
     }
 
@@ -52,11 +57,18 @@ internal static class OpsEndpoints
         m.Describe("wayback_store_errors_total", "counter", "Failed object-store requests by kind.");
         m.Describe("wayback_store_retries_total", "counter", "Object-store requests retried.");
         m.Describe("wayback_store_bytes_written_total", "counter", "Bytes written to the object store.");
+        m.Describe("wayback_role", "gauge", "1 for this server's role (single, leader, standby; see --ha).");
+        m.Describe("wayback_lease_epoch", "gauge", "The lease epoch this server writes under while it leads (0 for a single server; with --ha, the last epoch it held).");
     }
 
-    private static string Render(DatabaseManager dbs, ServerMetrics metrics)
+    private static string RoleName(ServerRole role) => role.ToString().ToLowerInvariant();
+
+    private static string Render(DatabaseManager dbs, ServerMetrics metrics, ILeadership leadership)
     {
         var extra = new List<(string, double)>();
+        foreach (var role in Enum.GetValues<ServerRole>())
+            extra.Add((ServerMetrics.Series("wayback_role", [("role", RoleName(role))]), leadership.Role == role ? 1 : 0));
+        extra.Add(("wayback_lease_epoch", leadership.Epoch));
         foreach (var d in dbs.All.Where(d => d.Exists))
         {
             (string, string)[] l = [("cluster", d.Cluster), ("db", d.Name)];

@@ -44,15 +44,21 @@ public sealed class ClusterRegistry
     private const string TokenPrefix = "wb_";
     private readonly IObjectStore _store;
     private readonly byte[] _adminHash;
-    private readonly ConcurrentDictionary<string, ClusterInfo> _clusters = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, TokenInfo> _tokens = new(StringComparer.Ordinal);
+    // Replaced whole by ReplaceAllAsync (a standby re-reading the store), so a reader sees one listing or the next.
+    private volatile ConcurrentDictionary<string, ClusterInfo> _clusters = new(StringComparer.Ordinal);
+    private volatile ConcurrentDictionary<string, TokenInfo> _tokens = new(StringComparer.Ordinal);
     // Deleted clusters: their tokens stay in _tokens but open nothing, since Authenticate needs the cluster in _clusters.
-    private readonly ConcurrentDictionary<string, TrashedCluster> _trash = new(StringComparer.Ordinal);
+    private volatile ConcurrentDictionary<string, TrashedCluster> _trash = new(StringComparer.Ordinal);
 
     public ClusterRegistry(IObjectStore store, string adminToken)
+        : this(store, Sha256(adminToken))
+    {
+    }
+
+    private ClusterRegistry(IObjectStore store, byte[] adminHash)
     {
         _store = store;
-        _adminHash = Sha256(adminToken);
+        _adminHash = adminHash;
     }
 
     public IEnumerable<ClusterInfo> Clusters => _clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal);
@@ -91,6 +97,20 @@ public sealed class ClusterRegistry
                     _tokens[token.Id] = token;
                 break;
         }
+    }
+
+    /// <summary>
+    /// Replaces every cluster, token and trashed cluster with those of one listing (trash markers first): a start, and
+    /// a standby's periodic re-read, where a token revoked on the leader must stop working here too.
+    /// </summary>
+    internal async Task ReplaceAllAsync(IEnumerable<(StoreKeys.Parsed Parsed, string Key)> keys, CancellationToken ct)
+    {
+        var fresh = new ClusterRegistry(_store, _adminHash);
+        foreach (var (parsed, key) in keys)
+            await fresh.LoadAsync(parsed, key, ct).ConfigureAwait(false);
+        _trash = fresh._trash;
+        _clusters = fresh._clusters;
+        _tokens = fresh._tokens;
     }
 
     /// <summary>Every token, for the local copy of the catalog a start during a store outage reads.</summary>

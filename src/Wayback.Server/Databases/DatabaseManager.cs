@@ -11,7 +11,8 @@ namespace Wayback.Server.Databases;
 /// </summary>
 internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<(string Cluster, string Db), Database> _dbs = new();
+    // Replaced whole when a standby re-reads the store (ReloadAsync): a request holds the Database it found.
+    private volatile ConcurrentDictionary<(string Cluster, string Db), Database> _dbs = new();
     private CancellationTokenSource? _stop;
     private Task? _loop;
     private Task? _reconnect;
@@ -43,8 +44,10 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     private bool InTrash(Database d) => d.TrashedAt is not null || clusters.FindTrashed(d.Cluster) is not null;
 
     // While the store has not been read, a new database is offline too: its position in the store is unknown.
-    public Database GetOrCreate(string cluster, string db) =>
-        _dbs.AddOrUpdate((cluster, db), k => new Database(engine, k.Cluster, k.Db) { Offline = _offline },
+    public Database GetOrCreate(string cluster, string db) => GetOrCreate(_dbs, cluster, db);
+
+    private Database GetOrCreate(ConcurrentDictionary<(string Cluster, string Db), Database> into, string cluster, string db) =>
+        into.AddOrUpdate((cluster, db), k => new Database(engine, k.Cluster, k.Db) { Offline = _offline },
             (k, existing) => existing.Deleted ? new Database(engine, k.Cluster, k.Db) { Offline = _offline } : existing);
 
     /// <summary>
@@ -77,28 +80,36 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         engine.Metrics.Set("wayback_store_up", 1);
     }
 
-    private async Task LoadFromStoreAsync(CancellationToken ct)
+    private Task LoadFromStoreAsync(CancellationToken ct) => LoadFromStoreAsync(_dbs, readOnly: false, ct);
+
+    /// <summary>
+    /// Rebuilds every database (and the clusters and tokens) from one listing of the store into <paramref name="into"/>.
+    /// <paramref name="readOnly"/> (a standby): no buffer is recovered and nothing is written or deleted.
+    /// </summary>
+    private async Task LoadFromStoreAsync(ConcurrentDictionary<(string Cluster, string Db), Database> into, bool readOnly, CancellationToken ct)
     {
         var (dataFiles, restoreFiles, clusterKeys, trashFiles) = await ListStoreAsync(ct).ConfigureAwait(false);
-        var trashMarkers = trashFiles.Select(t => (GetOrCreate(t.File.Cluster, t.File.Db), t.Key)).ToList();
+        var trashMarkers = trashFiles.Select(t => (GetOrCreate(into, t.File.Cluster, t.File.Db), t.Key)).ToList();
         foreach (var (f, size) in dataFiles)
-            GetOrCreate(f.Cluster, f.Db).AddStored(f, size);
+            GetOrCreate(into, f.Cluster, f.Db).AddStored(f, size);
         foreach (var r in restoreFiles)
-            GetOrCreate(r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
-        foreach (var (parsed, key) in clusterKeys)
-            await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
+            GetOrCreate(into, r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
+        await clusters.ReplaceAllAsync(clusterKeys, ct).ConfigureAwait(false);
         foreach (var (db, key) in trashMarkers)
             await db.LoadTrashMarkerAsync(key, ct).ConfigureAwait(false);
 
         // Databases that so far live only in the buffer.
-        foreach (var (cluster, db) in BufferedDatabases())
-            GetOrCreate(cluster, db);
+        if (!readOnly)
+            foreach (var (cluster, db) in BufferedDatabases())
+                GetOrCreate(into, cluster, db);
 
-        await Parallel.ForEachAsync(_dbs.Values, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct },
+        await Parallel.ForEachAsync(into.Values, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct },
             async (db, token) => await db.LoadAsync(token).ConfigureAwait(false)).ConfigureAwait(false);
+        if (readOnly)
+            return;
 
         // Data of clusters deleted halfway: finish the delete.
-        foreach (var orphan in _dbs.Values.Select(d => d.Cluster).Distinct().Where(c => clusters.Find(c) is null && clusters.FindTrashed(c) is null).ToList())
+        foreach (var orphan in into.Values.Select(d => d.Cluster).Distinct().Where(c => clusters.Find(c) is null && clusters.FindTrashed(c) is null).ToList())
         {
             engine.Log.LogWarning("cluster {Cluster} has data but no cluster.json (a delete was interrupted); deleting its data", orphan);
             await DeleteClusterDataAsync(orphan, ct).ConfigureAwait(false);
@@ -108,6 +119,43 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             clusters.ForgetToken(t.Id);
             await engine.Store.DeleteAsync(StoreKeys.Token(t.Cluster, t.Id), ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Reads the store again and replaces every database with what it holds, the way a start does. For a standby
+    /// (<paramref name="readOnly"/>, every lease-duration/2) and for a promotion: the buffer directory must hold
+    /// nothing (<see cref="DiscardBuffer"/>), and the background loop must not run.
+    /// </summary>
+    public async Task ReloadAsync(bool readOnly, CancellationToken ct)
+    {
+        var fresh = new ConcurrentDictionary<(string Cluster, string Db), Database>();
+        await LoadFromStoreAsync(fresh, readOnly, ct).ConfigureAwait(false);
+        var old = _dbs;
+        _dbs = fresh;
+        _offline = false;
+        engine.Metrics.Set("wayback_store_up", 1);
+        // Long polls on the old objects wake and read the new position.
+        foreach (var db in old.Values)
+            db.SignalChanged();
+    }
+
+    /// <summary>
+    /// Drops what the local buffer holds without uploading it (a demoted leader; a standby at start): the store
+    /// has a newer leader, and agents send again what was not made durable.
+    /// </summary>
+    public async Task DiscardBufferAsync()
+    {
+        foreach (var db in _dbs.Values.ToList())
+            await db.MarkDeletedAsync().ConfigureAwait(false);
+        DiscardBuffer();
+    }
+
+    /// <summary>Deletes the buffer directory's contents (nothing may be using it).</summary>
+    public void DiscardBuffer()
+    {
+        if (Directory.Exists(engine.BufferDirectory))
+            Directory.Delete(engine.BufferDirectory, recursive: true);
+        Directory.CreateDirectory(engine.BufferDirectory);
     }
 
     /// <summary>
@@ -252,6 +300,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         }
     }
 
+    /// <summary>Starts the background loop (uploads, compaction, retention, trash purge): the server writes.</summary>
     public void Start()
     {
         _stop = new CancellationTokenSource();
@@ -367,16 +416,20 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
         await engine.Store.DeleteAsync(marker, ct).ConfigureAwait(false);
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops the background loop and waits for it (a demotion; dispose).</summary>
+    public async Task StopAsync()
     {
-        if (_stop is not null)
-        {
-            await _stop.CancelAsync().ConfigureAwait(false);
-            if (_loop is not null)
-                await _loop.ConfigureAwait(false);
-            if (_reconnect is not null)
-                await _reconnect.ConfigureAwait(false);
-            _stop.Dispose();
-        }
+        if (_stop is null)
+            return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+            await _loop.ConfigureAwait(false);
+        if (_reconnect is not null)
+            await _reconnect.ConfigureAwait(false);
+        _stop.Dispose();
+        _stop = null;
+        _loop = _reconnect = null;
     }
+
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
 }
