@@ -8,29 +8,17 @@ namespace Wayback.Dashboard.Tests;
 
 /// <summary>The history chart draws what /api/history says; the admin token works on any cluster's database.</summary>
 [Collection("browser")]
-public sealed class HistoryChartTests(BrowserFixture browser) : IAsyncLifetime
+public sealed class HistoryChartTests(BrowserFixture browser) : ReplicatedDatabaseTest
 {
-    private WaybackServe _server = null!;
-    private string _token = null!;
-    private ReplicatedDatabase _db = null!;
-
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _server = await WaybackServe.StartAsync();
-        _token = await _server.CreateClusterAsync("prod");
-        _db = await ReplicatedDatabase.StartAsync(_server, _token);
-        await _db.WriteAsync(10);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _db.DisposeAsync();
-        await _server.DisposeAsync();
+        await base.InitializeAsync();
+        await Db.WriteAsync(10);
     }
 
     private async Task<JsonElement> HistoryAsync()
     {
-        using var http = _server.Client(_token);
+        using var http = Server.Client(Token);
         using var doc = JsonDocument.Parse(await http.GetStringAsync("/api/history?db=app.db&buckets=60"));
         return doc.RootElement.Clone();
     }
@@ -41,25 +29,25 @@ public sealed class HistoryChartTests(BrowserFixture browser) : IAsyncLifetime
         // With --snapshot-interval 8s the server stores a snapshot once its newest start point is older than
         // that and newer transactions exist: write again after the interval.
         await Task.Delay(TimeSpan.FromSeconds(9));
-        await _db.WriteAsync(10);
+        await Db.WriteAsync(10);
         var watch = Stopwatch.StartNew();
         JsonElement history;
         while ((history = await HistoryAsync()).GetProperty("snapshots").GetArrayLength() == 0)
         {
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(40), "the server stored no snapshot: " + history);
-            await _db.WriteAsync(1);
+            await Db.WriteAsync(1);
             await Task.Delay(1000);
         }
         // Nothing may move while the page is compared with this answer.
-        await _db.StopAgentAsync();
+        await Db.StopAgentAsync();
         await Task.Delay(2500);
         history = await HistoryAsync();
         var snapshots = history.GetProperty("snapshots").EnumerateArray().ToList();
 
         await using var context = await browser.NewContextAsync();
         var page = await context.NewPageAsync();
-        await Dashboard.SignInAsync(page, _server.Url, WaybackServe.AdminToken);
-        await page.GotoAsync(_server.Url + "/ui/#/c/prod/db/app.db");
+        await Dashboard.SignInAsync(page, Server.Url, WaybackServe.AdminToken);
+        await page.GotoAsync(Server.Url + "/ui/#/c/prod/db/app.db");
         await Expect(page.Locator("svg.chart rect.bar").First).ToBeVisibleAsync();
 
         var marks = page.Locator("svg.chart .snapshot");
@@ -82,9 +70,9 @@ public sealed class HistoryChartTests(BrowserFixture browser) : IAsyncLifetime
         await Expect(page.Locator(".stats")).ToContainTextAsync(last.ToString("N0", CultureInfo.InvariantCulture));
         var download = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Download the latest" }).ClickAsync());
         Assert.Equal($"app.txid-{last}.db", download.SuggestedFilename);
-        string file = _db.TempFile("admin-latest.db");
+        string file = Db.TempFile("admin-latest.db");
         await download.SaveAsAsync(file);
         Assert.Equal("ok", (await Processes.Sqlite3Async(file, "PRAGMA integrity_check;")).Trim());
-        Assert.Equal(await _db.ServerRowsAsync(null), await ReplicatedDatabase.RowsAsync(file));
+        Assert.Equal(await Db.ServerRowsAsync(null), await ReplicatedDatabase.RowsAsync(file));
     }
 }

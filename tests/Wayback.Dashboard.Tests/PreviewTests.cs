@@ -10,39 +10,22 @@ namespace Wayback.Dashboard.Tests;
 /// run a query, find the transaction that deleted a row, and restore to the point just before it.
 /// </summary>
 [Collection("browser")]
-public sealed class PreviewTests(BrowserFixture browser) : IAsyncLifetime
+public sealed class PreviewTests(BrowserFixture browser) : ReplicatedDatabaseTest
 {
-    private WaybackServe _server = null!;
-    private string _token = null!;
-    private ReplicatedDatabase _db = null!;
-
-    public async Task InitializeAsync()
-    {
-        _server = await WaybackServe.StartAsync();
-        _token = await _server.CreateClusterAsync("prod");
-        _db = await ReplicatedDatabase.StartAsync(_server, _token);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _db.DisposeAsync();
-        await _server.DisposeAsync();
-    }
-
     [Fact]
     public async Task A_person_previews_a_point_queries_it_finds_when_a_row_was_deleted_and_restores_to_just_before()
     {
-        ulong chosen = await _db.WriteAsync(30);
-        await Processes.Sqlite3Async(_db.Path, ".timeout 5000\nDELETE FROM t WHERE n = 5;");
-        ulong deleted = await _db.WaitForServerAsync(t => t > chosen, "the delete did not reach the server");
-        ulong last = await _db.WriteAsync(20);
-        Assert.Equal(49, await _db.LiveRowsAsync());
+        ulong chosen = await Db.WriteAsync(30);
+        await Processes.Sqlite3Async(Db.Path, ".timeout 5000\nDELETE FROM t WHERE n = 5;");
+        ulong deleted = await Db.WaitForServerAsync(t => t > chosen, "the delete did not reach the server");
+        ulong last = await Db.WriteAsync(20);
+        Assert.Equal(49, await Db.LiveRowsAsync());
 
         await using var context = await browser.NewContextAsync();
         var page = await context.NewPageAsync();
         var errors = Dashboard.WatchErrors(page);
-        await Dashboard.SignInAsync(page, _server.Url, _token);
-        await page.GotoAsync($"{_server.Url}/ui/#/c/prod/db/app.db");
+        await Dashboard.SignInAsync(page, Server.Url, Token);
+        await page.GotoAsync($"{Server.Url}/ui/#/c/prod/db/app.db");
         await Expect(page.Locator("#window-text")).ToContainTextAsync($"TXID {last:N0}");
 
         // The chosen point's tables, and what changed between it and now.
@@ -82,10 +65,10 @@ public sealed class PreviewTests(BrowserFixture browser) : IAsyncLifetime
         await Expect(page.Locator(".result")).ToContainTextAsync($"Restored prod/app.db to TXID {deleted - 1:N0}", new() { Timeout = 60_000 });
         var watch = System.Diagnostics.Stopwatch.StartNew();
         string row5;
-        while ((row5 = (await Processes.Sqlite3Async(_db.Path, ".timeout 5000\nSELECT count(*) FROM t WHERE n = 5;")).Trim()) != "1" && watch.Elapsed < TimeSpan.FromSeconds(20))
+        while ((row5 = (await Processes.Sqlite3Async(Db.Path, ".timeout 5000\nSELECT count(*) FROM t WHERE n = 5;")).Trim()) != "1" && watch.Elapsed < TimeSpan.FromSeconds(20))
             await Task.Delay(200);
-        Assert.True(row5 == "1", "row 5 did not come back to the live database. Agent log:\n" + string.Join("\n", _db.AgentLog));
-        Assert.Equal(30, await _db.LiveRowsAsync());
+        Assert.True(row5 == "1", "row 5 did not come back to the live database. Agent log:\n" + string.Join("\n", Db.AgentLog));
+        Assert.Equal(30, await Db.LiveRowsAsync());
         Assert.Empty(errors);
     }
 }

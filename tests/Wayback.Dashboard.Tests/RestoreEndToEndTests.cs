@@ -13,43 +13,26 @@ namespace Wayback.Dashboard.Tests;
 /// restore, see the live database change, undo, download.
 /// </summary>
 [Collection("browser")]
-public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetime
+public sealed class RestoreEndToEndTests(BrowserFixture browser) : ReplicatedDatabaseTest
 {
-    private WaybackServe _server = null!;
-    private string _token = null!;
-    private ReplicatedDatabase _db = null!;
-
-    public async Task InitializeAsync()
-    {
-        _server = await WaybackServe.StartAsync();
-        _token = await _server.CreateClusterAsync("prod");
-        _db = await ReplicatedDatabase.StartAsync(_server, _token);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _db.DisposeAsync();
-        await _server.DisposeAsync();
-    }
-
     private async Task<long> WaitForLiveRowsAsync(long expected, string what)
     {
         var watch = Stopwatch.StartNew();
         long rows;
-        while ((rows = await _db.LiveRowsAsync()) != expected && watch.Elapsed < TimeSpan.FromSeconds(15))
+        while ((rows = await Db.LiveRowsAsync()) != expected && watch.Elapsed < TimeSpan.FromSeconds(15))
             await Task.Delay(100);
-        Assert.True(rows == expected, $"{what}: the live database has {rows} rows, not {expected}. Agent log:\n" + string.Join("\n", _db.AgentLog));
+        Assert.True(rows == expected, $"{what}: the live database has {rows} rows, not {expected}. Agent log:\n" + string.Join("\n", Db.AgentLog));
         return rows;
     }
 
     /// <summary>The server's TXID once it has not moved for a second (the agent has caught up after a restore).</summary>
     private async Task<ulong> SettledTxidAsync()
     {
-        ulong txid = await _db.ServerTxidAsync();
+        ulong txid = await Db.ServerTxidAsync();
         var watch = Stopwatch.StartNew();
         for (var still = Stopwatch.StartNew(); still.Elapsed < TimeSpan.FromSeconds(1); await Task.Delay(100))
         {
-            ulong now = await _db.ServerTxidAsync();
+            ulong now = await Db.ServerTxidAsync();
             if (now != txid)
             {
                 txid = now;
@@ -64,12 +47,12 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
     public async Task A_person_picks_a_time_sees_the_exact_transaction_restores_the_live_database_undoes_it_and_downloads_a_copy()
     {
         // History: 40 rows, a quiet moment (the time the person will pick), 30 more rows.
-        ulong beforeTxid = await _db.WriteAsync(40);
+        ulong beforeTxid = await Db.WriteAsync(40);
         await Task.Delay(1300);
         var chosen = DateTimeOffset.UtcNow;
         await Task.Delay(1300);
-        ulong lastTxid = await _db.WriteAsync(30);
-        Assert.Equal(70, await _db.LiveRowsAsync());
+        ulong lastTxid = await Db.WriteAsync(30);
+        Assert.Equal(70, await Db.LiveRowsAsync());
         // The time inputs hold whole seconds: what the page sends is the chosen second.
         var sent = DateTimeOffset.FromUnixTimeSeconds(chosen.ToUnixTimeSeconds());
 
@@ -78,7 +61,7 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         var errors = Dashboard.WatchErrors(page);
 
         // Sign in with the cluster token: the page goes straight to that cluster.
-        await Dashboard.SignInAsync(page, _server.Url, _token);
+        await Dashboard.SignInAsync(page, Server.Url, Token);
         await Expect(page).ToHaveURLAsync(new Regex("#/c/prod$"));
         await Expect(page.GetByRole(AriaRole.Heading, new() { Level = 1 })).ToContainTextAsync("prod");
         var row = page.Locator("tr[data-db='app.db']");
@@ -102,7 +85,7 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         // Before anything happens: the exact transaction, as the server resolves that time.
         var card = page.Locator(".point-card");
         await Expect(card).ToHaveAttributeAsync("data-txid", beforeTxid.ToString(CultureInfo.InvariantCulture));
-        using (var http = _server.Client(_token))
+        using (var http = Server.Client(Token))
         using (var doc = JsonDocument.Parse(await http.GetStringAsync($"/api/restore-point?db=app.db&timestamp={Uri.EscapeDataString(sentText)}")))
         {
             var point = doc.RootElement;
@@ -138,13 +121,13 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         await Expect(result.Locator(".result-txid")).ToHaveTextAsync($"TXID {lastTxid + 1:N0}");
         await Expect(confirm).ToHaveValueAsync("");
         await Dashboard.ScreenshotAsync(page, "restored");
-        Assert.True(await _db.ServerTxidAsync() >= lastTxid + 1);
-        Assert.Equal(40, await _db.ServerRowsAsync(null));
+        Assert.True(await Db.ServerTxidAsync() >= lastTxid + 1);
+        Assert.Equal(40, await Db.ServerRowsAsync(null));
         // The agent brings it to the live database, with no write by the application (and ships the page
         // SQLite's backup changes as the next TXID, so history goes on from the server's).
         await WaitForLiveRowsAsync(40, "after the restore");
         ulong settled = await SettledTxidAsync();
-        Assert.Equal(40, await _db.ServerRowsAsync(null));
+        Assert.Equal(40, await Db.ServerRowsAsync(null));
 
         // Undo: back to the TXID before the restore, with the same typed confirmation.
         await result.GetByRole(AriaRole.Button, new() { Name = "Undo this restore" }).ClickAsync();
@@ -155,7 +138,7 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         var undone = page.Locator(".result");
         await Expect(undone).ToHaveAttributeAsync("data-new-txid", (settled + 1).ToString(CultureInfo.InvariantCulture), new() { Timeout = 60_000 });
         await Expect(undone).ToContainTextAsync($"back at the state of TXID {lastTxid:N0}");
-        Assert.Equal(70, await _db.ServerRowsAsync(null));
+        Assert.Equal(70, await Db.ServerRowsAsync(null));
         await WaitForLiveRowsAsync(70, "after the undo");
         settled = await SettledTxidAsync();
 
@@ -163,15 +146,15 @@ public sealed class RestoreEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         var download = await page.RunAndWaitForDownloadAsync(() =>
             page.GetByRole(AriaRole.Button, new() { Name = $"Download at TXID {beforeTxid:N0}" }).ClickAsync());
         Assert.Equal($"app.txid-{beforeTxid}.db", download.SuggestedFilename);
-        string file = _db.TempFile("downloaded.db");
+        string file = Db.TempFile("downloaded.db");
         await download.SaveAsAsync(file);
         Assert.Equal("ok", (await Processes.Sqlite3Async(file, "PRAGMA integrity_check;")).Trim());
         Assert.Equal(40, await ReplicatedDatabase.RowsAsync(file));
         await Expect(page.Locator(".download-status")).ToContainTextAsync($"Saved app.txid-{beforeTxid}.db");
         // Downloading changed nothing on the server or in the live database.
-        Assert.Equal(settled, await _db.ServerTxidAsync());
-        Assert.Equal(70, await _db.LiveRowsAsync());
-        Assert.Equal("ok", (await Processes.Sqlite3Async(_db.Path, ".timeout 5000\nPRAGMA integrity_check;")).Trim());
+        Assert.Equal(settled, await Db.ServerTxidAsync());
+        Assert.Equal(70, await Db.LiveRowsAsync());
+        Assert.Equal("ok", (await Processes.Sqlite3Async(Db.Path, ".timeout 5000\nPRAGMA integrity_check;")).Trim());
 
         Assert.Empty(errors);
     }
