@@ -35,6 +35,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private readonly string _walPath;
     private readonly AgentJournal _journal;
     private readonly CaptureOptions _options;
+    private readonly ShmLocks _locks;
     private readonly IAgentLog _log;
     private readonly string _name;
 
@@ -63,8 +64,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
     // any descriptor of a file drops every POSIX lock this process holds on it - SQLite's included.
     private SafeFileHandle? _db;
     // SQLite's shared WAL index, opened when first needed and closed with the connections, for the same reason.
-    private SafeFileHandle? _shm;
-    private bool _shmWritable;
     private string? _resyncReason;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
@@ -91,6 +90,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _options = options ?? new CaptureOptions();
         _log = log ?? NullAgentLog.Instance;
         _name = Path.GetFileName(_dbPath);
+        _locks = new ShmLocks(_dbPath, _options.OwnProcess, _options.WriteLockTimeoutMs);
     }
 
     /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
@@ -267,7 +267,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         // the pass ends with everything it captured durable.
         if (_caughtUp || _resyncReason is not null)
             CompleteCommit();
-        HoldCheckpointer(captured > 0);
+        _locks.HoldCheckpointer(captured > 0);
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
         return captured;
     }
@@ -412,9 +412,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _session = null;
         _db?.Dispose();
         _db = null;
-        _shm?.Dispose(); // drops the checkpointer lock too
-        _shm = null;
-        _checkpointer = false;
+        _locks.Close();
         _wal?.Dispose();
         _wal = null;
         _walId = null;
@@ -800,8 +798,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         CompleteCommit();
         // The checkpointer lock first, so that no application checkpoint is under way (the one under the lock
         // would find it busy and the round would be lost), then the write lock.
-        _checkpointer = true; // let go by the next quiet pass, if SQLite's own unlock has not dropped it before
-        if (!TryTakeLockByte(CheckpointerLockByte) || !TryTakeWriteLock(session))
+        if (!_locks.TryTakeCheckpointerLock() || !_locks.TryTakeWriteLock(session))
             return captured;
         long locked = System.Diagnostics.Stopwatch.GetTimestamp();
         CheckpointResult result;
@@ -887,7 +884,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 // agent reads next; otherwise capture falls back to the salt-1 rule and, failing it, to
                 // comparing pages.
                 WalBytes = RandomAccess.GetLength(_wal);
-                _truncatedClean = WalBytes == 0 && SharedIndexSalt1() == unchecked(_cursor!.Value.Salt1 + 1);
+                _truncatedClean = WalBytes == 0 && _locks.SharedIndexSalt1() == unchecked(_cursor!.Value.Salt1 + 1);
                 _truncatedByUs = true;
                 _genTrusted = true;
                 WalTruncations++;
@@ -897,115 +894,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
         return captured;
     }
 
-    /// <summary>Byte of SQLite's write lock in the -shm file (WALINDEX_LOCK_OFFSET 120 + WAL_WRITE_LOCK 0).</summary>
-    private const long WriteLockByte = 120;
-
-    /// <summary>
-    /// Takes SQLite's write lock (BEGIN IMMEDIATE) within <see cref="CaptureOptions.WriteLockTimeoutMs"/>.
-    /// An application writing flat out holds that lock nearly all the time and lets go only for the moments
-    /// between its transactions; SQLite's own try-and-sleep almost never lands in one (the WAL then went
-    /// a second and more without a restart, growing past a GiB). So the agent first polls the lock byte
-    /// itself, without sleeping, until it gets it; then BEGIN IMMEDIATE takes the same lock for this
-    /// process at once (POSIX locks belong to the process) and the transaction's end releases both.
-    /// </summary>
-    private bool TryTakeWriteLock(SqliteSession session)
-    {
-        if (LockableShm() is not { } shm)
-            return session.TryBeginWriteLock(_options.WriteLockTimeoutMs);
-        if (!TryTakeLockByte(WriteLockByte))
-            return false;
-        if (session.TryBeginWriteLock(0))
-            return true;
-        Posix.TryLockByte(shm, WriteLockByte, exclusive: null);
-        return false;
-    }
-
-    /// <summary>
-    /// Polls for one of SQLite's -shm locks, exclusively, without sleeping, for up to
-    /// <see cref="CaptureOptions.WriteLockTimeoutMs"/>; true once this process holds it (or if it cannot
-    /// take such locks at all: SQLite's own attempt then decides).
-    /// </summary>
-    private bool TryTakeLockByte(long lockByte)
-    {
-        if (LockableShm() is not { } shm)
-            return true;
-        long deadline = Environment.TickCount64 + _options.WriteLockTimeoutMs;
-        var spin = new SpinWait();
-        while (!Posix.TryLockByte(shm, lockByte, exclusive: true))
-        {
-            if (Environment.TickCount64 >= deadline)
-                return false;
-            spin.SpinOnce(sleep1Threshold: -1);
-        }
-        return true;
-    }
-
     /// <summary>Whether capture is still in the generation it was and has nothing to compare.</summary>
     private bool StillFollowing(WalHeader generation) =>
         _resyncReason is null && _cursor is { } c && c.SameGeneration(generation);
-
-    private uint? SharedIndexSalt1() => Shm() is { } shm ? WalReader.ReadSharedIndexSalt1(shm) : null;
-
-    /// <summary>
-    /// The agent's one descriptor of SQLite's -shm file, opened on first use and kept until the session
-    /// closes: closing any descriptor of a file drops every POSIX lock this process holds on it, SQLite's
-    /// own included.
-    /// </summary>
-    private SafeFileHandle? Shm()
-    {
-        if (_shm is null)
-        {
-            // Writable when it can be: a POSIX write lock needs a descriptor open for writing.
-            foreach (var access in new[] { FileAccess.ReadWrite, FileAccess.Read })
-            {
-                try
-                {
-                    _shm = File.OpenHandle(_dbPath + "-shm", FileMode.Open, access, FileShare.ReadWrite | FileShare.Delete);
-                    _shmWritable = access == FileAccess.ReadWrite;
-                    break;
-                }
-                catch (UnauthorizedAccessException) when (access == FileAccess.ReadWrite)
-                {
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    return null;
-                }
-            }
-        }
-        return _shm;
-    }
-
-    /// <summary>
-    /// The -shm descriptor if the agent may take SQLite's locks through it: in a process of its own
-    /// (<see cref="CaptureOptions.OwnProcess"/>), on Linux, opened for writing.
-    /// </summary>
-    private SafeFileHandle? LockableShm() => _options.OwnProcess && OperatingSystem.IsLinux() && Shm() is { } shm && _shmWritable ? shm : null;
-
-    /// <summary>Byte of SQLite's checkpointer lock in the -shm file (WALINDEX_LOCK_OFFSET 120 + WAL_CKPT_LOCK 1).</summary>
-    private const long CheckpointerLockByte = 121;
-
-    private bool _checkpointer;
-
-    /// <summary>
-    /// While transactions keep coming the agent holds SQLite's checkpointer lock, so that it is the only
-    /// checkpointer. Every commit that finds the WAL above the application's auto-checkpoint threshold
-    /// (1,000 frames) - which, with the agent's read hold pinning the WAL, is nearly every commit - then
-    /// gives up at its first lock instead of walking the read marks, and sorting the WAL's page index,
-    /// before failing on the agent's hold (measured: the application's throughput with the agent capturing
-    /// and journaling went from ~80% to ~97% of alone). The agent's own checkpoints take the lock through
-    /// SQLite, which drops this process's hold on it; the next busy pass takes it back. A pass that finds
-    /// nothing lets it go, so a quiet database is checkpointed by whoever wants to - and an application
-    /// checkpoint that runs while the agent holds it returns "busy" at once, as SQLite's documentation says
-    /// it does when another checkpoint is running.
-    /// </summary>
-    private void HoldCheckpointer(bool busy)
-    {
-        if (!busy && !_checkpointer || LockableShm() is not { } shm)
-            return;
-        _checkpointer = busy;
-        Posix.TryLockByte(shm, CheckpointerLockByte, exclusive: busy ? true : null);
-    }
 
     // ---- resync: compare the live database with a known state ----
 
