@@ -57,7 +57,7 @@ public static class DatabaseDiff
                     continue;
                 tables.Add(inBefore && inAfter
                     ? CompareTable(c, name, b!, a!, keys)
-                    : WholeTable(c, name, inBefore ? "main" : "b", added: !inBefore, keys));
+                    : WholeTable(c, name, inBefore ? "main" : "b", added: !inBefore));
             }
             return new DiffResult(schema, tables, watch.Elapsed);
         }
@@ -137,7 +137,7 @@ public static class DatabaseDiff
             keys > 0 ? Keys(c, key, "x", changedSql, keys) : null);
     }
 
-    private static TableDiff WholeTable(SqliteConnection c, string name, string db, bool added, int keys)
+    private static TableDiff WholeTable(SqliteConnection c, string name, string db, bool added)
     {
         long n = Count(c, $"SELECT count(*) FROM {db}.{Quote(name)}");
         return new TableDiff(name, added ? n : 0, added ? 0 : n, 0, added ? 0 : n, added ? n : 0);

@@ -136,7 +136,8 @@ internal sealed class PointWorkspace : IDisposable
         var stored = new byte[_pageSize];
         file.Position = offset;
         await file.ReadExactlyAsync(stored, ct).ConfigureAwait(false);
-        move.Pages.TryAdd(pgno, (byte[])stored.Clone());
+        if (!move.Pages.ContainsKey(pgno))
+            move.Pages[pgno] = (byte[])stored.Clone();
         if (pgno == 1)
             _journalMode.CopyTo(stored, 18);
         return stored;

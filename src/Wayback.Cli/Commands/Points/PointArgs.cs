@@ -18,7 +18,7 @@ internal static class PointArgs
         if (text is null)
             return null;
         string s = text.Trim();
-        if (ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out ulong txid) && txid > 0)
+        if (Usage.CliOptions.TryParseTxid(s) is { } txid)
             return new() { ["txid"] = txid };
         try
         {
@@ -26,7 +26,7 @@ internal static class PointArgs
         }
         catch (ArgumentException)
         {
-            throw new ArgumentException($"{option} '{text}' is neither a TXID (a positive whole number) nor a time (RFC 3339, e.g. 2026-12-02T10:15:00Z)");
+            throw new ArgumentException($"{option} '{text}' is neither a TXID (a decimal number from 1, or 16 hex digits) nor a time (RFC 3339, e.g. 2026-12-02T10:15:00Z)");
         }
     }
 
