@@ -173,19 +173,20 @@ internal static class SegmentObject
     private static SegmentIndex Decode(byte[] b, string key, long dataEnd, ulong start)
     {
         uint version = BinaryPrimitives.ReadUInt32BigEndian(b);
-        int count = (int)BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(4));
-        if (version != 1 || count < 2 || b.Length != 8 + count * EntrySize)
+        // A corrupt count must not overflow the size check (a wrapped product can equal the length).
+        uint count = BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(4));
+        if (version != 1 || count < 2 || (long)b.Length != 8 + (long)count * EntrySize)
             throw new LtxException($"{key}: unknown segment index version {version} or count {count}");
-        var entries = new List<LogEntry>(count);
+        var entries = new List<LogEntry>((int)count);
         ulong next = start;
-        for (int i = 0; i < count; i++)
+        for (int i = 0; i < (int)count; i++)
         {
             var s = b.AsSpan(8 + i * EntrySize, EntrySize);
             long offset = (long)BinaryPrimitives.ReadUInt64BigEndian(s);
             long length = (long)BinaryPrimitives.ReadUInt64BigEndian(s[8..]);
             ulong min = BinaryPrimitives.ReadUInt64BigEndian(s[16..]);
             ulong max = BinaryPrimitives.ReadUInt64BigEndian(s[24..]);
-            if (offset < 0 || length < LtxHeader.Size || offset + length > dataEnd || min == 0 || min > max)
+            if (offset < 0 || length < LtxHeader.Size || offset > dataEnd || length > dataEnd - offset || min == 0 || min > max)
                 throw new LtxException($"{key}: index entry {i} is outside the object");
             ulong entryStart = i == 0 ? start : next;
             if (i > 0)
