@@ -4,7 +4,7 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY Directory.Build.props Directory.Packages.props Wayback.slnx ./
 COPY src/ src/
-RUN dotnet publish -c Release src/Wayback.Cli -o /out
+RUN dotnet publish -c Release src/Wayback.Cli -o /out --use-current-runtime --self-contained false -p:PublishReadyToRun=true
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 # liblz4 for LTX compression; sqlite3 only for looking inside a restored database by hand.

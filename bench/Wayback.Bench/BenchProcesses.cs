@@ -13,6 +13,30 @@ internal static class BenchProcesses
 
     internal static string WaybackDll => Path.Combine(AppContext.BaseDirectory, "wayback.dll");
 
+    private static string? _cli;
+
+    /// <summary>
+    /// The CLI as a user runs it: the binary the clone's <c>./wayback</c> script publishes (ReadyToRun), here into
+    /// a home of the bench's own. The rows that time a whole command include its process start, so they time
+    /// this one and not <c>dotnet wayback.dll</c>.
+    /// </summary>
+    internal static async Task<string> PublishedCliAsync(CancellationToken ct)
+    {
+        if (_cli is not null)
+            return _cli;
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "wayback")))
+            dir = dir.Parent;
+        if (dir is null)
+            throw new InvalidOperationException($"the clone's ./wayback script is not above {AppContext.BaseDirectory}");
+        string home = Path.Combine(Path.GetTempPath(), "wayback-bench-cli");
+        Console.Error.WriteLine($"publishing the CLI as ./wayback does, into {home} (once) ...");
+        var r = await RunProcessAsync(Path.Combine(dir.FullName, "wayback"), ["--help"], null, ct, new() { ["WAYBACK_HOME"] = home });
+        if (r.Code != 0)
+            throw new InvalidOperationException("./wayback could not publish the CLI: " + r.Stderr);
+        return _cli = Path.Combine(home, "bin", "wayback");
+    }
+
     internal static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     internal static double Median(List<double> values)

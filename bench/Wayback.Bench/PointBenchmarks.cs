@@ -24,6 +24,7 @@ internal sealed class PointBenchmarks : IBenchSuite
         long bytes = options.Quick ? 128L << 20 : 1L << 30;
         int transactions = options.Quick ? 3000 : 15000;
         string label = options.Quick ? "128 MiB (QUICK)" : "1 GiB";
+        await PublishedCliAsync(ct); // before anything is timed
         string work = Path.Combine(Path.GetTempPath(), "wayback-bench-points-" + Guid.NewGuid().ToString("n")[..8]);
         Directory.CreateDirectory(work);
         var processes = new List<Process>();
@@ -179,7 +180,7 @@ internal sealed class PointBenchmarks : IBenchSuite
 
     private static async Task<string> Cli(Dictionary<string, string> env, CancellationToken ct, params string[] args)
     {
-        var r = await RunProcessAsync("dotnet", [WaybackDll, .. args], null, ct, env);
+        var r = await RunProcessAsync(await PublishedCliAsync(ct), args, null, ct, env);
         if (r.Code != 0)
             throw new InvalidOperationException($"wayback {string.Join(' ', args)} failed ({r.Code}): {r.Stderr}");
         return r.Stdout;

@@ -46,4 +46,22 @@ public sealed class UsageErrorTests
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("--timestamp", r.Stdout);
     }
+
+    /// <summary>Only the command named first is built (Program.cs): each must still be the one its name calls.</summary>
+    [Fact]
+    public async Task Every_command_listed_in_the_help_answers_its_own_help()
+    {
+        var all = await WaybackProcess.RunAsync("--help");
+        Assert.Equal(0, all.ExitCode);
+        string commands = all.Stdout[all.Stdout.IndexOf("Commands:", StringComparison.Ordinal)..];
+        var names = System.Text.RegularExpressions.Regex.Matches(commands, @"^  ([a-z]+)\b", System.Text.RegularExpressions.RegexOptions.Multiline)
+            .Select(m => m.Groups[1].Value).ToList();
+        Assert.True(names.Count >= 13, "the help lists the commands: " + all.Stdout);
+        foreach (string name in names)
+        {
+            var r = await WaybackProcess.RunAsync(name, "--help");
+            Assert.True(r.ExitCode == 0, $"wayback {name} --help: exit {r.ExitCode}: {r.Stderr}");
+            Assert.Contains($"wayback {name}", r.Stdout);
+        }
+    }
 }

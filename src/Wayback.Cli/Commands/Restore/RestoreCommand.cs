@@ -95,6 +95,7 @@ internal static class RestoreCommand
         ulong txid = point.GetProperty("txid").GetUInt64();
         long committed = point.GetProperty("timestampMs").GetInt64();
         ulong expected = Hex16.Parse(point.GetProperty("postApplyChecksum").GetString());
+        CliTrace.Mark("point resolved");
 
         string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.wayback-{Guid.NewGuid():n}.tmp");
         (long Bytes, uint Pages) got;
@@ -152,6 +153,7 @@ internal static class RestoreCommand
                 File.Delete(path + "-wal");
                 File.Delete(path + "-shm");
             }
+            CliTrace.Mark("downloaded, checked and synced");
             File.Move(temp, path, overwrite: force);
             try
             {
@@ -202,6 +204,7 @@ internal static class RestoreCommand
         Action<long, long>? progress, CancellationToken ct)
     {
         using var response = await client.SendRawAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        CliTrace.Mark("answer headers");
         long total = response.Content.Headers.ContentLength ?? 0;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
@@ -257,6 +260,7 @@ internal static class RestoreCommand
             throw new IOException($"the download stopped after {done} of {total} bytes");
         if (pages.Checksum != expected)
             throw new IOException($"the downloaded database has checksum {pages.Checksum:x16}, not the {expected:x16} recorded for this transaction; nothing was written");
+        CliTrace.Mark("all received, checksum verified");
         fs.Flush(flushToDisk: true);
         return (done, pgno);
     }
