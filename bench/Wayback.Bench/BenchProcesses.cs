@@ -24,14 +24,10 @@ internal static class BenchProcesses
     {
         if (_cli is not null)
             return _cli;
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "wayback")))
-            dir = dir.Parent;
-        if (dir is null)
-            throw new InvalidOperationException($"the clone's ./wayback script is not above {AppContext.BaseDirectory}");
+        string root = FindRepositoryRoot() ?? throw new InvalidOperationException($"the clone's ./wayback script is not above {AppContext.BaseDirectory}");
         string home = Path.Combine(Path.GetTempPath(), "wayback-bench-cli");
         Console.Error.WriteLine($"publishing the CLI as ./wayback does, into {home} (once) ...");
-        var r = await RunProcessAsync(Path.Combine(dir.FullName, "wayback"), ["--help"], null, ct, new() { ["WAYBACK_HOME"] = home });
+        var r = await RunProcessAsync(Path.Combine(root, "wayback"), ["--help"], null, ct, new() { ["WAYBACK_HOME"] = home });
         if (r.Code != 0)
             throw new InvalidOperationException("./wayback could not publish the CLI: " + r.Stderr);
         return _cli = Path.Combine(home, "bin", "wayback");

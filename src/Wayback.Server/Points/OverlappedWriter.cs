@@ -1,0 +1,33 @@
+namespace Wayback.Server.Points;
+
+/// <summary>
+/// Writes the pieces a streamed restore hands out to a file while the next piece is decoded: each piece is copied
+/// into the free one of two buffers and its write started, so decoding (one core) and writing (the file system)
+/// overlap the way they do when the CLI downloads a restore. At most one write is in flight.
+/// </summary>
+internal sealed class OverlappedWriter(Stream output)
+{
+    private byte[] _free = [];
+    private byte[] _writing = [];
+    private Task _pending = Task.CompletedTask;
+
+    /// <summary>Copies <paramref name="piece"/>, lets <paramref name="edit"/> change the copy, and starts writing it.</summary>
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> piece, Action<Span<byte>>? edit, CancellationToken ct)
+    {
+        if (_free.Length < piece.Length)
+            _free = new byte[piece.Length];
+        piece.Span.CopyTo(_free);
+        var copy = _free.AsMemory(0, piece.Length);
+        edit?.Invoke(copy.Span);
+        await _pending.ConfigureAwait(false);
+        (_free, _writing) = (_writing, _free);
+        _pending = output.WriteAsync(copy, ct).AsTask();
+    }
+
+    /// <summary>Waits for the last write and flushes the stream.</summary>
+    public async Task CompleteAsync(CancellationToken ct)
+    {
+        await _pending.ConfigureAwait(false);
+        await output.FlushAsync(ct).ConfigureAwait(false);
+    }
+}
