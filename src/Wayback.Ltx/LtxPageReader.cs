@@ -182,6 +182,43 @@ public sealed class LtxPageReader : IAsyncDisposable
         DecodeFrame(frame.Span, e.Pgno, page.Span);
     }
 
+    /// <summary>
+    /// Reads and decodes the pages of index entries <paramref name="first"/> to <paramref name="first"/> +
+    /// <paramref name="count"/> - 1 into <paramref name="pages"/> (one page size each, in index order), reading
+    /// frames that lie next to each other in the file with one read: a page at a time would cost a read each.
+    /// </summary>
+    public async ValueTask ReadEntriesAsync(int first, int count, Memory<byte> pages, CancellationToken ct = default)
+    {
+        int pageSize = (int)Header.PageSize;
+        if (first < 0 || count < 0 || first + count > _entries.Length || pages.Length < (long)count * pageSize)
+            throw new ArgumentOutOfRangeException(nameof(count), $"entries {first}..{first + count - 1} of {_entries.Length}, or too small a buffer");
+        int i = first, end = first + count;
+        while (i < end)
+        {
+            int j = i;
+            long start = _entries[i].Offset, stop = start + _entries[i].Size;
+            while (j + 1 < end && _entries[j + 1].Offset == stop && stop - start + _entries[j + 1].Size <= RunBytes)
+                stop += _entries[++j].Size;
+            int length = (int)(stop - start);
+            if (_run is null || _run.Length < length)
+            {
+                if (_run is not null)
+                    ArrayPool<byte>.Shared.Return(_run);
+                _run = ArrayPool<byte>.Shared.Rent(Math.Max(length, RunBytes));
+            }
+            await ReadAtAsync(_stream, start, _run.AsMemory(0, length), Name, "page data", ct).ConfigureAwait(false);
+            for (int k = i; k <= j; k++)
+            {
+                var e = _entries[k];
+                DecodeFrame(_run.AsSpan((int)(e.Offset - start), e.Size), e.Pgno, pages.Span.Slice((k - first) * pageSize, pageSize));
+            }
+            i = j + 1;
+        }
+    }
+
+    private const int RunBytes = 1 << 20;
+    private byte[]? _run;
+
     /// <summary>Reads raw bytes of the file (e.g. a run of adjacent page frames).</summary>
     internal ValueTask ReadRangeAsync(long offset, Memory<byte> into, CancellationToken ct) =>
         ReadAtAsync(_stream, offset, into, Name, "page data", ct);
@@ -235,6 +272,9 @@ public sealed class LtxPageReader : IAsyncDisposable
         if (_frame is not null)
             ArrayPool<byte>.Shared.Return(_frame);
         _frame = null;
+        if (_run is not null)
+            ArrayPool<byte>.Shared.Return(_run);
+        _run = null;
         if (!_leaveOpen)
             await _stream.DisposeAsync().ConfigureAwait(false);
     }

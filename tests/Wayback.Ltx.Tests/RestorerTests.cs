@@ -216,4 +216,25 @@ public class RestorerTests
         var ex = await Assert.ThrowsAsync<LtxException>(() => LtxRestorer.RestoreAsync(readers, new MemoryStream()));
         Assert.Contains(damaged, ex.Message);
     }
+
+    [Theory]
+    [InlineData("v3/0000000000000001-0000000000000001.ltx")]
+    [InlineData("v3-compacted/0000000000000001-0000000000000008.ltx")]
+    public async Task Reading_entries_in_runs_gives_the_pages_one_at_a_time_would(string file)
+    {
+        await using var reader = (await OpenAsync(file))[0];
+        int ps = (int)reader.Header.PageSize;
+        int n = reader.Index.Count;
+        var runs = new byte[n * ps];
+        // Odd batch edges on purpose: a run may start or end anywhere in the index.
+        for (int i = 0; i < n; i += 3)
+            await reader.ReadEntriesAsync(i, Math.Min(3, n - i), runs.AsMemory(i * ps));
+        var one = new byte[ps];
+        for (int i = 0; i < n; i++)
+        {
+            await reader.ReadEntryAsync(reader.Index[i], one);
+            Assert.True(one.AsSpan().SequenceEqual(runs.AsSpan(i * ps, ps)), $"page {reader.Index[i].Pgno}");
+        }
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await reader.ReadEntriesAsync(n - 1, 2, new byte[2 * ps]));
+    }
 }

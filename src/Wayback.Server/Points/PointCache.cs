@@ -84,7 +84,7 @@ internal sealed class PointCache
     /// <summary>The point as a SQLite file, built from the store unless it is here already.</summary>
     public async Task<Lease> GetAsync(Database db, RestorePoint point, CancellationToken ct)
     {
-        string key = $"{db.Cluster}/{db.Name}/{point.Txid:x16}/{point.PostApply:x16}";
+        string key = Key(db, point);
         Entry entry;
         bool build;
         lock (_lock)
@@ -126,40 +126,28 @@ internal sealed class PointCache
         }
     }
 
+    /// <summary>The point as a SQLite file if it is built already (not waiting for a build under way).</summary>
+    public Lease? TryGet(Database db, RestorePoint point)
+    {
+        lock (_lock)
+        {
+            if (!_entries.TryGetValue(Key(db, point), out var entry) || entry.Built is not { IsCompletedSuccessfully: true } || entry.Bytes == 0)
+                return null;
+            entry.Leases++;
+            entry.LastUsed = Environment.TickCount64;
+            _metrics.Add("wayback_points_cache_hits_total");
+            return new Lease(this, entry, point);
+        }
+    }
+
     private async Task<long> BuildAsync(Database db, RestorePoint point, Entry entry)
     {
         string path = entry.Path;
         await Task.Yield();
-        DiskSpace.Ensure(_directory, (long)db.Commit * db.PageSize, $"building TXID {point.Txid} of '{db.Name}' for a query");
         string temp = path + ".building";
         try
         {
-            using (var plan = await db.PlanAsync(point.Txid, CancellationToken.None).ConfigureAwait(false))
-            await using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
-            {
-                // Streamed in page order (each page decoded once, the file written while the next piece is decoded),
-                // as `restore -o` is: a point's first query costs about one restore.
-                var writer = new OverlappedWriter(file);
-                bool first = true;
-                var started = new TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>(TaskCreationOptions.RunContinuationsAsynchronously);
-                await db.StreamAsync(plan, (piece, token) =>
-                {
-                    Action<Span<byte>>? edit = null;
-                    if (first && piece.Length >= 20)
-                    {
-                        // A WAL-mode header would make a read-only open want a -shm beside it; these files are never written.
-                        edit = bytes =>
-                        {
-                            bytes.Slice(18, 2).CopyTo(entry.JournalModeBytes);
-                            bytes[18] = 1;
-                            bytes[19] = 1;
-                        };
-                    }
-                    first = false;
-                    return writer.WriteAsync(piece, edit, token);
-                }, started, CancellationToken.None).ConfigureAwait(false);
-                await writer.CompleteAsync(CancellationToken.None).ConfigureAwait(false);
-            }
+            await WriteFileAsync(db, point, temp, entry.JournalModeBytes, _directory).ConfigureAwait(false);
             File.Move(temp, path, overwrite: true);
             _metrics.Add("wayback_points_built_total");
             return new FileInfo(path).Length;
@@ -169,6 +157,38 @@ internal sealed class PointCache
             File.Delete(temp);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Writes the point as a SQLite file at <paramref name="path"/>, streamed in page order (each page decoded once, the
+    /// file written while the next piece is decoded), as <c>restore -o</c> is: building a point costs about one restore.
+    /// Page 1 says rollback journal (a WAL-mode header would make a read-only open want a -shm beside it; these files
+    /// are never written by SQLite); <paramref name="journalMode"/> learns what it really says.
+    /// </summary>
+    internal static async Task WriteFileAsync(Database db, RestorePoint point, string path, byte[] journalMode, string directory)
+    {
+        DiskSpace.Ensure(directory, (long)db.Commit * db.PageSize, $"building TXID {point.Txid} of '{db.Name}' for a query");
+        using var plan = await db.PlanAsync(point.Txid, CancellationToken.None).ConfigureAwait(false);
+        await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        var writer = new OverlappedWriter(file);
+        bool first = true;
+        var started = new TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await db.StreamAsync(plan, (piece, token) =>
+        {
+            Action<Span<byte>>? edit = null;
+            if (first && piece.Length >= 20)
+            {
+                edit = bytes =>
+                {
+                    bytes.Slice(18, 2).CopyTo(journalMode);
+                    bytes[18] = 1;
+                    bytes[19] = 1;
+                };
+            }
+            first = false;
+            return writer.WriteAsync(piece, edit, token);
+        }, started, CancellationToken.None).ConfigureAwait(false);
+        await writer.CompleteAsync(CancellationToken.None).ConfigureAwait(false);
     }
 
     private void Release(Entry entry)
@@ -212,6 +232,8 @@ internal sealed class PointCache
             _metrics.Set("wayback_points_cache_files", _entries.Values.Count(e => e.Bytes > 0));
         }
     }
+
+    private static string Key(Database db, RestorePoint point) => $"{db.Cluster}/{db.Name}/{point.Txid:x16}/{point.PostApply:x16}";
 
     private static string FileName(string key) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)).AsSpan(0, 16)) + ".db";

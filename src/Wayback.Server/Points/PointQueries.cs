@@ -73,12 +73,8 @@ internal sealed class PointQueries(PointCache cache, TimeSpan timeLimit)
         {
             var limits = Limits(MaxRows);
             QueryResult Run(string path) => ReadOnlyQuery.Run(path, sql, limits, ct);
-            QueryResult goodResult;
-            using (var lease = await cache.GetAsync(db, good, ct).ConfigureAwait(false))
-            {
-                goodResult = await Task.Run(() => Run(lease.Path), ct).ConfigureAwait(false);
-                workspace = await PointWorkspace.CopyAsync(lease, cache.TempDirectory, ct).ConfigureAwait(false);
-            }
+            workspace = await PointWorkspace.CreateAsync(cache, db, good, ct).ConfigureAwait(false);
+            var goodResult = await Task.Run(() => Run(workspace.Path), ct).ConfigureAwait(false);
             await probed(new BisectProbe(good, true, goodResult.Rows.Count, goodResult.Elapsed)).ConfigureAwait(false);
             string expected = goodResult.Canonical();
 

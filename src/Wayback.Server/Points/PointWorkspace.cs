@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using Wayback.Ltx;
 using Wayback.Server.Databases;
 
@@ -26,6 +27,33 @@ internal sealed class PointWorkspace : IDisposable
     public string Path => _path;
     public RestorePoint At { get; private set; }
 
+    /// <summary>
+    /// The point to move around: a copy of it if the cache has it built, else built straight into the workspace (a
+    /// bisect's good point is read once, by the bisect: building it into the cache first would write it twice).
+    /// </summary>
+    public static async Task<PointWorkspace> CreateAsync(PointCache cache, Database db, RestorePoint point, CancellationToken ct)
+    {
+        using (var built = cache.TryGet(db, point))
+        {
+            if (built is not null)
+                return await CopyAsync(built, cache.TempDirectory, ct).ConfigureAwait(false);
+        }
+        string path = System.IO.Path.Combine(cache.TempDirectory, $"workspace-{Guid.NewGuid():n}.db");
+        var journalMode = new byte[] { 1, 1 };
+        try
+        {
+            await PointCache.WriteFileAsync(db, point, path, journalMode, cache.TempDirectory).WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
+        }
+        uint pageSize = await SqliteDatabaseFile.TryReadPageSizeAsync(path, ct).ConfigureAwait(false)
+            ?? throw new InvalidDataException($"TXID {point.Txid} of '{db.Name}' did not build into a SQLite database");
+        return new PointWorkspace(path, point, pageSize, journalMode);
+    }
+
     /// <summary>A copy of a built point to move around.</summary>
     public static async Task<PointWorkspace> CopyAsync(PointCache.Lease point, string directory, CancellationToken ct)
     {
@@ -47,15 +75,23 @@ internal sealed class PointWorkspace : IDisposable
         public byte[] JournalMode { get; } = journalMode;
     }
 
-    /// <summary>Moves the file from <see cref="At"/> to <paramref name="target"/> (later), returning how to undo it.</summary>
+    /// <summary>Pages decoded at a time from a file of the move (1 MiB of 4 KiB pages).</summary>
+    private const int BatchPages = 256;
+
+    /// <summary>
+    /// Moves the file from <see cref="At"/> to <paramref name="target"/> (later), returning how to undo it. Frames
+    /// are read in runs and the workspace with positional reads and writes, a page each: it is in the page cache,
+    /// where a system call costs less than the hand-off an asynchronous one would.
+    /// </summary>
     public async Task<Move> ForwardAsync(Database db, RestorePoint target, CancellationToken ct)
     {
         using var plan = await db.PlanForwardAsync(At.Txid, target.Txid, ct).ConfigureAwait(false);
         int ps = (int)_pageSize;
-        var page = new byte[ps];
-        await using var file = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, ps, FileOptions.Asynchronous | FileOptions.RandomAccess);
-        var move = new Move(At, file.Length, [], _journalMode.ToArray());
-        long length = file.Length;
+        var pages = new byte[BatchPages * ps];
+        var old = new byte[ps];
+        using var file = File.OpenHandle(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, FileOptions.RandomAccess);
+        long length = RandomAccess.GetLength(file);
+        var move = new Move(At, length, [], _journalMode.ToArray());
         uint commit = (uint)(length / ps);
         ulong checksum = At.PostApply;
         try
@@ -68,36 +104,41 @@ internal sealed class PointWorkspace : IDisposable
                 // Pages past a shrinking commit leave the database (and its checksum) first.
                 for (uint pgno = reader.Header.Commit + 1; pgno <= commit; pgno++)
                 {
-                    var old = await ReadLogicalAsync(file, pgno, page, move, ct).ConfigureAwait(false);
-                    if (old is not null)
+                    if (ReadLogical(file, length, pgno, old, move))
                         checksum = LtxChecksum.Replace(checksum, LtxChecksum.Page(pgno, old), 0);
                 }
-                foreach (var e in reader.Index)
+                var index = reader.Index;
+                for (int i = 0; i < index.Count; i += BatchPages)
                 {
-                    if (e.Pgno <= commit)
+                    int n = Math.Min(BatchPages, index.Count - i);
+                    await reader.ReadEntriesAsync(i, n, pages, ct).ConfigureAwait(false);
+                    for (int k = 0; k < n; k++)
                     {
-                        var old = await ReadLogicalAsync(file, e.Pgno, page, move, ct).ConfigureAwait(false);
-                        if (old is not null)
-                            checksum = LtxChecksum.Replace(checksum, LtxChecksum.Page(e.Pgno, old), 0);
+                        uint pgno = index[i + k].Pgno;
+                        var page = pages.AsSpan(k * ps, ps);
+                        if (pgno <= commit)
+                        {
+                            if (ReadLogical(file, length, pgno, old, move))
+                                checksum = LtxChecksum.Replace(checksum, LtxChecksum.Page(pgno, old), 0);
+                        }
+                        else
+                            move.Pages.TryAdd(pgno, null);
+                        checksum = LtxChecksum.Replace(checksum, 0, LtxChecksum.Page(pgno, page));
+                        length = Math.Max(length, WriteLogical(file, pgno, page));
                     }
-                    else
-                        move.Pages.TryAdd(e.Pgno, null);
-                    await reader.ReadEntryAsync(e, page, ct).ConfigureAwait(false);
-                    checksum = LtxChecksum.Replace(checksum, 0, LtxChecksum.Page(e.Pgno, page));
-                    await WriteLogicalAsync(file, e.Pgno, page, ct).ConfigureAwait(false);
                 }
                 commit = reader.Header.Commit;
-                file.SetLength((long)commit * ps);
+                length = (long)commit * ps;
+                RandomAccess.SetLength(file, length);
             }
             if (checksum != target.PostApply)
                 throw new InvalidDataException($"moving TXID {move.Before.Txid} to TXID {target.Txid} of '{db.Name}' gave checksum {checksum:x16}, not {target.PostApply:x16}");
-            await file.FlushAsync(ct).ConfigureAwait(false);
             At = target;
             return move;
         }
         catch
         {
-            await file.DisposeAsync().ConfigureAwait(false);
+            file.Dispose();
             Undo(move);
             throw;
         }
@@ -107,53 +148,54 @@ internal sealed class PointWorkspace : IDisposable
     public void Undo(Move move)
     {
         int ps = (int)_pageSize;
-        using var file = new FileStream(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, ps, FileOptions.RandomAccess);
-        file.SetLength(Math.Max(file.Length, move.Length));
+        using var file = File.OpenHandle(_path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, FileOptions.RandomAccess);
+        RandomAccess.SetLength(file, Math.Max(RandomAccess.GetLength(file), move.Length));
         foreach (var (pgno, bytes) in move.Pages)
         {
-            if (bytes is null)
-                continue;
-            file.Position = (long)(pgno - 1) * ps;
-            file.Write(bytes);
+            if (bytes is not null)
+                RandomAccess.Write(file, bytes, (long)(pgno - 1) * ps);
         }
-        file.SetLength(move.Length);
+        RandomAccess.SetLength(file, move.Length);
         move.JournalMode.CopyTo(_journalMode, 0);
         At = move.Before;
     }
 
     /// <summary>
-    /// The page as the database has it (page 1 with its real journal-mode bytes), keeping a copy for undo the first
-    /// time it is touched; null past the file's end.
+    /// The page as the database has it (page 1 with its real journal-mode bytes) into <paramref name="page"/>, keeping
+    /// a copy for undo the first time it is touched; false past the file's end (<paramref name="length"/>).
     /// </summary>
-    private async Task<byte[]?> ReadLogicalAsync(FileStream file, uint pgno, byte[] scratch, Move move, CancellationToken ct)
+    private bool ReadLogical(SafeFileHandle file, long length, uint pgno, byte[] page, Move move)
     {
         long offset = (long)(pgno - 1) * _pageSize;
-        if (offset + _pageSize > file.Length)
+        if (offset + _pageSize > length)
         {
             move.Pages.TryAdd(pgno, null);
-            return null;
+            return false;
         }
-        var stored = new byte[_pageSize];
-        file.Position = offset;
-        await file.ReadExactlyAsync(stored, ct).ConfigureAwait(false);
+        if (RandomAccess.Read(file, page, offset) != page.Length)
+            throw new InvalidDataException($"{_path} ended inside page {pgno}");
         if (!move.Pages.ContainsKey(pgno))
-            move.Pages[pgno] = (byte[])stored.Clone();
+            move.Pages[pgno] = (byte[])page.Clone();
         if (pgno == 1)
-            _journalMode.CopyTo(stored, 18);
-        return stored;
+            _journalMode.CopyTo(page, 18);
+        return true;
     }
 
-    /// <summary>Writes a page as the database has it; page 1 says rollback journal so a read-only open needs no -shm.</summary>
-    private async Task WriteLogicalAsync(FileStream file, uint pgno, byte[] page, CancellationToken ct)
+    /// <summary>
+    /// Writes a page as the database has it; page 1 says rollback journal so a read-only open needs no -shm.
+    /// Returns where the page ends.
+    /// </summary>
+    private long WriteLogical(SafeFileHandle file, uint pgno, Span<byte> page)
     {
         if (pgno == 1)
         {
-            page.AsSpan(18, 2).CopyTo(_journalMode);
+            page.Slice(18, 2).CopyTo(_journalMode);
             page[18] = 1;
             page[19] = 1;
         }
-        file.Position = (long)(pgno - 1) * _pageSize;
-        await file.WriteAsync(page, ct).ConfigureAwait(false);
+        long offset = (long)(pgno - 1) * _pageSize;
+        RandomAccess.Write(file, page, offset);
+        return offset + page.Length;
     }
 
     public void Dispose() => File.Delete(_path);
