@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Wayback.Server.Accounting;
 using Wayback.Server.Api;
 using Wayback.Server.Clusters;
 using Wayback.Server.Dashboard;
@@ -58,6 +59,9 @@ public sealed class WaybackServer : IAsyncDisposable
     /// <summary>The host's services (tests list the routes from its <c>EndpointDataSource</c>).</summary>
     internal IServiceProvider Services => _app.Services;
     internal DatabaseManager Databases { get; }
+
+    /// <summary>Store requests and object sizes by database and cluster.</summary>
+    internal AccountingStore Accounting { get; private init; } = null!;
     internal Engine Engine => Databases.Engine;
 
     /// <summary>
@@ -80,6 +84,9 @@ public sealed class WaybackServer : IAsyncDisposable
         string storage = store.ToString() ?? store.GetType().Name;
         if (wrapStore is not null)
             store = wrapStore(store);
+        // Inside fencing: a write fenced off never reaches the store, so it is no request.
+        var accounting = new AccountingStore(store);
+        store = accounting;
         if (options.HighAvailability && !store.Capabilities.ConditionalWrites)
         {
             await store.DisposeAsync().ConfigureAwait(false);
@@ -184,7 +191,7 @@ public sealed class WaybackServer : IAsyncDisposable
             roles.Start();
         else
             dbs.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options);
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = accounting };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
