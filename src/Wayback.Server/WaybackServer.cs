@@ -61,7 +61,7 @@ public sealed class WaybackServer : IAsyncDisposable
     internal DatabaseManager Databases { get; }
 
     /// <summary>Store requests and object sizes by database and cluster.</summary>
-    internal AccountingStore Accounting { get; private init; } = null!;
+    internal StorageAccounting Accounting { get; private init; } = null!;
     internal Engine Engine => Databases.Engine;
 
     /// <summary>
@@ -156,6 +156,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var registry = new ClusterRegistry(store, adminToken);
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
+        var storageAccounting = new StorageAccounting(accounting, dbs);
         var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;
         try
         {
@@ -179,8 +180,8 @@ public sealed class WaybackServer : IAsyncDisposable
         app.UseNameGuard();
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
-        app.MapOps(registry, dbs, metrics, leadership);
-        app.MapCatalogApi(registry, dbs);
+        app.MapOps(registry, dbs, metrics, leadership, storageAccounting);
+        app.MapCatalogApi(registry, dbs, storageAccounting);
         app.MapRestoreApi(registry, dbs);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
@@ -191,7 +192,7 @@ public sealed class WaybackServer : IAsyncDisposable
             roles.Start();
         else
             dbs.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = accounting };
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
