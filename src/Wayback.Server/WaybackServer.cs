@@ -182,7 +182,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapAdmin(registry, dbs, options);
         app.MapOps(registry, dbs, metrics, leadership, storageAccounting);
         app.MapCatalogApi(registry, dbs, storageAccounting);
-        app.MapRestoreApi(registry, dbs);
+        app.MapRestoreApi(registry, dbs, storageAccounting);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
         app.MapControlPlane(registry, dbs);
