@@ -27,6 +27,7 @@ public sealed class WaybackServer : IAsyncDisposable
     private bool _disposed;
 
     private readonly RoleSwitch? _roles;
+    private StorageSampler? _sampler;
 
     private WaybackServer(WebApplication app, IObjectStore store, ILeadership leadership, RoleSwitch? roles, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
     {
@@ -185,6 +186,8 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapRestoreApi(registry, dbs, storageAccounting);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
+        var storageHistory = new StorageHistory(data);
+        app.MapStorageApi(registry, dbs, storageAccounting, storageHistory, options.StorageSampleInterval);
         app.MapControlPlane(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
@@ -192,7 +195,9 @@ public sealed class WaybackServer : IAsyncDisposable
             roles.Start();
         else
             dbs.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting };
+        var sampler = new StorageSampler(storageAccounting, storageHistory, dbs, registry, options.StorageSampleInterval, log);
+        sampler.Start();
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting, _sampler = sampler };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
@@ -251,6 +256,8 @@ public sealed class WaybackServer : IAsyncDisposable
             return;
         _disposed = true;
         await _app.StopAsync().ConfigureAwait(false);
+        if (_sampler is not null)
+            await _sampler.DisposeAsync().ConfigureAwait(false);
         if (_roles is not null)
             await _roles.DisposeAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);
