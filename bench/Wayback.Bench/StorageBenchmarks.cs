@@ -79,11 +79,17 @@ internal sealed class StorageBenchmarks : IBenchSuite
             new() { ["WAYBACK_TOKEN"] = token });
         await BenchProcesses.WaitUntilAsync(async () => (await StorageAsync(serve, token)) is { } s && s.GetProperty("storedBytes").GetInt64() > 0,
             TimeSpan.FromMinutes(5), "the first upload of the database to the Wayback server's bucket", ct);
-        return await MeasureAsync(db, measure, moto, bucket, async () =>
+        var usage = await MeasureAsync(db, measure, moto, bucket, async () =>
         {
             var requests = (await StorageAsync(serve, token))!.Value.GetProperty("requests").GetProperty("sinceStart");
             return Kinds.ToDictionary(k => k, k => requests.GetProperty(k.ToLowerInvariant()).GetInt64());
         }, ct);
+        // Where the bytes are: the per-transaction log and the L1 compactions inside the segments.
+        using var history = await serve.GetAsync($"/api/history?db={Path.GetFileName(db)}", token, ct);
+        using var doc = JsonDocument.Parse(await history.Content.ReadAsStringAsync(ct));
+        Harness.Log("  wayback levels: " + string.Join(", ", doc.RootElement.GetProperty("levels").EnumerateArray()
+            .Select(l => $"{l.GetProperty("level").GetString()} {l.GetProperty("files").GetInt64()} files {l.GetProperty("bytes").GetInt64():N0} B")));
+        return usage;
     }
 
     private static async Task<Usage> RunLitestreamAsync(BenchServers.BenchMoto moto, string litestream, string db, long dbBytes, TimeSpan measure, CancellationToken ct)
