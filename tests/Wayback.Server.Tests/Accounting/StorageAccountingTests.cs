@@ -111,24 +111,39 @@ public sealed class StorageAccountingTests(ITestOutputHelper output)
 [Collection("moto")]
 public sealed class S3StorageAccountingTests(MotoServer moto, ITestOutputHelper output)
 {
+    private Task<TestServer> StartAsync(string bucket) => TestServer.StartAsync(null, o =>
+    {
+        o.S3Bucket = bucket;
+        o.S3Endpoint = moto.Endpoint;
+        o.S3Region = "us-east-1";
+        o.S3PathStyle = true;
+        o.S3Prefix = "wb";
+    });
+
     [Fact]
-    public async Task On_s3_bytes_and_requests_are_counted_per_database()
+    public async Task On_s3_bytes_and_requests_are_counted_per_database_and_a_new_server_finds_the_bytes_in_the_bucket()
     {
         string bucket = await moto.CreateBucketAsync();
-        await using var s = await TestServer.StartAsync(null, o =>
-        {
-            o.S3Bucket = bucket;
-            o.S3Endpoint = moto.Endpoint;
-            o.S3Region = "us-east-1";
-            o.S3PathStyle = true;
-            o.S3Prefix = "wb";
-        });
         using var client = new AmazonS3Client(new BasicAWSCredentials("wayback-test", "wayback-test-secret"),
             new AmazonS3Config { ServiceURL = moto.Endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
-        await StorageAccountingChecks.RunAsync(s, async prefix =>
+        async Task<long> BytesUnder(string prefix)
         {
             var list = await client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = bucket, Prefix = "wb/" + prefix });
             return (list.S3Objects ?? []).Sum(o => o.Size ?? 0);
-        }, output);
+        }
+        await using (var s = await StartAsync(bucket))
+            await StorageAccountingChecks.RunAsync(s, BytesUnder, output);
+
+        // An empty disk on the same bucket: the startup listing gives the catalog and the other objects' sizes.
+        await using var again = await StartAsync(bucket);
+        var db = (await StorageAccountingChecks.DatabaseAsync(again)).GetProperty("storage");
+        Assert.Equal(await BytesUnder("clusters/prod/dbs/app.db/"), db.GetProperty("storedBytes").GetInt64());
+        var (_, clusters, _) = await again.SendAsync(TestServer.Request(HttpMethod.Get, "/api/clusters", TestServer.AdminToken, scheme: "Bearer"));
+        Assert.Equal(await BytesUnder("clusters/prod/"), clusters.EnumerateArray().Single().GetProperty("storage").GetProperty("storedBytes").GetInt64());
+        // Its own requests so far: the startup listing is the server's, the position read the database's.
+        Assert.Equal(0, db.GetProperty("requests").GetProperty("sinceStart").GetProperty("put").GetInt64());
+        Assert.True(db.GetProperty("requests").GetProperty("sinceStart").GetProperty("get").GetInt64() >= 1, db.ToString());
+        string metrics = await StorageAccountingChecks.MetricsAsync(again);
+        Assert.Matches(@"wayback_server_store_requests_total\{kind=""list""\} [1-9]", metrics);
     }
 }
