@@ -14,7 +14,6 @@ namespace Wayback.Bench;
 /// </summary>
 internal sealed class FailoverBenchmarks : IBenchSuite
 {
-    private const string AdminToken = "bench-admin-token-0123456789";
     private const int Rounds = 10;
 
     public string Name => "failover";
@@ -24,7 +23,7 @@ internal sealed class FailoverBenchmarks : IBenchSuite
         // Quick: a 2 s lease; full: the default (10 s), which is what the takeover promise is about.
         string lease = options.Quick ? "2s" : "10s";
         double leaseSeconds = options.Quick ? 2 : 10;
-        using var moto = await Moto.StartAsync(ct);
+        using var moto = await BenchServers.BenchMoto.StartAsync(ct);
         var times = new List<double>();
         for (int round = 0; round < Rounds; round++)
         {
@@ -41,14 +40,14 @@ internal sealed class FailoverBenchmarks : IBenchSuite
             $"{median:F2} s, max {max:F2} s", "-", null, $"max < {target:F0} s (lease + 15 s)", Harness.YesNo(max < target));
     }
 
-    private static async Task<double> OneFailoverAsync(Moto moto, string lease, CancellationToken ct)
+    private static async Task<double> OneFailoverAsync(BenchServers.BenchMoto moto, string lease, CancellationToken ct)
     {
-        string bucket = await moto.CreateBucketAsync(ct);
+        string bucket = await moto.CreateBucketAsync("wb-failover-", ct);
         string[] ha = ["--ha", "--lease-duration", lease, "--s3-bucket", bucket, "--s3-endpoint", moto.Endpoint, "--s3-path-style"];
-        using var a = await Serve.StartAsync(ha, ct);
+        using var a = await BenchServers.BenchServe.StartAsync(ha, ct);
         await a.WaitForRoleAsync("leader", ct);
         string token = await a.CreateClusterAsync(ct);
-        using var b = await Serve.StartAsync(ha, ct);
+        using var b = await BenchServers.BenchServe.StartAsync(ha, ct);
         await b.WaitForRoleAsync("standby", ct);
         for (var w = Stopwatch.StartNew(); !(await b.GetAsync("/api/whoami", token, ct)).IsSuccessStatusCode; await Task.Delay(100, ct))
             if (w.Elapsed > TimeSpan.FromSeconds(60))
@@ -91,167 +90,5 @@ internal sealed class FailoverBenchmarks : IBenchSuite
             await enc.FinishAsync(null);
         }
         return ms.ToArray();
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
-    private static Process Start(string file, IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
-    /// <summary><c>moto_server</c> on a free loopback port (no signature checks, so buckets are made with a plain PUT).</summary>
-    private sealed class Moto : IDisposable
-    {
-        private readonly Process _process;
-        private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(10) };
-
-        private Moto(Process process, string endpoint)
-        {
-            _process = process;
-            Endpoint = endpoint;
-        }
-
-        public string Endpoint { get; }
-
-        public static async Task<Moto> StartAsync(CancellationToken ct)
-        {
-            Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "wayback-bench");
-            Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", "wayback-bench-secret");
-            var exe = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "moto_server")).FirstOrDefault(File.Exists)
-                ?? throw new InvalidOperationException("moto_server is not on PATH (pip install \"moto[server]\")");
-            int port = FreePort();
-            var moto = new Moto(Start(exe, ["-H", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]), $"http://127.0.0.1:{port}");
-            for (var w = Stopwatch.StartNew(); ; await Task.Delay(100, ct))
-            {
-                try
-                {
-                    using var _ = await moto._http.GetAsync(moto.Endpoint + "/", ct);
-                    return moto;
-                }
-                catch (HttpRequestException) when (w.Elapsed < TimeSpan.FromSeconds(60))
-                {
-                }
-            }
-        }
-
-        public async Task<string> CreateBucketAsync(CancellationToken ct)
-        {
-            string bucket = "wb-failover-" + Guid.NewGuid().ToString("n")[..12];
-            using var resp = await _http.PutAsync($"{Endpoint}/{bucket}", null, ct);
-            resp.EnsureSuccessStatusCode();
-            return bucket;
-        }
-
-        public void Dispose()
-        {
-            _http.Dispose();
-            if (!_process.HasExited)
-                _process.Kill();
-            _process.WaitForExit();
-            _process.Dispose();
-        }
-    }
-
-    /// <summary>One <c>wayback serve</c> with its own data directory.</summary>
-    private sealed class Serve : IDisposable
-    {
-        private readonly Process _process;
-        private readonly string _data;
-
-        private Serve(Process process, string data, HttpClient http)
-        {
-            _process = process;
-            _data = data;
-            Http = http;
-        }
-
-        public HttpClient Http { get; }
-
-        public static async Task<Serve> StartAsync(string[] args, CancellationToken ct)
-        {
-            string data = Path.Combine(Path.GetTempPath(), "wayback-bench-" + Guid.NewGuid().ToString("n")[..8]);
-            int port = FreePort();
-            var p = Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken, .. args]);
-            var serve = new Serve(p, data, new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) });
-            for (var w = Stopwatch.StartNew(); ; await Task.Delay(100, ct))
-            {
-                if (p.HasExited)
-                    throw new InvalidOperationException("wayback serve exited at startup");
-                try
-                {
-                    using var r = await serve.Http.GetAsync("/healthz", ct);
-                    if (r.IsSuccessStatusCode)
-                        return serve;
-                }
-                catch (HttpRequestException)
-                {
-                }
-                if (w.Elapsed > TimeSpan.FromSeconds(60))
-                    throw new InvalidOperationException("wayback serve did not start within 60 s");
-            }
-        }
-
-        public async Task WaitForRoleAsync(string role, CancellationToken ct)
-        {
-            for (var w = Stopwatch.StartNew(); w.Elapsed < TimeSpan.FromSeconds(60); await Task.Delay(100, ct))
-            {
-                using var doc = JsonDocument.Parse(await Http.GetStringAsync("/healthz", ct));
-                if (doc.RootElement.GetProperty("role").GetString() == role)
-                    return;
-            }
-            throw new InvalidOperationException($"the server did not become {role} within 60 s");
-        }
-
-        public async Task<HttpResponseMessage> GetAsync(string path, string token, CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Get, path);
-            req.Headers.TryAddWithoutValidation("Authorization", "Bearer " + token);
-            return await Http.SendAsync(req, ct);
-        }
-
-        public async Task<string> CreateClusterAsync(CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name = "bench" }) };
-            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
-            using var resp = await Http.SendAsync(req, ct);
-            resp.EnsureSuccessStatusCode();
-            using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct));
-            return doc.RootElement.GetProperty("token").GetString()!;
-        }
-
-        public void Kill()
-        {
-            if (!_process.HasExited)
-                _process.Kill(entireProcessTree: true);
-            _process.WaitForExit();
-        }
-
-        public void Dispose()
-        {
-            Kill();
-            _process.Dispose();
-            Http.Dispose();
-            try
-            {
-                Directory.Delete(_data, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
     }
 }

@@ -3,7 +3,7 @@ using Wayback.Bench;
 using Wayback.Ltx;
 
 // dotnet run -c Release --project bench/Wayback.Bench -- [ltx|all] [--quick]
-IBenchSuite[] suites = [new LtxBenchmarks(), new ServerBenchmarks(), new AgentBenchmarks(), new RestoreBenchmarks(), new CatalogBenchmarks(), new PointBenchmarks(), new FailoverBenchmarks()];
+IBenchSuite[] suites = [new LtxBenchmarks(), new ServerBenchmarks(), new AgentBenchmarks(), new RestoreBenchmarks(), new CatalogBenchmarks(), new PointBenchmarks(), new FailoverBenchmarks(), new StorageBenchmarks()];
 
 if (args is [CompactionBenchmarks.ChildVerb, var childDir])
     return await CompactionBenchmarks.ChildAsync(childDir);

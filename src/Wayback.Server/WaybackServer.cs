@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Wayback.Server.Accounting;
 using Wayback.Server.Api;
 using Wayback.Server.Clusters;
 using Wayback.Server.Dashboard;
@@ -26,6 +27,7 @@ public sealed class WaybackServer : IAsyncDisposable
     private bool _disposed;
 
     private readonly RoleSwitch? _roles;
+    private StorageSampler? _sampler;
 
     private WaybackServer(WebApplication app, IObjectStore store, ILeadership leadership, RoleSwitch? roles, DatabaseManager dbs, ClusterRegistry registry, string adminToken, bool generated, ServerOptions options)
     {
@@ -58,6 +60,9 @@ public sealed class WaybackServer : IAsyncDisposable
     /// <summary>The host's services (tests list the routes from its <c>EndpointDataSource</c>).</summary>
     internal IServiceProvider Services => _app.Services;
     internal DatabaseManager Databases { get; }
+
+    /// <summary>Store requests and object sizes by database and cluster.</summary>
+    internal StorageAccounting Accounting { get; private init; } = null!;
     internal Engine Engine => Databases.Engine;
 
     /// <summary>
@@ -80,6 +85,9 @@ public sealed class WaybackServer : IAsyncDisposable
         string storage = store.ToString() ?? store.GetType().Name;
         if (wrapStore is not null)
             store = wrapStore(store);
+        // Inside fencing: a write fenced off never reaches the store, so it is no request.
+        var accounting = new AccountingStore(store);
+        store = accounting;
         if (options.HighAvailability && !store.Capabilities.ConditionalWrites)
         {
             await store.DisposeAsync().ConfigureAwait(false);
@@ -149,6 +157,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var registry = new ClusterRegistry(store, adminToken);
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
+        var storageAccounting = new StorageAccounting(accounting, dbs);
         var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;
         try
         {
@@ -172,11 +181,13 @@ public sealed class WaybackServer : IAsyncDisposable
         app.UseNameGuard();
         app.MapProtocol(registry, dbs);
         app.MapAdmin(registry, dbs, options);
-        app.MapOps(registry, dbs, metrics, leadership);
-        app.MapCatalogApi(registry, dbs);
-        app.MapRestoreApi(registry, dbs);
+        app.MapOps(registry, dbs, metrics, leadership, storageAccounting);
+        app.MapCatalogApi(registry, dbs, storageAccounting);
+        app.MapRestoreApi(registry, dbs, storageAccounting);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
+        var storageHistory = new StorageHistory(data);
+        app.MapStorageApi(registry, dbs, storageAccounting, storageHistory, options.StorageSampleInterval);
         app.MapControlPlane(registry, dbs);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
@@ -184,7 +195,9 @@ public sealed class WaybackServer : IAsyncDisposable
             roles.Start();
         else
             dbs.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options);
+        var sampler = new StorageSampler(storageAccounting, storageHistory, dbs, registry, options.StorageSampleInterval, log);
+        sampler.Start();
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting, _sampler = sampler };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
@@ -243,6 +256,8 @@ public sealed class WaybackServer : IAsyncDisposable
             return;
         _disposed = true;
         await _app.StopAsync().ConfigureAwait(false);
+        if (_sampler is not null)
+            await _sampler.DisposeAsync().ConfigureAwait(false);
         if (_roles is not null)
             await _roles.DisposeAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);

@@ -23,8 +23,18 @@ public sealed class StoreMetrics
     private long _retries;
     private long _bytesWritten;
 
+    /// <summary>
+    /// Raised for every request counted, on the flow that makes it, so a wrapper can tell whose call it was
+    /// (the server's storage accounting attributes each request to a database through an async-local value).
+    /// </summary>
+    public event Action<StoreRequestKind>? Requested;
+
     /// <summary>Counts one request of <paramref name="kind"/>.</summary>
-    public void RecordRequest(StoreRequestKind kind) => Interlocked.Increment(ref _requests[(int)kind]);
+    public void RecordRequest(StoreRequestKind kind)
+    {
+        Interlocked.Increment(ref _requests[(int)kind]);
+        Requested?.Invoke(kind);
+    }
 
     /// <summary>
     /// Counts one failed operation of <paramref name="kind"/>: one that ended in an error for its caller.

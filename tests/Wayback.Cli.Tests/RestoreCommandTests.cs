@@ -282,6 +282,28 @@ public sealed class RestoreCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task History_prints_what_the_database_costs_in_the_store()
+    {
+        await _server.FlushAsync();
+        var r = await WaybackAsync("history", "app.db");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var lines = r.Stdout.Split('\n');
+        Assert.Contains(lines, l => l.StartsWith("storage: ", StringComparison.Ordinal) && l.Contains("in the store (tiers: every-tx "));
+        Assert.Contains(lines, l => l.StartsWith("  by level (objects): snapshot ", StringComparison.Ordinal) && l.Contains(", L1 ") && l.Contains(", other "));
+        Assert.Contains(lines, l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).SequenceEqual(["STORE", "REQUESTS", "PUT", "GET", "STAT", "LIST", "DELETE"]));
+
+        // The numbers are the server's: the segments it uploaded were PUTs for this database in the last hour and day.
+        var doc = JsonDocument.Parse((await WaybackAsync("history", "app.db", "--json")).Stdout).RootElement;
+        var storage = doc.GetProperty("storage");
+        long puts = storage.GetProperty("requests").GetProperty("lastHour").GetProperty("put").GetInt64();
+        Assert.True(puts > 0, storage.ToString());
+        Assert.True(storage.GetProperty("storedBytes").GetInt64() > 0, storage.ToString());
+        var hour = lines.Single(l => l.StartsWith("last hour", StringComparison.Ordinal)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(long.Parse(hour[2], NumberStyles.AllowThousands, CultureInfo.InvariantCulture) <= puts); // the text came first
+        Assert.Contains(lines, l => l.StartsWith("last day", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task In_place_restore_asks_for_cluster_slash_db_prints_the_new_and_undo_txids_and_undo_is_exact()
     {
         ulong n = _history.Txid;

@@ -10,9 +10,12 @@ public abstract class ReplicatedDatabaseTest : IAsyncLifetime
     protected string Token { get; private set; } = null!;
     protected ReplicatedDatabase Db { get; private set; } = null!;
 
+    /// <summary>More flags for <c>wayback serve</c>.</summary>
+    protected virtual string[] ServeArgs => [];
+
     public virtual async Task InitializeAsync()
     {
-        Server = await WaybackServe.StartAsync();
+        Server = await WaybackServe.StartAsync(ServeArgs);
         Token = await Server.CreateClusterAsync("prod");
         Db = await ReplicatedDatabase.StartAsync(Server, Token);
     }

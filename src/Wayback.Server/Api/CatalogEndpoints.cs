@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Wayback.Server.Accounting;
 using Wayback.Server.Clusters;
 using Wayback.Server.Databases;
 
@@ -14,9 +15,9 @@ namespace Wayback.Server.Api;
 internal static class CatalogEndpoints
 {
     public sealed record WhoAmI(string Role, [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.Never)] string? Cluster);
-    public sealed record ClusterSummary(string Name, long RetentionSeconds, int Databases, long StorageBytes);
+    public sealed record ClusterSummary(string Name, long RetentionSeconds, int Databases, long StorageBytes, StorageUsage Storage);
     public sealed record DatabaseSummary(string Cluster, string Name, ulong Txid, string PostApplyChecksum, ulong Hwm, uint PageSize, uint Commit,
-        long SizeBytes, long LastWriteMs, ulong HwmLag, long StorageBytes, string Status, IReadOnlyList<FaultView> Faults);
+        long SizeBytes, long LastWriteMs, ulong HwmLag, long StorageBytes, string Status, IReadOnlyList<FaultView> Faults, StorageUsage Storage);
 
     /// <summary>An open fault of one database: what kind, since when (Unix ms), how often it recurred and the last error.</summary>
     public sealed record FaultView(string Kind, long SinceMs, long LastSeenMs, int Count, string Error)
@@ -24,7 +25,7 @@ internal static class CatalogEndpoints
         public static FaultView From(DatabaseFault f) => new(f.Kind, f.Since.ToUnixTimeMilliseconds(), f.LastSeen.ToUnixTimeMilliseconds(), f.Count, f.Error);
     }
 
-    public static void MapCatalogApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
+    public static void MapCatalogApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, StorageAccounting accounting)
     {
         var group = app.MapGroup("/api").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: false, next));
 
@@ -40,7 +41,7 @@ internal static class CatalogEndpoints
             var list = clusters.Select(c =>
             {
                 var inCluster = dbs.InCluster(c.Name).ToList();
-                return new ClusterSummary(c.Name, c.RetentionSeconds, inCluster.Count, inCluster.Sum(StorageBytes));
+                return new ClusterSummary(c.Name, c.RetentionSeconds, inCluster.Count, inCluster.Sum(StorageBytes), accounting.OfCluster(c.Name));
             }).ToList();
             return Task.FromResult<IResult>(TypedResults.Json(list, ApiResults.Json));
         }));
@@ -56,7 +57,7 @@ internal static class CatalogEndpoints
                     var faults = d.Faults;
                     return new DatabaseSummary(d.Cluster, d.Name, pos.Txid, Hex16.Format(pos.Checksum), hwm, d.PageSize, d.Commit,
                         (long)d.Commit * d.PageSize, d.LastWriteMs, pos.Txid > hwm ? pos.Txid - hwm : 0, StorageBytes(d),
-                        faults.Count == 0 ? "ok" : "faulty", faults.Select(FaultView.From).ToList());
+                        faults.Count == 0 ? "ok" : "faulty", faults.Select(FaultView.From).ToList(), accounting.OfDatabase(d));
                 }).ToList();
             return Task.FromResult<IResult>(TypedResults.Json(list, ApiResults.Json));
         }));

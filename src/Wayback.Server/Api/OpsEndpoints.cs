@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Wayback.Server.Accounting;
 using Wayback.Server.Clusters;
 using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
@@ -12,7 +13,7 @@ namespace Wayback.Server.Api;
 /// <summary><c>/healthz</c> (no token) and <c>/metrics</c> (admin token; Prometheus text format).</summary>
 internal static class OpsEndpoints
 {
-    public static void MapOps(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerMetrics metrics, ILeadership leadership)
+    public static void MapOps(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerMetrics metrics, ILeadership leadership, StorageAccounting accounting)
     {
         app.MapGet("/healthz", () =>
         {
@@ -27,7 +28,7 @@ internal static class OpsEndpoints
             }, ApiResults.Json, statusCode: up ? 200 : 503);
         });
 
-        app.MapGet("/metrics", () => TypedResults.Text(Render(dbs, metrics, leadership), "text/plain; version=0.0.4; charset=utf-8"))
+        app.MapGet("/metrics", () => TypedResults.Text(Render(registry, dbs, metrics, leadership, accounting), "text/plain; version=0.0.4; charset=utf-8"))
             .AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: true, next));
     }
 
@@ -58,12 +59,13 @@ internal static class OpsEndpoints
         m.Describe("wayback_store_retries_total", "counter", "Object-store requests retried.");
         m.Describe("wayback_store_bytes_written_total", "counter", "Bytes written to the object store.");
         m.Describe("wayback_role", "gauge", "1 for this server's role (single, leader, standby; see --ha).");
+        StorageMetrics.Describe(m);
         m.Describe("wayback_lease_epoch", "gauge", "The lease epoch this server writes under while it leads (0 for a single server; with --ha, the last epoch it held).");
     }
 
     private static string RoleName(ServerRole role) => role.ToString().ToLowerInvariant();
 
-    private static string Render(DatabaseManager dbs, ServerMetrics metrics, ILeadership leadership)
+    private static string Render(ClusterRegistry registry, DatabaseManager dbs, ServerMetrics metrics, ILeadership leadership, StorageAccounting accounting)
     {
         var extra = new List<(string, double)>();
         foreach (var role in Enum.GetValues<ServerRole>())
@@ -105,6 +107,7 @@ internal static class OpsEndpoints
         }
         extra.Add(("wayback_store_retries_total", store.Retries));
         extra.Add(("wayback_store_bytes_written_total", store.BytesWritten));
+        StorageMetrics.AddSeries(extra, accounting, dbs.All.Where(d => d.Exists), registry.Clusters.Select(c => c.Name));
         return metrics.Render(extra);
     }
 }

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Wayback.Server.Accounting;
 using Wayback.Server.Clusters;
 using Wayback.Server.Databases;
 
@@ -26,7 +27,7 @@ internal static class RestoreEndpoints
     /// </summary>
     public sealed record HistoryView(string Cluster, string Db, PointJson First, PointJson Last, IReadOnlyList<HistorySnapshot> Snapshots,
         IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores,
-        long RestorePoints, ulong Transactions, string Source);
+        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage);
 
     public const string SourceAgent = "agent";
     public const string SourceLiteFs = "litefs";
@@ -43,7 +44,7 @@ internal static class RestoreEndpoints
     public sealed record VerifyView(bool Ok, long Files, long Bytes, IReadOnlyList<VerifyCheck> Checked, IReadOnlyList<VerifyProblem> Problems,
         IReadOnlyList<CatalogEndpoints.FaultView> Faults);
 
-    public static void MapRestoreApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs)
+    public static void MapRestoreApi(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, StorageAccounting accounting)
     {
         var group = app.MapGroup("/api").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: false, next));
 
@@ -59,7 +60,7 @@ internal static class RestoreEndpoints
             var points = await db.RestorePointsAsync(ct).ConfigureAwait(false);
             string source = points.Batched || db.LiteFsClusterId is not null ? SourceLiteFs : SourceAgent;
             return TypedResults.Json(new HistoryView(cluster, db.Name, PointJson.From(h.Window.First), PointJson.From(h.Window.Last),
-                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source), ApiResults.Json);
+                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db)), ApiResults.Json);
         }));
 
         group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>

@@ -87,6 +87,9 @@ public sealed class ServerOptions
     /// <summary>Longest a query (or a diff, or one bisect probe) may run.</summary>
     public TimeSpan QueryTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often each database's storage is sampled into DATA/storage-history for the dashboard's chart.</summary>
+    public TimeSpan StorageSampleInterval { get; set; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
     public int Nice { get; set; }
 
@@ -130,6 +133,7 @@ public sealed class ServerOptions
         new("trash-retention", "How long deleted clusters and databases stay restorable in the trash before they are purged (default 168h).", (o, v) => o.TrashRetention = ParseDuration(v, "trash-retention")),
         new("points-cache", "Disk for restore points built for queries, diffs and bisects, under DATA/points; least recently used go first (default 2GiB).", (o, v) => o.PointsCacheBytes = ParseSize(v, "points-cache")),
         new("query-timeout", "How long one query, diff or bisect probe may run before it is stopped (default 10s).", (o, v) => o.QueryTimeout = ParseDuration(v, "query-timeout")),
+        new("storage-sample-interval", "How often each database's bytes in the store are sampled for the storage chart, kept in DATA/storage-history (default 5m).", (o, v) => o.StorageSampleInterval = ParseDuration(v, "storage-sample-interval")),
         new("max-upload-size", "Largest accepted request body, bytes or with KiB/MiB/GiB (default 16GiB).", (o, v) => o.MaxUploadBytes = ParseSize(v, "max-upload-size")),
         new("max-db-size", "Largest database a write may leave, commit x page size (default 256GiB).", (o, v) => o.MaxDatabaseBytes = ParseSize(v, "max-db-size")),
         new("min-upload-rate", "Cut off an upload slower than this many bytes a second after 10s, e.g. 1KiB; 0 = never (default 1KiB).", (o, v) => o.MinUploadRate = v.Trim() == "0" ? 0 : ParseSize(v, "min-upload-rate")),
@@ -193,6 +197,8 @@ public sealed class ServerOptions
             throw new ArgumentException("trash-retention must be a positive duration");
         if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0 || MaxDatabaseBytes <= 0 || UploadMemoryBytes <= 0 || MinUploadRate < 0)
             throw new ArgumentException("sizes must be positive");
+        if (StorageSampleInterval < TimeSpan.FromMilliseconds(100))
+            throw new ArgumentException("storage-sample-interval must be at least 100ms");
         if (UploadIdleTimeout <= TimeSpan.Zero)
             throw new ArgumentException("upload-idle-timeout must be a positive duration");
         if (LeaseDuration < TimeSpan.FromMilliseconds(500) || LeaseDuration > TimeSpan.FromHours(1))

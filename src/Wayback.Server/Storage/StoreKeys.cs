@@ -58,6 +58,33 @@ internal static class StoreKeys
     public static string Restore(string cluster, string db, ulong txid, ulong restoredTo) =>
         DatabasePrefix(cluster, db) + "restores/" + $"{txid:x16}-{restoredTo:x16}.json";
 
+    /// <summary>Whose an object is: a database's (both names), a cluster's own (<see cref="Db"/> null), or the server's (both null).</summary>
+    public readonly record struct Owner(string? Cluster, string? Db)
+    {
+        public static Owner Server => default;
+        public bool IsServer => Cluster is null;
+        public bool IsDatabase => Db is not null;
+        public static Owner Database(string cluster, string db) => new(cluster, db);
+        public static Owner OfCluster(string cluster) => new(cluster, null);
+        public override string ToString() => Cluster is null ? "server" : Db is null ? Cluster : $"{Cluster}/{Db}";
+    }
+
+    /// <summary>
+    /// Who <paramref name="keyOrPrefix"/> belongs to: a database for anything under <c>clusters/C/dbs/D/</c>, its
+    /// cluster for anything else under <c>clusters/C/</c>, the server for the rest (the lease; a listing of every
+    /// cluster). A listing's prefix belongs to a database or cluster only once its name is whole (followed by '/'):
+    /// <c>clusters/prod/dbs/a</c> would list <c>ab</c> too.
+    /// </summary>
+    public static Owner OwnerOf(string keyOrPrefix)
+    {
+        var parts = keyOrPrefix.Split('/');
+        if (parts.Length < 3 || parts[0] != "clusters" || parts[1].Length == 0)
+            return Owner.Server;
+        if (parts.Length >= 5 && parts[2] == "dbs" && parts[3].Length > 0)
+            return Owner.Database(parts[1], parts[3]);
+        return Owner.OfCluster(parts[1]);
+    }
+
     /// <summary>What a key under <c>clusters/</c> is.</summary>
     public abstract record Parsed;
     public sealed record ClusterFile(string Cluster) : Parsed;

@@ -82,6 +82,9 @@ internal static class HistoryCommand
         }
         await AdminClient.WriteTableAsync(stdout, ["LEVEL", "FILES", "SIZE", "TXIDS", "WHAT"], rows).ConfigureAwait(false);
 
+        if (h.TryGetProperty("storage", out var storage)) // servers before storage accounting had none
+            await WriteStorageAsync(stdout, storage).ConfigureAwait(false);
+
         var restores = h.GetProperty("restores").EnumerateArray().ToList();
         if (restores.Count > 0)
         {
@@ -91,6 +94,30 @@ internal static class HistoryCommand
                 await stdout.WriteLineAsync($"  TXID {r.GetProperty("txid").GetUInt64()} ({ApiClient.Time(r.GetProperty("timestampMs").GetInt64())}) restored TXID {r.GetProperty("restoredTo").GetUInt64()}; undo: restore to TXID {r.GetProperty("txid").GetUInt64() - 1}").ConfigureAwait(false);
         }
         return CliErrors.Ok;
+    }
+
+    /// <summary>
+    /// The Storage block: bytes in the store per level and per tier, and the store requests made for the database in
+    /// the last hour and day.
+    /// </summary>
+    private static async Task WriteStorageAsync(TextWriter stdout, JsonElement storage)
+    {
+        await stdout.WriteLineAsync().ConfigureAwait(false);
+        var tiers = storage.GetProperty("tiers").EnumerateArray().Select(t => $"{t.GetProperty("tier").GetString()} {ApiClient.Bytes(t.GetProperty("bytes").GetInt64())}");
+        await stdout.WriteLineAsync($"storage: {ApiClient.Bytes(storage.GetProperty("storedBytes").GetInt64())} in the store (tiers: {string.Join(", ", tiers)})").ConfigureAwait(false);
+        var levels = storage.GetProperty("levels").EnumerateArray().Select(l =>
+        {
+            string level = l.GetProperty("level").GetString()!;
+            string name = level is "snapshot" or "other" ? level : "L" + level;
+            return $"{name} {ApiClient.Bytes(l.GetProperty("bytes").GetInt64())} ({ApiClient.Count(l.GetProperty("files").GetUInt64())})";
+        });
+        await stdout.WriteLineAsync($"  by level (objects): {string.Join(", ", levels)}").ConfigureAwait(false);
+        string[] kinds = ["put", "get", "stat", "list", "delete"];
+        var requests = storage.GetProperty("requests");
+        string[] Row(string label, string window) =>
+            [label, .. kinds.Select(k => ApiClient.Count(requests.GetProperty(window).GetProperty(k).GetUInt64()))];
+        await AdminClient.WriteTableAsync(stdout, ["STORE REQUESTS", .. kinds.Select(k => k.ToUpperInvariant())],
+            [Row("last hour", "lastHour"), Row("last day", "lastDay")]).ConfigureAwait(false);
     }
 
     private static string Point(JsonElement p) => $"{ApiClient.Count(p.GetProperty("txid").GetUInt64())} ({ApiClient.Time(p.GetProperty("timestampMs").GetInt64())})";

@@ -162,6 +162,7 @@ export const whoami = (token) => request("/api/whoami", { token });
 export const clusters = () => request("/api/clusters");
 export const databases = (cluster) => request("/api/databases", { query: { cluster } });
 export const history = (cluster, db, buckets) => request("/api/history", { query: { cluster, db, buckets } });
+export const storage = (cluster, db) => request("/api/storage", { query: { cluster, db } });
 
 /** target: {txid: N} or {timestampMs: ms}; the timestamp goes out as RFC 3339 UTC. */
 export function restorePoint(cluster, db, target) {

@@ -8,6 +8,7 @@ import * as fmt from "../format.js";
 import { errorBox, heading, loading, refreshInPlace, stat, title } from "../ui.js";
 import { faultName, lagText } from "./cluster.js";
 import { previewPanel } from "./preview.js";
+import { storageCard } from "./storage.js";
 
 const LOOKUP_DELAY_MS = 300;
 
@@ -420,6 +421,7 @@ export function databaseView(main, app, cluster, db) {
   }
 
   // --- the page ---------------------------------------------------------------------------------------------
+  const storage = storageCard(cluster, db);
   const body = h("div", { class: "db-body", hidden: true },
     faultsBox,
     stats,
@@ -442,7 +444,8 @@ export function databaseView(main, app, cluster, db) {
       h("h2", { id: "download-h" }, "Download a copy"),
       h("p", null, "A SQLite file of the database at the chosen point, or as it is now. Nothing changes on the server or in the live database."),
       h("div", { class: "actions" }, downloadPointButton, downloadLatestButton),
-      downloadStatus));
+      downloadStatus),
+    storage.element);
   const status = h("div", { class: "region" }, loading(`Loading ${db}…`));
   replace(main, heading(db, h("span", { class: "kind" }, ` in ${cluster}`)), status, body);
 
@@ -461,6 +464,8 @@ export function databaseView(main, app, cluster, db) {
       body.hidden = false;
       renderStats();
       renderHistory();
+      // The rest of the page does not wait for it, nor fail with it (a server before storage accounting has none).
+      storage.refresh().then(() => { storage.element.hidden = false; }, () => { storage.element.hidden = true; });
       app.setBanner(null);
       if (!dateInput.value && !timeInput.value && history) {
         dateInput.value = fmt.toInputs(history.last.timestampMs).date;

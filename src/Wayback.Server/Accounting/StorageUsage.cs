@@ -1,0 +1,70 @@
+using Wayback.Server.Databases;
+using Wayback.Server.Storage;
+
+namespace Wayback.Server.Accounting;
+
+/// <summary>Objects and bytes stored at one level (<c>snapshot</c>, <c>1</c>, <c>2</c>, <c>3</c>, or <c>other</c>).</summary>
+internal sealed record LevelUsage(string Level, int Files, long Bytes);
+
+/// <summary>Bytes that hold the restore points of one retention tier.</summary>
+internal sealed record TierUsage(string Tier, long Bytes);
+
+/// <summary>
+/// What a database (or a whole cluster) costs in the store: bytes per level and per tier, and the requests made for
+/// it. Bytes are exact: data files come from the catalog, the rest from <see cref="AccountingStore"/>.
+/// </summary>
+internal sealed record StorageUsage(long StoredBytes, IReadOnlyList<LevelUsage> Levels, IReadOnlyList<TierUsage> Tiers, RequestWindows Requests)
+{
+    /// <summary>The level of objects outside the catalog: cluster, token and restore records, trash markers.</summary>
+    public const string OtherLevel = "other";
+
+    /// <summary>
+    /// The one tier there is until retention has tiers: every transaction a restore point for the whole retention.
+    /// </summary>
+    public const string EveryTxTier = "every-tx";
+
+    public static StorageUsage Of(IReadOnlyList<LevelUsage> levels, RequestWindows requests)
+    {
+        long bytes = levels.Sum(l => l.Bytes);
+        return new StorageUsage(bytes, levels, [new TierUsage(EveryTxTier, bytes)], requests);
+    }
+
+    /// <summary>Level by level sums (same level names, in the order of the first).</summary>
+    public static IReadOnlyList<LevelUsage> Sum(IEnumerable<IReadOnlyList<LevelUsage>> all) =>
+        all.SelectMany(l => l).GroupBy(l => l.Level).Select(g => new LevelUsage(g.Key, g.Sum(l => l.Files), g.Sum(l => l.Bytes))).ToList();
+}
+
+/// <summary>Storage usage by database, cluster and server, from the catalogs and the accounting store.</summary>
+internal sealed class StorageAccounting(AccountingStore store, DatabaseManager dbs)
+{
+    public AccountingStore Store { get; } = store;
+
+    /// <summary>A database's levels (from its catalog) and other objects, and the requests made for it.</summary>
+    public StorageUsage OfDatabase(Database d) => StorageUsage.Of(LevelsOf(d), Store.Requests(StoreKeys.Owner.Database(d.Cluster, d.Name)));
+
+    /// <summary>
+    /// A cluster with everything in it: its databases (the trashed too, they are still stored) and its own records;
+    /// requests include those for databases purged within the last day.
+    /// </summary>
+    public StorageUsage OfCluster(string cluster)
+    {
+        var own = Store.OtherObjects(StoreKeys.Owner.OfCluster(cluster));
+        var levels = StorageUsage.Sum(dbs.All.Where(d => d.Cluster == cluster).Select(LevelsOf)
+            .Append([new LevelUsage(StorageUsage.OtherLevel, own.Files, own.Bytes)]));
+        var requests = Store.Owners.Where(o => o.Cluster == cluster).Select(Store.Requests).Aggregate(RequestWindows.Zero, (a, b) => a.Plus(b));
+        return StorageUsage.Of(levels, requests);
+    }
+
+    /// <summary>Requests that are no cluster's: the lease, listings of every cluster.</summary>
+    public RequestWindows OfServer() => Store.Requests(StoreKeys.Owner.Server);
+
+    /// <summary>Drops the request counts of databases and clusters that are gone (after a day idle).</summary>
+    public void Prune(Clusters.ClusterRegistry registry) =>
+        Store.Prune(o => o.Db is { } db ? dbs.All.Any(d => d.Cluster == o.Cluster && d.Name == db) : registry.Find(o.Cluster!) is not null || registry.FindTrashed(o.Cluster!) is not null);
+
+    private List<LevelUsage> LevelsOf(Database d)
+    {
+        var other = Store.OtherObjects(StoreKeys.Owner.Database(d.Cluster, d.Name));
+        return [.. d.SnapshotStats().Levels.Select(l => new LevelUsage(l.Level.MetricName(), l.Files, l.Bytes)), new LevelUsage(StorageUsage.OtherLevel, other.Files, other.Bytes)];
+    }
+}

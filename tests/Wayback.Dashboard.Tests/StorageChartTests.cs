@@ -1,0 +1,57 @@
+using System.Globalization;
+using System.Text.Json;
+using static Microsoft.Playwright.Assertions;
+
+namespace Wayback.Dashboard.Tests;
+
+/// <summary>The storage card draws what /api/storage says: a point per sample, bytes per level, requests per window.</summary>
+[Collection("browser")]
+public sealed class StorageChartTests(BrowserFixture browser) : ReplicatedDatabaseTest
+{
+    protected override string[] ServeArgs => ["--storage-sample-interval", "1s"];
+
+    private async Task<JsonElement> StorageAsync()
+    {
+        using var http = Server.Client(Token);
+        using var doc = JsonDocument.Parse(await http.GetStringAsync("/api/storage?db=app.db"));
+        return doc.RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task The_storage_card_charts_every_sample_and_shows_bytes_by_level_and_requests()
+    {
+        await Db.WriteAsync(20);
+        await Wait.UntilAsync(async () => (await StorageAsync()).GetProperty("samples").GetArrayLength() >= 3
+            && (await StorageAsync()).GetProperty("current").GetProperty("storedBytes").GetInt64() > 0,
+            TimeSpan.FromSeconds(60), "three storage samples, and bytes of app.db in the store");
+        await Db.StopAgentAsync();
+        var before = await StorageAsync();
+
+        await using var context = await browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Dashboard.SignInAsync(page, Server.Url, Token);
+        await page.GotoAsync(Server.Url + "/ui/#/c/prod/db/app.db");
+        var card = page.Locator("section.storage");
+        await Expect(card.Locator("svg.storage-chart circle.sample").First).ToBeAttachedAsync();
+        await Expect(card.Locator("h2")).ToHaveTextAsync("Storage");
+
+        // Samples are only ever appended: the points drawn are the first of what the server holds a moment later.
+        var drawn = await card.Locator("svg.storage-chart circle.sample").EvaluateAllAsync<long[]>("cs => cs.map(c => Number(c.dataset.bytes))");
+        var after = await StorageAsync();
+        var samples = after.GetProperty("samples").EnumerateArray().Select(x => x.GetProperty("storedBytes").GetInt64()).ToList();
+        Assert.True(drawn.Length >= before.GetProperty("samples").GetArrayLength(), $"{drawn.Length} points for {before.GetProperty("samples").GetArrayLength()} samples");
+        Assert.Equal(samples.Take(drawn.Length), drawn);
+        var title = await card.Locator("svg.storage-chart circle.sample title").Last.TextContentAsync();
+        Assert.Contains($"({drawn[^1].ToString("N0", CultureInfo.InvariantCulture)} bytes) on ", title);
+        Assert.Contains("Bytes in the store over time", await card.Locator("svg.storage-chart").GetAttributeAsync("aria-label"));
+
+        // Bytes by level and requests by window, as /api/storage had them around the page's own fetch.
+        foreach (var level in after.GetProperty("current").GetProperty("levels").EnumerateArray())
+            await Expect(card.Locator($"table.storage-levels tr[data-level='{level.GetProperty("level").GetString()}']")).ToBeVisibleAsync();
+        string put = (await card.Locator("table.storage-requests tr[data-window='hour'] td[data-kind='put']").TextContentAsync())!;
+        long shown = long.Parse(put, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
+        Assert.InRange(shown, Math.Max(1, before.GetProperty("current").GetProperty("requests").GetProperty("lastHour").GetProperty("put").GetInt64()),
+            after.GetProperty("current").GetProperty("requests").GetProperty("lastHour").GetProperty("put").GetInt64());
+        await Expect(card.Locator(".storage-summary")).ToContainTextAsync("in the object store (every transaction a restore point: ");
+    }
+}
