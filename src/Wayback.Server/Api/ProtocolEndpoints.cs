@@ -132,9 +132,10 @@ internal static class ProtocolEndpoints
 
         var db = dbs.GetOrCreate(cluster, name);
         // Only LiteFS sends it (the agent does not): history says what a restore point is from it.
-        if (request.Headers[ProtocolHeaders.ClusterId] is { Count: > 0 } clusterId && clusterId.ToString().Length > 0)
-            db.LiteFsClusterId = clusterId.ToString();
-        var result = await db.WriteAsync(body, lengths, format, ct).ConfigureAwait(false);
+        string? node = request.Headers[ProtocolHeaders.ClusterId] is { Count: > 0 } clusterId && clusterId.ToString().Length > 0 ? clusterId.ToString() : null;
+        if (node is not null)
+            db.LiteFsClusterId = node;
+        var result = await db.WriteAsync(body, lengths, format, ct, node).ConfigureAwait(false);
         context.Response.Headers[ProtocolHeaders.Hwm] = Hex16.Format(result.Hwm);
         return TypedResults.Json(new WriteAnswer(PositionJson.From(result.Pos), Hex16.Format(result.Hwm), result.Files), ApiResults.Json);
     }
