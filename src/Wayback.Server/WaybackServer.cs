@@ -175,6 +175,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapOps(registry, dbs, metrics, leadership);
         app.MapCatalogApi(registry, dbs);
         app.MapRestoreApi(registry, dbs);
+        app.MapBranches(registry, dbs);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
         app.MapControlPlane(registry, dbs);

@@ -38,6 +38,8 @@ public sealed class RouteNameTests
         ("GET", "/api/restore-point", false),
         ("POST", "/api/restore", false),
         ("POST", "/api/verify", false),
+        ("GET", "/api/branches", false),
+        ("GET", "/api/branches/{id}/database", false),
         ("POST", "/api/query", false),
         ("GET", "/api/diff", false),
         ("POST", "/api/bisect", false),
