@@ -13,7 +13,7 @@ public static class SideBranchPaths
     public const string List = "/api/branches";
 
     /// <summary>The route of <see cref="Database"/>.</summary>
-    public const string DatabaseRoute = "/api/branches/{id}/database";
+    public const string DatabaseRoute = "/api/branches/{branch}/database";
 
     /// <summary>
     /// <c>GET /api/branches/ID/database?db=NAME</c>: the branch applied on top of its base point, as a SQLite file

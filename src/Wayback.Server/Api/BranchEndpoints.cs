@@ -23,22 +23,22 @@ internal static class BranchEndpoints
             return TypedResults.Json(new SideBranchList(cluster, db.Name, branches), ApiResults.Json);
         }));
 
-        group.MapGet(SideBranchPaths.DatabaseRoute, (HttpContext context, string id, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        // The ID is checked by the name guard (a side branch id), before anything is looked up.
+        group.MapGet(SideBranchPaths.DatabaseRoute, (HttpContext context, string branch, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            if (!SideBranchPaths.IsValidId(id))
-                throw ApiException.BadName($"'{(id.Length > 40 ? id[..40] + "..." : id)}' is not a side branch ID (digits, a-z and '-'; `wayback history DB` lists them)");
+            string id = branch;
             var (_, db) = RestoreEndpoints.Find(context, registry, dbs);
             string temp = dbs.Engine.TempPath("branch-db");
             Directory.CreateDirectory(dbs.Engine.TempDirectory);
             try
             {
-                var branch = await db.Branches.BuildAsync(id, temp, ct).ConfigureAwait(false);
+                var built = await db.Branches.BuildAsync(id, temp, ct).ConfigureAwait(false);
                 // Opened before the name is removed: the answer reads the file, nothing else can.
                 var file = new FileStream(temp, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16,
                     FileOptions.Asynchronous | FileOptions.DeleteOnClose);
                 var response = context.Response;
-                response.Headers[ProtocolHeaders.Txid] = Hex16.Format(branch.MaxTxid);
-                response.Headers[ProtocolHeaders.PostApplyChecksum] = branch.PostApplyChecksum;
+                response.Headers[ProtocolHeaders.Txid] = Hex16.Format(built.MaxTxid);
+                response.Headers[ProtocolHeaders.PostApplyChecksum] = built.PostApplyChecksum;
                 response.ContentType = "application/octet-stream";
                 response.ContentLength = file.Length;
                 return new ProtocolEndpoints.StreamingResult(async body =>
