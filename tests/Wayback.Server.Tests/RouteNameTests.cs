@@ -24,6 +24,7 @@ public sealed class RouteNameTests
     [
         ("GET", "/pos", false),
         ("POST", "/db/tx", false),
+        ("POST", "/db/branch", false),
         ("GET", "/db/snapshot", false),
         ("DELETE", "/db", false),
         ("POST", "/db/undelete", false),

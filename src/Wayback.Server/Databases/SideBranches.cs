@@ -149,6 +149,27 @@ internal sealed class SideBranches(Database db)
     }
 
     /// <summary>
+    /// Keeps what a writer dropped on its side after applying an in-place restore (the agent's overtaken journal
+    /// entries): they must continue the state a restore replaced, or a side branch. Files already kept (the writer's
+    /// own refused upload of them) are not kept twice. Serialized with writes, like a refused upload.
+    /// </summary>
+    public async Task<SideBranchJson> KeepDroppedAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, string? node, CancellationToken ct)
+    {
+        await db.Lock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (db.Deleted)
+                throw new NotFoundException($"database '{db.Name}' was deleted");
+            return await KeepAsync(body, lengths, format, node, SideBranchJson.SourceJournal, ct).ConfigureAwait(false)
+                ?? throw new BadInputException($"these files do not continue a state that an in-place restore of '{db.Name}' replaced, nor a side branch of it: only what a restore overtook is kept as a side branch");
+        }
+        finally
+        {
+            db.Lock.Release();
+        }
+    }
+
+    /// <summary>
     /// Writes the database the side branch leads to into <paramref name="outputPath"/> (a new file): the state at its
     /// base point, restored from the history, with its files applied in order, every checksum proven on the way.
     /// </summary>
