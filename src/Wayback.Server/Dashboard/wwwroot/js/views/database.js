@@ -5,7 +5,8 @@ import * as api from "../api.js";
 import { HistoryChart } from "../chart.js";
 import { h, replace, s, uid } from "../dom.js";
 import * as fmt from "../format.js";
-import { errorBox, heading, loading, refreshInPlace, stat, title } from "../ui.js";
+import { errorBox, heading, loading, refreshInPlace, saveBlob, stat, title } from "../ui.js";
+import { branchesCard } from "./branches.js";
 import { faultName, lagText } from "./cluster.js";
 import { previewPanel } from "./preview.js";
 
@@ -400,12 +401,7 @@ export function databaseView(main, app, cluster, db) {
       }, downloading.signal);
       if (disposed) return;
       const name = downloadName(db, result.txid);
-      const href = URL.createObjectURL(result.blob);
-      const a = h("a", { href, download: name, class: "visually-hidden" }, name);
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(href), 60000);
+      saveBlob(result.blob, name);
       replace(downloadStatus, h("p", { class: "notice ok", role: "status" },
         `Saved ${name}: ${fmt.bytes(result.bytes)}, the database at TXID ${fmt.count(result.txid)}. Check it with `,
         h("code", null, `sqlite3 ${name} 'PRAGMA integrity_check'`), "."));
@@ -418,6 +414,9 @@ export function databaseView(main, app, cluster, db) {
       updateActions();
     }
   }
+
+  // --- side branches: what in-place restores overtook ------------------------------------------------------------
+  const branches = branchesCard(cluster, db);
 
   // --- the page ---------------------------------------------------------------------------------------------
   const body = h("div", { class: "db-body", hidden: true },
@@ -442,7 +441,8 @@ export function databaseView(main, app, cluster, db) {
       h("h2", { id: "download-h" }, "Download a copy"),
       h("p", null, "A SQLite file of the database at the chosen point, or as it is now. Nothing changes on the server or in the live database."),
       h("div", { class: "actions" }, downloadPointButton, downloadLatestButton),
-      downloadStatus));
+      downloadStatus),
+    branches.element);
   const status = h("div", { class: "region" }, loading(`Loading ${db}…`));
   replace(main, heading(db, h("span", { class: "kind" }, ` in ${cluster}`)), status, body);
 
@@ -461,6 +461,7 @@ export function databaseView(main, app, cluster, db) {
       body.hidden = false;
       renderStats();
       renderHistory();
+      branches.render(history.branches || []);
       app.setBanner(null);
       if (!dateInput.value && !timeInput.value && history) {
         dateInput.value = fmt.toInputs(history.last.timestampMs).date;
@@ -491,6 +492,7 @@ export function databaseView(main, app, cluster, db) {
       clearTimeout(lookupTimer);
       chart.dispose();
       if (downloading) downloading.abort();
+      branches.dispose();
     },
   };
 }
