@@ -92,7 +92,7 @@ internal static class ProtocolEndpoints
             string? node = NodeOf(context.Request);
             if (node is not null)
                 db.LiteFsClusterId = node;
-            var result = await db.WriteAsync(body, lengths, format, ct, node).ConfigureAwait(false);
+            var result = await db.WriteAsync(body, lengths, format, node, ct).ConfigureAwait(false);
             context.Response.Headers[ProtocolHeaders.Hwm] = Hex16.Format(result.Hwm);
             return TypedResults.Json(new WriteAnswer(PositionJson.From(result.Pos), Hex16.Format(result.Hwm), result.Files), ApiResults.Json);
         }

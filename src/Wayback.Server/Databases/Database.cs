@@ -315,7 +315,7 @@ internal sealed partial class Database
     /// first (<see cref="SideBranches.KeepAsync"/>, <paramref name="node"/> the writer's <c>Litefs-Cluster-Id</c>) and
     /// still refused; if it cannot be kept, the refusal is <see cref="StorageUnavailableException"/>, so the writer sends it again.
     /// </remarks>
-    public async Task<WriteResult> WriteAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct, string? node = null)
+    public async Task<WriteResult> WriteAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, string? node, CancellationToken ct)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         await _lock.WaitAsync(ct).ConfigureAwait(false);
