@@ -217,6 +217,11 @@ public sealed class SideBranchTests
         Assert.Equal(6UL, branch.GetProperty("baseTxid").GetUInt64());
         Assert.Equal((7UL, 7UL), (branch.GetProperty("minTxid").GetUInt64(), branch.GetProperty("maxTxid").GetUInt64()));
         Assert.Single(branch.GetProperty("files").EnumerateArray());
+        using (var metrics = TestServer.Request(HttpMethod.Get, "/metrics", TestServer.AdminToken, scheme: "Bearer"))
+        {
+            using var resp = await s.Http.SendAsync(metrics);
+            Assert.Contains("wayback_side_branch_transactions_total{cluster=\"prod\",db=\"app.db\",source=\"upload\"} 1\n", await resp.Content.ReadAsStringAsync());
+        }
         Assert.Equal(writer.History.ImageAt[7], await BranchDatabaseAsync(s, token, "app.db", branch.GetProperty("id").GetString()!));
 
         // A writer whose base no restore replaced gets a plain 409: nothing is kept for it.

@@ -127,6 +127,8 @@ internal sealed class SideBranches(Database db)
                 branches.RemoveAll(b => b.Id == id);
                 branches.Add(branch);
                 _listed.Add(id);
+                engine.Metrics.Add("wayback_side_branch_transactions_total", (double)(last.Header.MaxTxid - files[0].Header.MinTxid + 1),
+                    ("cluster", db.Cluster), ("db", db.Name), ("source", source));
                 engine.Log.LogWarning(
                     "{Db}: refused TXIDs {Min}-{Max} (on TXID {Base}) from {Node}: {Reason}; kept as side branch {Id} (TXIDs {BranchMin}-{BranchMax}); get it with: {Command}",
                     db.Label, first.MinTxid, last.Header.MaxTxid, basePos.Txid, node is null ? "a writer without Litefs-Cluster-Id" : $"LiteFS node {node}",
