@@ -312,7 +312,7 @@ internal sealed partial class Database
     /// </summary>
     /// <remarks>
     /// A request refused because an in-place restore replaced the state it continues is kept as a side branch
-    /// first (<see cref="SideBranches.KeepAsync"/>, <paramref name="node"/> the writer's <c>Litefs-Cluster-Id</c>) and
+    /// first (<see cref="SideBranches.KeepAsync"/>, <paramref name="node"/> the writer's <see cref="ProtocolHeaders.ClusterId"/>) and
     /// still refused; if it cannot be kept, the refusal is <see cref="StorageUnavailableException"/>, so the writer sends it again.
     /// </remarks>
     public async Task<WriteResult> WriteAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, string? node, CancellationToken ct)

@@ -131,7 +131,7 @@ internal sealed class SideBranches(Database db)
                     ("cluster", db.Cluster), ("db", db.Name), ("source", source));
                 engine.Log.LogWarning(
                     "{Db}: refused TXIDs {Min}-{Max} (on TXID {Base}) from {Node}: {Reason}; kept as side branch {Id} (TXIDs {BranchMin}-{BranchMax}); get it with: {Command}",
-                    db.Label, first.MinTxid, last.Header.MaxTxid, basePos.Txid, node is null ? "a writer without Litefs-Cluster-Id" : $"LiteFS node {node}",
+                    db.Label, first.MinTxid, last.Header.MaxTxid, basePos.Txid, node is null ? $"a writer without {ProtocolHeaders.ClusterId}" : $"LiteFS node {node}",
                     branch.Reason, id, branch.MinTxid, branch.MaxTxid, branch.Command(db.Name, null));
                 return branch;
             }
