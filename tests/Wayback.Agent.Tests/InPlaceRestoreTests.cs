@@ -207,7 +207,7 @@ public class InPlaceRestoreTests
     }
 
     [Fact]
-    public async Task Journal_entries_a_restore_overtook_leave_the_journal_only_once_the_server_keeps_them_as_a_side_branch()
+    public async Task Journal_entries_a_restore_overtook_are_kept_by_the_agent_until_the_server_keeps_them_as_a_side_branch()
     {
         await using var server = await ServeProcess.StartAsync();
         using var tmp = new TempDir();
@@ -230,12 +230,30 @@ public class InPlaceRestoreTests
             await Processes.WriterAsync("--db", db, "--rows", "10", "--autocheckpoint", "0");
             overtaken = await ContentHashAsync(db);
             await RestoreInPlaceAsync(server, 11);
+
+            // This run reaches the server through a proxy that answers POST /db/branch with 503: the entries leave the
+            // journal, but stay in the agent's outbox.
+            string outbox = Path.Combine(AgentJournal.DirectoryFor(db), "branches");
+            using (var proxy = new RefusingProxy(server.Url, r => r.HttpMethod == "POST" && r.Url!.AbsolutePath == "/db/branch"))
+            {
+                var env = server.AgentEnv();
+                env["WAYBACK_SERVER"] = proxy.Url;
+                once = await Processes.WaybackAsync(env, "replicate", "--once", db);
+                Assert.True(once.ExitCode == 0, once.Stderr);
+                Assert.Contains("applied the in-place restore", once.Stderr);
+                Assert.Contains("until the server holds them as a side branch", once.Stderr);
+                Assert.Contains("are sent again", once.Stderr);
+                Assert.True(proxy.Refused > 0, once.Stderr);
+            }
+            Assert.Equal(Enumerable.Range(1, 11).Select(i => (long)i), JournalRestore.Rows(db));
+            var waiting = Assert.Single(Directory.GetDirectories(outbox));
+            Assert.Equal($"{22:x16}-{31:x16}", Path.GetFileName(waiting));
+            Assert.Equal(10, Directory.GetFiles(waiting, "*.ltx").Length);
+
+            // The next run sends them; the server keeps them and the agent lets them go.
             once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
             Assert.True(once.ExitCode == 0, once.Stderr);
-            Assert.Contains("applied the in-place restore", once.Stderr);
-            Assert.Contains("until the server holds them as a side branch", once.Stderr);
             Assert.Contains("as side branch", once.Stderr);
-            Assert.Equal(Enumerable.Range(1, 11).Select(i => (long)i), JournalRestore.Rows(db));
         }
         finally
         {
