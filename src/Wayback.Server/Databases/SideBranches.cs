@@ -130,8 +130,9 @@ internal sealed class SideBranches(Database db)
                 engine.Metrics.Add("wayback_side_branch_transactions_total", (double)(last.Header.MaxTxid - files[0].Header.MinTxid + 1),
                     ("cluster", db.Cluster), ("db", db.Name), ("source", source));
                 engine.Log.LogWarning(
-                    "{Db}: refused TXIDs {Min}-{Max} (on TXID {Base}) from {Node}: {Reason}; kept as side branch {Id} (TXIDs {BranchMin}-{BranchMax}); get it with: {Command}",
-                    db.Label, first.MinTxid, last.Header.MaxTxid, basePos.Txid, node is null ? $"a writer without {ProtocolHeaders.ClusterId}" : $"LiteFS node {node}",
+                    "{Db}: {What} TXIDs {Min}-{Max} (on TXID {Base}) from {Node}: {Reason}; kept as side branch {Id} (TXIDs {BranchMin}-{BranchMax}); get it with: {Command}",
+                    db.Label, source == SideBranchJson.SourceUpload ? "refused" : "the writer dropped", first.MinTxid, last.Header.MaxTxid, basePos.Txid,
+                    node is null ? $"a writer without {ProtocolHeaders.ClusterId}" : $"LiteFS node {node}",
                     branch.Reason, id, branch.MinTxid, branch.MaxTxid, branch.Command(db.Name, null));
                 return branch;
             }

@@ -58,7 +58,7 @@ internal static class StoreKeys
     public static string Restore(string cluster, string db, ulong txid, ulong restoredTo) =>
         DatabasePrefix(cluster, db) + "restores/" + $"{txid:x16}-{restoredTo:x16}.json";
 
-    /// <summary>The record of a side branch (<see cref="Wayback.Protocol.SideBranchJson"/>); its LTX files are under <see cref="BranchFilesPrefix"/>.</summary>
+    /// <summary>The record of a side branch (<see cref="SideBranchJson"/>); its LTX files are under <see cref="BranchFilesPrefix"/>.</summary>
     public static string Branch(string cluster, string db, string id) => DatabasePrefix(cluster, db) + $"branches/{id}.json";
 
     public static string BranchFilesPrefix(string cluster, string db, string id) => DatabasePrefix(cluster, db) + $"branches/{id}/";
@@ -107,7 +107,7 @@ internal static class StoreKeys
         if (parts.Length == 6 && parts[2] == "dbs" && parts[4] == "branches")
         {
             var name = parts[5];
-            if (!name.EndsWith(".json", StringComparison.Ordinal) || !Wayback.Protocol.SideBranchPaths.IsValidId(name[..^5]))
+            if (!name.EndsWith(".json", StringComparison.Ordinal) || !SideBranchPaths.IsValidId(name[..^5]))
                 return null;
             return new BranchRecordFile(cluster, parts[3], name[..^5]);
         }
