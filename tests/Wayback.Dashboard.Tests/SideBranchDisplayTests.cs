@@ -57,7 +57,7 @@ public sealed class SideBranchDisplayTests(BrowserFixture browser)
         await download.SaveAsAsync(file);
         Assert.Equal("ok", (await Processes.Sqlite3Async(file, "PRAGMA integrity_check;")).Trim());
         Assert.Equal(31, await ReplicatedDatabase.RowsAsync(file));
-        await Expect(card.Locator(".download-status")).ToContainTextAsync("Saved app.branch-");
+        await Expect(card.Locator(".branch-status")).ToContainTextAsync("Saved app.branch-");
         Assert.Empty(errors);
     }
 }

@@ -17,7 +17,7 @@ export function branchFileName(db, id) {
 /** The card: hidden while the database has no side branch; `render(branches)` with the history's `branches`. */
 export function branchesCard(cluster, db) {
   const list = h("div");
-  const status = h("div", { class: "download-status", "aria-live": "polite" });
+  const status = h("div", { class: "branch-status", "aria-live": "polite" });
   const element = h("section", { "aria-labelledby": "branches-h", class: "card", hidden: true },
     h("h2", { id: "branches-h" }, "Side branches"),
     h("p", null, "Transactions a writer committed on a state that an in-place restore then replaced. They are not in the history (the writer resynced to the restored state), but they are kept, for the cluster's retention: download one as the database it leads to."),
