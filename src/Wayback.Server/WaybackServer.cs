@@ -184,6 +184,7 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapOps(registry, dbs, metrics, leadership, storageAccounting);
         app.MapCatalogApi(registry, dbs, storageAccounting);
         app.MapRestoreApi(registry, dbs, storageAccounting);
+        app.MapBranches(registry, dbs);
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
         var storageHistory = new StorageHistory(data);

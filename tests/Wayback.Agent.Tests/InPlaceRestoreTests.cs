@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using Wayback.Agent.Journal;
 
 namespace Wayback.Agent.Tests;
 
@@ -202,6 +203,74 @@ public class InPlaceRestoreTests
         {
             await Processes.StopAsync(keeper);
         }
+        await AssertConvergedAsync(server, tmp, db);
+    }
+
+    [Fact]
+    public async Task Journal_entries_a_restore_overtook_are_kept_by_the_agent_until_the_server_keeps_them_as_a_side_branch()
+    {
+        await using var server = await ServeProcess.StartAsync();
+        using var tmp = new TempDir();
+        var db = tmp.File("app.db");
+        await Processes.WriterAsync("--db", db, "--rows", "0");
+        var keeper = await Processes.StartKeeperAsync(db);
+        string overtaken;
+        try
+        {
+            await Processes.WriterAsync("--db", db, "--rows", "1", "--autocheckpoint", "0");
+            var once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
+            Assert.True(once.ExitCode == 0, once.Stderr);
+            await Processes.WriterAsync("--db", db, "--rows", "20", "--autocheckpoint", "0");
+            once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
+            Assert.True(once.ExitCode == 0, once.Stderr);
+            Assert.Equal(21UL, (await server.PositionAsync("app.db"))!.Value.Txid);
+
+            // Ten more commits while the agent is stopped; then the server is restored in place to TXID 11 (as TXID 22).
+            // The next run captures them (local TXIDs 22-31, on the state the restore replaced) before it learns of it.
+            await Processes.WriterAsync("--db", db, "--rows", "10", "--autocheckpoint", "0");
+            overtaken = await ContentHashAsync(db);
+            await RestoreInPlaceAsync(server, 11);
+
+            // This run reaches the server through a proxy that answers POST /db/branch with 503: the entries leave the
+            // journal, but stay in the agent's outbox.
+            string outbox = Path.Combine(AgentJournal.DirectoryFor(db), "branches");
+            using (var proxy = new RefusingProxy(server.Url, r => r.HttpMethod == "POST" && r.Url!.AbsolutePath == "/db/branch"))
+            {
+                var env = server.AgentEnv();
+                env["WAYBACK_SERVER"] = proxy.Url;
+                once = await Processes.WaybackAsync(env, "replicate", "--once", db);
+                Assert.True(once.ExitCode == 0, once.Stderr);
+                Assert.Contains("applied the in-place restore", once.Stderr);
+                Assert.Contains("until the server holds them as a side branch", once.Stderr);
+                Assert.Contains("are sent again", once.Stderr);
+                Assert.True(proxy.Refused > 0, once.Stderr);
+            }
+            Assert.Equal(Enumerable.Range(1, 11).Select(i => (long)i), JournalRestore.Rows(db));
+            var waiting = Assert.Single(Directory.GetDirectories(outbox));
+            Assert.Equal($"{22:x16}-{31:x16}", Path.GetFileName(waiting));
+            Assert.Equal(10, Directory.GetFiles(waiting, "*.ltx").Length);
+
+            // The next run sends them; the server keeps them and the agent lets them go.
+            once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
+            Assert.True(once.ExitCode == 0, once.Stderr);
+            Assert.Contains("as side branch", once.Stderr);
+        }
+        finally
+        {
+            await Processes.StopAsync(keeper);
+        }
+        // Acknowledged, so the agent's copy is gone; the server lists the branch and restores it.
+        Assert.Empty(Directory.GetDirectories(Path.Combine(AgentJournal.DirectoryFor(db), "branches")));
+        var history = await Processes.WaybackAsync(server.AgentEnv(), "history", "app.db", "--json");
+        Assert.True(history.ExitCode == 0, history.Stderr);
+        var branch = Assert.Single(JsonDocument.Parse(history.Stdout).RootElement.GetProperty("branches").EnumerateArray());
+        Assert.Equal((21UL, 22UL, 31UL), (branch.GetProperty("baseTxid").GetUInt64(), branch.GetProperty("minTxid").GetUInt64(), branch.GetProperty("maxTxid").GetUInt64()));
+        Assert.Equal("journal", branch.GetProperty("source").GetString());
+        string output = tmp.File("branch.db");
+        var restored = await Processes.WaybackAsync(server.AgentEnv(), "restore", "app.db", "--branch", branch.GetProperty("id").GetString()!, "-o", output);
+        Assert.True(restored.ExitCode == 0, restored.Stderr);
+        Assert.Equal(overtaken, await ContentHashAsync(output));
+        Assert.Equal(Enumerable.Range(1, 31).Select(i => (long)i), JournalRestore.Rows(output));
         await AssertConvergedAsync(server, tmp, db);
     }
 

@@ -207,23 +207,4 @@ public sealed class ControlPlaneTests
         Assert.Equal(200, again);
         Assert.Equal(history.ImageAt[1], await SqliteAsync(s, token, "app.db"));
     }
-
-    /// <summary>A body without a length, so it goes out chunked as LiteFS sends its uploads, in small pieces.</summary>
-    private sealed class ChunkedContent(byte[] bytes) : HttpContent
-    {
-        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
-        {
-            for (int off = 0; off < bytes.Length; off += 7000)
-            {
-                await stream.WriteAsync(bytes.AsMemory(off, Math.Min(7000, bytes.Length - off)));
-                await stream.FlushAsync();
-            }
-        }
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = 0;
-            return false;
-        }
-    }
 }

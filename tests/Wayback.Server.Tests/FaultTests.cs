@@ -11,6 +11,9 @@ public sealed class FaultyStore(IObjectStore inner) : IObjectStore
     /// <summary>Reads of the keys this picks fail (a damaged or unreadable object).</summary>
     public volatile Func<string, bool>? FailReads;
 
+    /// <summary>Puts of the keys this picks fail (a bucket that refuses one kind of object).</summary>
+    public volatile Func<string, bool>? FailPuts;
+
     public StoreMetrics Metrics => inner.Metrics;
     public StoreCapabilities Capabilities => inner.Capabilities;
 
@@ -26,6 +29,8 @@ public sealed class FaultyStore(IObjectStore inner) : IObjectStore
     public Task<PutResult> PutAsync(string key, Stream content, PutOptions? options = null, CancellationToken ct = default)
     {
         Check(key);
+        if (FailPuts?.Invoke(key) == true)
+            throw new StorageException($"injected fault: cannot store {key}", key);
         return inner.PutAsync(key, content, options, ct);
     }
 

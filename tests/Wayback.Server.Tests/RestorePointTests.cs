@@ -11,7 +11,7 @@ namespace Wayback.Server.Tests;
 public sealed class RestorePointTests
 {
     /// <summary>Several consecutive LTX files merged into one, as LiteFS sends what it has not uploaded yet.</summary>
-    private static async Task<byte[]> BatchAsync(IReadOnlyList<byte[]> files)
+    internal static async Task<byte[]> BatchAsync(IReadOnlyList<byte[]> files)
     {
         var decoders = new List<LtxDecoder>();
         try

@@ -24,6 +24,7 @@ public sealed class RouteNameTests
     [
         ("GET", "/pos", false),
         ("POST", "/db/tx", false),
+        ("POST", "/db/branch", false),
         ("GET", "/db/snapshot", false),
         ("DELETE", "/db", false),
         ("POST", "/db/undelete", false),
@@ -38,6 +39,8 @@ public sealed class RouteNameTests
         ("GET", "/api/restore-point", false),
         ("POST", "/api/restore", false),
         ("POST", "/api/verify", false),
+        ("GET", "/api/branches", false),
+        ("GET", "/api/branches/{branch}/database", false),
         ("POST", "/api/query", false),
         ("GET", "/api/diff", false),
         ("POST", "/api/bisect", false),
@@ -106,15 +109,15 @@ public sealed class RouteNameTests
             {
                 string path = pattern.Replace("{**path}", "index.html");
                 if (path.Contains('{'))
-                    targets.Add(path.Replace("{cluster}", bad).Replace("{id}", bad));
+                    targets.Add(path.Replace("{cluster}", bad).Replace("{id}", bad).Replace("{branch}", bad));
                 // A trailing slash is the dashboard's directory form (/ui/); everywhere else it stands for a missing name.
                 if (bad.Length > 0 || !pattern.StartsWith("/ui/", StringComparison.Ordinal))
-                    targets.Add(path.Replace("{cluster}", "prod").Replace("{id}", "000000000000") + "/" + bad);
+                    targets.Add(path.Replace("{cluster}", "prod").Replace("{id}", "000000000000").Replace("{branch}", "000000000000") + "/" + bad);
             }
             foreach (var bad in new[] { "..", "%2e%2e", ".", "" })
-                targets.Add("/" + bad + pattern.Replace("{**path}", "index.html").Replace("{cluster}", "prod").Replace("{id}", "000000000000"));
+                targets.Add("/" + bad + pattern.Replace("{**path}", "index.html").Replace("{cluster}", "prod").Replace("{id}", "000000000000").Replace("{branch}", "000000000000"));
             // In the query: the database and the cluster.
-            string plain = pattern.Replace("{**path}", "index.html").Replace("{cluster}", "prod").Replace("{id}", "000000000000");
+            string plain = pattern.Replace("{**path}", "index.html").Replace("{cluster}", "prod").Replace("{id}", "000000000000").Replace("{branch}", "000000000000");
             foreach (var bad in BadQueryValues)
             {
                 targets.Add($"{plain}?db={bad}&cluster=prod");

@@ -35,6 +35,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
     private Position? _resyncRequestedAt;
     private long _resyncRequestedTxid;
     private RestoreWatcher? _restores;
+    private SideBranchOutbox? _outbox;
     // Set when an in-place restore moved the server: the shipper asks for the position again.
     private int _refreshServer;
 
@@ -70,12 +71,13 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         _capture = new DatabaseCapture(_target.Path, _journal, _options.Capture, _log);
         await _capture.OpenAsync(ct).ConfigureAwait(false);
         _capture.Captured += OnCaptured;
+        _outbox = new SideBranchOutbox(_journal.Directory, _target.Name, _log);
         _restores = new RestoreWatcher(_target.Name, _target.Path, _journal, () => Capture, request =>
         {
             Capture.RequestResync(request);
             Interlocked.Exchange(ref _refreshServer, 1);
             _captureWake.Set();
-        }, _options.Server, _options.Token, null, _log, seen: OnWatched);
+        }, _options.Server, _options.Token, null, _log, seen: OnWatched, outbox: _outbox);
         _restores.ServerAnswersAgain += _serverAnswers.Set;
         _restores.TokenRefused += () =>
         {
@@ -342,6 +344,7 @@ public sealed class DatabaseReplicator : IAsyncDisposable
         }
         var server = _server.Value;
         DeleteAcknowledged();
+        await _outbox!.SendAsync(_client, ct).ConfigureAwait(false);
         var pending = journal.After(server.Txid, _options.MaxBatchFiles, _options.MaxBatchBytes);
         Volatile.Write(ref Metrics.OldestUnacknowledgedMs, pending.Count > 0 ? pending[0].TimestampMs : 0);
         if (pending.Count == 0)

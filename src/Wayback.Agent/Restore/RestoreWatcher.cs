@@ -47,8 +47,9 @@ public sealed record RestoreInfo(ulong Txid, ulong RestoredTo, ulong BaseChecksu
 /// </summary>
 /// <remarks>
 /// Local transactions committed on the old state after the server took the restore (the window between the
-/// restore and its arrival here) cannot follow it; they are dropped from the journal and logged. Their
-/// effect is overwritten by the restore, as any write racing a restore on the server is refused.
+/// restore and its arrival here) cannot follow it: the restore overwrites their effect in the live database, as
+/// any write racing a restore on the server is refused. They leave the journal only once they are kept in the
+/// <see cref="SideBranchOutbox"/>, which sends them to the server as a side branch of the history.
 /// </remarks>
 public sealed class RestoreWatcher : IDisposable
 {
@@ -67,6 +68,7 @@ public sealed class RestoreWatcher : IDisposable
     private DateTime? _unknownSince;
     private readonly SemaphoreSlim _pollNow = new(0, 1);
     private readonly Action<WatchedPosition>? _seen;
+    private readonly SideBranchOutbox? _outbox;
     private volatile bool _running;
 
     /// <summary>Raised when a poll succeeds after failing: the server answers again, so the shipper need not sit out its backoff.</summary>
@@ -76,9 +78,11 @@ public sealed class RestoreWatcher : IDisposable
     public event Action? TokenRefused;
 
     public RestoreWatcher(string name, string databasePath, AgentJournal journal, Func<DatabaseCapture> capture, Action<ResyncRequest> request,
-        Uri server, string token, RestoreOptions? options, IAgentLog log, HttpMessageHandler? handler = null, Action<WatchedPosition>? seen = null)
+        Uri server, string token, RestoreOptions? options, IAgentLog log, HttpMessageHandler? handler = null, Action<WatchedPosition>? seen = null,
+        SideBranchOutbox? outbox = null)
     {
         _seen = seen;
+        _outbox = outbox;
         _name = name;
         _databasePath = databasePath;
         _journal = journal;
@@ -340,9 +344,12 @@ public sealed class RestoreWatcher : IDisposable
         var dropped = _journal.Entries().Where(e => e.MaxTxid > baseTxid).ToList();
         if (dropped.Count == 0)
             return;
+        // Kept durably first: if that fails, the restore is not applied now and they stay in the journal.
+        _outbox?.Keep(dropped);
         _journal.DeleteAfter(baseTxid);
-        _log.Warn($"{_name}: dropped local TXIDs {dropped[0].MinTxid}-{dropped[^1].MaxTxid}: they were committed on the state the in-place restore replaced, " +
-            "after the server took the restore, and the restore overwrites them");
+        _log.Warn($"{_name}: local TXIDs {dropped[0].MinTxid}-{dropped[^1].MaxTxid} were committed on the state the in-place restore replaced, " +
+            "after the server took the restore; the restore overwrites them in the live database" +
+            (_outbox is null ? ", and they are dropped" : $": kept in {_outbox.Directory} until the server holds them as a side branch"));
     }
 
     private static void DeleteFiles(string file)

@@ -57,13 +57,7 @@ public sealed class ServerClient : IDisposable
     /// <summary><c>POST /db/tx</c> with the files concatenated; the server takes them all or none.</summary>
     public async Task<WriteResult> WriteAsync(string db, IReadOnlyList<JournalEntry> files, CancellationToken ct)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "db/tx?db=" + Uri.EscapeDataString(db))
-        {
-            Content = new JournalFilesContent(files),
-        };
-        request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxFormat, "v3");
-        if (files.Count > 1)
-            request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxLengths, string.Join(',', files.Select(f => f.Length.ToString(CultureInfo.InvariantCulture))));
+        using var request = LtxRequest("db/tx", db, files);
         using var resp = await _http.SendAsync(request, ct).ConfigureAwait(false);
         string body = await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         if (resp.IsSuccessStatusCode)
@@ -78,6 +72,32 @@ public sealed class ServerClient : IDisposable
             return new WriteResult.Mismatch(error.Position ?? default, error.Message);
         TimeSpan? retry = resp.Headers.RetryAfter?.Delta;
         return new WriteResult.Failed((int)resp.StatusCode, error.Code, error.Message, retry);
+    }
+
+    /// <summary>
+    /// <c>POST /db/branch</c>: journal files an in-place restore overtook, for the server to keep as a side branch.
+    /// Returns the branch's ID once the server holds them; throws <see cref="ServerException"/> when it does not.
+    /// </summary>
+    public async Task<string> KeepBranchAsync(string db, IReadOnlyList<JournalEntry> files, CancellationToken ct)
+    {
+        using var request = LtxRequest(SideBranchPaths.Upload.TrimStart('/'), db, files);
+        using var resp = await _http.SendAsync(request, ct).ConfigureAwait(false);
+        await EnsureOkAsync(resp, ct).ConfigureAwait(false);
+        using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
+        return doc.RootElement.TryGetProperty("id", out var id) ? id.GetString() ?? "" : "";
+    }
+
+    /// <summary>A POST of journal files as v3 LTX, with their lengths when there are several.</summary>
+    private static HttpRequestMessage LtxRequest(string path, string db, IReadOnlyList<JournalEntry> files)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path + "?db=" + Uri.EscapeDataString(db))
+        {
+            Content = new JournalFilesContent(files),
+        };
+        request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxFormat, "v3");
+        if (files.Count > 1)
+            request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxLengths, string.Join(',', files.Select(f => f.Length.ToString(CultureInfo.InvariantCulture))));
+        return request;
     }
 
     /// <summary>

@@ -44,7 +44,7 @@ internal sealed class LeaderForwarding(ILeadership lease, RoleSwitch roles, ILog
     {
         string path = r.Path.Value ?? "";
         string method = r.Method;
-        if (HttpMethods.IsPost(method) && path is "/db/tx" or "/db/undelete" or "/api/restore")
+        if (HttpMethods.IsPost(method) && path is "/db/tx" or SideBranchPaths.Upload or "/db/undelete" or "/api/restore")
             return true;
         if (HttpMethods.IsDelete(method) && path == "/db")
             return true;

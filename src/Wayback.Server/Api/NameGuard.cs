@@ -21,6 +21,7 @@ internal static class NameGuard
         ["cluster"] = "cluster",
         ["db"] = "database",
         ["id"] = "token id",
+        ["branch"] = "side branch id",
     };
 
     /// <summary>Query parameters that carry a name.</summary>
@@ -50,7 +51,13 @@ internal static class NameGuard
             if (!RouteNames.TryGetValue(key, out var what))
                 continue;
             string? s = value?.ToString();
-            if ((what == "token id" ? Names.TokenIdProblem(s) : Names.Problem(s, what)) is { } problem)
+            string? problem = what switch
+            {
+                "token id" => Names.TokenIdProblem(s),
+                "side branch id" => SideBranchPaths.IsValidId(s) ? null : $"'{Shorten(s)}' is not a side branch id: ids are digits, a-z and '-', as `wayback history DB` shows them",
+                _ => Names.Problem(s, what),
+            };
+            if (problem is not null)
                 return problem;
         }
         foreach (var (key, what) in QueryNames)
@@ -64,6 +71,8 @@ internal static class NameGuard
         }
         return null;
     }
+
+    private static string Shorten(string? s) => s is null ? "" : s.Length > 40 ? s[..40] + "..." : s;
 
     /// <summary>Dot segments, encoded slashes, control characters and empty segments in the path of a raw request target.</summary>
     internal static string? PathProblem(string rawTarget)

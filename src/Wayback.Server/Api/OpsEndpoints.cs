@@ -52,6 +52,7 @@ internal static class OpsEndpoints
         m.Describe("wayback_compaction_seconds_total", "counter", "Time spent compacting, by level.");
         m.Describe("wayback_compaction_errors_total", "counter", "Failed compactions (retried later).");
         m.Describe("wayback_retention_deleted_total", "counter", "Objects deleted by retention.");
+        m.Describe("wayback_side_branch_transactions_total", "counter", "Transactions an in-place restore overtook, kept as side branches (source: upload or journal).");
         m.Describe("wayback_db_fault", "gauge", "1 while the database has an open fault of this kind (seal, compaction, damaged, orphan); see /api/databases for the error.");
         m.Describe("wayback_store_up", "gauge", "1 while the last object-store write succeeded, 0 after the store failed one (an outage, not a database's own fault).");
         m.Describe("wayback_store_requests_total", "counter", "Object-store requests by kind.");

@@ -10,7 +10,7 @@ using Wayback.Server.Databases;
 
 namespace Wayback.Server.Api;
 
-/// <summary>The LiteFS Cloud protocol: <c>GET /pos</c>, <c>POST /db/tx</c>, <c>GET /db/snapshot</c>.</summary>
+/// <summary>The LiteFS Cloud protocol: <c>GET /pos</c>, <c>POST /db/tx</c>, <c>GET /db/snapshot</c>; and Wayback's <c>POST /db/branch</c>.</summary>
 internal static class ProtocolEndpoints
 {
     public const int MaxFilesPerRequest = 100_000;
@@ -29,6 +29,8 @@ internal static class ProtocolEndpoints
         }));
 
         group.MapPost("/db/tx", (HttpContext context, CancellationToken ct) => Guard(context, () => WriteTxAsync(context, registry, dbs, ct)));
+
+        group.MapPost(SideBranchPaths.Upload, (HttpContext context, CancellationToken ct) => Guard(context, () => KeepBranchAsync(context, registry, dbs, ct)));
 
         group.MapGet("/db/snapshot", (HttpContext context, CancellationToken ct) => Guard(context, () => SnapshotAsync(context, registry, dbs, ct)));
     }
@@ -82,8 +84,48 @@ internal static class ProtocolEndpoints
     {
         string cluster = Auth.ClusterOf(context, registry);
         string name = DbName(context);
+        var (body, lengths, format) = await ReceiveLtxAsync(context, dbs.Engine, ct).ConfigureAwait(false);
+        await using (body)
+        {
+            var db = dbs.GetOrCreate(cluster, name);
+            // Only LiteFS sends it (the agent does not): history says what a restore point is from it.
+            string? node = NodeOf(context.Request);
+            if (node is not null)
+                db.LiteFsClusterId = node;
+            var result = await db.WriteAsync(body, lengths, format, node, ct).ConfigureAwait(false);
+            context.Response.Headers[ProtocolHeaders.Hwm] = Hex16.Format(result.Hwm);
+            return TypedResults.Json(new WriteAnswer(PositionJson.From(result.Pos), Hex16.Format(result.Hwm), result.Files), ApiResults.Json);
+        }
+    }
+
+    /// <summary>
+    /// <c>POST /db/branch</c>: LTX files an in-place restore overtook on the writer's side (the agent's journal), framed
+    /// as for <c>/db/tx</c>; kept as a side branch (<see cref="SideBranches.KeepDroppedAsync"/>), answered with it.
+    /// </summary>
+    private static async Task<IResult> KeepBranchAsync(HttpContext context, ClusterRegistry registry, DatabaseManager dbs, CancellationToken ct)
+    {
+        string cluster = Auth.ClusterOf(context, registry);
+        string name = DbName(context);
+        var (body, lengths, format) = await ReceiveLtxAsync(context, dbs.Engine, ct).ConfigureAwait(false);
+        await using (body)
+        {
+            var db = dbs.Find(cluster, name) ?? throw ApiException.NotFound($"database '{name}' not found in cluster '{cluster}'");
+            var branch = await db.Branches.KeepDroppedAsync(body, lengths, format, NodeOf(context.Request), ct).ConfigureAwait(false);
+            return TypedResults.Json(branch, ApiResults.Json);
+        }
+    }
+
+    private static string? NodeOf(HttpRequest request) =>
+        request.Headers[ProtocolHeaders.ClusterId] is { Count: > 0 } clusterId && clusterId.ToString().Length > 0 ? clusterId.ToString() : null;
+
+    /// <summary>
+    /// The LTX files of a request (one, or several with <see cref="ProtocolHeaders.LtxLengths"/>), received whole
+    /// before any lock is taken: a client that sends slowly or stops delays only itself.
+    /// </summary>
+    private static async Task<(UploadSpool Body, List<long>? Lengths, LtxFormat? Format)> ReceiveLtxAsync(HttpContext context, Engine engine, CancellationToken ct)
+    {
         var request = context.Request;
-        long max = dbs.Engine.Options.MaxUploadBytes;
+        long max = engine.Options.MaxUploadBytes;
         if (request.ContentLength is { } cl && cl > max)
             throw new ApiException(413, ErrorCodes.TooLarge, $"the upload is {cl} bytes; the server accepts at most {max}");
 
@@ -122,21 +164,15 @@ internal static class ProtocolEndpoints
                 throw ApiException.BadRequest($"{ProtocolHeaders.LtxLengths} adds up to {sum} bytes but Content-Length is {total}");
         }
 
-        // The whole body first, without any lock: a client that sends slowly or stops delays only itself.
         long? announced = lengths?.Sum();
-        var engine = dbs.Engine;
-        await using var body = await UploadSpool.ReceiveAsync(request.Body, request.ContentLength, announced ?? max, limitIsFraming: announced is not null,
+        var body = await UploadSpool.ReceiveAsync(request.Body, request.ContentLength, announced ?? max, limitIsFraming: announced is not null,
             engine.UploadMemory, () => engine.TempPath("upload"), engine.Options.UploadIdleTimeout, ct).ConfigureAwait(false);
         if (announced is { } announcedBytes && body.Length != announcedBytes)
+        {
+            await body.DisposeAsync().ConfigureAwait(false);
             throw ApiException.BadRequest($"the request body is {body.Length} bytes, but {ProtocolHeaders.LtxLengths} adds up to {announcedBytes}");
-
-        var db = dbs.GetOrCreate(cluster, name);
-        // Only LiteFS sends it (the agent does not): history says what a restore point is from it.
-        if (request.Headers[ProtocolHeaders.ClusterId] is { Count: > 0 } clusterId && clusterId.ToString().Length > 0)
-            db.LiteFsClusterId = clusterId.ToString();
-        var result = await db.WriteAsync(body, lengths, format, ct).ConfigureAwait(false);
-        context.Response.Headers[ProtocolHeaders.Hwm] = Hex16.Format(result.Hwm);
-        return TypedResults.Json(new WriteAnswer(PositionJson.From(result.Pos), Hex16.Format(result.Hwm), result.Files), ApiResults.Json);
+        }
+        return (body, lengths, format);
     }
 
     private sealed record WriteAnswer(PositionJson Pos, string Hwm, int Files);

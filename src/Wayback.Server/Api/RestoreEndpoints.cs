@@ -23,11 +23,12 @@ internal static class RestoreEndpoints
     /// <summary>
     /// <c>RestorePoints</c>: how many points of the window can be restored exactly; <c>Transactions</c>: how many
     /// TXIDs it spans; <c>Source</c>: <c>agent</c> (one transaction per file: every transaction is a restore point) or
-    /// <c>litefs</c> (a point is one of LiteFS's uploads, about one a second of up to 256 transactions).
+    /// <c>litefs</c> (a point is one of LiteFS's uploads, about one a second of up to 256 transactions); <c>Branches</c>: the
+    /// side branches (what in-place restores overtook), newest first.
     /// </summary>
     public sealed record HistoryView(string Cluster, string Db, PointJson First, PointJson Last, IReadOnlyList<HistorySnapshot> Snapshots,
         IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores,
-        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage);
+        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage, IReadOnlyList<SideBranchJson> Branches);
 
     public const string SourceAgent = "agent";
     public const string SourceLiteFs = "litefs";
@@ -59,8 +60,9 @@ internal static class RestoreEndpoints
             var restores = h.Restores.Select(r => new RestoreView(r.Txid, r.RestoredTo, r.TimestampMs, r.RestoredToTimestampMs)).ToList();
             var points = await db.RestorePointsAsync(ct).ConfigureAwait(false);
             string source = points.Batched || db.LiteFsClusterId is not null ? SourceLiteFs : SourceAgent;
+            var branches = await db.Branches.ListAsync(ct).ConfigureAwait(false);
             return TypedResults.Json(new HistoryView(cluster, db.Name, PointJson.From(h.Window.First), PointJson.From(h.Window.Last),
-                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db)), ApiResults.Json);
+                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db), branches), ApiResults.Json);
         }));
 
         group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>

@@ -302,6 +302,16 @@ internal sealed partial class Database
         }
     }
 
+    /// <summary>Under the lock: the in-place restore that replaced the state at <paramref name="replaced"/> (its transaction is the next TXID), if one did.</summary>
+    internal async Task<RestoreRecord?> RestoreReplacingLockedAsync(Position replaced, CancellationToken ct)
+    {
+        var mark = _restoreMarks.LastOrDefault(m => m.Txid == replaced.Txid + 1);
+        if (mark is null)
+            return null;
+        var record = await RecordOfAsync(mark, ct).ConfigureAwait(false);
+        return record is not null && record.BaseChecksum == replaced.Checksum ? record : null;
+    }
+
     /// <summary>Every in-place restore still inside the window, oldest first.</summary>
     internal async Task<List<RestoreRecord>> RestoreRecordsLockedAsync(ulong firstTxid, CancellationToken ct)
     {

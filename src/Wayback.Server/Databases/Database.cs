@@ -36,6 +36,7 @@ internal sealed partial class Database
         _catalog = new Catalog(cluster, name);
         _maintenance = new DatabaseMaintenance(this);
         _uploader = new DatabaseUploader(this);
+        Branches = new SideBranches(this);
         BufferDirectory = Path.Combine(engine.BufferDirectory, cluster, name);
     }
 
@@ -89,6 +90,9 @@ internal sealed partial class Database
     internal PageChecksums? PagesLocked => _pages;
 
     private readonly DatabaseMaintenance _maintenance;
+
+    /// <summary>What in-place restores overtook (<see cref="SideBranches"/>).</summary>
+    public SideBranches Branches { get; }
     private readonly DatabaseUploader _uploader;
 
     /// <summary>Whether the buffer has something to seal now (<see cref="DatabaseUploader.UploadDue"/>).</summary>
@@ -306,7 +310,12 @@ internal sealed partial class Database
     /// v3 (v3 frames copied as received, other layouts compressed) and its post-apply checksum is recomputed;
     /// the request is fdatasync'd once and then counts. Anything wrong refuses the whole request and stores nothing.
     /// </summary>
-    public async Task<WriteResult> WriteAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, CancellationToken ct)
+    /// <remarks>
+    /// A request refused because an in-place restore replaced the state it continues is kept as a side branch
+    /// first (<see cref="SideBranches.KeepAsync"/>, <paramref name="node"/> the writer's <see cref="ProtocolHeaders.ClusterId"/>) and
+    /// still refused; if it cannot be kept, the refusal is <see cref="StorageUnavailableException"/>, so the writer sends it again.
+    /// </remarks>
+    public async Task<WriteResult> WriteAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, string? node, CancellationToken ct)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         await _lock.WaitAsync(ct).ConfigureAwait(false);
@@ -316,7 +325,16 @@ internal sealed partial class Database
             if (BufferedBytes > _engine.Options.MaxBufferBytes)
                 throw new StorageUnavailableException($"the local buffer of '{Name}' holds {BufferedBytes} bytes that the object store has not taken yet; writes resume once uploads catch up");
             await EnsurePagesAsync(ct).ConfigureAwait(false);
-            var result = await WriteLockedAsync(body, lengths, format, ct).ConfigureAwait(false);
+            WriteResult result;
+            try
+            {
+                result = await WriteLockedAsync(body, lengths, format, ct).ConfigureAwait(false);
+            }
+            catch (PositionMismatchException)
+            {
+                await KeepOvertakenAsync(body, lengths, format, node, ct).ConfigureAwait(false);
+                throw;
+            }
             Interlocked.Increment(ref RequestsIn);
             double took = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
             IngestSeconds += took;
@@ -331,6 +349,19 @@ internal sealed partial class Database
         finally
         {
             _lock.Release();
+        }
+    }
+
+    /// <summary>Under the lock: a refused request that an in-place restore overtook becomes a side branch (a corrupt one cannot: it is only logged).</summary>
+    private async Task KeepOvertakenAsync(UploadSpool body, IReadOnlyList<long>? lengths, LtxFormat? format, string? node, CancellationToken ct)
+    {
+        try
+        {
+            await Branches.KeepAsync(body, lengths, format, node, SideBranchJson.SourceUpload, ct).ConfigureAwait(false);
+        }
+        catch (BadInputException e)
+        {
+            _engine.Log.LogWarning("{Db}: a refused upload that does not follow the position is not valid LTX, so it is not kept: {Error}", Label, e.Message);
         }
     }
 

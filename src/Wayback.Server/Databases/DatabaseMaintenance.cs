@@ -48,6 +48,7 @@ internal sealed class DatabaseMaintenance(Database db)
         }
         await RetainAsync(retention, ct).ConfigureAwait(false);
         await db.RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
+        await db.Branches.RetainAsync(retention, ct).ConfigureAwait(false);
         foreach (var path in db.DeferredDeletes.ToList())
         {
             if (engine.Leases.IsLeased(path))

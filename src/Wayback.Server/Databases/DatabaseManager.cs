@@ -88,12 +88,14 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     /// </summary>
     private async Task LoadFromStoreAsync(ConcurrentDictionary<(string Cluster, string Db), Database> into, bool readOnly, CancellationToken ct)
     {
-        var (dataFiles, restoreFiles, clusterKeys, trashFiles) = await ListStoreAsync(ct).ConfigureAwait(false);
+        var (dataFiles, restoreFiles, clusterKeys, trashFiles, branchFiles) = await ListStoreAsync(ct).ConfigureAwait(false);
         var trashMarkers = trashFiles.Select(t => (GetOrCreate(into, t.File.Cluster, t.File.Db), t.Key)).ToList();
         foreach (var (f, size) in dataFiles)
             GetOrCreate(into, f.Cluster, f.Db).AddStored(f, size);
         foreach (var r in restoreFiles)
             GetOrCreate(into, r.Cluster, r.Db).AddRestoreRecord(r.Txid, r.RestoredTo, StoreKeys.Restore(r.Cluster, r.Db, r.Txid, r.RestoredTo));
+        foreach (var b in branchFiles)
+            GetOrCreate(into, b.Cluster, b.Db).Branches.AddListed(b.Id);
         await clusters.ReplaceAllAsync(clusterKeys, ct).ConfigureAwait(false);
         foreach (var (db, key) in trashMarkers)
             await db.LoadTrashMarkerAsync(key, ct).ConfigureAwait(false);
@@ -161,15 +163,16 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     /// <summary>
     /// One listing of the store, parsed: data files, restore records, cluster, cluster-trash and token files (trash
     /// markers first, so a cluster.json read after its marker goes to the trash, not among the live clusters), and
-    /// databases' trash markers.
+    /// databases' trash markers, side branches' records.
     /// </summary>
     private async Task<(List<(StoreKeys.DataFile, long)> Data, List<StoreKeys.RestoreFile> Restores, List<(StoreKeys.Parsed, string)> Clusters,
-        List<(StoreKeys.DatabaseTrashFile File, string Key)> Trash)> ListStoreAsync(CancellationToken ct)
+        List<(StoreKeys.DatabaseTrashFile File, string Key)> Trash, List<StoreKeys.BranchRecordFile> Branches)> ListStoreAsync(CancellationToken ct)
     {
         var data = new List<(StoreKeys.DataFile, long)>();
         var restores = new List<StoreKeys.RestoreFile>();
         var clusterKeys = new List<(StoreKeys.Parsed, string)>();
         var trash = new List<(StoreKeys.DatabaseTrashFile, string)>();
+        var branches = new List<StoreKeys.BranchRecordFile>();
         await foreach (var info in engine.Store.ListAsync(StoreKeys.ClustersPrefix, ct).ConfigureAwait(false))
         {
             switch (StoreKeys.Parse(info.Key))
@@ -183,13 +186,16 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                 case StoreKeys.DatabaseTrashFile t when Names.IsValid(t.Cluster) && Names.IsValid(t.Db):
                     trash.Add((t, info.Key));
                     break;
+                case StoreKeys.BranchRecordFile b when Names.IsValid(b.Cluster) && Names.IsValid(b.Db):
+                    branches.Add(b);
+                    break;
                 case StoreKeys.ClusterFile or StoreKeys.TokenFile or StoreKeys.ClusterTrashFile:
                     clusterKeys.Add((StoreKeys.Parse(info.Key)!, info.Key));
                     break;
             }
         }
         var ordered = clusterKeys.OrderBy(k => k.Item1 switch { StoreKeys.ClusterTrashFile => 0, StoreKeys.ClusterFile => 1, _ => 2 }).ToList();
-        return (data, restores, ordered, trash);
+        return (data, restores, ordered, trash, branches);
     }
 
     private IEnumerable<(string Cluster, string Db)> BufferedDatabases()
@@ -272,7 +278,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             try
             {
                 await Task.Delay(delay, ct).ConfigureAwait(false);
-                var (data, restores, clusterKeys, trash) = await ListStoreAsync(ct).ConfigureAwait(false);
+                var (data, restores, clusterKeys, trash, branches) = await ListStoreAsync(ct).ConfigureAwait(false);
                 foreach (var (parsed, key) in clusterKeys)
                     await clusters.LoadAsync(parsed, key, ct).ConfigureAwait(false);
                 var files = data.GroupBy(d => (d.Item1.Cluster, d.Item1.Db)).ToDictionary(g => g.Key, g => g.ToList());
@@ -281,6 +287,8 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                     GetOrCreate(key.Cluster, key.Db);
                 foreach (var (t, key) in trash)
                     await GetOrCreate(t.Cluster, t.Db).LoadTrashMarkerAsync(key, ct).ConfigureAwait(false);
+                foreach (var b in branches)
+                    GetOrCreate(b.Cluster, b.Db).Branches.AddListed(b.Id);
                 foreach (var db in _dbs.Values.Where(d => d.Offline).ToList())
                     await db.GoOnlineAsync(files.GetValueOrDefault((db.Cluster, db.Name)) ?? [], records.GetValueOrDefault((db.Cluster, db.Name)) ?? [], ct).ConfigureAwait(false);
                 _offline = false;

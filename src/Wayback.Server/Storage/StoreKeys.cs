@@ -85,6 +85,15 @@ internal static class StoreKeys
         return Owner.OfCluster(parts[1]);
     }
 
+    /// <summary>The record of a side branch (<see cref="SideBranchJson"/>); its LTX files are under <see cref="BranchFilesPrefix"/>.</summary>
+    public static string Branch(string cluster, string db, string id) => DatabasePrefix(cluster, db) + $"branches/{id}.json";
+
+    public static string BranchFilesPrefix(string cluster, string db, string id) => DatabasePrefix(cluster, db) + $"branches/{id}/";
+
+    /// <summary>One LTX file of a side branch, as the writer sent it.</summary>
+    public static string BranchFile(string cluster, string db, string id, ulong min, ulong max) =>
+        BranchFilesPrefix(cluster, db, id) + FileName(min, max, false, "ltx");
+
     /// <summary>What a key under <c>clusters/</c> is.</summary>
     public abstract record Parsed;
     public sealed record ClusterFile(string Cluster) : Parsed;
@@ -95,6 +104,8 @@ internal static class StoreKeys
     public sealed record DataFile(string Cluster, string Db, Level Level, ulong Start, ulong Max, bool Snap) : Parsed;
     /// <summary>An in-place restore's record (see <see cref="Restore"/>).</summary>
     public sealed record RestoreFile(string Cluster, string Db, ulong Txid, ulong RestoredTo) : Parsed;
+    /// <summary>A side branch's record (see <see cref="Branch"/>).</summary>
+    public sealed record BranchRecordFile(string Cluster, string Db, string Id) : Parsed;
 
     public static Parsed? Parse(string key)
     {
@@ -119,6 +130,13 @@ internal static class StoreKeys
                 || txid == 0 || to == 0 || to >= txid)
                 return null;
             return new RestoreFile(cluster, parts[3], txid, to);
+        }
+        if (parts.Length == 6 && parts[2] == "dbs" && parts[4] == "branches")
+        {
+            var name = parts[5];
+            if (!name.EndsWith(".json", StringComparison.Ordinal) || !SideBranchPaths.IsValidId(name[..^5]))
+                return null;
+            return new BranchRecordFile(cluster, parts[3], name[..^5]);
         }
         if (parts.Length == 6 && parts[2] == "dbs")
         {

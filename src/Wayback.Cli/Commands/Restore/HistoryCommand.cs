@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Wayback.Cli.Commands.Server;
+using Wayback.Protocol;
 
 namespace Wayback.Cli.Commands.Restore;
 
@@ -16,7 +17,7 @@ internal static class HistoryCommand
         var token = ApiClient.TokenOption();
         var cluster = ApiClient.ClusterOption();
         var json = ApiClient.JsonOption();
-        var cmd = new Command("history", "Show the restorable window of a database (first and last TXID and time) and what covers it: snapshots, compaction levels, the transaction log.")
+        var cmd = new Command("history", "Show the restorable window of a database (first and last TXID and time), what covers it (snapshots, compaction levels, the transaction log), its in-place restores and side branches.")
         {
             db, server, token, cluster, json,
         };
@@ -93,6 +94,7 @@ internal static class HistoryCommand
             foreach (var r in restores)
                 await stdout.WriteLineAsync($"  TXID {r.GetProperty("txid").GetUInt64()} ({ApiClient.Time(r.GetProperty("timestampMs").GetInt64())}) restored TXID {r.GetProperty("restoredTo").GetUInt64()}; undo: restore to TXID {r.GetProperty("txid").GetUInt64() - 1}").ConfigureAwait(false);
         }
+        await WriteBranchesAsync(h, db, client.Cluster, stdout).ConfigureAwait(false);
         return CliErrors.Ok;
     }
 
@@ -118,6 +120,28 @@ internal static class HistoryCommand
             [label, .. kinds.Select(k => ApiClient.Count(requests.GetProperty(window).GetProperty(k).GetUInt64()))];
         await AdminClient.WriteTableAsync(stdout, ["STORE REQUESTS", .. kinds.Select(k => k.ToUpperInvariant())],
             [Row("last hour", "lastHour"), Row("last day", "lastDay")]).ConfigureAwait(false);
+    }
+
+    /// <summary>The side branches: what in-place restores overtook, each with the command that gets it.</summary>
+    private static async Task WriteBranchesAsync(JsonElement h, string db, string? cluster, TextWriter stdout)
+    {
+        // Servers before side branches do not send them.
+        if (!h.TryGetProperty("branches", out var list) || list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
+            return;
+        var branches = list.Deserialize<List<SideBranchJson>>(SideBranchJson.Json)!;
+        await stdout.WriteLineAsync().ConfigureAwait(false);
+        await stdout.WriteLineAsync("side branches (committed by a writer, then overtaken by an in-place restore: kept apart from the history):").ConfigureAwait(false);
+        var rows = branches.Select(b => new[]
+        {
+            b.Id,
+            $"{b.MinTxid}-{b.MaxTxid}",
+            $"on TXID {b.BaseTxid}",
+            ApiClient.Time(b.ReceivedMs),
+            b.Reason + (b.LiteFsClusterId is null ? "" : $"; LiteFS node {b.LiteFsClusterId}"),
+        }).ToList();
+        await AdminClient.WriteTableAsync(stdout, ["ID", "TXIDS", "BASE", "RECEIVED", "WHY"], rows).ConfigureAwait(false);
+        foreach (var b in branches)
+            await stdout.WriteLineAsync($"  get {b.Id}: {b.Command(db, cluster)}").ConfigureAwait(false);
     }
 
     private static string Point(JsonElement p) => $"{ApiClient.Count(p.GetProperty("txid").GetUInt64())} ({ApiClient.Time(p.GetProperty("timestampMs").GetInt64())})";

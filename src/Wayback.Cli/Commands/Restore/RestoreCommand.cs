@@ -13,7 +13,7 @@ namespace Wayback.Cli.Commands.Restore;
 /// <summary>
 /// <c>wayback restore DB -o FILE</c>: the database at any transaction as a new SQLite file; and
 /// <c>wayback restore DB --in-place</c>: the server appends that state as a new transaction, which agents
-/// apply to the live database.
+/// apply to the live database; and <c>wayback restore DB --branch ID -o FILE</c>: a side branch's database.
 /// </summary>
 internal static class RestoreCommand
 {
@@ -28,13 +28,14 @@ internal static class RestoreCommand
         var force = new Option<bool>("--force") { Description = "Replace the output file if it exists (and remove its stale -wal and -shm files)." };
         var inPlace = new Option<bool>("--in-place") { Description = "Restore the live database: the server appends the state as a new transaction and running agents apply it. Undo by restoring to the TXID it prints." };
         var yes = new Option<bool>("--yes") { Description = "With --in-place: do not ask to type CLUSTER/DB to confirm." };
+        var branch = new Option<string?>("--branch") { Description = "With -o: the database a side branch leads to (transactions an in-place restore overtook; `wayback history DB` lists them)." };
         var server = ApiClient.ServerOption();
         var token = ApiClient.TokenOption();
         var cluster = ApiClient.ClusterOption();
         var json = ApiClient.JsonOption();
         var cmd = new Command("restore", "Restore a database to any transaction in its retention window: into a new file (-o), or in place (--in-place).")
         {
-            db, output, txid, timestamp, force, inPlace, yes, server, token, cluster, json,
+            db, output, txid, timestamp, force, inPlace, yes, branch, server, token, cluster, json,
         };
         cmd.SetAction((r, ct) =>
         {
@@ -49,6 +50,14 @@ internal static class RestoreCommand
                 }
                 using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
                 string? o = r.GetValue(output);
+                if (r.GetValue(branch) is { } id)
+                {
+                    if (r.GetValue(inPlace) || target.Txid is not null || target.Timestamp is not null)
+                        throw new ArgumentException("--branch downloads a side branch as it ends; it takes no --txid, --timestamp or --in-place");
+                    if (o is null)
+                        throw new ArgumentException("where to? give -o FILE for the side branch's database");
+                    return await DownloadBranchAsync(client, r.GetValue(db)!, id, o, r.GetValue(force), r.GetValue(json), Console.Out, ct).ConfigureAwait(false);
+                }
                 if (r.GetValue(inPlace))
                 {
                     if (o is not null)
@@ -79,17 +88,7 @@ internal static class RestoreCommand
     public static async Task<int> DownloadAsync(ApiClient client, string db, string output, Target target, bool force, bool json,
         TextWriter stdout, TextWriter stderr, CancellationToken ct)
     {
-        string path = Path.GetFullPath(output);
-        if (Directory.Exists(path))
-            throw new ArgumentException($"{output} is a directory; give the path of the SQLite file to write");
-        if (!force && File.Exists(path))
-            throw new IOException($"{output} exists; pass --force to replace it");
-        if (!force && (File.Exists(path + "-wal") || File.Exists(path + "-shm")))
-            throw new IOException($"{output}-wal or -shm exists: SQLite would apply it to the restored file; remove it or pass --force");
-        string? dir = Path.GetDirectoryName(path);
-        if (dir is null || !Directory.Exists(dir))
-            throw new IOException($"the directory of {output} does not exist");
-
+        string path = CheckOutput(output, force);
         var watch = Stopwatch.StartNew();
         var point = await ResolveAsync(client, db, target, ct).ConfigureAwait(false);
         ulong txid = point.GetProperty("txid").GetUInt64();
@@ -97,34 +96,85 @@ internal static class RestoreCommand
         ulong expected = Hex16.Parse(point.GetProperty("postApplyChecksum").GetString());
         CliTrace.Mark("point resolved");
 
+        // stream=1: the server sends the file while it restores it. If that breaks off, the second,
+        // ordinary request either works or answers the error naming what is damaged.
+        HttpRequestMessage Request(bool stream) =>
+            new(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}&txid={txid}&format=sqlite{(stream ? "&stream=1" : "")}");
+        var got = await SaveAsync(path, output, force, json, $"TXID {txid}", async (temp, report) =>
+        {
+            try
+            {
+                using var streamed = Request(stream: true);
+                return await FetchAsync(client, streamed, temp, expected, report, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException and not ApiCallException || e is HttpRequestException)
+            {
+                File.Delete(temp);
+                using var plain = Request(stream: false);
+                return await FetchAsync(client, plain, temp, expected, report, ct).ConfigureAwait(false);
+            }
+        }).ConfigureAwait(false);
+
+        double seconds = watch.Elapsed.TotalSeconds;
+        long? requested = point.TryGetProperty("requestedMs", out var rq) && rq.ValueKind == JsonValueKind.Number ? rq.GetInt64() : null;
+        if (json)
+        {
+            await stdout.WriteLineAsync(JsonSerializer.Serialize(new
+            {
+                db,
+                output = path,
+                txid,
+                timestampMs = committed,
+                committedAt = ApiClient.Time(committed),
+                requestedMs = requested,
+                postApplyChecksum = Hex16.Format(expected),
+                pages = got.Pages,
+                bytes = got.Bytes,
+                seconds = Math.Round(seconds, 3),
+            })).ConfigureAwait(false);
+        }
+        else
+        {
+            string why = requested is { } ms ? $", the last committed at or before {ApiClient.Time(ms)}" : target.Txid is null ? ", the latest" : "";
+            await stdout.WriteLineAsync($"restored {db} to TXID {txid} (committed {ApiClient.Time(committed)}{why}) into {output}").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"{ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {expected:x16} verified").ConfigureAwait(false);
+        }
+        return CliErrors.Ok;
+    }
+
+    /// <summary>The full path of <paramref name="output"/>, refused unless it can be written (new, or <paramref name="force"/>).</summary>
+    private static string CheckOutput(string output, bool force)
+    {
+        string path = Path.GetFullPath(output);
+        if (Directory.Exists(path))
+            throw new ArgumentException($"{output} is a directory; give the path of the SQLite file to write");
+        if (!force && File.Exists(path))
+            throw new IOException($"{output} exists; pass --force to replace it");
+        if (!force && (File.Exists(path + "-wal") || File.Exists(path + "-shm")))
+            throw new IOException($"{output}-wal or -shm exists: SQLite would apply it to the restored file; remove it or pass --force");
+        if (Path.GetDirectoryName(path) is not { } dir || !Directory.Exists(dir))
+            throw new IOException($"the directory of {output} does not exist");
+        return path;
+    }
+
+    /// <summary>
+    /// Fetches into a temporary file beside <paramref name="path"/> (with a progress bar on a terminal), then moves it
+    /// into place and syncs the directory: the output appears whole and verified, or not at all.
+    /// </summary>
+    private static async Task<(long Bytes, uint Pages)> SaveAsync(string path, string output, bool force, bool json, string what,
+        Func<string, Action<long, long>?, Task<(long Bytes, uint Pages)>> fetch)
+    {
+        string dir = Path.GetDirectoryName(path)!;
         string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.wayback-{Guid.NewGuid():n}.tmp");
         (long Bytes, uint Pages) got;
         try
         {
-            // stream=1: the server sends the file while it restores it. If that breaks off, the second,
-            // ordinary request either works or answers the error naming what is damaged.
-            HttpRequestMessage Request(bool stream) =>
-                new(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}&txid={txid}&format=sqlite{(stream ? "&stream=1" : "")}");
-            async Task<(long, uint)> FetchOrRetryAsync(Action<long, long>? report)
-            {
-                try
-                {
-                    using var streamed = Request(stream: true);
-                    return await FetchAsync(client, streamed, temp, expected, report, ct).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is IOException and not ApiCallException || e is HttpRequestException)
-                {
-                    File.Delete(temp);
-                    using var plain = Request(stream: false);
-                    return await FetchAsync(client, plain, temp, expected, report, ct).ConfigureAwait(false);
-                }
-            }
             var progress = !json && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive
                 ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) })
                 : null;
             if (progress is null)
             {
-                got = await FetchOrRetryAsync(null).ConfigureAwait(false);
+                got = await fetch(temp, null).ConfigureAwait(false);
             }
             else
             {
@@ -133,14 +183,14 @@ internal static class RestoreCommand
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
                     .StartAsync(async ctx =>
                     {
-                        var task = ctx.AddTask($"TXID {txid}: restoring on the server", maxValue: 1);
+                        var task = ctx.AddTask($"{what}: restoring on the server", maxValue: 1);
                         task.IsIndeterminate = true;
-                        got = await FetchOrRetryAsync((done, total) =>
+                        got = await fetch(temp, (done, total) =>
                         {
                             if (task.IsIndeterminate)
                             {
                                 task.IsIndeterminate = false;
-                                task.Description = $"TXID {txid}: downloading";
+                                task.Description = $"{what}: downloading";
                                 task.MaxValue = Math.Max(1, total);
                             }
                             task.Value = done;
@@ -168,20 +218,44 @@ internal static class RestoreCommand
         {
             File.Delete(temp);
         }
+        return got;
+    }
 
+    // ---------------------------------------------------------------- side branch
+
+    /// <summary>
+    /// <c>restore DB --branch ID -o FILE</c>: the database a side branch leads to (its base point with the
+    /// overtaken transactions applied), checked against the checksum the branch recorded.
+    /// </summary>
+    public static async Task<int> DownloadBranchAsync(ApiClient client, string db, string id, string output, bool force, bool json,
+        TextWriter stdout, CancellationToken ct)
+    {
+        string path = CheckOutput(output, force);
+        var watch = Stopwatch.StartNew();
+        var list = JsonSerializer.Deserialize<SideBranchList>(
+            (await client.GetAsync($"{SideBranchPaths.List}?{client.Query(db)}", ct).ConfigureAwait(false)).GetRawText(), SideBranchJson.Json)!;
+        var branch = list.Branches.FirstOrDefault(b => b.Id == id)
+            ?? throw new ArgumentException(list.Branches.Count == 0
+                ? $"{db} has no side branches (nothing an in-place restore overtook is kept for it)"
+                : $"{db} has no side branch '{id}'; it has {string.Join(", ", list.Branches.Select(b => b.Id))} (`wayback history {db}` shows them)");
+        ulong expected = Hex16.Parse(branch.PostApplyChecksum);
+        var got = await SaveAsync(path, output, force, json, $"side branch {id}", async (temp, report) =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"{SideBranchPaths.Database(id)}?{client.Query(db)}");
+            return await FetchAsync(client, request, temp, expected, report, ct).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         double seconds = watch.Elapsed.TotalSeconds;
-        long? requested = point.TryGetProperty("requestedMs", out var rq) && rq.ValueKind == JsonValueKind.Number ? rq.GetInt64() : null;
         if (json)
         {
             await stdout.WriteLineAsync(JsonSerializer.Serialize(new
             {
                 db,
+                branch = id,
                 output = path,
-                txid,
-                timestampMs = committed,
-                committedAt = ApiClient.Time(committed),
-                requestedMs = requested,
-                postApplyChecksum = Hex16.Format(expected),
+                baseTxid = branch.BaseTxid,
+                minTxid = branch.MinTxid,
+                maxTxid = branch.MaxTxid,
+                postApplyChecksum = branch.PostApplyChecksum,
                 pages = got.Pages,
                 bytes = got.Bytes,
                 seconds = Math.Round(seconds, 3),
@@ -189,9 +263,8 @@ internal static class RestoreCommand
         }
         else
         {
-            string why = requested is { } ms ? $", the last committed at or before {ApiClient.Time(ms)}" : target.Txid is null ? ", the latest" : "";
-            await stdout.WriteLineAsync($"restored {db} to TXID {txid} (committed {ApiClient.Time(committed)}{why}) into {output}").ConfigureAwait(false);
-            await stdout.WriteLineAsync($"{ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {expected:x16} verified").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"restored side branch {id} of {db} (TXID {ApiClient.Count(branch.BaseTxid)} with the overtaken TXIDs {ApiClient.Count(branch.MinTxid)}-{ApiClient.Count(branch.MaxTxid)} applied) into {output}").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"{branch.Reason}; {ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {expected:x16} verified").ConfigureAwait(false);
         }
         return CliErrors.Ok;
     }

@@ -187,10 +187,15 @@ export const revokeToken = (cluster, id) =>
  * Downloads the database as a SQLite file at a TXID (null: the latest), reporting bytes as they arrive.
  * Returns {blob, txid} where txid is what the server says it restored (Wayback-Txid, 16 hex digits).
  */
-export async function download(cluster, db, txid, onProgress, signal) {
-  const response = await request("/db/snapshot", {
-    query: { cluster, db, txid: txid ?? undefined, format: "sqlite" }, raw: true, timeoutMs: 0, signal,
-  });
+export const download = (cluster, db, txid, onProgress, signal) =>
+  fetchDatabase("/db/snapshot", { cluster, db, txid: txid ?? undefined, format: "sqlite" }, txid, onProgress, signal);
+
+/** Downloads the SQLite database a side branch leads to (its base point with the overtaken transactions applied). */
+export const downloadBranch = (cluster, db, id, onProgress, signal) =>
+  fetchDatabase(`/api/branches/${encodeURIComponent(id)}/database`, { cluster, db }, null, onProgress, signal);
+
+async function fetchDatabase(path, query, txid, onProgress, signal) {
+  const response = await request(path, { query, raw: true, timeoutMs: 0, signal });
   const hex = response.headers.get("Wayback-Txid");
   const restoredTxid = hex && /^[0-9a-f]{16}$/i.test(hex) ? Number(BigInt("0x" + hex)) : txid;
   const total = Number(response.headers.get("Content-Length")) || 0;

@@ -95,3 +95,13 @@ export function refreshInPlace(container, ...children) {
     if (again) again.focus({ preventScroll: true });
   }
 }
+
+/** Hands a downloaded file to the browser to save as `name`. */
+export function saveBlob(blob, name) {
+  const href = URL.createObjectURL(blob);
+  const a = h("a", { href, download: name, class: "visually-hidden" }, name);
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60000);
+}

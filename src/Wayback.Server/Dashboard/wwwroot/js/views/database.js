@@ -5,7 +5,8 @@ import * as api from "../api.js";
 import { HistoryChart } from "../chart.js";
 import { h, replace, s, uid } from "../dom.js";
 import * as fmt from "../format.js";
-import { errorBox, heading, loading, refreshInPlace, stat, title } from "../ui.js";
+import { errorBox, heading, loading, refreshInPlace, saveBlob, stat, title } from "../ui.js";
+import { branchesCard } from "./branches.js";
 import { faultName, lagText } from "./cluster.js";
 import { previewPanel } from "./preview.js";
 import { storageCard } from "./storage.js";
@@ -401,12 +402,7 @@ export function databaseView(main, app, cluster, db) {
       }, downloading.signal);
       if (disposed) return;
       const name = downloadName(db, result.txid);
-      const href = URL.createObjectURL(result.blob);
-      const a = h("a", { href, download: name, class: "visually-hidden" }, name);
-      document.body.append(a);
-      a.click();
-      a.remove();
-      setTimeout(() => URL.revokeObjectURL(href), 60000);
+      saveBlob(result.blob, name);
       replace(downloadStatus, h("p", { class: "notice ok", role: "status" },
         `Saved ${name}: ${fmt.bytes(result.bytes)}, the database at TXID ${fmt.count(result.txid)}. Check it with `,
         h("code", null, `sqlite3 ${name} 'PRAGMA integrity_check'`), "."));
@@ -419,6 +415,9 @@ export function databaseView(main, app, cluster, db) {
       updateActions();
     }
   }
+
+  // --- side branches: what in-place restores overtook ------------------------------------------------------------
+  const branches = branchesCard(cluster, db);
 
   // --- the page ---------------------------------------------------------------------------------------------
   const storage = storageCard(cluster, db);
@@ -445,7 +444,8 @@ export function databaseView(main, app, cluster, db) {
       h("p", null, "A SQLite file of the database at the chosen point, or as it is now. Nothing changes on the server or in the live database."),
       h("div", { class: "actions" }, downloadPointButton, downloadLatestButton),
       downloadStatus),
-    storage.element);
+    storage.element,
+    branches.element);
   const status = h("div", { class: "region" }, loading(`Loading ${db}…`));
   replace(main, heading(db, h("span", { class: "kind" }, ` in ${cluster}`)), status, body);
 
@@ -464,6 +464,7 @@ export function databaseView(main, app, cluster, db) {
       body.hidden = false;
       renderStats();
       renderHistory();
+      branches.render(history.branches || []);
       // The rest of the page does not wait for it, nor fail with it (a server before storage accounting has none).
       storage.refresh().then(() => { storage.element.hidden = false; }, () => { storage.element.hidden = true; });
       app.setBanner(null);
@@ -496,6 +497,7 @@ export function databaseView(main, app, cluster, db) {
       clearTimeout(lookupTimer);
       chart.dispose();
       if (downloading) downloading.abort();
+      branches.dispose();
     },
   };
 }
