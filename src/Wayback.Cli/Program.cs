@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Cli.Commands.Ltx;
+using Wayback.Cli.Commands.Migrate;
 using Wayback.Cli.Commands.Points;
 using Wayback.Cli.Commands.Replicate;
 using Wayback.Cli.Commands.Restore;
@@ -18,6 +19,7 @@ public static class Program
             ReplicateCommand.Create(),
             RestoreCommand.Create(),
             ImportCommand.Create(),
+            MigrateCommand.Create(),
             HistoryCommand.Create(),
             VerifyCommand.Create(),
             QueryCommand.Create(),
