@@ -96,8 +96,8 @@ internal sealed class LfsbImporter(LfsbSource source, ServerClient? server, stri
         int skipped = plan.Steps.Count(s => s.File.Max <= wayback.Txid);
         string already = skipped > 0 ? $"; {skipped} already in Wayback (to TXID {Txid(wayback.Txid)}) were verified, not sent again" : "";
         await stdout.WriteLineAsync(dryRun
-            ? $"  verified {verified} files: would import {plan.Steps.Count - skipped}{already}"
-            : $"  imported {sent} files: Wayback holds {name} to TXID {Txid(plan.Last)}{already}").ConfigureAwait(false);
+            ? $"  verified {MigrateCommand.Count(verified, "file")}: would import {plan.Steps.Count - skipped}{already}"
+            : $"  imported {MigrateCommand.Count(sent, "file")}: Wayback holds {name} to TXID {Txid(plan.Last)}{already}").ConfigureAwait(false);
         return ImportOutcome.Done;
     }
 
@@ -107,7 +107,7 @@ internal sealed class LfsbImporter(LfsbSource source, ServerClient? server, stri
         string upTo = verified.Txid == 0 ? "nothing of this database" : $"the chain to TXID {Txid(verified.Txid)}";
         await stdout.WriteLineAsync(dryRun
             ? $"  stopped: {upTo} would be imported, nothing after it"
-            : $"  stopped: {(sent == 0 ? "nothing sent" : $"{sent} files sent")}; Wayback holds {upTo} at most, nothing after it was imported").ConfigureAwait(false);
+            : $"  stopped: {(sent == 0 ? "nothing sent" : $"{MigrateCommand.Count(sent, "file")} sent")}; Wayback holds {upTo} at most, nothing after it was imported").ConfigureAwait(false);
     }
 
     private static JournalEntry Entry(VerifiedFile f, string path) =>

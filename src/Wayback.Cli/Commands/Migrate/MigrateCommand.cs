@@ -35,7 +35,7 @@ internal static class MigrateCommand
         foreach (var s in ServerOptions.Settings.Where(s => S3Connection.Contains(s.Name)))
         {
             string flag = "--from-" + s.Name;
-            string description = "Source bucket: " + char.ToLowerInvariant(s.Description[0]) + s.Description[1..];
+            string description = $"As serve's {s.Flag}, for the litefs-backup bucket: {s.Description}";
             Option option = s.IsSwitch ? CliOptions.Switch(flag, description) : new Option<string?>(flag) { Description = description };
             cmd.Options.Add(option);
             s3.Add((s, option));
@@ -59,8 +59,8 @@ internal static class MigrateCommand
 
     public static async Task<int> RunAsync(string from, ServerOptions s3, bool dryRun, string? serverUrl, string? token, TextWriter stdout, CancellationToken ct)
     {
-        using var admin = AdminClient.Create(serverUrl, token);
         await using var source = LfsbSource.Open(from, s3);
+        using var admin = AdminClient.Create(serverUrl, token);
         var (files, other) = await source.ListAsync(ct).ConfigureAwait(false);
         var plans = MigrationPlanner.PlanAll(files);
         await stdout.WriteLineAsync($"litefs-backup {source.Url}: {Count(plans.Select(p => p.Cluster).Distinct().Count(), "cluster")}, "
@@ -142,8 +142,9 @@ internal static class MigrateCommand
         }
         var levels = plan.Steps.GroupBy(s => s.File.Level).OrderByDescending(g => g.Key)
             .Select(g => $"{g.Count()} {LevelName(g.Key)}");
-        await stdout.WriteLineAsync($"database {name}: {Count(plan.Steps.Count, "restore point")}, TXIDs {plan.First} to {plan.Last} "
-            + $"({string.Join(", ", levels)}; {plan.Unused} coarser or older files not needed)").ConfigureAwait(false);
+        string unused = plan.Unused == 0 ? "" : $"; {Count(plan.Unused, "coarser or older file")} not needed";
+        await stdout.WriteLineAsync($"database {name}: {Count(plan.Steps.Count, "restore point")} at TXIDs {plan.First} to {plan.Last} "
+            + $"({string.Join(", ", levels)}{unused})").ConfigureAwait(false);
         foreach (var gap in plan.Gaps)
             await stdout.WriteLineAsync($"  gap: no file starts at TXID {gap.After + 1}, so TXIDs {gap.After + 1} to {gap.Resume - 1} are no restore point; resumed at the snapshot at TXID {gap.Resume}").ConfigureAwait(false);
         if (plan.Stranded.Count > 0)
@@ -156,5 +157,5 @@ internal static class MigrateCommand
 
     private static string LevelName(int level) => level == LfsbLayout.SnapshotLevel ? "snapshot" : "L" + level;
 
-    private static string Count(int n, string what) => $"{n} {what}{(n == 1 ? "" : "s")}";
+    public static string Count(int n, string what) => $"{n} {what}{(n == 1 ? "" : "s")}";
 }
