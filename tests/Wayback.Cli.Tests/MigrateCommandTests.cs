@@ -70,17 +70,22 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         _tmp.Dispose();
     }
 
-    private Task<Processes.Result> MigrateAsync(params string[] more) =>
-        Processes.WaybackAsync(null, ["migrate", "--from-lfsb", $"s3://{_bucket.Bucket}", "--from-s3-endpoint", histories.Moto.Endpoint,
-            "--from-s3-path-style", "--from-s3-region", "us-east-1", "--server", _server.Url, "--token", WaybackServe.AdminToken, .. more]);
+    private Task<Processes.Result> MigrateAsync(params string[] more) => MigrateAsync(_server, _bucket, more);
+
+    private Task<Processes.Result> MigrateAsync(WaybackServe server, LfsbBucket bucket, params string[] more) =>
+        Processes.WaybackAsync(null, ["migrate", "--from-lfsb", $"s3://{bucket.Bucket}", "--from-s3-endpoint", histories.Moto.Endpoint,
+            "--from-s3-path-style", "--from-s3-region", "us-east-1", "--server", server.Url, "--token", WaybackServe.AdminToken, .. more]);
 
     private Task<Processes.Result> WaybackAsync(params string[] args) =>
         Processes.WaybackAsync(null, [.. args, "--server", _server.Url]);
 
-    private async Task<Processes.Result> RestoreAsync(string cluster, string db, ulong txid, string output, string? token = null)
+    private Task<Processes.Result> RestoreAsync(string cluster, string db, ulong txid, string output, string? token = null) =>
+        RestoreAsync(_server, cluster, db, txid, output, token);
+
+    private static async Task<Processes.Result> RestoreAsync(WaybackServe server, string cluster, string db, ulong txid, string output, string? token = null)
     {
         string[] auth = token is null ? ["--token", WaybackServe.AdminToken, "--cluster", cluster] : ["--token", token];
-        return await WaybackAsync(["restore", db, "-o", output, "--txid", txid.ToString(CultureInfo.InvariantCulture), .. auth]);
+        return await Processes.WaybackAsync(null, ["restore", db, "-o", output, "--txid", txid.ToString(CultureInfo.InvariantCulture), .. auth, "--server", server.Url]);
     }
 
     private async Task<JsonElement> HistoryAsync(string cluster, string db)
@@ -196,5 +201,35 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         string output = _tmp.File("app-9.db");
         Assert.Equal(0, (await RestoreAsync("prod", "app.db", 9, output)).ExitCode);
         Assert.Equal(histories.App.ImageAt[9], await File.ReadAllBytesAsync(output));
+    }
+
+    [Fact]
+    public async Task A_gap_is_bridged_by_a_later_snapshot_into_a_server_on_S3_and_every_point_either_side_restores()
+    {
+        // The server keeps everything in its own bucket; the litefs-backup bucket has lost L1 5-6 (the chain breaks at
+        // TXID 4) but holds a snapshot at TXID 8, which Wayback takes after the gap as LiteFS's resync would.
+        string store = await histories.Moto.CreateBucketAsync();
+        await using var server = await WaybackServe.StartAsync("--s3-bucket", store, "--s3-endpoint", histories.Moto.Endpoint, "--s3-path-style", "--s3-region", "us-east-1");
+        using var bucket = new LfsbBucket(histories.Moto.Endpoint, await histories.Moto.CreateBucketAsync());
+        foreach (var (level, min, max) in new (int, ulong, ulong)[] { (9, 1, 2), (1, 3, 4), (1, 7, 8), (9, 1, 8) })
+            await bucket.PutAsync(histories.Notes, "dev", "notes.db", level, min, max);
+
+        var r = await MigrateAsync(server, bucket);
+        Assert.True(r.ExitCode == 0, Explain(r));
+        Assert.Contains("database dev/notes.db: 3 restore points at TXIDs 2 to 8", r.Stdout);
+        Assert.Contains("gap: no file starts at TXID 5, so TXIDs 5 to 7 are no restore point; resumed at the snapshot at TXID 8", r.Stdout);
+        Assert.Contains("imported 3 files: Wayback holds dev/notes.db to TXID 8", r.Stdout);
+        foreach (ulong t in new ulong[] { 2, 4, 8 })
+        {
+            string output = _tmp.File($"s3-notes-{t}.db");
+            var restore = await RestoreAsync(server, "dev", "notes.db", t, output);
+            Assert.True(restore.ExitCode == 0, Explain(restore));
+            Assert.Equal(histories.Notes.ImageAt[t], await File.ReadAllBytesAsync(output));
+        }
+        Assert.NotEqual(0, (await RestoreAsync(server, "dev", "notes.db", 6, _tmp.File("s3-notes-6.db"))).ExitCode);
+
+        var again = await MigrateAsync(server, bucket);
+        Assert.True(again.ExitCode == 0, Explain(again));
+        Assert.Contains("up to date: Wayback holds it to TXID 8; nothing to import", again.Stdout);
     }
 }
