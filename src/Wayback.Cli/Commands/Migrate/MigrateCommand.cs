@@ -23,13 +23,14 @@ internal static class MigrateCommand
             Required = true,
         };
         var dryRun = new Option<bool>("--dry-run") { Description = "Read and verify everything, list what would be imported; create and send nothing." };
+        var retention = new Option<string?>("--retention") { Description = "Retention of the clusters it creates, e.g. 720h (default: the server's). Imported points keep their commit times." };
         var server = AdminClient.ServerOption();
         var token = AdminClient.TokenOption();
         var cmd = new Command("migrate",
             "Import a litefs-backup bucket: every cluster, database and restore point it keeps, each file verified (checksums, chain links) on the way. "
             + "Clusters that are new get a token, printed once. Running it again imports only what is new.")
         {
-            from, dryRun, server, token,
+            from, dryRun, retention, server, token,
         };
         var s3 = new List<(ServerOptions.Setting Setting, Option Option)>();
         foreach (var s in ServerOptions.Settings.Where(s => S3Connection.Contains(s.Name)))
@@ -52,12 +53,13 @@ internal static class MigrateCommand
                 else if (r.GetValue((Option<string?>)option) is { } v)
                     s.Apply(source, v);
             }
-            return RunAsync(r.GetValue(from)!, source, r.GetValue(dryRun), r.GetValue(server), r.GetValue(token), Console.Out, ct);
+            return RunAsync(r.GetValue(from)!, source, r.GetValue(dryRun), r.GetValue(retention), r.GetValue(server), r.GetValue(token), Console.Out, ct);
         }));
         return cmd;
     }
 
-    public static async Task<int> RunAsync(string from, ServerOptions s3, bool dryRun, string? serverUrl, string? token, TextWriter stdout, CancellationToken ct)
+    public static async Task<int> RunAsync(string from, ServerOptions s3, bool dryRun, string? retention, string? serverUrl, string? token,
+        TextWriter stdout, CancellationToken ct)
     {
         await using var source = LfsbSource.Open(from, s3);
         using var admin = AdminClient.Create(serverUrl, token);
@@ -97,7 +99,7 @@ internal static class MigrateCommand
                 }
                 else
                 {
-                    var created = (await admin.SendAsync(HttpMethod.Post, "/admin/clusters", new { name }, ct).ConfigureAwait(false))!.Value;
+                    var created = (await admin.SendAsync(HttpMethod.Post, "/admin/clusters", new { name, retention }, ct).ConfigureAwait(false))!.Value;
                     await stdout.WriteLineAsync($"cluster {name}: created; its token (shown once, store it now; litefs-backup had none):").ConfigureAwait(false);
                     await stdout.WriteLineAsync("  " + AdminClient.Str(created, "token")).ConfigureAwait(false);
                     exists = true;
