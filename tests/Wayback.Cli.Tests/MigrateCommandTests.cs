@@ -214,8 +214,10 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         foreach (var (level, min, max) in new (int, ulong, ulong)[] { (9, 1, 2), (1, 3, 4), (1, 7, 8), (9, 1, 8) })
             await bucket.PutAsync(histories.Notes, "dev", "notes.db", level, min, max);
 
-        var r = await MigrateAsync(server, bucket);
+        var r = await MigrateAsync(server, bucket, "--retention", "2160h");
         Assert.True(r.ExitCode == 0, Explain(r));
+        var dev = Assert.Single((await server.Admin.GetFromJsonAsync<JsonElement>("/admin/clusters")).EnumerateArray());
+        Assert.Equal("2160h", dev.GetProperty("retention").GetString());
         Assert.Contains("database dev/notes.db: 3 restore points at TXIDs 2 to 8", r.Stdout);
         Assert.Contains("gap: no file starts at TXID 5, so TXIDs 5 to 7 are no restore point; resumed at the snapshot at TXID 8", r.Stdout);
         Assert.Contains("imported 3 files: Wayback holds dev/notes.db to TXID 8", r.Stdout);
