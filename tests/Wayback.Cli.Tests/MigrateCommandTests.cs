@@ -171,7 +171,8 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         await _bucket.PutAsync(histories.App, "prod", "app.db", 1, 31, 32);
         var more = await MigrateAsync();
         Assert.True(more.ExitCode == 0, Explain(more));
-        Assert.Contains("imported 1 file: Wayback holds prod/app.db to TXID 32; 9 already in Wayback (to TXID 30) were verified, not sent again", more.Stdout);
+        Assert.Contains("database prod/app.db: Wayback holds it to TXID 30; 1 new restore point at TXIDs 32 to 32", more.Stdout);
+        Assert.Contains("imported 1 file after TXID 30, which Wayback held already: Wayback holds prod/app.db to TXID 32", more.Stdout);
         string newest = _tmp.File("app-32.db");
         Assert.Equal(0, (await RestoreAsync("prod", "app.db", 32, newest)).ExitCode);
         Assert.Equal(histories.App.ImageAt[32], await File.ReadAllBytesAsync(newest));
@@ -233,5 +234,23 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         var again = await MigrateAsync(server, bucket);
         Assert.True(again.ExitCode == 0, Explain(again));
         Assert.Contains("up to date: Wayback holds it to TXID 8; nothing to import", again.Stdout);
+    }
+
+    [Fact]
+    public async Task A_Wayback_database_with_another_history_is_refused_and_left_as_it_is()
+    {
+        // prod/app.db exists in Wayback already, from another file altogether.
+        string other = _tmp.File("other.db");
+        await Processes.Sqlite3Async(other, "CREATE TABLE x (y); INSERT INTO x VALUES (1);");
+        Assert.True((await _server.Admin.PostAsJsonAsync("/admin/clusters", new { name = "prod" })).IsSuccessStatusCode);
+        var imported = await WaybackAsync("import", "app.db", other, "--cluster", "prod", "--token", WaybackServe.AdminToken);
+        Assert.True(imported.ExitCode == 0, Explain(imported));
+        string before = (await PositionsAsync("prod")).GetRawText();
+
+        var r = await MigrateAsync();
+        Assert.True(r.ExitCode == 1, Explain(r));
+        Assert.Contains("refused: Wayback's prod/app.db is at TXID 1, where no file of litefs-backup's ends: it holds another history; nothing imported", r.Stdout);
+        Assert.Equal(before, (await PositionsAsync("prod")).GetRawText());
+        Assert.Contains("imported 3 files: Wayback holds dev/notes.db to TXID 8", r.Stdout);
     }
 }

@@ -111,9 +111,48 @@ public sealed class MigrationPlannerTests
             F(9, 1, 3, "b.db"), F(9, 1, 5, "a.db"), F(1, 6, 7, "a.db"),
             new LfsbFile(LfsbLayout.Key("dev", "a.db", 9, 1, 2), "dev", "a.db", 9, 1, 2, 10),
         };
-        var plans = MigrationPlanner.PlanAll(files);
-        Assert.Equal(["dev/a.db", "prod/a.db", "prod/b.db"], plans.Select(p => $"{p.Cluster}/{p.Database}"));
-        Assert.Equal(7UL, plans[1].Last);
+        var dbs = MigrationPlanner.Databases(files);
+        Assert.Equal(["dev/a.db", "prod/a.db", "prod/b.db"], dbs.Select(d => $"{d.Key.Cluster}/{d.Key.Database}"));
+        Assert.Equal(7UL, MigrationPlanner.Plan("prod", "a.db", dbs[1].ToList()).Last);
+    }
+
+    [Fact]
+    public void A_plan_from_Waybacks_position_takes_only_the_files_after_it()
+    {
+        var files = new[] { Snap(10), F(1, 11, 15), F(1, 16, 20), F(1, 21, 22), F(2, 11, 20) };
+        var plan = MigrationPlanner.Plan("prod", "app.db", files, from: 15);
+        Assert.Equal("1:16-20 1:21-22", Chain(plan));
+        Assert.Equal(15UL, plan.From);
+        Assert.Equal(["1:11-15"], plan.EndingAtFrom.Select(f => $"{f.Level}:{f.Min}-{f.Max}"));
+        Assert.Equal(2, plan.Behind);
+        Assert.Equal(1, plan.Unused);
+        Assert.Empty(plan.Gaps);
+    }
+
+    [Fact]
+    public void A_plan_from_a_point_litefs_backup_has_compacted_away_resumes_at_a_later_snapshot()
+    {
+        // Wayback took L1 18-19 last time; since then litefs-backup compacted it into L2 18-21 and let L1 expire.
+        var files = new[] { Snap(10), F(2, 18, 21), F(1, 22, 25), Snap(30), F(1, 31, 31) };
+        var plan = MigrationPlanner.Plan("prod", "app.db", files, from: 19);
+        Assert.Equal("9:1-30 1:31-31", Chain(plan));
+        Assert.Equal(new PlanGap(19, 30), Assert.Single(plan.Gaps));
+        Assert.Empty(plan.EndingAtFrom);
+
+        var without = MigrationPlanner.Plan("prod", "app.db", files.Where(f => f.Max != 30).ToList(), from: 19);
+        Assert.Empty(without.Steps);
+        Assert.Equal(3, without.Stranded.Count);
+        Assert.Equal(19UL, without.Last);
+    }
+
+    [Fact]
+    public void A_plan_from_the_newest_TXID_is_empty_and_strands_nothing()
+    {
+        var plan = MigrationPlanner.Plan("prod", "app.db", [Snap(10), F(1, 11, 12)], from: 12);
+        Assert.Empty(plan.Steps);
+        Assert.Empty(plan.Stranded);
+        Assert.Equal(2, plan.Behind);
+        Assert.Single(plan.EndingAtFrom);
     }
 
     [Theory]

@@ -92,7 +92,8 @@ public sealed class ServerClient : IDisposable
     /// </summary>
     public async Task<Position?> DownloadSnapshotAsync(string db, string format, ulong? txid, string output, CancellationToken ct)
     {
-        string url = $"db/snapshot?db={Uri.EscapeDataString(db)}&format={format}" + (txid is { } t ? "&txid=" + Hex16.Format(t) : "");
+        string url = $"db/snapshot?db={Uri.EscapeDataString(db)}&format={format}" + (txid is { } t ? "&txid=" + Hex16.Format(t) : "")
+            + (_clusterQuery.Length == 0 ? "" : "&" + _clusterQuery);
         using var resp = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (resp.StatusCode == HttpStatusCode.NotFound)
             return null;

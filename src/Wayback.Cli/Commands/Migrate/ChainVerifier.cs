@@ -20,6 +20,33 @@ internal sealed class ChainVerifier
     /// <summary>Where the files verified so far leave the database.</summary>
     public Position Pos { get; private set; }
 
+    /// <summary>
+    /// Starts the chain from Wayback's own state at <paramref name="at"/> (a snapshot the server made of it), so that the
+    /// files after it are checked against what Wayback holds: the first one's pre-apply checksum must be its checksum.
+    /// </summary>
+    public async Task SeedAsync(string snapshotPath, Position at, CancellationToken ct)
+    {
+        await using var decoder = await LtxDecoder.OpenFileAsync(snapshotPath, ct: ct).ConfigureAwait(false);
+        var h = decoder.Header;
+        var pages = new PageChecksums(h.PageSize);
+        var buffer = ArrayPool<byte>.Shared.Rent((int)h.PageSize);
+        try
+        {
+            uint pgno;
+            while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
+                pages.Set(pgno, decoder.LastPageChecksum);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        pages.Resize(h.Commit);
+        if (h.MaxTxid != at.Txid || pages.Checksum != at.Checksum)
+            throw new IOException($"the server's snapshot is at {new Position(h.MaxTxid, pages.Checksum)}, not at its position {at}");
+        _pages = pages;
+        Pos = at;
+    }
+
     public async Task<VerifiedFile> VerifyAsync(LfsbFile file, string path, LfsbMetadata meta, CancellationToken ct)
     {
         string key = file.Key;
@@ -45,7 +72,7 @@ internal sealed class ChainVerifier
                 if (_pages is null || Pos.Txid + 1 != h.MinTxid)
                     throw Refuse(key, $"it starts at TXID {h.MinTxid} but the chain stands at TXID {Pos.Txid}");
                 if (h.PreApplyChecksum != Pos.Checksum)
-                    throw Refuse(key, $"broken link: its pre-apply checksum {Hex16.Format(h.PreApplyChecksum)} is not the checksum {Hex16.Format(Pos.Checksum)} the chain has at TXID {Pos.Txid}");
+                    throw Refuse(key, $"broken link: its pre-apply checksum {Hex16.Format(h.PreApplyChecksum)} is not the checksum {Hex16.Format(Pos.Checksum)} the database has at TXID {Pos.Txid}");
                 if (h.PageSize != _pages.PageSize)
                     throw Refuse(key, $"page size {h.PageSize} differs from the database's {_pages.PageSize}");
                 pages = _pages;

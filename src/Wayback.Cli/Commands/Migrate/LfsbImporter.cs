@@ -12,48 +12,65 @@ internal enum ImportOutcome
     /// <summary>Every file of the plan is in Wayback (imported now, or before).</summary>
     Done,
 
-    /// <summary>A file was refused or the server refused a write: the chain before it is in, nothing after.</summary>
+    /// <summary>A file was refused, the server refused a write, or Wayback holds another history: nothing after it was sent.</summary>
     Stopped,
 }
 
 /// <summary>
 /// Brings one database's planned chain into a running Wayback server: each file is downloaded, verified
 /// (<see cref="ChainVerifier"/>) and sent as it is with <c>POST /db/tx</c>, the way a LiteFS node sends it, so the
-/// server checks and stores it like any write and every file's last TXID becomes a restore point. What the server
-/// already holds (its <c>/pos</c>) is verified but not sent again: a second run imports nothing twice.
+/// server checks and stores it like any write and every file's last TXID becomes a restore point. The plan starts
+/// after what the server already holds (its <c>/pos</c>), so a second run sends nothing twice; the first file after
+/// it is checked against the server's own state there.
 /// </summary>
-internal sealed class LfsbImporter(LfsbSource source, ServerClient? server, string workDir, TextWriter stdout)
+internal sealed class LfsbImporter(LfsbSource source, ServerClient server, string workDir, TextWriter stdout)
 {
-    /// <param name="plan">The chain to bring in.</param>
+    /// <param name="plan">The chain to bring in, planned from <paramref name="wayback"/>'s TXID.</param>
     /// <param name="wayback">The database's position in Wayback now (empty when it has none).</param>
+    /// <param name="newest">The newest TXID any of the database's files in the bucket reaches.</param>
     /// <param name="dryRun">Verify and say what would be sent; send nothing.</param>
     /// <param name="ct">Stops it between two requests.</param>
-    public async Task<ImportOutcome> ImportAsync(MigrationPlan plan, Position wayback, bool dryRun, CancellationToken ct)
+    public async Task<ImportOutcome> ImportAsync(MigrationPlan plan, Position wayback, ulong newest, bool dryRun, CancellationToken ct)
     {
         string name = $"{plan.Cluster}/{plan.Database}";
-        if (wayback.Txid > plan.Last)
+        var verifier = new ChainVerifier();
+        if (wayback.Txid > 0)
         {
-            await stdout.WriteLineAsync($"  Wayback is already past litefs-backup's last TXID ({Txid(wayback.Txid)} > {Txid(plan.Last)}): nothing to import").ConfigureAwait(false);
-            return ImportOutcome.Done;
-        }
-        if (wayback.Txid > 0 && !plan.Steps.Any(s => s.File.Max == wayback.Txid))
-        {
-            await stdout.WriteLineAsync($"  refused: Wayback's {name} is at TXID {Txid(wayback.Txid)}, which no file of the chain ends at: it holds another history; nothing imported").ConfigureAwait(false);
-            return ImportOutcome.Stopped;
-        }
-        if (wayback.Txid == plan.Last && (await source.MetadataAsync(plan.Steps[^1].File, ct).ConfigureAwait(false)).PostApply is { } last)
-        {
-            // Up to date, as far as the bucket's metadata tells without reading the chain again.
-            if (last == wayback.Checksum)
+            if (plan.Steps.Count == 0 && wayback.Txid >= newest && plan.EndingAtFrom.Count == 0)
             {
-                await stdout.WriteLineAsync($"  up to date: Wayback holds it to TXID {Txid(wayback.Txid)}; nothing to import").ConfigureAwait(false);
+                await stdout.WriteLineAsync($"  Wayback is already past litefs-backup's last TXID ({Txid(wayback.Txid)} > {Txid(newest)}): nothing to import").ConfigureAwait(false);
                 return ImportOutcome.Done;
             }
-            await stdout.WriteLineAsync($"  refused: Wayback's {name} at TXID {Txid(wayback.Txid)} has checksum {Hex16.Format(wayback.Checksum)}, litefs-backup's {Hex16.Format(last)}: another history; nothing imported").ConfigureAwait(false);
+            if (plan.Steps.Count == 0 || plan.Steps[0].File.IsStart)
+            {
+                // Nothing links to Wayback's state: it must be litefs-backup's own, by the checksum of a file ending there.
+                if (await SameHistoryAsync(plan, wayback, ct).ConfigureAwait(false) is { } other)
+                {
+                    await stdout.WriteLineAsync($"  refused: {other}; nothing imported").ConfigureAwait(false);
+                    return ImportOutcome.Stopped;
+                }
+                if (plan.Steps.Count == 0)
+                {
+                    if (plan.Stranded.Count > 0)
+                        return ImportOutcome.Stopped;
+                    await stdout.WriteLineAsync($"  up to date: Wayback holds it to TXID {Txid(wayback.Txid)}; nothing to import").ConfigureAwait(false);
+                    return ImportOutcome.Done;
+                }
+            }
+            else
+            {
+                string seed = Path.Combine(workDir, "wayback-snapshot.ltx");
+                var at = await server.DownloadSnapshotAsync(plan.Database, "v3", wayback.Txid, seed, ct).ConfigureAwait(false)
+                    ?? throw new IOException($"the server has no database {name} any more (deleted while migrating?)");
+                await verifier.SeedAsync(seed, at, ct).ConfigureAwait(false);
+                File.Delete(seed);
+            }
+        }
+        else if (plan.Steps.Count == 0)
+        {
             return ImportOutcome.Stopped;
         }
 
-        var verifier = new ChainVerifier();
         int sent = 0, verified = 0;
         string path = Path.Combine(workDir, "file.ltx");
         foreach (var step in plan.Steps)
@@ -66,19 +83,20 @@ internal sealed class LfsbImporter(LfsbSource source, ServerClient? server, stri
                 file = await verifier.VerifyAsync(step.File, path, meta, ct).ConfigureAwait(false);
                 verified++;
             }
+            catch (MigrationException e) when (verified == 0 && wayback.Txid > 0 && !step.File.IsStart && e.Message.Contains("broken link", StringComparison.Ordinal))
+            {
+                await stdout.WriteLineAsync($"  refused: Wayback's {name} at TXID {Txid(wayback.Txid)} is not the state litefs-backup's chain goes on from "
+                    + $"(it holds another history): {e.Message}; nothing imported").ConfigureAwait(false);
+                return ImportOutcome.Stopped;
+            }
             catch (MigrationException e)
             {
                 await StoppedAsync(e.Message, verifier.Pos, dryRun, sent).ConfigureAwait(false);
                 return ImportOutcome.Stopped;
             }
-            if (file.After.Txid == wayback.Txid && file.After.Checksum != wayback.Checksum)
-            {
-                await stdout.WriteLineAsync($"  refused: Wayback's {name} at TXID {Txid(wayback.Txid)} has checksum {Hex16.Format(wayback.Checksum)}, litefs-backup's chain {Hex16.Format(file.After.Checksum)}: another history; nothing imported").ConfigureAwait(false);
-                return ImportOutcome.Stopped;
-            }
-            if (file.After.Txid <= wayback.Txid || dryRun)
+            if (dryRun)
                 continue;
-            var result = await server!.WriteAsync(plan.Database, [Entry(file, path)], file.Format.Name(), ct).ConfigureAwait(false);
+            var result = await server.WriteAsync(plan.Database, [Entry(file, path)], file.Format.Name(), ct).ConfigureAwait(false);
             switch (result)
             {
                 case WriteResult.Accepted:
@@ -93,12 +111,28 @@ internal sealed class LfsbImporter(LfsbSource source, ServerClient? server, stri
             }
         }
         File.Delete(path);
-        int skipped = plan.Steps.Count(s => s.File.Max <= wayback.Txid);
-        string already = skipped > 0 ? $"; {skipped} already in Wayback (to TXID {Txid(wayback.Txid)}) were verified, not sent again" : "";
+        string after = wayback.Txid > 0 ? $" after TXID {Txid(wayback.Txid)}, which Wayback held already" : "";
         await stdout.WriteLineAsync(dryRun
-            ? $"  verified {MigrateCommand.Count(verified, "file")}: would import {plan.Steps.Count - skipped}{already}"
-            : $"  imported {MigrateCommand.Count(sent, "file")}: Wayback holds {name} to TXID {Txid(plan.Last)}{already}").ConfigureAwait(false);
-        return ImportOutcome.Done;
+            ? $"  verified {MigrateCommand.Count(verified, "file")}: would import {verified}{after}"
+            : $"  imported {MigrateCommand.Count(sent, "file")}{after}: Wayback holds {name} to TXID {Txid(plan.Last)}").ConfigureAwait(false);
+        return plan.Stranded.Count > 0 ? ImportOutcome.Stopped : ImportOutcome.Done;
+    }
+
+    /// <summary>Null if a file of the bucket ends at Wayback's position with its checksum; else why not.</summary>
+    private async Task<string?> SameHistoryAsync(MigrationPlan plan, Position wayback, CancellationToken ct)
+    {
+        string name = $"{plan.Cluster}/{plan.Database}";
+        if (plan.EndingAtFrom.Count == 0)
+            return $"Wayback's {name} is at TXID {Txid(wayback.Txid)}, where no file of litefs-backup's ends: it holds another history";
+        foreach (var f in plan.EndingAtFrom)
+        {
+            if ((await source.MetadataAsync(f, ct).ConfigureAwait(false)).PostApply is not { } sum)
+                continue;
+            return sum == wayback.Checksum
+                ? null
+                : $"Wayback's {name} at TXID {Txid(wayback.Txid)} has checksum {Hex16.Format(wayback.Checksum)}, litefs-backup's {f.Key} {Hex16.Format(sum)}: another history";
+        }
+        return null; // No metadata to tell by (litefs-backup always writes it): the TXID matches.
     }
 
     private async Task StoppedAsync(string why, Position verified, bool dryRun, int sent)

@@ -64,9 +64,9 @@ internal static class MigrateCommand
         await using var source = LfsbSource.Open(from, s3);
         using var admin = AdminClient.Create(serverUrl, token);
         var (files, other) = await source.ListAsync(ct).ConfigureAwait(false);
-        var plans = MigrationPlanner.PlanAll(files);
-        await stdout.WriteLineAsync($"litefs-backup {source.Url}: {Count(plans.Select(p => p.Cluster).Distinct().Count(), "cluster")}, "
-            + $"{Count(plans.Count, "database")}, {Count(files.Count, "LTX file")}{(dryRun ? " (dry run: nothing is created or sent)" : "")}").ConfigureAwait(false);
+        var databases = MigrationPlanner.Databases(files);
+        await stdout.WriteLineAsync($"litefs-backup {source.Url}: {Count(databases.Select(d => d.Key.Cluster).Distinct().Count(), "cluster")}, "
+            + $"{Count(databases.Count, "database")}, {Count(files.Count, "LTX file")}{(dryRun ? " (dry run: nothing is created or sent)" : "")}").ConfigureAwait(false);
         foreach (var (key, problem) in other.Take(10))
             await stdout.WriteLineAsync($"  ignored {key}: {problem}").ConfigureAwait(false);
         if (other.Count > 10)
@@ -79,7 +79,7 @@ internal static class MigrateCommand
         int stopped = 0;
         try
         {
-            foreach (var cluster in plans.GroupBy(p => p.Cluster))
+            foreach (var cluster in databases.GroupBy(d => d.Key.Cluster))
             {
                 string name = cluster.Key;
                 bool exists = existing.Contains(name);
@@ -90,7 +90,7 @@ internal static class MigrateCommand
                 catch (ArgumentException e)
                 {
                     await stdout.WriteLineAsync($"cluster {name}: skipped: {e.Message}").ConfigureAwait(false);
-                    stopped++;
+                    stopped += cluster.Count();
                     continue;
                 }
                 if (exists || dryRun)
@@ -107,16 +107,12 @@ internal static class MigrateCommand
                 using var client = new ServerClient(ServerAddress.Resolve(serverUrl), adminToken, cluster: name);
                 var positions = exists ? await client.GetPositionsAsync(ct).ConfigureAwait(false) : [];
                 var importer = new LfsbImporter(source, client, work, stdout);
-                foreach (var plan in cluster)
+                foreach (var db in cluster)
                 {
+                    var pos = positions.GetValueOrDefault(db.Key.Database);
+                    var plan = MigrationPlanner.Plan(name, db.Key.Database, db.ToList(), pos.Txid);
                     await DescribeAsync(plan, dryRun, stdout).ConfigureAwait(false);
-                    if (plan.Steps.Count == 0)
-                    {
-                        stopped++;
-                        continue;
-                    }
-                    var pos = positions.GetValueOrDefault(plan.Database);
-                    if (await importer.ImportAsync(plan, pos, dryRun, ct).ConfigureAwait(false) != ImportOutcome.Done)
+                    if (await importer.ImportAsync(plan, pos, db.Max(f => f.Max), dryRun, ct).ConfigureAwait(false) != ImportOutcome.Done)
                         stopped++;
                 }
             }
@@ -137,16 +133,23 @@ internal static class MigrateCommand
     private static async Task DescribeAsync(MigrationPlan plan, bool dryRun, TextWriter stdout)
     {
         string name = $"{plan.Cluster}/{plan.Database}";
-        if (plan.Steps.Count == 0)
+        string held = plan.From == 0 ? "" : $"Wayback holds it to TXID {plan.From}; ";
+        if (plan.Steps.Count == 0 && plan.From == 0)
         {
             await stdout.WriteLineAsync($"database {name}: no snapshot (no file starts at TXID 1): nothing to start from, {Count(plan.Stranded.Count, "file")} not imported").ConfigureAwait(false);
             return;
         }
-        var levels = plan.Steps.GroupBy(s => s.File.Level).OrderByDescending(g => g.Key)
-            .Select(g => $"{g.Count()} {LevelName(g.Key)}");
-        string unused = plan.Unused == 0 ? "" : $"; {Count(plan.Unused, "coarser or older file")} not needed";
-        await stdout.WriteLineAsync($"database {name}: {Count(plan.Steps.Count, "restore point")} at TXIDs {plan.First} to {plan.Last} "
-            + $"({string.Join(", ", levels)}{unused})").ConfigureAwait(false);
+        if (plan.Steps.Count == 0)
+        {
+            await stdout.WriteLineAsync($"database {name}: {held}no newer restore point").ConfigureAwait(false);
+        }
+        else
+        {
+            var levels = plan.Steps.GroupBy(s => s.File.Level).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} {LevelName(g.Key)}");
+            string unused = plan.Unused == 0 ? "" : $"; {Count(plan.Unused, "coarser or older file")} not needed";
+            await stdout.WriteLineAsync($"database {name}: {held}{Count(plan.Steps.Count, plan.From == 0 ? "restore point" : "new restore point")} "
+                + $"at TXIDs {plan.First} to {plan.Last} ({string.Join(", ", levels)}{unused})").ConfigureAwait(false);
+        }
         foreach (var gap in plan.Gaps)
             await stdout.WriteLineAsync($"  gap: no file starts at TXID {gap.After + 1}, so TXIDs {gap.After + 1} to {gap.Resume - 1} are no restore point; resumed at the snapshot at TXID {gap.Resume}").ConfigureAwait(false);
         if (plan.Stranded.Count > 0)

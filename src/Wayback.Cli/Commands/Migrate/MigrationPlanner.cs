@@ -11,16 +11,18 @@ internal sealed record PlanStep(LfsbFile File, ulong From)
 internal sealed record PlanGap(ulong After, ulong Resume);
 
 /// <summary>
-/// What to import of one database: <see cref="Steps"/>, the files to upload, oldest first (empty when the database has
-/// no start point); the <see cref="Gaps"/> in it; <see cref="Stranded"/>, files past the chain's end that no file or
-/// snapshot leads to (not imported); and how many files the chain does not need (<see cref="Unused"/>: coarser copies
-/// of what it takes, older snapshots).
+/// What to import of one database after TXID <see cref="From"/> (what Wayback holds already; 0: nothing):
+/// <see cref="Steps"/>, the files to upload, oldest first (empty when nothing starts the chain or continues it); the
+/// <see cref="Gaps"/> in it; <see cref="Stranded"/>, files past the chain's end that no file or snapshot leads to (not
+/// imported); the files that end at <see cref="From"/> (they tell whether Wayback's state there is litefs-backup's);
+/// how many files end at or before it (<see cref="Behind"/>) and how many the chain does not need
+/// (<see cref="Unused"/>: coarser copies of what it takes, older snapshots).
 /// </summary>
-internal sealed record MigrationPlan(string Cluster, string Database, IReadOnlyList<PlanStep> Steps, IReadOnlyList<PlanGap> Gaps,
-    IReadOnlyList<LfsbFile> Stranded, int Unused)
+internal sealed record MigrationPlan(string Cluster, string Database, ulong From, IReadOnlyList<PlanStep> Steps, IReadOnlyList<PlanGap> Gaps,
+    IReadOnlyList<LfsbFile> Stranded, IReadOnlyList<LfsbFile> EndingAtFrom, int Behind, int Unused)
 {
     public ulong First => Steps.Count == 0 ? 0 : Steps[0].File.Max;
-    public ulong Last => Steps.Count == 0 ? 0 : Steps[^1].File.Max;
+    public ulong Last => Steps.Count == 0 ? From : Steps[^1].File.Max;
 }
 
 /// <summary>
@@ -33,21 +35,24 @@ internal sealed record MigrationPlan(string Cluster, string Database, IReadOnlyL
 /// </summary>
 internal static class MigrationPlanner
 {
-    /// <summary>Plans every database of a listing; ordered by cluster, then database.</summary>
-    public static IReadOnlyList<MigrationPlan> PlanAll(IEnumerable<LfsbFile> files) =>
+    /// <summary>A listing's files by database, ordered by cluster, then database.</summary>
+    public static IReadOnlyList<IGrouping<(string Cluster, string Database), LfsbFile>> Databases(IEnumerable<LfsbFile> files) =>
         files.GroupBy(f => (f.Cluster, f.Database))
             .OrderBy(g => g.Key.Cluster, StringComparer.Ordinal).ThenBy(g => g.Key.Database, StringComparer.Ordinal)
-            .Select(g => Plan(g.Key.Cluster, g.Key.Database, g.ToList()))
             .ToList();
 
-    /// <summary>Plans one database from its files (all of one cluster and database).</summary>
-    public static MigrationPlan Plan(string cluster, string database, IReadOnlyList<LfsbFile> files)
+    /// <summary>
+    /// Plans one database from its files (all of one cluster and database), continuing from TXID <paramref name="from"/>
+    /// when Wayback holds it up to there: a file that starts right after it, or a start point after it.
+    /// </summary>
+    public static MigrationPlan Plan(string cluster, string database, IReadOnlyList<LfsbFile> files, ulong from = 0)
     {
-        // The best chain ending at each TXID reached; TXID 0 is "nothing yet".
-        var best = new Dictionary<ulong, Score> { [0] = new Score(0, 0, null, 0) };
-        Score? bestBefore = best[0];
-        ulong bestBeforeTxid = 0;
-        foreach (var group in files.OrderBy(f => f.Max).ThenBy(f => f.Level).ThenBy(f => f.Key, StringComparer.Ordinal).GroupBy(f => f.Max))
+        // The best chain ending at each TXID reached; the first is where Wayback stands ("nothing yet" at 0).
+        var best = new Dictionary<ulong, Score> { [from] = new Score(0, 0, null, from) };
+        Score? bestBefore = best[from];
+        ulong bestBeforeTxid = from;
+        foreach (var group in files.Where(f => f.Max > from)
+            .OrderBy(f => f.Max).ThenBy(f => f.Level).ThenBy(f => f.Key, StringComparer.Ordinal).GroupBy(f => f.Max))
         {
             Score? top = null;
             foreach (var f in group)
@@ -69,7 +74,8 @@ internal static class MigrationPlanner
             if (top is null)
                 continue;
             best[group.Key] = top;
-            if (top.Beats(bestBefore!) || bestBeforeTxid == 0)
+            // On a tie the later chain is the better one to resume from: a snapshot after it skips fewer TXIDs.
+            if (!bestBefore!.Beats(top))
             {
                 bestBefore = top;
                 bestBeforeTxid = group.Key;
@@ -78,7 +84,7 @@ internal static class MigrationPlanner
 
         ulong end = best.Keys.Max();
         var steps = new List<PlanStep>();
-        for (ulong at = end; at > 0;)
+        for (ulong at = end; at > from;)
         {
             var s = best[at];
             steps.Add(new PlanStep(s.Last!, s.From));
@@ -87,7 +93,9 @@ internal static class MigrationPlanner
         steps.Reverse();
         var gaps = steps.Where(s => s.Resumes).Select(s => new PlanGap(s.From, s.File.Max)).ToList();
         var stranded = files.Where(f => f.Max > end).OrderBy(f => f.Min).ThenBy(f => f.Level).ToList();
-        return new MigrationPlan(cluster, database, steps, gaps, stranded, files.Count - steps.Count - stranded.Count);
+        var atFrom = files.Where(f => f.Max == from).OrderBy(f => f.Level).ToList();
+        int behind = files.Count(f => f.Max <= from);
+        return new MigrationPlan(cluster, database, from, steps, gaps, stranded, atFrom, behind, files.Count - behind - steps.Count - stranded.Count);
     }
 
     /// <summary>The best chain to a TXID: its files, its gaps, its last file and where that file starts from.</summary>
