@@ -51,13 +51,19 @@ public sealed class LfsbDatabase : IDisposable
     public void Dispose() => _history.Dispose();
 }
 
-/// <summary>Writes objects into a moto bucket exactly as litefs-backup's <c>store/s3</c> client does.</summary>
-public sealed class LfsbBucket(string endpoint, string bucket) : IDisposable
+/// <summary>
+/// Writes objects into a moto bucket exactly as litefs-backup's <c>store/s3</c> client does, below <paramref name="prefix"/>
+/// if one is given (litefs-backup writes at the bucket's root; a bucket shared with other data may hold it lower).
+/// </summary>
+public sealed class LfsbBucket(string endpoint, string bucket, string prefix = "") : IDisposable
 {
     private readonly AmazonS3Client _s3 = new(new BasicAWSCredentials("wayback-test", "wayback-test-secret"),
         new AmazonS3Config { ServiceURL = endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
 
     public string Bucket => bucket;
+
+    /// <summary>What <c>--from-lfsb</c> is given.</summary>
+    public string Url => prefix.Length == 0 ? $"s3://{bucket}" : $"s3://{bucket}/{prefix}";
 
     /// <summary>Puts the file for TXIDs min-max of <paramref name="db"/> at its key; returns the key.</summary>
     public async Task<string> PutAsync(LfsbDatabase db, string cluster, string database, int level, ulong min, ulong max)
@@ -87,7 +93,7 @@ public sealed class LfsbBucket(string endpoint, string bucket) : IDisposable
 
     public async Task PutAsync(string key, byte[] bytes, IReadOnlyDictionary<string, string> metadata)
     {
-        var request = new PutObjectRequest { BucketName = bucket, Key = key, InputStream = new MemoryStream(bytes) };
+        var request = new PutObjectRequest { BucketName = bucket, Key = Full(key), InputStream = new MemoryStream(bytes) };
         foreach (var (name, value) in metadata)
             request.Metadata.Add(name, value);
         await _s3.PutObjectAsync(request);
@@ -95,15 +101,14 @@ public sealed class LfsbBucket(string endpoint, string bucket) : IDisposable
 
     public async Task<(byte[] Bytes, Dictionary<string, string> Metadata)> GetAsync(string key)
     {
-        using var response = await _s3.GetObjectAsync(bucket, key);
+        using var response = await _s3.GetObjectAsync(bucket, Full(key));
         using var ms = new MemoryStream();
         await response.ResponseStream.CopyToAsync(ms);
         var meta = response.Metadata.Keys.ToDictionary(k => k.Replace("x-amz-meta-", "", StringComparison.OrdinalIgnoreCase), k => response.Metadata[k]);
         return (ms.ToArray(), meta);
     }
 
-    public async Task<List<string>> KeysAsync() =>
-        (await _s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = bucket })).S3Objects?.Select(o => o.Key).ToList() ?? [];
+    private string Full(string key) => prefix.Length == 0 ? key : prefix + "/" + key;
 
     public void Dispose() => _s3.Dispose();
 }

@@ -73,7 +73,7 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
     private Task<Processes.Result> MigrateAsync(params string[] more) => MigrateAsync(_server, _bucket, more);
 
     private Task<Processes.Result> MigrateAsync(WaybackServe server, LfsbBucket bucket, params string[] more) =>
-        Processes.WaybackAsync(null, ["migrate", "--from-lfsb", $"s3://{bucket.Bucket}", "--from-s3-endpoint", histories.Moto.Endpoint,
+        Processes.WaybackAsync(null, ["migrate", "--from-lfsb", bucket.Url, "--from-s3-endpoint", histories.Moto.Endpoint,
             "--from-s3-path-style", "--from-s3-region", "us-east-1", "--server", server.Url, "--token", WaybackServe.AdminToken, .. more]);
 
     private Task<Processes.Result> WaybackAsync(params string[] args) =>
@@ -207,11 +207,14 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
     [Fact]
     public async Task A_gap_is_bridged_by_a_later_snapshot_into_a_server_on_S3_and_every_point_either_side_restores()
     {
-        // The server keeps everything in its own bucket; the litefs-backup bucket has lost L1 5-6 (the chain breaks at
-        // TXID 4) but holds a snapshot at TXID 8, which Wayback takes after the gap as LiteFS's resync would.
+        // The server keeps everything in its own bucket; the litefs-backup files (below a prefix, in a bucket shared with
+        // a server's other data) have lost L1 5-6, so the chain breaks at TXID 4, but a snapshot at TXID 8 is kept, which
+        // Wayback takes after the gap as LiteFS's resync would.
         string store = await histories.Moto.CreateBucketAsync();
         await using var server = await WaybackServe.StartAsync("--s3-bucket", store, "--s3-endpoint", histories.Moto.Endpoint, "--s3-path-style", "--s3-region", "us-east-1");
-        using var bucket = new LfsbBucket(histories.Moto.Endpoint, await histories.Moto.CreateBucketAsync());
+        using var bucket = new LfsbBucket(histories.Moto.Endpoint, await histories.Moto.CreateBucketAsync(), prefix: "backups/lfsb");
+        using (var root = new LfsbBucket(histories.Moto.Endpoint, bucket.Bucket))
+            await root.PutAsync("backups/other/notes.txt", "not ours"u8.ToArray(), new Dictionary<string, string>());
         foreach (var (level, min, max) in new (int, ulong, ulong)[] { (9, 1, 2), (1, 3, 4), (1, 7, 8), (9, 1, 8) })
             await bucket.PutAsync(histories.Notes, "dev", "notes.db", level, min, max);
 
