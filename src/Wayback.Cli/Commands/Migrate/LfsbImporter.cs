@@ -96,14 +96,19 @@ internal sealed class LfsbImporter(LfsbSource source, ServerClient server, strin
             }
             if (dryRun)
                 continue;
-            var result = await server.WriteAsync(plan.Database, [Entry(file, path)], file.Format.Name(), ct).ConfigureAwait(false);
+            var result = await WriteAsync(plan.Database, file, path, ct).ConfigureAwait(false);
             switch (result)
             {
                 case WriteResult.Accepted:
                     sent++;
+                    if (sent % ProgressEvery == 0)
+                        await stdout.WriteLineAsync($"  sent {sent:N0} of {plan.Steps.Count:N0} files (to TXID {Txid(file.After.Txid)})").ConfigureAwait(false);
                     break;
                 case WriteResult.Mismatch m:
                     await StoppedAsync($"the server refused {step.File.Key}: {m.Message} (is something else writing to {name}?)", verifier.Pos, dryRun, sent).ConfigureAwait(false);
+                    return ImportOutcome.Stopped;
+                case WriteResult.Failed { Status: 0 } f:
+                    await StoppedAsync($"{step.File.Key} was not sent: {f.Message}", verifier.Pos, dryRun, sent).ConfigureAwait(false);
                     return ImportOutcome.Stopped;
                 case WriteResult.Failed f:
                     await StoppedAsync($"the server refused {step.File.Key} ({f.Status} {f.Code}): {f.Message}", verifier.Pos, dryRun, sent).ConfigureAwait(false);
@@ -116,6 +121,34 @@ internal sealed class LfsbImporter(LfsbSource source, ServerClient server, strin
             ? $"  verified {MigrateCommand.Count(verified, "file")}: would import {verified}{after}"
             : $"  imported {MigrateCommand.Count(sent, "file")}{after}: Wayback holds {name} to TXID {Txid(plan.Last)}").ConfigureAwait(false);
         return plan.Stranded.Count > 0 ? ImportOutcome.Stopped : ImportOutcome.Done;
+    }
+
+    /// <summary>A line of progress after this many files sent.</summary>
+    private const int ProgressEvery = 500;
+
+    /// <summary>Attempts of one write the server answered "not now" (429, 5xx: a full buffer, a store outage, a restart).</summary>
+    private const int MaxAttempts = 6;
+
+    /// <summary><c>POST /db/tx</c> of one file, tried again (after its <c>Retry-After</c>, or 1, 2, 4 ... s) while the server says "not now".</summary>
+    private async Task<WriteResult> WriteAsync(string db, VerifiedFile file, string path, CancellationToken ct)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            WriteResult result;
+            try
+            {
+                result = await server.WriteAsync(db, [Entry(file, path)], file.Format.Name(), ct).ConfigureAwait(false);
+            }
+            catch (HttpRequestException e)
+            {
+                result = new WriteResult.Failed(0, "", $"cannot reach the server at {server.Server}: {e.Message}", null);
+            }
+            if (result is not WriteResult.Failed { Status: 0 or 429 or >= 500 } failed || attempt == MaxAttempts)
+                return result;
+            var wait = failed.RetryAfter ?? TimeSpan.FromSeconds(1 << (attempt - 1));
+            await stdout.WriteLineAsync($"  the server answered {(failed.Status == 0 ? failed.Message : $"{failed.Status} {failed.Code}")} to {file.File.Key}; trying again in {wait.TotalSeconds:0} s").ConfigureAwait(false);
+            await Task.Delay(wait, ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Null if a file of the bucket ends at Wayback's position with its checksum; else why not.</summary>

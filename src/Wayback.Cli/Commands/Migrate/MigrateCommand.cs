@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using Wayback.Agent.Shipping;
 using Wayback.Cli.Commands.Server;
 using Wayback.Cli.Usage;
@@ -53,9 +54,27 @@ internal static class MigrateCommand
                 else if (r.GetValue((Option<string?>)option) is { } v)
                     s.Apply(source, v);
             }
-            return RunAsync(r.GetValue(from)!, source, r.GetValue(dryRun), r.GetValue(retention), r.GetValue(server), r.GetValue(token), Console.Out, ct);
+            return WithServerErrorsAsync(r.GetValue(server), () =>
+                RunAsync(r.GetValue(from)!, source, r.GetValue(dryRun), r.GetValue(retention), r.GetValue(server), r.GetValue(token), Console.Out, ct));
         }));
         return cmd;
+    }
+
+    /// <summary>The protocol client's errors (the agent's) as the one-line errors every command prints.</summary>
+    private static async Task<int> WithServerErrorsAsync(string? serverUrl, Func<Task<int>> work)
+    {
+        try
+        {
+            return await work().ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new IOException($"cannot reach the server at {ServerAddress.Resolve(serverUrl)}: {e.Message}; is `wayback serve` running there?", e);
+        }
+        catch (ServerException e)
+        {
+            throw new IOException(e.Message, e);
+        }
     }
 
     public static async Task<int> RunAsync(string from, ServerOptions s3, bool dryRun, string? retention, string? serverUrl, string? token,
@@ -99,7 +118,18 @@ internal static class MigrateCommand
                 }
                 else
                 {
-                    var created = (await admin.SendAsync(HttpMethod.Post, "/admin/clusters", new { name, retention }, ct).ConfigureAwait(false))!.Value;
+                    JsonElement created;
+                    try
+                    {
+                        created = (await admin.SendAsync(HttpMethod.Post, "/admin/clusters", new { name, retention }, ct).ConfigureAwait(false))!.Value;
+                    }
+                    catch (IOException e)
+                    {
+                        // E.g. a deleted cluster of that name still in the trash: the other clusters go on.
+                        await stdout.WriteLineAsync($"cluster {name}: cannot be created: {e.Message}").ConfigureAwait(false);
+                        stopped += cluster.Count();
+                        continue;
+                    }
                     await stdout.WriteLineAsync($"cluster {name}: created; its token (shown once, store it now; litefs-backup had none):").ConfigureAwait(false);
                     await stdout.WriteLineAsync("  " + AdminClient.Str(created, "token")).ConfigureAwait(false);
                     exists = true;
