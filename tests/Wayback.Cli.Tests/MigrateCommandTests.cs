@@ -256,4 +256,14 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         Assert.Equal(before, (await PositionsAsync("prod")).GetRawText());
         Assert.Contains("imported 3 files: Wayback holds dev/notes.db to TXID 8", r.Stdout);
     }
+
+    [Fact]
+    public async Task Without_a_server_it_says_which_one_it_could_not_reach_and_touches_nothing()
+    {
+        var r = await Processes.WaybackAsync(null, ["migrate", "--from-lfsb", _bucket.Url, "--from-s3-endpoint", histories.Moto.Endpoint,
+            "--from-s3-path-style", "--server", "http://127.0.0.1:1", "--token", WaybackServe.AdminToken]);
+        Assert.True(r.ExitCode == 1, Explain(r));
+        Assert.Contains("cannot reach the server at http://127.0.0.1:1/", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
 }

@@ -174,4 +174,18 @@ public sealed class MigrationPlannerTests
         if (file is not null)
             Assert.Equal(key, LfsbLayout.Key(file.Cluster, file.Database, file.Level, file.Min, file.Max));
     }
+
+    [Fact]
+    public void Metadata_is_read_as_litefs_backup_writes_it_and_a_malformed_value_names_the_key()
+    {
+        var m = LfsbMetadata.Read(new Dictionary<string, string>
+        {
+            ["page-size"] = "4096", ["commit"] = "7", ["timestamp"] = "2024-08-19T02:39:25.123Z",
+            ["pre-apply-checksum"] = "8000000000000abc", ["post-apply-checksum"] = "9000000000000def",
+        }, "prod/app.db/1/k.ltx");
+        Assert.Equal(new LfsbMetadata(4096, 7, new DateTimeOffset(2024, 8, 19, 2, 39, 25, 123, TimeSpan.Zero), 0x8000000000000abc, 0x9000000000000def), m);
+        Assert.Equal(new LfsbMetadata(null, null, null, null, null), LfsbMetadata.Read(null, "k"));
+        var e = Assert.Throws<MigrationException>(() => LfsbMetadata.Read(new Dictionary<string, string> { ["commit"] = "lots" }, "prod/app.db/1/k.ltx"));
+        Assert.Equal("prod/app.db/1/k.ltx: its S3 metadata commit 'lots' is malformed", e.Message);
+    }
 }
