@@ -33,27 +33,13 @@ internal static class MigrateCommand
         {
             from, dryRun, retention, server, token,
         };
-        var s3 = new List<(ServerOptions.Setting Setting, Option Option)>();
-        foreach (var s in ServerOptions.Settings.Where(s => S3Connection.Contains(s.Name)))
-        {
-            string flag = "--from-" + s.Name;
-            string description = $"As serve's {s.Flag}, for the litefs-backup bucket: {s.Description}";
-            Option option = s.IsSwitch ? CliOptions.Switch(flag, description) : new Option<string?>(flag) { Description = description };
-            cmd.Options.Add(option);
-            s3.Add((s, option));
-        }
+        var s3 = SettingOptions.AddTo(cmd, ServerOptions.Settings.Where(s => S3Connection.Contains(s.Name)),
+            s => "--from-" + s.Name, s => $"As serve's {s.Flag}, for the litefs-backup bucket: {s.Description}");
         cmd.SetAction((r, ct) => CliErrors.RunAsync(Console.Error, () =>
         {
             var source = new ServerOptions();
-            foreach (var (s, option) in s3)
-            {
-                if (r.GetResult(option) is null)
-                    continue;
-                if (option is Option<bool> b)
-                    s.Apply(source, r.GetValue(b) ? "true" : "false");
-                else if (r.GetValue((Option<string?>)option) is { } v)
-                    s.Apply(source, v);
-            }
+            foreach (var (setting, value) in s3.Given(r))
+                setting.Apply(source, value);
             return WithServerErrorsAsync(r.GetValue(server), () =>
                 RunAsync(r.GetValue(from)!, source, r.GetValue(dryRun), r.GetValue(retention), r.GetValue(server), r.GetValue(token), Console.Out, ct));
         }));
