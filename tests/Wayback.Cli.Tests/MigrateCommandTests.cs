@@ -185,6 +185,7 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
     {
         string key = _appKeys[(10, 13)];
         var (bytes, meta) = await _bucket.GetAsync(key);
+        var (good, goodMeta) = ((byte[])bytes.Clone(), new Dictionary<string, string>(meta));
         if (damage == "bytes")
             bytes[bytes.Length / 2] ^= 0x40;
         else
@@ -202,6 +203,19 @@ public sealed class MigrateCommandTests(LfsbHistories histories) : IClassFixture
         string output = _tmp.File("app-9.db");
         Assert.Equal(0, (await RestoreAsync("prod", "app.db", 9, output)).ExitCode);
         Assert.Equal(histories.App.ImageAt[9], await File.ReadAllBytesAsync(output));
+
+        // Once the object is whole again, a run picks up where the last one stopped, checked against Wayback's TXID 9.
+        await _bucket.PutAsync(key, good, goodMeta);
+        var resumed = await MigrateAsync();
+        Assert.True(resumed.ExitCode == 0, Explain(resumed));
+        Assert.Contains("imported 7 files after TXID 9, which Wayback held already: Wayback holds prod/app.db to TXID 30", resumed.Stdout);
+        Assert.Contains("up to date: Wayback holds it to TXID 8", resumed.Stdout);
+        foreach (ulong t in new ulong[] { 13, 30 })
+        {
+            string at = _tmp.File($"app-resumed-{t}.db");
+            Assert.Equal(0, (await RestoreAsync("prod", "app.db", t, at)).ExitCode);
+            Assert.Equal(histories.App.ImageAt[t], await File.ReadAllBytesAsync(at));
+        }
     }
 
     [Fact]
