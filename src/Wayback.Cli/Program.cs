@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Wayback.Cli.Commands.Ltx;
+using Wayback.Cli.Commands.Migrate;
 using Wayback.Cli.Commands.Points;
 using Wayback.Cli.Commands.Replicate;
 using Wayback.Cli.Commands.Restore;
@@ -16,6 +17,7 @@ public static class Program
         ("replicate", ReplicateCommand.Create),
         ("restore", RestoreCommand.Create),
         ("import", ImportCommand.Create),
+        ("migrate", MigrateCommand.Create),
         ("history", HistoryCommand.Create),
         ("verify", VerifyCommand.Create),
         ("query", QueryCommand.Create),

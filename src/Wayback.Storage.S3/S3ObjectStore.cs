@@ -189,7 +189,8 @@ public sealed class S3ObjectStore : IObjectStore
         {
             var meta = await HeadAsync(key, cancellationToken).ConfigureAwait(false);
             return meta is null ? null : new ObjectInfo(key, meta.ContentLength, ToOffset(meta.LastModified), meta.ETag,
-                long.TryParse(meta.Metadata[EpochMetadata], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) ? epoch : null);
+                long.TryParse(meta.Metadata[EpochMetadata], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var epoch) ? epoch : null,
+                UserMetadata(meta.Metadata));
         }
         catch (Exception e) when (CountsAsError(e))
         {
@@ -313,6 +314,18 @@ public sealed class S3ObjectStore : IObjectStore
     private string FullKey(string key) => _prefix + key;
 
     private static readonly PutOptions NoConditions = new();
+
+    private static Dictionary<string, string> UserMetadata(MetadataCollection metadata)
+    {
+        const string Prefix = "x-amz-meta-";
+        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (string name in metadata.Keys)
+        {
+            string bare = name.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase) ? name[Prefix.Length..] : name;
+            result[bare.ToLowerInvariant()] = metadata[name];
+        }
+        return result;
+    }
 
     private static void StampEpoch(MetadataCollection metadata, PutOptions options)
     {

@@ -9,7 +9,13 @@ namespace Wayback.Storage;
 /// The lease epoch its writer put with it (<see cref="PutOptions.Epoch"/>), where the store keeps it: S3 reports it
 /// from <see cref="IObjectStore.StatAsync"/> (not from listings); the local store does not keep it.
 /// </param>
-public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag, long? Epoch = null);
+/// <param name="Metadata">
+/// The object's user metadata (S3's <c>x-amz-meta-*</c> headers, names in lower case without the prefix), from
+/// <see cref="IObjectStore.StatAsync"/> where the store keeps it; null from listings and the local store. Other
+/// tools' objects carry theirs there (litefs-backup's checksums, read by <c>wayback migrate</c>).
+/// </param>
+public sealed record ObjectInfo(string Key, long Size, DateTimeOffset LastModified, string? ETag, long? Epoch = null,
+    IReadOnlyDictionary<string, string>? Metadata = null);
 
 /// <summary>The outcome of a successful <see cref="IObjectStore.PutAsync"/>.</summary>
 /// <param name="Key">The key written.</param>

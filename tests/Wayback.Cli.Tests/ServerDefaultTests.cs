@@ -13,6 +13,7 @@ public sealed class ServerDefaultTests
     [InlineData("verify")]
     [InlineData("clusters", "list")]
     [InlineData("tokens", "list")]
+    [InlineData("migrate")]
     public async Task Every_server_command_documents_the_same_default(params string[] command)
     {
         var r = await WaybackProcess.RunAsync([.. command, "--help"]);

@@ -19,6 +19,8 @@ public sealed class UsageErrorTests
         { ["verify", "app.db", "--points", "lots"], "--points must be a whole number from 0 to 1000, not 'lots'" },
         { ["replicate", "app.db", "--nice", "20"], "--nice must be a whole number from 0 to 19, not '20'" },
         { ["serve", "--s3-path-style", "maybe"], "--s3-path-style is a switch" },
+        { ["migrate"], "--from-lfsb is required" },
+        { ["migrate", "--from-lfsb", "s3://b", "--from-s3-path-style", "maybe"], "--from-s3-path-style is a switch" },
         { ["ltx", "snapshot", "x.db", "-o", "x.ltx", "--txid", "-1"], "--txid must be a TXID" },
         { ["ltx", "snapshot", "x.db"], "--output is required" },
         { ["ltx", "snapshot", "x.db", "-o", "x.ltx", "--format", "v9"], "--format must be v1 or v3, not 'v9'" },

@@ -28,6 +28,25 @@ public sealed class S3ObjectStoreTests(MotoServerFixture server)
     }
 
     [Fact]
+    public async Task Stat_returns_the_user_metadata_other_tools_put_on_an_object_and_listings_do_not()
+    {
+        // As litefs-backup's Go client writes them (canonical header case); S3 keeps the names in lower case.
+        var bucket = await server.BucketForAsync(GetType());
+        await using var store = server.CreateStore(bucket, "lfsb");
+        var put = new PutObjectRequest { BucketName = bucket, Key = "lfsb/prod/app.db/1/0000000000000001-0000000000000001.ltx", ContentBody = "x" };
+        put.Metadata.Add("Post-Apply-Checksum", "8000000000000abc");
+        put.Metadata.Add("Page-Size", "4096");
+        await store.Client.PutObjectAsync(put);
+
+        var info = await store.StatAsync("prod/app.db/1/0000000000000001-0000000000000001.ltx");
+        Assert.NotNull(info?.Metadata);
+        Assert.Equal("8000000000000abc", info.Metadata["post-apply-checksum"]);
+        Assert.Equal("4096", info.Metadata["page-size"]);
+        await foreach (var listed in store.ListAsync(""))
+            Assert.Null(listed.Metadata);
+    }
+
+    [Fact]
     public async Task Without_explicit_keys_credentials_come_from_the_AWS_default_chain()
     {
         var bucket = await server.BucketForAsync(GetType());

@@ -28,9 +28,12 @@ public sealed class ServerClient : IDisposable
     /// <summary>How much of a body that is no error object (a proxy's page) goes into a log line.</summary>
     private const int RawErrorLimit = 200;
     private readonly HttpClient _http;
+    // With the admin token: the cluster every call acts on (`?cluster=`); null for a cluster token's own.
+    private readonly string _clusterQuery;
 
-    public ServerClient(Uri server, string token, HttpMessageHandler? handler = null)
+    public ServerClient(Uri server, string token, HttpMessageHandler? handler = null, string? cluster = null)
     {
+        _clusterQuery = cluster is null ? "" : "cluster=" + Uri.EscapeDataString(cluster);
         _http = new HttpClient(handler ?? new SocketsHttpHandler { PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
         {
             BaseAddress = server,
@@ -45,7 +48,7 @@ public sealed class ServerClient : IDisposable
     /// <summary><c>GET /pos</c>: every database of the token's cluster that has a position.</summary>
     public async Task<Dictionary<string, Position>> GetPositionsAsync(CancellationToken ct)
     {
-        using var resp = await _http.GetAsync("pos", ct).ConfigureAwait(false);
+        using var resp = await _http.GetAsync(_clusterQuery.Length == 0 ? "pos" : "pos?" + _clusterQuery, ct).ConfigureAwait(false);
         await EnsureOkAsync(resp, ct).ConfigureAwait(false);
         using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
         var result = new Dictionary<string, Position>(StringComparer.Ordinal);
@@ -55,9 +58,12 @@ public sealed class ServerClient : IDisposable
     }
 
     /// <summary><c>POST /db/tx</c> with the files concatenated; the server takes them all or none.</summary>
-    public async Task<WriteResult> WriteAsync(string db, IReadOnlyList<JournalEntry> files, CancellationToken ct)
+    public Task<WriteResult> WriteAsync(string db, IReadOnlyList<JournalEntry> files, CancellationToken ct) => WriteAsync(db, files, "v3", ct);
+
+    /// <summary><c>POST /db/tx</c> of files in LTX version <paramref name="format"/> (<c>v1</c> or <c>v3</c>).</summary>
+    public async Task<WriteResult> WriteAsync(string db, IReadOnlyList<JournalEntry> files, string format, CancellationToken ct)
     {
-        using var request = LtxRequest("db/tx", db, files);
+        using var request = LtxRequest("db/tx", db, files, format);
         using var resp = await _http.SendAsync(request, ct).ConfigureAwait(false);
         string body = await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         if (resp.IsSuccessStatusCode)
@@ -80,21 +86,21 @@ public sealed class ServerClient : IDisposable
     /// </summary>
     public async Task<string> KeepBranchAsync(string db, IReadOnlyList<JournalEntry> files, CancellationToken ct)
     {
-        using var request = LtxRequest(SideBranchPaths.Upload.TrimStart('/'), db, files);
+        using var request = LtxRequest(SideBranchPaths.Upload.TrimStart('/'), db, files, "v3");
         using var resp = await _http.SendAsync(request, ct).ConfigureAwait(false);
         await EnsureOkAsync(resp, ct).ConfigureAwait(false);
         using var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct).ConfigureAwait(false));
         return doc.RootElement.TryGetProperty("id", out var id) ? id.GetString() ?? "" : "";
     }
 
-    /// <summary>A POST of journal files as v3 LTX, with their lengths when there are several.</summary>
-    private static HttpRequestMessage LtxRequest(string path, string db, IReadOnlyList<JournalEntry> files)
+    /// <summary>A POST of journal files as LTX <paramref name="format"/>, with their lengths when there are several.</summary>
+    private HttpRequestMessage LtxRequest(string path, string db, IReadOnlyList<JournalEntry> files, string format)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, path + "?db=" + Uri.EscapeDataString(db))
+        var request = new HttpRequestMessage(HttpMethod.Post, path + "?db=" + Uri.EscapeDataString(db) + (_clusterQuery.Length == 0 ? "" : "&" + _clusterQuery))
         {
             Content = new JournalFilesContent(files),
         };
-        request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxFormat, "v3");
+        request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxFormat, format);
         if (files.Count > 1)
             request.Headers.TryAddWithoutValidation(ProtocolHeaders.LtxLengths, string.Join(',', files.Select(f => f.Length.ToString(CultureInfo.InvariantCulture))));
         return request;
@@ -106,7 +112,8 @@ public sealed class ServerClient : IDisposable
     /// </summary>
     public async Task<Position?> DownloadSnapshotAsync(string db, string format, ulong? txid, string output, CancellationToken ct)
     {
-        string url = $"db/snapshot?db={Uri.EscapeDataString(db)}&format={format}" + (txid is { } t ? "&txid=" + Hex16.Format(t) : "");
+        string url = $"db/snapshot?db={Uri.EscapeDataString(db)}&format={format}" + (txid is { } t ? "&txid=" + Hex16.Format(t) : "")
+            + (_clusterQuery.Length == 0 ? "" : "&" + _clusterQuery);
         using var resp = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (resp.StatusCode == HttpStatusCode.NotFound)
             return null;

@@ -13,28 +13,10 @@ internal static class ServeCommand
     {
         var config = new Option<string?>("--config") { Description = "YAML file with settings (keys as the flags without dashes); env WAYBACK_CONFIG." };
         var cmd = new Command("serve", "Run the backup server (LiteFS Cloud protocol, clusters, tokens, compaction, retention).") { config };
-        var settings = new List<(ServerOptions.Setting Setting, Option Option)>();
-        foreach (var s in ServerOptions.Settings)
-        {
-            // Switches work bare (--s3-path-style) or with a value (--s3-path-style false).
-            Option option = s.IsSwitch
-                ? CliOptions.Switch(s.Flag, $"{s.Description} Env {s.Env}.")
-                : new Option<string?>(s.Flag) { Description = $"{s.Description} Env {s.Env}." };
-            cmd.Options.Add(option);
-            settings.Add((s, option));
-        }
+        var settings = SettingOptions.AddTo(cmd, ServerOptions.Settings, s => s.Flag, s => $"{s.Description} Env {s.Env}.");
         cmd.SetAction((r, ct) =>
         {
-            var flags = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var (s, option) in settings)
-            {
-                if (r.GetResult(option) is null)
-                    continue;
-                if (option is Option<bool> b)
-                    flags[s.Name] = r.GetValue(b) ? "true" : "false";
-                else if (r.GetValue((Option<string?>)option) is { } v)
-                    flags[s.Name] = v;
-            }
+            var flags = settings.Given(r).ToDictionary(g => g.Setting.Name, g => g.Value, StringComparer.Ordinal);
             return RunAsync(r.GetValue(config), flags, Console.Out, Console.Error, ct);
         });
         return cmd;
