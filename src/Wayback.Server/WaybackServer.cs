@@ -12,6 +12,7 @@ using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
 using Wayback.Server.Leadership;
 using Wayback.Storage;
+using Wayback.Storage.Encryption;
 
 namespace Wayback.Server;
 
@@ -75,6 +76,8 @@ public sealed class WaybackServer : IAsyncDisposable
         string data = Path.GetFullPath(options.DataDirectory);
         Directory.CreateDirectory(data);
         var (adminToken, generated) = ResolveAdminToken(options, data);
+        // Read first: a malformed key file stops the start before anything is opened.
+        var keys = string.IsNullOrEmpty(options.EncryptionKeyFile) ? KeyRing.Empty : KeyFile.Load(options.EncryptionKeyFile);
 
         IObjectStore store = (openStore ?? LocalStoreFactory.Open)(options, data);
         string storage = store.ToString() ?? store.GetType().Name;
@@ -136,6 +139,9 @@ public sealed class WaybackServer : IAsyncDisposable
                 log.LogInformation("lease: {Role} (epoch {Epoch}, leader {Leader})", lease.Role, lease.Epoch, lease.Leader?.Holder ?? "none");
                 store = new FencedObjectStore(store, lease);
             }
+            // Outside the fence, so sealed writes are fenced too; the lease stays plain, read and written beneath
+            // (it holds no database content, and every server must read it to find the leader).
+            store = new EncryptedObjectStore(store, keys);
         }
         catch
         {
@@ -187,8 +193,8 @@ public sealed class WaybackServer : IAsyncDisposable
         var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options);
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
-        log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
-            server.Address, storage,
+        log.LogInformation("wayback server listening on {Address}; storage: {Storage}; encryption: {Encryption}; {Dbs} databases in {Clusters} clusters",
+            server.Address, storage, keys.Newest is { } newest ? $"on (new objects sealed with key '{newest.Id}', {keys.Keys.Count} key(s))" : "off",
             dbs.All.Count(d => d.Exists), registry.Clusters.Count());
         return server;
     }

@@ -114,6 +114,7 @@ internal sealed class ChunkCipher : IDisposable
     private readonly int _prefix;
     private readonly byte[] _nonce = new byte[SealedFormat.NonceSize];
     private readonly string _objectKey;
+    private readonly string _keyId;
 
     public ChunkCipher(SealedHeader header, EncryptionKey key, string objectKey)
     {
@@ -127,6 +128,7 @@ internal sealed class ChunkCipher : IDisposable
         header.Raw.CopyTo(_aad, 0);
         Encoding.UTF8.GetBytes(objectKey, _aad.AsSpan(SealedFormat.HeaderSize));
         _objectKey = objectKey;
+        _keyId = header.KeyId;
         ChunkSize = header.ChunkSize;
     }
 
@@ -153,7 +155,7 @@ internal sealed class ChunkCipher : IDisposable
         catch (AuthenticationTagMismatchException)
         {
             throw new ObjectTamperedException(_objectKey,
-                $"chunk {index}{(final ? " (the last)" : "")} fails authentication: its bytes were changed, the object was cut short or extended, or it is another object's copy");
+                $"chunk {index}{(final ? " (the last)" : "")} fails authentication: its bytes were changed, the object was cut short or extended, or it is another object's copy (or the key file's key '{_keyId}' is not the key it was sealed with)");
         }
     }
 
