@@ -27,6 +27,7 @@ public static class Program
             ClustersCommand.Create(),
             TokensCommand.Create(),
             DatabasesCommand.Create(),
+            KeysCommand.Create(),
         };
         args = UsageErrors.JoinSpacedTimestamp(args);
         var parse = root.Parse(args);

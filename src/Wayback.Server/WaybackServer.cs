@@ -61,6 +61,9 @@ public sealed class WaybackServer : IAsyncDisposable
     internal DatabaseManager Databases { get; }
     internal Engine Engine => Databases.Engine;
 
+    /// <summary><c>wayback keys rotate</c>'s background rewrite.</summary>
+    internal Storage.KeyRotation Rotation { get; private init; } = null!;
+
     /// <summary>
     /// Opens the store, rebuilds everything from it and the local buffer, and starts listening.
     /// <paramref name="openStore"/> is the host's choice of store (null: <see cref="LocalStoreFactory"/>);
@@ -129,6 +132,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
         ILeadership leadership = new SingleServerLeadership();
+        EncryptedObjectStore encrypted;
         try
         {
             if (options.HighAvailability)
@@ -141,7 +145,7 @@ public sealed class WaybackServer : IAsyncDisposable
             }
             // Outside the fence, so sealed writes are fenced too; the lease stays plain, read and written beneath
             // (it holds no database content, and every server must read it to find the leader).
-            store = new EncryptedObjectStore(store, keys);
+            store = encrypted = new EncryptedObjectStore(store, keys);
         }
         catch
         {
@@ -155,6 +159,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var registry = new ClusterRegistry(store, adminToken);
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
+        var rotation = new Storage.KeyRotation(encrypted, engine);
         var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;
         try
         {
@@ -184,13 +189,14 @@ public sealed class WaybackServer : IAsyncDisposable
         app.MapPointApi(registry, dbs, new Points.PointQueries(new Points.PointCache(data, options.PointsCacheBytes, metrics), options.QueryTimeout));
         app.MapTrash(registry, dbs);
         app.MapControlPlane(registry, dbs);
+        app.MapKeys(registry, keys, rotation, app.Lifetime.ApplicationStopping);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         if (roles is not null)
             roles.Start();
         else
             dbs.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options);
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Rotation = rotation };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; encryption: {Encryption}; {Dbs} databases in {Clusters} clusters",
@@ -252,6 +258,8 @@ public sealed class WaybackServer : IAsyncDisposable
         if (_roles is not null)
             await _roles.DisposeAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);
+        // Stopping cancelled it; it ends at the object it was on.
+        await Rotation.Completion.ConfigureAwait(false);
         if (!_store.Capabilities.IsLocal)
         {
             // The buffer survives a restart either way; uploading now lets the HWM catch up before we go.

@@ -236,6 +236,57 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("local")]
+    [InlineData("s3")]
+    public async Task Rotation_rewrites_plain_and_older_objects_with_the_newest_key_and_every_point_still_restores(string backend)
+    {
+        var setup = await NewSetupAsync(backend);
+        string token;
+        await using (var s = await setup.StartAsync(null))
+        {
+            token = await s.CreateClusterAsync("prod");
+            await WriteAndReplicateAsync(s, token, rounds: 2);
+        }
+        string keys = _tmp.File("keys.txt");
+        var generated = await Processes.WaybackAsync(null, "keys", "generate", "--key-file", keys, "--id", "k1");
+        Assert.True(generated.ExitCode == 0, generated.Stderr);
+        Assert.Contains("added key 'k1'", generated.Stdout);
+        await using (var s = await setup.StartAsync(keys))
+            await WriteAndReplicateAsync(s, token, rounds: 2);
+        Assert.Equal(0, (await Processes.WaybackAsync(null, "keys", "generate", "--key-file", keys, "--id", "k2")).ExitCode);
+
+        await using (var s = await setup.StartAsync(keys))
+        {
+            await WriteAndReplicateAsync(s, token, rounds: 1);
+            var rotated = await WaybackCli.RunAsync(s.Server.Address, null, "keys", "rotate", "--wait");
+            Assert.True(rotated.Code == 0, rotated.ToString());
+            Assert.Matches(@"rotation to 'k2' done: \d+ objects examined, [1-9]\d* rewritten, [1-9]\d* already current, 0 skipped", rotated.Out);
+            var listed = await WaybackCli.RunAsync(s.Server.Address, null, "keys", "list");
+            Assert.Contains("k2   seals new objects", listed.Out);
+            Assert.Contains("k1   opens older objects", listed.Out);
+
+            await using (var raw = setup.Raw())
+                foreach (var (info, bytes) in await ReadAllAsync(raw))
+                    if (info.Key.StartsWith("clusters/", StringComparison.Ordinal))
+                        Assert.True(SealedFormat.IsSealed(bytes) && SealedFormat.ParseHeader(bytes, info.Key).KeyId == "k2", $"{info.Key} is not sealed with k2");
+            var report = await VerifyAsync(s, token);
+            Assert.True(report.GetProperty("ok").GetBoolean(), report.ToString());
+            Assert.Equal((int)await TxidAsync(s, token), report.GetProperty("checked").GetArrayLength());
+        }
+
+        // Only the newest key is needed now: every point restores without k1.
+        string onlyK2 = _tmp.File("k2.txt");
+        await File.WriteAllLinesAsync(onlyK2, File.ReadAllLines(keys).Where(l => l.StartsWith("k2:", StringComparison.Ordinal)));
+        await using (var s = await setup.StartAsync(onlyK2))
+        {
+            s.OwnsData = true;
+            ulong last = await TxidAsync(s, token);
+            for (ulong t = 1; t <= last; t++)
+                Assert.Equal(200, (await s.SnapshotAsync(token, "app.db", $"&txid={t}")).Status);
+        }
+    }
+
     [Fact]
     public async Task A_malformed_key_file_stops_the_start_naming_the_line()
     {

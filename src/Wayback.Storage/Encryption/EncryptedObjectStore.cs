@@ -194,6 +194,34 @@ public sealed class EncryptedObjectStore(IObjectStore inner, KeyRing keys) : IOb
         return new ObjectSeal(d.Header?.KeyId, d.ETag);
     }
 
+    /// <summary>Every object under <paramref name="prefix"/> with how it is stored (headers read as <see cref="ListAsync"/> does).</summary>
+    public async IAsyncEnumerable<(ObjectInfo Info, ObjectSeal Seal)> ListSealsAsync(string prefix, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        var window = new Queue<Task<(ObjectInfo, ObjectSeal)?>>();
+        await foreach (var info in Inner.ListAsync(prefix, ct).ConfigureAwait(false))
+        {
+            window.Enqueue(SealOfAsync(info, ct));
+            if (window.Count >= ProbesAtOnce && await window.Dequeue().ConfigureAwait(false) is { } ready)
+                yield return ready;
+        }
+        while (window.Count > 0)
+            if (await window.Dequeue().ConfigureAwait(false) is { } ready)
+                yield return ready;
+    }
+
+    private async Task<(ObjectInfo, ObjectSeal)?> SealOfAsync(ObjectInfo info, CancellationToken ct)
+    {
+        try
+        {
+            var d = await DescribeAsync(info.Key, info, ct).ConfigureAwait(false);
+            return (Plain(info, d), new ObjectSeal(d.Header?.KeyId, d.ETag));
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+
     public ValueTask DisposeAsync() => Inner.DisposeAsync();
 
     public override string ToString() => $"{Inner} (encrypted{(Keys.Newest is { } k ? $", key '{k.Id}'" : ", no key")})";
