@@ -15,12 +15,12 @@ internal static class KeyEndpoints
 
     public static void MapKeys(this IEndpointRouteBuilder app, ClusterRegistry registry, KeyRing keys, KeyRotation rotation, CancellationToken stopping)
     {
-        var group = app.MapGroup("/admin/keys").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: true, next));
+        var group = app.MapGroup("/admin").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: true, next));
 
-        group.MapGet("", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, () =>
+        group.MapGet("/keys", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, () =>
             Task.FromResult<IResult>(TypedResults.Json(View(keys, rotation.Status), ApiResults.Json))));
 
-        group.MapPost("/rotate", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, () =>
+        group.MapPost("/keys/rotate", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, () =>
         {
             var status = rotation.Start(stopping);
             return Task.FromResult<IResult>(TypedResults.Json(View(keys, status), ApiResults.Json, statusCode: StatusCodes.Status202Accepted));
