@@ -25,10 +25,19 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
     {
         public string Data { get; } = data;
 
+        /// <summary>Windows short enough that maintenance makes L2 and L3 compactions and snapshot objects.</summary>
+        public bool Compact { get; init; }
+
         public void Apply(ServerOptions o, string? keyFile)
         {
             o.EncryptionKeyFile = keyFile;
             o.L1Window = TimeSpan.FromMilliseconds(200);
+            if (Compact)
+            {
+                o.L2Window = TimeSpan.FromMilliseconds(400);
+                o.L3Window = TimeSpan.FromMilliseconds(800);
+                o.SnapshotInterval = TimeSpan.FromMilliseconds(800);
+            }
             if (bucket is null)
                 return;
             o.S3Bucket = bucket;
@@ -49,8 +58,8 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
         }
     }
 
-    private async Task<Setup> NewSetupAsync(string backend) =>
-        new(TestServer.NewDataDirectory(), backend == "s3" ? await moto.CreateBucketAsync() : null, moto.Endpoint);
+    private async Task<Setup> NewSetupAsync(string backend, bool compact = false) =>
+        new(TestServer.NewDataDirectory(), backend == "s3" ? await moto.CreateBucketAsync() : null, moto.Endpoint) { Compact = compact };
 
     private string NewKeyFile(string name, params string[] ids)
     {
@@ -105,15 +114,22 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
     [InlineData("s3")]
     public async Task No_stored_object_holds_the_marker_and_every_point_restores(string backend)
     {
-        var setup = await NewSetupAsync(backend);
+        var setup = await NewSetupAsync(backend, compact: true);
         string keys = NewKeyFile("keys.txt", "k1");
         await using var s = await setup.StartAsync(keys);
         s.OwnsData = true;
         string token = await s.CreateClusterAsync("prod");
         string db = await WriteAndReplicateAsync(s, token, rounds: 4);
-        await s.Server.MaintainAsync();
-
         await using var raw = setup.Raw();
+        await Wait.UntilAsync(async () =>
+        {
+            await s.Server.MaintainAsync();
+            var keys = new List<string>();
+            await foreach (var info in raw.ListAsync(""))
+                keys.Add(info.Key);
+            return keys.Any(k => k.Contains("/l2/", StringComparison.Ordinal)) && keys.Any(k => k.Contains("/snapshots/", StringComparison.Ordinal));
+        }, TimeSpan.FromSeconds(60), "maintenance to store an L2 compaction and a snapshot object", TimeSpan.FromMilliseconds(300));
+
         var stored = await ReadAllAsync(raw);
         Assert.Contains(stored, o => o.Info.Key.Contains("/l1/", StringComparison.Ordinal));
         Assert.Contains(stored, o => o.Info.Key.EndsWith("cluster.json", StringComparison.Ordinal));

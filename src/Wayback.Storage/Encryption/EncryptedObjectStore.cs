@@ -77,7 +77,10 @@ public sealed class EncryptedObjectStore(IObjectStore inner, KeyRing keys) : IOb
             int n = await ForwardReadStream.ReadFullAsync(stream, head, cancellationToken).ConfigureAwait(false);
             if (!SealedFormat.IsSealed(head.AsSpan(0, n)))
                 return new PrefixedStream(head.AsMemory(0, n), stream);
-            var header = SealedFormat.ParseHeader(head.AsSpan(0, n), key);
+            // A short range (no key file) holds only part of the header: read it whole to name the key.
+            var header = n < SealedFormat.HeaderSize && range is not null
+                ? (await DescribeAsync(key, null, cancellationToken).ConfigureAwait(false)).Header!
+                : SealedFormat.ParseHeader(head.AsSpan(0, n), key);
             var cipher = new ChunkCipher(header, KeyFor(key, header), key);
             return new OpeningStream(stream, cipher, key, 0, 0, range?.Length ?? long.MaxValue, chunkCount: null, plainSize: 0);
         }
