@@ -25,19 +25,10 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
     {
         public string Data { get; } = data;
 
-        /// <summary>Windows short enough that maintenance makes L2 and L3 compactions and snapshot objects.</summary>
-        public bool Compact { get; init; }
-
         public void Apply(ServerOptions o, string? keyFile)
         {
             o.EncryptionKeyFile = keyFile;
             o.L1Window = TimeSpan.FromMilliseconds(200);
-            if (Compact)
-            {
-                o.L2Window = TimeSpan.FromMilliseconds(400);
-                o.L3Window = TimeSpan.FromMilliseconds(800);
-                o.SnapshotInterval = TimeSpan.FromMilliseconds(800);
-            }
             if (bucket is null)
                 return;
             o.S3Bucket = bucket;
@@ -58,8 +49,8 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
         }
     }
 
-    private async Task<Setup> NewSetupAsync(string backend, bool compact = false) =>
-        new(TestServer.NewDataDirectory(), backend == "s3" ? await moto.CreateBucketAsync() : null, moto.Endpoint) { Compact = compact };
+    private async Task<Setup> NewSetupAsync(string backend) =>
+        new(TestServer.NewDataDirectory(), backend == "s3" ? await moto.CreateBucketAsync() : null, moto.Endpoint);
 
     private string NewKeyFile(string name, params string[] ids)
     {
@@ -114,22 +105,14 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
     [InlineData("s3")]
     public async Task No_stored_object_holds_the_marker_and_every_point_restores(string backend)
     {
-        var setup = await NewSetupAsync(backend, compact: true);
+        var setup = await NewSetupAsync(backend);
         string keys = NewKeyFile("keys.txt", "k1");
         await using var s = await setup.StartAsync(keys);
         s.OwnsData = true;
         string token = await s.CreateClusterAsync("prod");
         string db = await WriteAndReplicateAsync(s, token, rounds: 4);
+        await s.Server.MaintainAsync();
         await using var raw = setup.Raw();
-        await Wait.UntilAsync(async () =>
-        {
-            await s.Server.MaintainAsync();
-            var keys = new List<string>();
-            await foreach (var info in raw.ListAsync(""))
-                keys.Add(info.Key);
-            return keys.Any(k => k.Contains("/l2/", StringComparison.Ordinal)) && keys.Any(k => k.Contains("/snapshots/", StringComparison.Ordinal));
-        }, TimeSpan.FromSeconds(60), "maintenance to store an L2 compaction and a snapshot object", TimeSpan.FromMilliseconds(300));
-
         var stored = await ReadAllAsync(raw);
         Assert.Contains(stored, o => o.Info.Key.Contains("/l1/", StringComparison.Ordinal));
         Assert.Contains(stored, o => o.Info.Key.EndsWith("cluster.json", StringComparison.Ordinal));
@@ -320,5 +303,50 @@ public sealed class EncryptionTests(MotoServer moto) : IDisposable
         using var ms = new MemoryStream();
         await s.CopyToAsync(ms);
         return ms.ToArray();
+    }
+}
+
+/// <summary>Compaction and snapshots with encryption on: the background work reads and writes sealed objects.</summary>
+public sealed class EncryptedCompactionTests : IDisposable
+{
+    private readonly TempDir _tmp = new();
+
+    public void Dispose() => _tmp.Dispose();
+
+    [Fact]
+    public async Task Background_compaction_builds_sealed_L2_L3_and_snapshots_and_every_transaction_still_restores()
+    {
+        string keys = _tmp.File("keys.txt");
+        KeyFile.Generate(keys, "k1");
+        await using var s = await TestServer.StartAsync(configure: o =>
+        {
+            o.EncryptionKeyFile = keys;
+            o.L1Window = TimeSpan.FromMilliseconds(200);
+            o.L2Window = TimeSpan.FromSeconds(1);
+            o.L3Window = TimeSpan.FromSeconds(3);
+            o.SnapshotInterval = TimeSpan.FromSeconds(2);
+            o.BackgroundInterval = TimeSpan.FromMilliseconds(200);
+        });
+        var token = await s.CreateClusterAsync("prod");
+        var model = new LtxModel { KeepImages = true };
+        await s.WriteAsync(token, "db", model.Snapshot(6));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        int i = 0;
+        while (watch.Elapsed < TimeSpan.FromSeconds(8))
+        {
+            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2, grow: i++ % 7 == 0))).Status);
+            await Task.Delay(60);
+        }
+        await Wait.UntilAsync(() => s.StoredKeys().Any(k => k.Contains("/l2/")) && s.StoredKeys().Any(k => k.Contains("/l3/")) && s.StoredKeys().Any(k => k.Contains("/snapshots/")),
+            TimeSpan.FromSeconds(60), "L2, L3 and snapshot objects");
+
+        foreach (var key in s.StoredKeys())
+            Assert.True(SealedFormat.IsSealed(File.ReadAllBytes(Path.Combine(s.Data, "store", key))[..8]), $"{key} is not sealed");
+        foreach (var t in model.ImageAt.Keys.Order())
+        {
+            var (status, bytes) = await s.SnapshotAsync(token, "db", $"&txid={t}&format=v3");
+            Assert.True(status == 200, $"txid {t}: {status}");
+            Assert.Equal(model.ImageAt[t], (await Snapshots.DecodeAsync(bytes)).Image);
+        }
     }
 }
