@@ -122,6 +122,9 @@ public sealed class SealedObjectTests : IDisposable
 
         var none = await Assert.ThrowsAsync<EncryptionKeyMissingException>(() => Open(KeyRing.Empty).GetAsync("a/obj"));
         Assert.Contains("has no encryption key file; start it with --encryption-key-file", none.Message);
+        // A read of the first bytes only still finds the header and names the key.
+        Assert.Equal("new", (await Assert.ThrowsAsync<EncryptionKeyMissingException>(() => Open(KeyRing.Empty).GetAsync("a/obj", new ByteRange(0, 20)))).KeyId);
+        Assert.Equal("new", (await Assert.ThrowsAsync<EncryptionKeyMissingException>(() => Open(TestKeys.Ring("old")).GetAsync("a/obj", new ByteRange(2, 3)))).KeyId);
     }
 
     [Fact]
