@@ -44,6 +44,9 @@ internal sealed class ServerBenchmarks : IBenchSuite
                 $"{p50:F2} / {p99:F2} ms ({achieved:N0} tx/s; server-side p99 <= {serverP99:G} ms)", "-", null, "p99 < 20 ms", Harness.YesNo(p99 < 20 && achieved >= 950));
         }
 
+        await foreach (var row in EncryptionRowsAsync(options, seconds, ct))
+            yield return row;
+
         int dbs = 1000;
         Harness.Log($"server: {dbs} databases at 1 tx/s each");
         using (var server = await ServerProcess.StartAsync(ct))
@@ -54,6 +57,90 @@ internal sealed class ServerBenchmarks : IBenchSuite
             yield return new BenchRow($"{dbs:N0} databases at 1 tx/s each: server peak RSS",
                 $"{r.PeakRssMiB:N0} MiB", "-", null, "< 300 MB", Harness.YesNo(r.PeakRssMiB * 1.048576 < 300));
         }
+    }
+
+    /// <summary>
+    /// Encryption at rest on vs off: ingest with seals (and so encryption) inside the measured seconds, and the
+    /// download of a database restored from a sealed L1 object. Two fresh servers, one with a key file.
+    /// </summary>
+    private static async IAsyncEnumerable<BenchRow> EncryptionRowsAsync(BenchOptions options, TimeSpan seconds, [EnumeratorCancellation] CancellationToken ct)
+    {
+        string keys = Path.Combine(Path.GetTempPath(), "wayback-bench-keys-" + Guid.NewGuid().ToString("n")[..8]);
+        Wayback.Storage.Encryption.KeyFile.Generate(keys, "bench");
+        string[] windows = ["--l1-window", "1s"];
+        try
+        {
+            Harness.Log("server: ingest, encryption on vs off");
+            double plainTx, sealedTx;
+            using (var plain = await ServerProcess.StartAsync(ct, windows))
+                (plainTx, _) = await ThroughputAsync(plain, seconds, ct);
+            using (var sealedServer = await ServerProcess.StartAsync(ct, [.. windows, "--encryption-key-file", keys]))
+                (sealedTx, _) = await ThroughputAsync(sealedServer, seconds, ct);
+            yield return new BenchRow("single-page transactions acknowledged, 1 db, `--l1-window 1s`: encryption on (ours) vs off (peer)",
+                $"{sealedTx:N0} tx/s", $"{plainTx:N0} tx/s", plainTx / sealedTx, "ratio <= 1.10", Harness.YesNo(plainTx / sealedTx <= 1.10));
+
+            int pages = options.Quick ? 16_384 : 65_536;
+            string label = $"{pages * (long)PageSize >> 20} MiB";
+            Harness.Log($"server: restore download of a {label} database, encryption on vs off");
+            using var plainServer = await ServerProcess.StartAsync(ct, windows);
+            using var encrypted = await ServerProcess.StartAsync(ct, [.. windows, "--encryption-key-file", keys]);
+            var snapshot = BigSnapshot(pages);
+            var plainToken = await StoreSealedAsync(plainServer, snapshot, ct);
+            var sealedToken = await StoreSealedAsync(encrypted, snapshot, ct);
+            var (ours, peer) = await Harness.CompareAsync(options, () => DownloadAsync(encrypted, sealedToken, ct), () => DownloadAsync(plainServer, plainToken, ct));
+            double mbps(double secs) => pages * (double)PageSize / secs / 1e6;
+            yield return new BenchRow($"restore download of a {label} database from its sealed L1 object (`/db/snapshot?format=sqlite`): encryption on (ours) vs off (peer)",
+                $"{mbps(ours):N0} MB/s", $"{mbps(peer):N0} MB/s", ours / peer, "ratio <= 1.10", Harness.YesNo(ours / peer <= 1.10));
+        }
+        finally
+        {
+            File.Delete(keys);
+        }
+    }
+
+    /// <summary>A v3 snapshot of <paramref name="pages"/> pages, each half random bytes and half zeros (LZ4 halves it).</summary>
+    private static byte[] BigSnapshot(int pages)
+    {
+        var random = new Random(7);
+        var page = new byte[PageSize];
+        using var ms = new MemoryStream();
+        var h = new LtxHeader { PageSize = PageSize, Commit = (uint)pages, MinTxid = 1, MaxTxid = 1, TimestampMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() };
+        var enc = LtxEncoder.CreateAsync(ms, h, LtxFormat.V3, leaveOpen: true).AsTask().GetAwaiter().GetResult();
+        for (uint p = 1; p <= pages; p++)
+        {
+            random.NextBytes(page.AsSpan(0, (int)PageSize / 2));
+            enc.WritePageAsync(p, page).AsTask().GetAwaiter().GetResult();
+        }
+        enc.FinishAsync(null).AsTask().GetAwaiter().GetResult();
+        enc.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return ms.ToArray();
+    }
+
+    /// <summary>Writes the snapshot as database "big" and waits until it is sealed into the store (its L1 object exists).</summary>
+    private static async Task<string> StoreSealedAsync(ServerProcess server, byte[] snapshot, CancellationToken ct)
+    {
+        string token = await server.CreateClusterAsync("restore", ct);
+        await PostAsync(server, token, "big", [snapshot], ct);
+        string l1 = Path.Combine(server.DataDirectory, "store", "clusters", "restore", "dbs", "big", "l1");
+        var watch = Stopwatch.StartNew();
+        while (!(Directory.Exists(l1) && Directory.EnumerateFiles(l1, "*.seg").Any()))
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(60))
+                throw new InvalidOperationException($"the server did not seal the database into {l1} within 60 s");
+            await Task.Delay(100, ct);
+        }
+        return token;
+    }
+
+    private static async ValueTask DownloadAsync(ServerProcess server, string token, CancellationToken ct)
+    {
+        using var req = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?db=big&format=sqlite");
+        req.Headers.TryAddWithoutValidation("Authorization", token);
+        using var resp = await server.Http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead, ct);
+        if (!resp.IsSuccessStatusCode)
+            throw new InvalidOperationException($"download refused: {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
+        await using var body = await resp.Content.ReadAsStreamAsync(ct);
+        await body.CopyToAsync(Stream.Null, ct);
     }
 
     /// <summary>A client database that makes single-page transactions (a snapshot first).</summary>
@@ -255,7 +342,9 @@ internal sealed class ServerBenchmarks : IBenchSuite
 
         public HttpClient Http { get; }
 
-        public static async Task<ServerProcess> StartAsync(CancellationToken ct)
+        public string DataDirectory => _data;
+
+        public static async Task<ServerProcess> StartAsync(CancellationToken ct, params string[] extra)
         {
             string data = Path.Combine(Path.GetTempPath(), "wayback-bench-" + Guid.NewGuid().ToString("n")[..8]);
             int port;
@@ -265,7 +354,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
                 port = ((IPEndPoint)l.LocalEndpoint).Port;
             }
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken })
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken }.Concat(extra))
                 psi.ArgumentList.Add(a);
             var p = Process.Start(psi)!;
             p.OutputDataReceived += (_, _) => { };

@@ -27,6 +27,7 @@ public static class Program
         ("clusters", ClustersCommand.Create),
         ("tokens", TokensCommand.Create),
         ("databases", DatabasesCommand.Create),
+        ("keys", KeysCommand.Create),
     ];
 
     public static async Task<int> Main(string[] args)

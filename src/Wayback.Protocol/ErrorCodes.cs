@@ -22,6 +22,12 @@ public static class ErrorCodes
     public const string BadQuery = "EBADQUERY";
     public const string QueryLimit = "EQUERYLIMIT";
 
+    /// <summary>A stored object is encrypted with a key the server does not have; the message names the key id.</summary>
+    public const string KeyMissing = "EKEYMISSING";
+
+    /// <summary>A stored, encrypted object failed authentication (changed, cut short, or swapped for another).</summary>
+    public const string Tampered = "ETAMPERED";
+
     /// <summary>With two servers on one bucket: no leader takes writes now (one is being chosen); try again after <c>Retry-After</c>.</summary>
     public const string NoLeader = "ENOLEADER";
 }

@@ -13,6 +13,7 @@ using Wayback.Server.Databases;
 using Wayback.Server.Hosting;
 using Wayback.Server.Leadership;
 using Wayback.Storage;
+using Wayback.Storage.Encryption;
 
 namespace Wayback.Server;
 
@@ -65,6 +66,9 @@ public sealed class WaybackServer : IAsyncDisposable
     internal StorageAccounting Accounting { get; private init; } = null!;
     internal Engine Engine => Databases.Engine;
 
+    /// <summary><c>wayback keys rotate</c>'s background rewrite.</summary>
+    internal Storage.KeyRotation Rotation { get; private init; } = null!;
+
     /// <summary>
     /// Opens the store, rebuilds everything from it and the local buffer, and starts listening.
     /// <paramref name="openStore"/> is the host's choice of store (null: <see cref="LocalStoreFactory"/>);
@@ -80,6 +84,8 @@ public sealed class WaybackServer : IAsyncDisposable
         string data = Path.GetFullPath(options.DataDirectory);
         Directory.CreateDirectory(data);
         var (adminToken, generated) = ResolveAdminToken(options, data);
+        // Read first: a malformed key file stops the start before anything is opened.
+        var keys = string.IsNullOrEmpty(options.EncryptionKeyFile) ? KeyRing.Empty : KeyFile.Load(options.EncryptionKeyFile);
 
         IObjectStore store = (openStore ?? LocalStoreFactory.Open)(options, data);
         string storage = store.ToString() ?? store.GetType().Name;
@@ -134,6 +140,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
         ILeadership leadership = new SingleServerLeadership();
+        EncryptedObjectStore encrypted;
         try
         {
             if (options.HighAvailability)
@@ -144,6 +151,9 @@ public sealed class WaybackServer : IAsyncDisposable
                 log.LogInformation("lease: {Role} (epoch {Epoch}, leader {Leader})", lease.Role, lease.Epoch, lease.Leader?.Holder ?? "none");
                 store = new FencedObjectStore(store, lease);
             }
+            // Outside the fence, so sealed writes are fenced too; the lease stays plain, read and written beneath
+            // (it holds no database content, and every server must read it to find the leader).
+            store = encrypted = new EncryptedObjectStore(store, keys);
         }
         catch
         {
@@ -158,6 +168,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
         var storageAccounting = new StorageAccounting(accounting, dbs);
+        var rotation = new Storage.KeyRotation(encrypted, engine);
         var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;
         try
         {
@@ -190,6 +201,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var storageHistory = new StorageHistory(data);
         app.MapStorageApi(registry, dbs, storageAccounting, storageHistory, options.StorageSampleInterval);
         app.MapControlPlane(registry, dbs);
+        app.MapKeys(registry, keys, rotation, app.Lifetime.ApplicationStopping);
         app.MapDashboard();
         await app.StartAsync(ct).ConfigureAwait(false);
         if (roles is not null)
@@ -198,11 +210,11 @@ public sealed class WaybackServer : IAsyncDisposable
             dbs.Start();
         var sampler = new StorageSampler(storageAccounting, storageHistory, dbs, registry, options.StorageSampleInterval, log);
         sampler.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting, _sampler = sampler };
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting, _sampler = sampler, Rotation = rotation };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
-        log.LogInformation("wayback server listening on {Address}; storage: {Storage}; {Dbs} databases in {Clusters} clusters",
-            server.Address, storage,
+        log.LogInformation("wayback server listening on {Address}; storage: {Storage}; encryption: {Encryption}; {Dbs} databases in {Clusters} clusters",
+            server.Address, storage, keys.Newest is { } newest ? $"on (new objects sealed with key '{newest.Id}', {keys.Keys.Count} key(s))" : "off",
             dbs.All.Count(d => d.Exists), registry.Clusters.Count());
         return server;
     }
@@ -262,6 +274,8 @@ public sealed class WaybackServer : IAsyncDisposable
         if (_roles is not null)
             await _roles.DisposeAsync().ConfigureAwait(false);
         await Databases.DisposeAsync().ConfigureAwait(false);
+        // Stopping cancelled it; it ends at the object it was on.
+        await Rotation.Completion.ConfigureAwait(false);
         if (!_store.Capabilities.IsLocal)
         {
             // The buffer survives a restart either way; uploading now lets the HWM catch up before we go.

@@ -40,6 +40,7 @@ public sealed class IsolationTests
             (HttpMethod.Get, "/admin/clusters/beta/tokens"), (HttpMethod.Post, "/admin/clusters/beta/tokens"),
             (HttpMethod.Delete, "/admin/clusters/beta/tokens/000000000000"), (HttpMethod.Get, "/metrics"),
             (HttpMethod.Get, "/admin/trash"), (HttpMethod.Post, "/admin/clusters/beta/restore"),
+            (HttpMethod.Get, "/admin/keys"), (HttpMethod.Post, "/admin/keys/rotate"),
         })
         {
             var content = method == HttpMethod.Post ? JsonContent.Create(new { name = "evil" }) : null;

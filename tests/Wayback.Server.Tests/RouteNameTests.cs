@@ -52,6 +52,8 @@ public sealed class RouteNameTests
         ("POST", "/admin/clusters/{cluster}/tokens", true),
         ("DELETE", "/admin/clusters/{cluster}/tokens/{id}", true),
         ("GET", "/admin/trash", true),
+        ("GET", "/admin/keys", true),
+        ("POST", "/admin/keys/rotate", true),
         ("GET", "/healthz", false),
         ("GET", "/metrics", true),
         ("GET", "/", false),

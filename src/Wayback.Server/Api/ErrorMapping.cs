@@ -28,6 +28,8 @@ internal static class ErrorMapping
         StorageUnavailableException => new ApiException(503, ErrorCodes.Storage, e.Message),
         ConflictException c => new ApiException(409, c.Kind == ConflictKind.Exists ? ErrorCodes.Exists : ErrorCodes.Trashed, e.Message),
         InconsistencyException => new ApiException(500, ErrorCodes.Internal, e.Message),
+        KeyMissingException => new ApiException(500, ErrorCodes.KeyMissing, e.Message),
+        TamperedException => new ApiException(500, ErrorCodes.Tampered, e.Message),
         Points.QueryException q => q.Kind switch
         {
             Points.QueryFailure.Refused => new ApiException(400, ErrorCodes.QueryRefused, e.Message),

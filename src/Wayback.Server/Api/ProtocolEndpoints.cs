@@ -58,6 +58,10 @@ internal static class ProtocolEndpoints
         {
             return ApiResults.Error(500, ErrorCodes.Internal, "stored data failed verification: " + e.Message);
         }
+        catch (Wayback.Storage.Encryption.SealedObjectException e)
+        {
+            return ApiResults.Error(ErrorMapping.ToApi(TamperedException.From(e)), context);
+        }
         catch (Wayback.Storage.ObjectNotFoundException e)
         {
             return ApiResults.Error(500, ErrorCodes.Internal, $"stored object '{e.Key}' is missing from the object store; run `wayback verify` for a full report");

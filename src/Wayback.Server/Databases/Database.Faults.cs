@@ -38,7 +38,8 @@ internal sealed partial class Database
     /// be sealed or compacted - belongs to the database it happened in.
     /// </summary>
     internal static bool IsStoreOutage(Exception e) =>
-        e is StorageException and not ObjectNotFoundException and not PreconditionFailedException and not Leadership.FencedException;
+        e is StorageException and not ObjectNotFoundException and not PreconditionFailedException and not Leadership.FencedException
+            and not Wayback.Storage.Encryption.SealedObjectException;
 
     internal void ReportFault(string kind, string error)
     {
@@ -52,7 +53,7 @@ internal sealed partial class Database
     /// <summary>Records a read that found a damaged or missing object; store outages are not this database's fault.</summary>
     internal void NoteReadFailure(Exception e)
     {
-        if (e is LtxException or EndOfStreamException or ObjectNotFoundException or InvalidDataException)
+        if (e is LtxException or EndOfStreamException or ObjectNotFoundException or InvalidDataException or Wayback.Storage.Encryption.SealedObjectException)
             ReportFault(FaultKinds.Damaged, e.Message);
     }
 }

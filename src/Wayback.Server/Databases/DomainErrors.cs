@@ -66,3 +66,23 @@ public sealed class ConflictException(string message, ConflictKind kind) : Domai
 
 /// <summary>The server's own data contradicts itself (a chain that does not reach its recorded checksum): a defect or damage, not the client's fault.</summary>
 public sealed class InconsistencyException(string message) : DomainException(message);
+
+/// <summary>A stored object is encrypted with a key this server's key file lacks (or it has no key file).</summary>
+public sealed class KeyMissingException(string message, string keyId) : DomainException(message)
+{
+    /// <summary>The id of the key the object needs.</summary>
+    public string KeyId { get; } = keyId;
+}
+
+/// <summary>A stored, encrypted object failed authentication: changed, cut short, or another object's copy.</summary>
+public sealed class TamperedException(string message, string objectKey) : DomainException(message)
+{
+    public string ObjectKey { get; } = objectKey;
+
+    /// <summary>The core's words for what the encrypting store found.</summary>
+    public static DomainException From(Wayback.Storage.Encryption.SealedObjectException e) => e switch
+    {
+        Wayback.Storage.Encryption.EncryptionKeyMissingException m => new KeyMissingException(m.Message, m.KeyId),
+        _ => new TamperedException(e.Message + "; run `wayback verify` for a full report", e.Key ?? ""),
+    };
+}

@@ -105,6 +105,12 @@ public sealed class ServerOptions
     /// <summary>The URL other servers and clients reach this one at (written into the lease); default http://LISTEN.</summary>
     public string? AdvertiseUrl { get; set; }
 
+    /// <summary>
+    /// The encryption key file (<c>ID:BASE64</c> a line, newest last): every object written is sealed with its newest
+    /// key, and objects sealed with any of its keys can be read. Null: objects are written plain.
+    /// </summary>
+    public string? EncryptionKeyFile { get; set; }
+
     /// <summary>One setting: its flag (without dashes; also the YAML key) and environment variable.</summary>
     public sealed record Setting(string Name, string Description, Action<ServerOptions, string> Apply, bool IsSwitch = false)
     {
@@ -144,6 +150,7 @@ public sealed class ServerOptions
         new("ha", "High availability: run several servers on one S3 bucket; one leads (holds a lease in the bucket), the others stand by.", (o, v) => o.HighAvailability = ParseBool(v, "ha"), IsSwitch: true),
         new("lease-duration", "With --ha: how long the leader's lease lasts without renewal; a standby takes over after it (default 10s).", (o, v) => o.LeaseDuration = ParseDuration(v, "lease-duration")),
         new("advertise-url", "URL other servers and clients reach this server at (default http://LISTEN).", (o, v) => o.AdvertiseUrl = v),
+        new("encryption-key-file", "Encrypt everything written to the store (AES-256-GCM) with the newest key of this file (ID:BASE64 a line, newest last; make one with `wayback keys generate`).", (o, v) => o.EncryptionKeyFile = v),
         new("nice", "Lower the server's CPU priority, Unix nice 0-19 (default 0). On a machine shared with applications, 19 lets them and their agents go first.", (o, v) => o.Nice = ParseNice(v)),
     ];
 
