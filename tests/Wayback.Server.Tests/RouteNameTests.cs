@@ -36,6 +36,7 @@ public sealed class RouteNameTests
         ("GET", "/api/clusters", false),
         ("GET", "/api/databases", false),
         ("GET", "/api/history", false),
+        ("GET", "/api/storage", false),
         ("GET", "/api/restore-point", false),
         ("POST", "/api/restore", false),
         ("POST", "/api/verify", false),

@@ -29,17 +29,7 @@ internal sealed class ChainVerifier
         await using var decoder = await LtxDecoder.OpenFileAsync(snapshotPath, ct: ct).ConfigureAwait(false);
         var h = decoder.Header;
         var pages = new PageChecksums(h.PageSize);
-        var buffer = ArrayPool<byte>.Shared.Rent((int)h.PageSize);
-        try
-        {
-            uint pgno;
-            while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
-                pages.Set(pgno, decoder.LastPageChecksum);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        await ChecksumPagesAsync(decoder, pages, ct).ConfigureAwait(false);
         pages.Resize(h.Commit);
         if (h.MaxTxid != at.Txid || pages.Checksum != at.Checksum)
             throw new IOException($"the server's snapshot is at {new Position(h.MaxTxid, pages.Checksum)}, not at its position {at}");
@@ -78,17 +68,7 @@ internal sealed class ChainVerifier
                 pages = _pages;
                 decoder.BaseCommit = pages.PageCount;
             }
-            var buffer = ArrayPool<byte>.Shared.Rent((int)h.PageSize);
-            try
-            {
-                uint pgno;
-                while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
-                    pages.Set(pgno, decoder.LastPageChecksum);
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            await ChecksumPagesAsync(decoder, pages, ct).ConfigureAwait(false);
             trailer = decoder.Trailer;
         }
         catch (LtxException e)
@@ -137,4 +117,20 @@ internal sealed class ChainVerifier
     }
 
     private static MigrationException Refuse(string key, string why) => new($"{key} is refused: {why}");
+
+    /// <summary>Reads every page of <paramref name="decoder"/>'s file into <paramref name="pages"/>' checksums.</summary>
+    private static async Task ChecksumPagesAsync(LtxDecoder decoder, PageChecksums pages, CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent((int)decoder.Header.PageSize);
+        try
+        {
+            uint pgno;
+            while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
+                pages.Set(pgno, decoder.LastPageChecksum);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 }
