@@ -137,7 +137,7 @@ internal sealed partial class Database
     }
 
     /// <summary>Background work on the store (<see cref="DatabaseMaintenance"/>): compaction, snapshots, retention, deferred deletes.</summary>
-    public Task MaintainAsync(TimeSpan retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
+    public Task MaintainAsync(RetentionPolicy retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
 
     /// <summary>Buffer files uploaded while a reader held them: deleted by maintenance once it lets go.</summary>
     internal List<string> DeferredDeletes => _deferredDeletes;
