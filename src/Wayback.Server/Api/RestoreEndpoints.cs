@@ -34,8 +34,9 @@ internal static class RestoreEndpoints
 
     public sealed record RestoreView(ulong Txid, ulong RestoredTo, long TimestampMs, long RestoredToTimestampMs);
 
+    /// <summary><c>Tier</c>: the granularity of the retention tier the requested time (else the point) falls in, e.g. every-tx or 5m.</summary>
     public sealed record RestorePointView(ulong Txid, long TimestampMs, string PostApplyChecksum,
-        [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] long? RequestedMs);
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] long? RequestedMs, string Tier);
 
     public sealed record ApiPos(ulong Txid, string PostApplyChecksum);
 
@@ -65,11 +66,13 @@ internal static class RestoreEndpoints
 
         group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            var (_, db) = Find(context, registry, dbs);
+            var (cluster, db) = Find(context, registry, dbs);
             var query = context.Request.Query;
             var (txid, ts) = Target(query["txid"].Count > 0 ? query["txid"].ToString() : null, query["timestamp"].Count > 0 ? query["timestamp"].ToString() : null);
             var (point, _) = await db.ResolveAsync(txid, ts, ct).ConfigureAwait(false);
-            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts), ApiResults.Json);
+            var policy = registry.Find(cluster)?.Policy ?? RetentionPolicy.Of(dbs.Engine.Options.DefaultRetention);
+            var tier = policy.TierAt(TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (ts ?? point.TimestampMs)));
+            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts, tier.GranularityName), ApiResults.Json);
         }));
 
         group.MapPost("/restore", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>

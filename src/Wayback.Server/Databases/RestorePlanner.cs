@@ -78,14 +78,18 @@ internal static class RestorePlanner
     }
 
     /// <summary>
-    /// The TXID of the last transaction committed at or before <paramref name="timestampMs"/> (null: none), or the
-    /// indexes needed to tell. Commit times rise with TXIDs, so whole segments answer until the first one that ends
+    /// The TXID of the last transaction kept committed at or before <paramref name="timestampMs"/> (null: none), or
+    /// the indexes needed to tell; in a coarse tier, the last kept point (a compaction's end) at or before it. Commit times rise with TXIDs, so whole segments answer until the first one that ends
     /// after the target; only that one's log is looked into. The segments asked for are in TXID order: a caller may
     /// stop reading them at the first that ends after the target.
     /// </summary>
     public static (ulong? Txid, RestorePlan.NeedsIndexes? Need) TxidAt(CatalogSnapshot catalog, long timestampMs)
     {
         ulong? best = null;
+        // Compactions and snapshots: where coarse tiers deleted the segments, their ends are the points kept.
+        foreach (var f in catalog.L2.Concat(catalog.L3).Concat(catalog.Snapshots))
+            if (f.TimestampMs <= timestampMs && f.Max > (best ?? 0))
+                best = f.Max;
         List<StoredFile>? unknown = null;
         foreach (var seg in catalog.L1.OrderBy(s => s.Start))
         {
@@ -98,14 +102,14 @@ internal static class RestorePlanner
                 break;
             if (seg.TimestampMs <= timestampMs)
             {
-                best = seg.Max;
+                best = Math.Max(best ?? 0, seg.Max);
                 continue;
             }
             if (seg.Index is not { } index)
                 return (null, new RestorePlan.NeedsIndexes([seg]));
             foreach (var e in index.Log)
                 if (e.TimestampMs <= timestampMs)
-                    best = e.MaxTxid;
+                    best = Math.Max(best ?? 0, e.MaxTxid);
             return (best, null);
         }
         if (unknown is not null)

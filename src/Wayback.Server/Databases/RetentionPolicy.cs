@@ -31,6 +31,9 @@ public sealed record RetentionPolicy(IReadOnlyList<RetentionTier> Tiers)
     /// <summary>Up to what age granularity <paramref name="window"/> or finer is kept (zero if none).</summary>
     public TimeSpan AgeAtOrFiner(TimeSpan window) => Tiers.LastOrDefault(t => t.Granularity is null || t.Granularity <= window)?.Age ?? TimeSpan.Zero;
 
+    /// <summary>The tier a point <paramref name="age"/> old falls in (the last one if it is older than all).</summary>
+    public RetentionTier TierAt(TimeSpan age) => Tiers.FirstOrDefault(t => age <= t.Age) ?? Tiers[^1];
+
     /// <summary>Every transaction for <paramref name="age"/>: what a plain duration means.</summary>
     public static RetentionPolicy Of(TimeSpan age) => new([new RetentionTier(null, age)]);
 
