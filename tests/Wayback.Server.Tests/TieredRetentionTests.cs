@@ -89,6 +89,18 @@ public sealed class TieredRetentionTests
         Assert.Equal(pair.First, point.GetProperty("txid").GetUInt64());
         Assert.Contains(point.GetProperty("tier").GetString(), new[] { "3s", "9s" });
 
+        // history shows the tiers: which stretch of time and TXIDs has which granularity.
+        var (hs, history, _) = await s.SendAsync(TestServer.Request(HttpMethod.Get, "/api/history?db=db", token, scheme: "Bearer"));
+        Assert.True(hs == 200, $"history: {hs}");
+        var tiers = history.GetProperty("tiers").EnumerateArray().ToList();
+        Assert.Equal(["every-tx", "3s", "9s"], tiers.Select(t => t.GetProperty("granularity").GetString()));
+        Assert.Equal(model.Txid, tiers[0].GetProperty("maxTxid").GetUInt64());
+        Assert.True(tiers[1].GetProperty("maxTxid").GetUInt64() < tiers[0].GetProperty("minTxid").GetUInt64(), "the 3s tier's TXIDs come before the every-tx tier's");
+        var (code, stdout, stderr) = await CliTests.RunAsync(null, "history", "db", "--server", s.Server.Address.ToString(), "--token", token);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("the last transaction of each 3s", stdout);
+        Assert.Contains("every transaction", stdout);
+
         // Nothing older than the last tier remains beyond the start point its oldest kept point needs.
         var oldestSnapshot = files.Where(f => f.Level == Level.Snapshot || f.Snap).Min(f => f.Max);
         Assert.DoesNotContain(files, f => f.Max < oldestSnapshot);

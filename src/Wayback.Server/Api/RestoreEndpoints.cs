@@ -27,7 +27,7 @@ internal static class RestoreEndpoints
     /// </summary>
     public sealed record HistoryView(string Cluster, string Db, PointJson First, PointJson Last, IReadOnlyList<HistorySnapshot> Snapshots,
         IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores,
-        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage);
+        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage, IReadOnlyList<HistoryTier> Tiers);
 
     public const string SourceAgent = "agent";
     public const string SourceLiteFs = "litefs";
@@ -56,12 +56,12 @@ internal static class RestoreEndpoints
             if (context.Request.Query["buckets"] is { Count: > 0 } b
                 && (!int.TryParse(b.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out buckets) || buckets < 1 || buckets > MaxBuckets))
                 throw ApiException.BadRequest($"buckets must be a number from 1 to {MaxBuckets}");
-            var h = await db.HistoryAsync(buckets, ct).ConfigureAwait(false);
+            var h = await db.HistoryAsync(buckets, PolicyOf(cluster, registry, dbs), ct).ConfigureAwait(false);
             var restores = h.Restores.Select(r => new RestoreView(r.Txid, r.RestoredTo, r.TimestampMs, r.RestoredToTimestampMs)).ToList();
             var points = await db.RestorePointsAsync(ct).ConfigureAwait(false);
             string source = points.Batched || db.LiteFsClusterId is not null ? SourceLiteFs : SourceAgent;
             return TypedResults.Json(new HistoryView(cluster, db.Name, PointJson.From(h.Window.First), PointJson.From(h.Window.Last),
-                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db)), ApiResults.Json);
+                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db), h.Tiers), ApiResults.Json);
         }));
 
         group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
@@ -70,8 +70,7 @@ internal static class RestoreEndpoints
             var query = context.Request.Query;
             var (txid, ts) = Target(query["txid"].Count > 0 ? query["txid"].ToString() : null, query["timestamp"].Count > 0 ? query["timestamp"].ToString() : null);
             var (point, _) = await db.ResolveAsync(txid, ts, ct).ConfigureAwait(false);
-            var policy = registry.Find(cluster)?.Policy ?? RetentionPolicy.Of(dbs.Engine.Options.DefaultRetention);
-            var tier = policy.TierAt(TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (ts ?? point.TimestampMs)));
+            var tier = PolicyOf(cluster, registry, dbs).TierAt(TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (ts ?? point.TimestampMs)));
             return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts, tier.GranularityName), ApiResults.Json);
         }));
 
@@ -126,6 +125,9 @@ internal static class RestoreEndpoints
                 report.Faults.Select(CatalogEndpoints.FaultView.From).ToList()), ApiResults.Json);
         }));
     }
+
+    private static RetentionPolicy PolicyOf(string cluster, ClusterRegistry registry, DatabaseManager dbs) =>
+        registry.Find(cluster)?.Policy ?? RetentionPolicy.Of(dbs.Engine.Options.DefaultRetention);
 
     internal static (string Cluster, Database Db) Find(HttpContext context, ClusterRegistry registry, DatabaseManager dbs)
     {

@@ -143,7 +143,7 @@ internal sealed partial class Database
     internal List<string> DeferredDeletes => _deferredDeletes;
 
     /// <summary>The history view (<see cref="DatabaseHistoryReader"/>).</summary>
-    public Task<DatabaseHistory> HistoryAsync(int buckets, CancellationToken ct) => new DatabaseHistoryReader(this).ReadAsync(buckets, ct);
+    public Task<DatabaseHistory> HistoryAsync(int buckets, RetentionPolicy policy, CancellationToken ct) => new DatabaseHistoryReader(this).ReadAsync(buckets, policy, ct);
 
     /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
     public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
