@@ -81,7 +81,9 @@ public sealed class TieredRetentionTests
 
         // A time inside a coarse tier resolves to the last kept point at or before it, and names its tier.
         var coarse = files.Select(f => f.Max).Distinct().Order().Where(t => times.ContainsKey(t) && times[t] < now - 6_000).ToList();
-        var pair = coarse.Zip(coarse.Skip(1)).LastOrDefault(p => times[p.Second] - times[p.First] >= 1_000);
+        // Two kept points with no kept segment between them (a segment's every transaction is a restore point).
+        var pair = coarse.Zip(coarse.Skip(1)).LastOrDefault(p => times[p.Second] - times[p.First] >= 1_000
+            && !files.Any(f => f.Level == Level.L1 && f.Start <= p.Second - 1 && f.Max >= p.First + 1));
         Assert.True(pair != default, $"no two kept points of the coarse tiers a second apart among {string.Join(",", coarse)}");
         long mid = times[pair.First] + (times[pair.Second] - times[pair.First]) / 2;
         var (st, point, _) = await s.SendAsync(TestServer.Request(HttpMethod.Get, "/api/restore-point?db=db&timestamp=" + Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(mid).ToString("O")), token, scheme: "Bearer"));
@@ -96,6 +98,12 @@ public sealed class TieredRetentionTests
         Assert.Equal(["every-tx", "3s", "9s"], tiers.Select(t => t.GetProperty("granularity").GetString()));
         Assert.Equal(model.Txid, tiers[0].GetProperty("maxTxid").GetUInt64());
         Assert.True(tiers[1].GetProperty("maxTxid").GetUInt64() < tiers[0].GetProperty("minTxid").GetUInt64(), "the 3s tier's TXIDs come before the every-tx tier's");
+        // The storage block counts the bytes of each tier; together they are what is stored.
+        var storage = history.GetProperty("storage");
+        var tierBytes = storage.GetProperty("tiers").EnumerateArray().ToList();
+        Assert.Equal(["every-tx", "3s", "9s"], tierBytes.Select(t => t.GetProperty("tier").GetString()));
+        Assert.Equal(storage.GetProperty("storedBytes").GetInt64(), tierBytes.Sum(t => t.GetProperty("bytes").GetInt64()));
+        Assert.All(tierBytes, t => Assert.True(t.GetProperty("bytes").GetInt64() > 0, $"tier {t}: no bytes"));
         var (code, stdout, stderr) = await CliTests.RunAsync(null, "history", "db", "--server", s.Server.Address.ToString(), "--token", token);
         Assert.True(code == 0, stderr);
         Assert.Contains("the last transaction of each 3s", stdout);

@@ -149,9 +149,10 @@ internal sealed partial class Database
     public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
 
     /// <summary>What /metrics shows of the catalog and buffer.</summary>
-    internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels);
+    /// <summary><c>Files</c>: each stored file's commit time (of its last transaction, once known) and size, for the bytes per retention tier.</summary>
+    internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels, (long? TimestampMs, long Bytes)[] Files);
 
-    private Stats _stats = new(0, Levels.Stored.Select(l => (l, 0, 0L)).ToArray());
+    private Stats _stats = new(0, Levels.Stored.Select(l => (l, 0, 0L)).ToArray(), []);
 
     /// <summary>A consistent copy taken under the lock; if a long write holds it, the last copy.</summary>
     internal Stats SnapshotStats()
@@ -160,7 +161,7 @@ internal sealed partial class Database
             return _stats;
         try
         {
-            return _stats = new Stats(BufferedBytes, _catalog.Stats());
+            return _stats = new Stats(BufferedBytes, _catalog.Stats(), _catalog.All.Select(f => (f.TimestampMs, f.Size)).ToArray());
         }
         finally
         {

@@ -378,7 +378,8 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             await db.UploadAsync(true, ct).ConfigureAwait(false);
     }
 
-    private RetentionPolicy RetentionOf(string cluster) => clusters.Find(cluster)?.Policy ?? RetentionPolicy.Of(engine.Options.DefaultRetention);
+    /// <summary>A cluster's retention policy (the server's default for one not known).</summary>
+    internal RetentionPolicy RetentionOf(string cluster) => clusters.Find(cluster)?.Policy ?? RetentionPolicy.Of(engine.Options.DefaultRetention);
 
     /// <summary>Runs compaction, snapshots and retention on every database now (tests).</summary>
     public async Task MaintainAllAsync(CancellationToken ct)
