@@ -1,4 +1,6 @@
-using System.Text.Json;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
 using Wayback.Server.Databases;
 using Wayback.Server.Storage;
 using Wayback.TestSupport;
@@ -14,7 +16,7 @@ public sealed class TieredRetentionTests
 {
     private const string Policy = "every-tx:5s,3s:14s,9s:24s";
 
-    private static void TinyWindows(Hosting.ServerOptions o)
+    internal static void TinyWindows(Hosting.ServerOptions o)
     {
         o.L1Window = TimeSpan.FromSeconds(1);
         o.L2Window = TimeSpan.FromSeconds(3);
@@ -23,13 +25,19 @@ public sealed class TieredRetentionTests
         o.BackgroundInterval = TimeSpan.FromMilliseconds(250);
     }
 
-    private static List<StoreKeys.DataFile> Files(TestServer s) =>
-        s.StoredKeys().Select(k => StoreKeys.Parse(k.Replace('\\', '/'))).OfType<StoreKeys.DataFile>().ToList();
+    private static List<StoreKeys.DataFile> Parse(IEnumerable<string> keys) =>
+        keys.Select(k => StoreKeys.Parse(k.Replace('\\', '/'))).OfType<StoreKeys.DataFile>().ToList();
 
     [Fact]
     public async Task Coarse_tiers_keep_exactly_their_points_and_every_kept_point_restores()
     {
         await using var s = await TestServer.StartAsync(configure: TinyWindows);
+        await RunAsync(s, () => Task.FromResult(Parse(s.StoredKeys())));
+    }
+
+    /// <summary>The checks, over a server and what its store holds now.</summary>
+    internal static async Task RunAsync(TestServer s, Func<Task<List<StoreKeys.DataFile>>> stored)
+    {
         var token = await s.CreateClusterAsync("prod", Policy);
         var model = new LtxModel { KeepImages = true };
         await s.WriteAsync(token, "db", model.Snapshot(4));
@@ -46,10 +54,10 @@ public sealed class TieredRetentionTests
         await Wait.UntilAsync(async () =>
         {
             var (status, _) = await s.SnapshotAsync(token, "db", "&txid=2");
-            return status == 404 && !Files(s).Any(f => f.Level == Level.L1 && f.Max < 5);
+            return status == 404 && !(await stored()).Any(f => f.Level == Level.L1 && f.Max < 5);
         }, TimeSpan.FromMinutes(1), "TXID 2 to be refused and the first segments deleted");
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var files = Files(s);
+        var files = await stored();
         Assert.Contains(files, f => f.Level == Level.L2);
         Assert.Contains(files, f => f.Level == Level.L3);
 
@@ -115,4 +123,38 @@ public sealed class TieredRetentionTests
         Assert.True(times[oldestSnapshot] > now - 24_000 - 10_000 - 5_000,
             $"the oldest start point, TXID {oldestSnapshot}, was committed {now - times[oldestSnapshot]} ms ago: older than the 24s tier and a snapshot interval");
     }
+}
+
+[Collection("moto")]
+public sealed class S3TieredRetentionTests(MotoServer moto)
+{
+    [Fact]
+    public async Task On_s3_coarse_tiers_keep_exactly_their_points_and_every_kept_point_restores()
+    {
+        string bucket = await moto.CreateBucketAsync();
+        using var client = new AmazonS3Client(new BasicAWSCredentials("wayback-test", "wayback-test-secret"),
+            new AmazonS3Config { ServiceURL = moto.Endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
+        await using var s = await TestServer.StartAsync(null, o =>
+        {
+            TieredRetentionTests.TinyWindows(o);
+            (o.S3Bucket, o.S3Endpoint, o.S3Region, o.S3PathStyle, o.S3Prefix) = (bucket, moto.Endpoint, "us-east-1", true, "wb");
+        });
+        await TieredRetentionTests.RunAsync(s, async () =>
+        {
+            var keys = new List<string>();
+            var request = new ListObjectsV2Request { BucketName = bucket, Prefix = "wb/" };
+            ListObjectsV2Response page;
+            do
+            {
+                page = await client.ListObjectsV2Async(request);
+                keys.AddRange((page.S3Objects ?? []).Select(o => o.Key["wb/".Length..]));
+                request.ContinuationToken = page.NextContinuationToken;
+            }
+            while (page.IsTruncated == true);
+            return Parse(keys);
+        });
+    }
+
+    private static List<StoreKeys.DataFile> Parse(IEnumerable<string> keys) =>
+        keys.Select(StoreKeys.Parse).OfType<StoreKeys.DataFile>().ToList();
 }
