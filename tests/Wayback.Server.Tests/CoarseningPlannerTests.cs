@@ -96,8 +96,6 @@ public sealed class CoarseningPlannerTests
             var policy = new RetentionPolicy([new(null, everyTx), new(L2Window, l2Age), new(TimeSpan.FromSeconds(9), l2Age + TimeSpan.FromDays(1))]);
             foreach (var s in h.Segments)
                 h.Load(s); // the index of each: timestamps are what coarsening reads
-            foreach (var f in h.L2.Concat(h.L3))
-                f.TimestampMs = h.Log.Last(e => e.MaxTxid <= f.Max).TimestampMs; // its last transaction's, as compaction records
 
             var doomed = CoarseningPlanner.Doomed(h.View(), policy, L2Window, now, NothingLeased).ToHashSet();
             string Describe(IEnumerable<StoredFile> fs) => string.Join(" ", fs.Select(f => $"{f.Level}{(f.Snap ? "*" : "")}[{f.Start}-{f.Max}]@{f.TimestampMs}"));

@@ -117,6 +117,8 @@ public sealed class RestorePlannerTests
             h.Buffer.Add(new BufferView($"/buffer/{g}.buf", groups[g]));
         Compact(rng, h.Segments, h.L2, Level.L2);
         Compact(rng, h.L2, h.L3, Level.L3);
+        foreach (var f in h.L2.Concat(h.L3))
+            f.TimestampMs = h.Log.Last(e => e.MaxTxid <= f.Max).TimestampMs; // its last transaction's, as compaction records it
         foreach (var s in h.Segments.Where(_ => rng.Next(8) == 0))
             h.Snapshots.Add(File(Level.Snapshot, 1, s.Max, true, h.Indexes[s].L1.TimestampMs));
         return h;

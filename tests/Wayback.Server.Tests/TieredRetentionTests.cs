@@ -83,6 +83,7 @@ public sealed class TieredRetentionTests
             {
                 refused++;
                 Assert.Contains("not a restore point", body.GetProperty("error").GetString(), StringComparison.Ordinal);
+                Assert.Contains("the nearest kept: TXID ", body.GetProperty("error").GetString(), StringComparison.Ordinal);
             }
         }
         Assert.True(refused > 0, $"none of the {gone.Count} transactions of the 3s tier between compaction ends was refused");

@@ -191,7 +191,8 @@ internal static class RestorePlanner
             {
                 if (unread is not null)
                     break; // an index still to be read may hold the way on
-                return Refuse($"TXID {target} of '{catalog.Database}' is not a restore point: no file starts at TXID {next} and ends at or before it");
+                return Refuse($"TXID {target} of '{catalog.Database}' is not a restore point: no file starts at TXID {next} and ends at or before it"
+                    + Nearest(catalog, chain, next));
             }
             chain.Add(piece);
             next = piece.Max + 1;
@@ -202,6 +203,28 @@ internal static class RestorePlanner
     }
 
     private static RestorePlan.Refused Refuse(string message) => new(new NotFoundException(message));
+
+    /// <summary>The restore points on either side of a refused target: where the chain got to, and the end of the smallest file going on from there.</summary>
+    private static string Nearest(CatalogSnapshot catalog, List<Piece> chain, ulong next)
+    {
+        ulong? after = null;
+        void Consider(ulong max) => after = after is { } a ? Math.Min(a, max) : max;
+        foreach (var f in catalog.L2.Concat(catalog.L3).Where(f => !f.Snap && f.Start == next))
+            Consider(f.Max);
+        foreach (var seg in catalog.L1.Where(f => f.Start <= next && next <= f.Max))
+        {
+            if (seg.Index is { } index && FindByStart(index.Log, next) is { } e)
+                Consider(e.MaxTxid);
+            else if (seg.Start == next)
+                Consider(seg.Max);
+        }
+        foreach (var b in catalog.Buffer)
+            if (FindByStart(b.Entries, next) is { } e)
+                Consider(e.MaxTxid);
+        string before = chain.Count > 0 ? $"TXID {chain[^1].Max}" : "";
+        string later = after is { } x ? $"TXID {x}" : "";
+        return before.Length + later.Length == 0 ? "" : $" (the nearest kept: {string.Join(" and ", new[] { before, later }.Where(p => p.Length > 0))})";
+    }
 
     /// <summary>The largest file that starts at <paramref name="start"/> and ends at or before <paramref name="target"/>.</summary>
     private static (Piece? Piece, StoredFile? Unread, bool WholeSegment) Next(CatalogSnapshot catalog, ulong start, ulong target)
