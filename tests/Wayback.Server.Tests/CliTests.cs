@@ -24,6 +24,52 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Clusters_get_a_tiered_retention_at_creation_and_change_it_with_set_which_a_restart_keeps()
+    {
+        string data = TestServer.NewDataDirectory();
+        static void Windows(Hosting.ServerOptions o) => (o.L2Window, o.L3Window) = (TimeSpan.FromMinutes(5), TimeSpan.FromHours(1));
+        await using (var s = await TestServer.StartAsync(data, Windows))
+        {
+            s.OwnsData = false;
+            var env = new Dictionary<string, string> { ["WAYBACK_SERVER"] = s.Server.Address.ToString(), ["WAYBACK_TOKEN"] = TestServer.AdminToken };
+            var (code, stdout, stderr) = await RunAsync(env, "clusters", "create", "prod", "--retention", "every-tx:7d,5m:30d,1h:90d");
+            Assert.True(code == 0, stderr);
+            Assert.Contains("retention every-tx:168h,5m:720h,1h:2160h", stdout);
+
+            // Refused, naming what is wrong; the cluster keeps what it had.
+            (code, _, stderr) = await RunAsync(env, "clusters", "set", "prod", "--retention", "every-tx:7d,10m:30d");
+            Assert.Equal(1, code);
+            Assert.Contains("granularity 10m is not one this server keeps; use every-tx, 5m (--l2-window) or 1h (--l3-window)", stderr);
+            (code, _, stderr) = await RunAsync(env, "clusters", "set", "prod", "--retention", "every-tx:30d,5m:7d");
+            Assert.Equal(1, code);
+            Assert.Contains("ages must increase", stderr);
+            (code, _, stderr) = await RunAsync(env, "clusters", "set", "prod");
+            Assert.Equal(2, code);
+            Assert.Contains("pass --retention", stderr);
+
+            (code, stdout, stderr) = await RunAsync(env, "clusters", "set", "prod", "--retention", "every-tx:1d,1h:30d");
+            Assert.True(code == 0, stderr);
+            Assert.Contains("cluster prod: retention every-tx:24h,1h:720h", stdout);
+        }
+        await using (var s = await TestServer.StartAsync(data, Windows))
+        {
+            var env = new Dictionary<string, string> { ["WAYBACK_SERVER"] = s.Server.Address.ToString(), ["WAYBACK_TOKEN"] = TestServer.AdminToken };
+            var (code, stdout, _) = await RunAsync(env, "clusters", "list", "--json");
+            Assert.Equal(0, code);
+            var c = JsonDocument.Parse(stdout).RootElement[0];
+            Assert.Equal("every-tx:24h,1h:720h", c.GetProperty("retention").GetString());
+            Assert.Equal(30 * 86400, c.GetProperty("retentionSeconds").GetInt64());
+            Assert.Equal(["every-tx", "1h"], c.GetProperty("tiers").EnumerateArray().Select(t => t.GetProperty("granularity").GetString()));
+            // A plain duration is one tier again, and the record loses its tiers.
+            (code, stdout, _) = await RunAsync(env, "clusters", "set", "prod", "--retention", "48h");
+            Assert.Equal(0, code);
+            Assert.Contains("retention 48h", stdout);
+            string record = File.ReadAllText(Directory.GetFiles(Path.Combine(data, "store"), "cluster.json", SearchOption.AllDirectories).Single());
+            Assert.DoesNotContain("retentionPolicy", record);
+        }
+    }
+
+    [Fact]
     public async Task Clusters_and_tokens_commands_create_list_revoke_and_delete()
     {
         await using var s = await TestServer.StartAsync();

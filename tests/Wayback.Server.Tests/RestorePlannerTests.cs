@@ -17,7 +17,7 @@ public sealed class RestorePlannerTests
     // ------------------------------------------------------------------ a history, built like the server builds one
 
     /// <summary>A random history and the catalog of it, with every segment index at hand to be "read" when asked for.</summary>
-    private sealed class History
+    internal sealed class History
     {
         public readonly List<LogEntry> Log = [];
         public readonly List<StoredFile> Segments = [];
@@ -58,7 +58,7 @@ public sealed class RestorePlannerTests
     private static LogEntry Entry(ulong start, ulong max, bool snapshot, long ts) =>
         new(0, 100, start, snapshot ? 1 : start, max, ts, snapshot ? 0 : (start - 1) * 7, max * 7, 10, 4096);
 
-    private static StoredFile File(Level level, ulong start, ulong max, bool snap, long ts) =>
+    internal static StoredFile File(Level level, ulong start, ulong max, bool snap, long ts) =>
         new(StoreKeys.File("c", Db, level, start, max, snap), level, start, max, snap, 1000) { TimestampMs = ts, PostApply = max * 7 };
 
     private static StoredFile Segment(History h, List<LogEntry> entries, bool indexed)
@@ -88,7 +88,7 @@ public sealed class RestorePlannerTests
         }
     }
 
-    private static History RandomHistory(int seed, int transactions)
+    internal static History RandomHistory(int seed, int transactions)
     {
         var rng = new Random(seed);
         var h = new History();
@@ -117,6 +117,8 @@ public sealed class RestorePlannerTests
             h.Buffer.Add(new BufferView($"/buffer/{g}.buf", groups[g]));
         Compact(rng, h.Segments, h.L2, Level.L2);
         Compact(rng, h.L2, h.L3, Level.L3);
+        foreach (var f in h.L2.Concat(h.L3))
+            f.TimestampMs = h.Log.Last(e => e.MaxTxid <= f.Max).TimestampMs; // its last transaction's, as compaction records it
         foreach (var s in h.Segments.Where(_ => rng.Next(8) == 0))
             h.Snapshots.Add(File(Level.Snapshot, 1, s.Max, true, h.Indexes[s].L1.TimestampMs));
         return h;

@@ -18,16 +18,33 @@ internal sealed record StorageUsage(long StoredBytes, IReadOnlyList<LevelUsage> 
     /// <summary>The level of objects outside the catalog: cluster, token and restore records, trash markers.</summary>
     public const string OtherLevel = "other";
 
-    /// <summary>
-    /// The one tier there is until retention has tiers: every transaction a restore point for the whole retention.
-    /// </summary>
-    public const string EveryTxTier = "every-tx";
+    /// <summary>The tier of every transaction (<see cref="RetentionPolicy.EveryTx"/>): the only one of a plain retention.</summary>
+    public const string EveryTxTier = RetentionPolicy.EveryTx;
 
-    public static StorageUsage Of(IReadOnlyList<LevelUsage> levels, RequestWindows requests)
+    /// <summary>
+    /// Usage whose bytes per tier are <paramref name="tiers"/>; the bytes they leave out (objects outside the catalog,
+    /// files whose commit time is not read yet) count in the first tier, so the tiers add up to what is stored.
+    /// </summary>
+    public static StorageUsage Of(IReadOnlyList<LevelUsage> levels, RequestWindows requests, IReadOnlyList<TierUsage> tiers)
     {
         long bytes = levels.Sum(l => l.Bytes);
-        return new StorageUsage(bytes, levels, [new TierUsage(EveryTxTier, bytes)], requests);
+        long rest = bytes - tiers.Skip(1).Sum(t => t.Bytes);
+        return new StorageUsage(bytes, levels, [new TierUsage(tiers[0].Tier, rest), .. tiers.Skip(1)], requests);
     }
+
+    /// <summary>Bytes per tier of <paramref name="policy"/>: each file in the tier its last commit falls in (unknown: none, see <see cref="Of"/>).</summary>
+    public static List<TierUsage> ByTier(RetentionPolicy policy, long nowMs, IEnumerable<(long? TimestampMs, long Bytes)> files)
+    {
+        var bytes = new long[policy.Tiers.Count];
+        foreach (var (ts, size) in files)
+            if (ts is { } t)
+                bytes[policy.Tiers.ToList().IndexOf(policy.TierAt(TimeSpan.FromMilliseconds(Math.Max(0, nowMs - t))))] += size;
+        return policy.Tiers.Select((t, i) => new TierUsage(t.GranularityName, bytes[i])).ToList();
+    }
+
+    /// <summary>Tier by tier sums (same tier names, in the order of the first).</summary>
+    public static IReadOnlyList<TierUsage> SumTiers(IEnumerable<IReadOnlyList<TierUsage>> all) =>
+        all.SelectMany(l => l).GroupBy(l => l.Tier).Select(g => new TierUsage(g.Key, g.Sum(l => l.Bytes))).ToList();
 
     /// <summary>Level by level sums (same level names, in the order of the first).</summary>
     public static IReadOnlyList<LevelUsage> Sum(IEnumerable<IReadOnlyList<LevelUsage>> all) =>
@@ -40,7 +57,7 @@ internal sealed class StorageAccounting(AccountingStore store, DatabaseManager d
     public AccountingStore Store { get; } = store;
 
     /// <summary>A database's levels (from its catalog) and other objects, and the requests made for it.</summary>
-    public StorageUsage OfDatabase(Database d) => StorageUsage.Of(LevelsOf(d), Store.Requests(StoreKeys.Owner.Database(d.Cluster, d.Name)));
+    public StorageUsage OfDatabase(Database d) => StorageUsage.Of(LevelsOf(d), Store.Requests(StoreKeys.Owner.Database(d.Cluster, d.Name)), TiersOf(d));
 
     /// <summary>
     /// A cluster with everything in it: its databases (the trashed too, they are still stored) and its own records;
@@ -49,10 +66,13 @@ internal sealed class StorageAccounting(AccountingStore store, DatabaseManager d
     public StorageUsage OfCluster(string cluster)
     {
         var own = Store.OtherObjects(StoreKeys.Owner.OfCluster(cluster));
-        var levels = StorageUsage.Sum(dbs.All.Where(d => d.Cluster == cluster).Select(LevelsOf)
+        var inCluster = dbs.All.Where(d => d.Cluster == cluster).ToList();
+        var levels = StorageUsage.Sum(inCluster.Select(LevelsOf)
             .Append([new LevelUsage(StorageUsage.OtherLevel, own.Files, own.Bytes)]));
         var requests = Store.Owners.Where(o => o.Cluster == cluster).Select(Store.Requests).Aggregate(RequestWindows.Zero, (a, b) => a.Plus(b));
-        return StorageUsage.Of(levels, requests);
+        var policy = dbs.RetentionOf(cluster);
+        var tiers = StorageUsage.SumTiers(inCluster.Select(TiersOf).Append(StorageUsage.ByTier(policy, 0, [])));
+        return StorageUsage.Of(levels, requests, tiers);
     }
 
     /// <summary>Requests that are no cluster's: the lease, listings of every cluster.</summary>
@@ -61,6 +81,9 @@ internal sealed class StorageAccounting(AccountingStore store, DatabaseManager d
     /// <summary>Drops the request counts of databases and clusters that are gone (after a day idle).</summary>
     public void Prune(Clusters.ClusterRegistry registry) =>
         Store.Prune(o => o.Db is { } db ? dbs.All.Any(d => d.Cluster == o.Cluster && d.Name == db) : registry.Find(o.Cluster!) is not null || registry.FindTrashed(o.Cluster!) is not null);
+
+    private List<TierUsage> TiersOf(Database d) =>
+        StorageUsage.ByTier(dbs.RetentionOf(d.Cluster), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), d.SnapshotStats().Files);
 
     private List<LevelUsage> LevelsOf(Database d)
     {

@@ -12,15 +12,14 @@ namespace Wayback.Server.Api;
 internal static class AdminEndpoints
 {
     public sealed record CreateClusterRequest(string? Name, string? Retention);
-    public sealed record ClusterView(string Name, string Retention, long RetentionSeconds, DateTimeOffset CreatedAt, int Databases, int Tokens);
+    public sealed record UpdateClusterRequest(string? Retention);
+    public sealed record TierView(string Granularity, long AgeSeconds);
+    public sealed record ClusterView(string Name, string Retention, long RetentionSeconds, IReadOnlyList<TierView> Tiers, DateTimeOffset CreatedAt, int Databases, int Tokens);
     public sealed record CreatedCluster(string Cluster, string Token, string TokenId, string Retention);
     public sealed record TokenView(string Id, string Cluster, DateTimeOffset CreatedAt);
     public sealed record CreatedToken(string Cluster, string Id, string Token);
 
-    public static string FormatDuration(TimeSpan t) =>
-        t.TotalHours >= 1 && t.TotalSeconds % 3600 == 0 ? ((long)t.TotalHours).ToString(CultureInfo.InvariantCulture) + "h"
-        : t.TotalSeconds % 60 == 0 ? ((long)t.TotalMinutes).ToString(CultureInfo.InvariantCulture) + "m"
-        : ((long)t.TotalSeconds).ToString(CultureInfo.InvariantCulture) + "s";
+    public static string FormatDuration(TimeSpan t) => Durations.Format(t);
 
     public static void MapAdmin(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerOptions options)
     {
@@ -31,20 +30,17 @@ internal static class AdminEndpoints
 
         group.MapPost("/clusters", (HttpContext context, CreateClusterRequest body, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            TimeSpan retention = options.DefaultRetention;
-            if (!string.IsNullOrEmpty(body.Retention))
-            {
-                try
-                {
-                    retention = ServerOptions.ParseDuration(body.Retention, "retention");
-                }
-                catch (ArgumentException e)
-                {
-                    throw ApiException.BadRequest(e.Message);
-                }
-            }
+            var retention = string.IsNullOrEmpty(body.Retention) ? RetentionPolicy.Of(options.DefaultRetention) : ParsePolicy(body.Retention, options);
             var (cluster, token, info) = await registry.CreateClusterAsync(body.Name ?? "", retention, ct).ConfigureAwait(false);
-            return TypedResults.Json(new CreatedCluster(cluster.Name, token, info.Id, FormatDuration(cluster.Retention)), ApiResults.Json, statusCode: 201);
+            return TypedResults.Json(new CreatedCluster(cluster.Name, token, info.Id, cluster.Policy.ToString()), ApiResults.Json, statusCode: 201);
+        }));
+
+        group.MapPatch("/clusters/{cluster}", (HttpContext context, string cluster, UpdateClusterRequest body, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
+        {
+            if (string.IsNullOrEmpty(body.Retention))
+                throw ApiException.BadRequest("nothing to change: give \"retention\", e.g. \"720h\" or \"every-tx:7d,5m:30d,1h:90d\"");
+            var info = await registry.SetRetentionAsync(cluster, ParsePolicy(body.Retention, options), ct).ConfigureAwait(false);
+            return TypedResults.Json(View(info, registry, dbs), ApiResults.Json);
         }));
 
         // Deleting moves the cluster to the trash (TrashEndpoints restores and lists it).
@@ -72,5 +68,21 @@ internal static class AdminEndpoints
     }
 
     private static ClusterView View(ClusterInfo c, ClusterRegistry registry, DatabaseManager dbs) =>
-        new(c.Name, FormatDuration(c.Retention), c.RetentionSeconds, c.CreatedAt, dbs.InCluster(c.Name).Count(), registry.Tokens(c.Name).Count());
+        new(c.Name, c.Policy.ToString(), c.RetentionSeconds, c.Policy.Tiers.Select(t => new TierView(t.GranularityName, (long)t.Age.TotalSeconds)).ToList(),
+            c.CreatedAt, dbs.InCluster(c.Name).Count(), registry.Tokens(c.Name).Count());
+
+    /// <summary>A retention policy from a request, checked against this server's compaction windows.</summary>
+    private static RetentionPolicy ParsePolicy(string text, ServerOptions options)
+    {
+        try
+        {
+            var policy = RetentionPolicy.Parse(text);
+            policy.CheckWindows(options.L2Window, options.L3Window);
+            return policy;
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest(e.Message);
+        }
+    }
 }

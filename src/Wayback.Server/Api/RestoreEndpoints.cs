@@ -28,15 +28,16 @@ internal static class RestoreEndpoints
     /// </summary>
     public sealed record HistoryView(string Cluster, string Db, PointJson First, PointJson Last, IReadOnlyList<HistorySnapshot> Snapshots,
         IReadOnlyList<HistoryLevel> Levels, IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreView> Restores,
-        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage, IReadOnlyList<SideBranchJson> Branches);
+        long RestorePoints, ulong Transactions, string Source, StorageUsage Storage, IReadOnlyList<SideBranchJson> Branches, IReadOnlyList<HistoryTier> Tiers);
 
     public const string SourceAgent = "agent";
     public const string SourceLiteFs = "litefs";
 
     public sealed record RestoreView(ulong Txid, ulong RestoredTo, long TimestampMs, long RestoredToTimestampMs);
 
+    /// <summary><c>Tier</c>: the granularity of the retention tier the requested time (else the point) falls in, e.g. every-tx or 5m.</summary>
     public sealed record RestorePointView(ulong Txid, long TimestampMs, string PostApplyChecksum,
-        [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] long? RequestedMs);
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] long? RequestedMs, string Tier);
 
     public sealed record ApiPos(ulong Txid, string PostApplyChecksum);
 
@@ -56,22 +57,23 @@ internal static class RestoreEndpoints
             if (context.Request.Query["buckets"] is { Count: > 0 } b
                 && (!int.TryParse(b.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out buckets) || buckets < 1 || buckets > MaxBuckets))
                 throw ApiException.BadRequest($"buckets must be a number from 1 to {MaxBuckets}");
-            var h = await db.HistoryAsync(buckets, ct).ConfigureAwait(false);
+            var h = await db.HistoryAsync(buckets, PolicyOf(cluster, registry, dbs), ct).ConfigureAwait(false);
             var restores = h.Restores.Select(r => new RestoreView(r.Txid, r.RestoredTo, r.TimestampMs, r.RestoredToTimestampMs)).ToList();
             var points = await db.RestorePointsAsync(ct).ConfigureAwait(false);
             string source = points.Batched || db.LiteFsClusterId is not null ? SourceLiteFs : SourceAgent;
             var branches = await db.Branches.ListAsync(ct).ConfigureAwait(false);
             return TypedResults.Json(new HistoryView(cluster, db.Name, PointJson.From(h.Window.First), PointJson.From(h.Window.Last),
-                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db), branches), ApiResults.Json);
+                h.Snapshots, h.Levels, h.Activity, restores, points.RestorePoints, points.Transactions, source, accounting.OfDatabase(db), branches, h.Tiers), ApiResults.Json);
         }));
 
         group.MapGet("/restore-point", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            var (_, db) = Find(context, registry, dbs);
+            var (cluster, db) = Find(context, registry, dbs);
             var query = context.Request.Query;
             var (txid, ts) = Target(query["txid"].Count > 0 ? query["txid"].ToString() : null, query["timestamp"].Count > 0 ? query["timestamp"].ToString() : null);
             var (point, _) = await db.ResolveAsync(txid, ts, ct).ConfigureAwait(false);
-            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts), ApiResults.Json);
+            var tier = PolicyOf(cluster, registry, dbs).TierAt(TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (ts ?? point.TimestampMs)));
+            return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts, tier.GranularityName), ApiResults.Json);
         }));
 
         group.MapPost("/restore", (HttpContext context, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
@@ -125,6 +127,9 @@ internal static class RestoreEndpoints
                 report.Faults.Select(CatalogEndpoints.FaultView.From).ToList()), ApiResults.Json);
         }));
     }
+
+    private static RetentionPolicy PolicyOf(string cluster, ClusterRegistry registry, DatabaseManager dbs) =>
+        registry.Find(cluster)?.Policy ?? RetentionPolicy.Of(dbs.Engine.Options.DefaultRetention);
 
     internal static (string Cluster, Database Db) Find(HttpContext context, ClusterRegistry registry, DatabaseManager dbs)
     {

@@ -15,8 +15,21 @@ public sealed record ClusterInfo(
     [property: JsonPropertyName("retentionSeconds")] long RetentionSeconds,
     [property: JsonPropertyName("createdAt")] DateTimeOffset CreatedAt)
 {
+    /// <summary>The tiers (<see cref="RetentionPolicy"/>), when more than every transaction for <see cref="RetentionSeconds"/>; absent in older records.</summary>
+    [JsonPropertyName("retentionPolicy")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? RetentionTiers { get; init; }
+
+    /// <summary>How long anything is kept: the last tier's age.</summary>
     [JsonIgnore]
     public TimeSpan Retention => TimeSpan.FromSeconds(RetentionSeconds);
+
+    [JsonIgnore]
+    public RetentionPolicy Policy => RetentionTiers is { } tiers ? RetentionPolicy.Parse(tiers) : RetentionPolicy.Of(Retention);
+
+    /// <summary>A record of <paramref name="policy"/>: its total in seconds (what older servers read), its tiers if it has more than one.</summary>
+    public static ClusterInfo Of(string name, RetentionPolicy policy, DateTimeOffset createdAt) =>
+        new(name, (long)policy.Total.TotalSeconds, createdAt) { RetentionTiers = policy.Tiers.Count > 1 ? policy.ToString() : null };
 }
 
 /// <summary>A token as stored in <c>clusters/NAME/tokens/ID.json</c>: only its SHA-256, never the token.</summary>
@@ -157,15 +170,15 @@ public sealed class ClusterRegistry
     }
 
     /// <summary>Creates a cluster and its first token; returns the token (shown once).</summary>
-    public async Task<(ClusterInfo Cluster, string Token, TokenInfo Info)> CreateClusterAsync(string name, TimeSpan retention, CancellationToken ct)
+    public async Task<(ClusterInfo Cluster, string Token, TokenInfo Info)> CreateClusterAsync(string name, RetentionPolicy retention, CancellationToken ct)
     {
         if (Names.Problem(name, "cluster") is { } problem)
             throw new BadInputException(problem, BadInputKind.Name);
-        if (retention <= TimeSpan.Zero)
-            throw new BadInputException("retention must be positive");
+        if (retention.Total < TimeSpan.FromSeconds(1))
+            throw new BadInputException("retention must be at least 1s");
         if (_trash.ContainsKey(name))
             throw new ConflictException($"cluster '{name}' is in the trash: restore it with `wayback clusters restore {name}`, or wait until it is purged", ConflictKind.Trashed);
-        var info = new ClusterInfo(name, (long)retention.TotalSeconds, DateTimeOffset.UtcNow);
+        var info = ClusterInfo.Of(name, retention, DateTimeOffset.UtcNow);
         try
         {
             await PutJsonAsync(StoreKeys.Cluster(name), info, createOnly: true, ct).ConfigureAwait(false);
@@ -177,6 +190,19 @@ public sealed class ClusterRegistry
         _clusters[name] = info;
         var (token, tokenInfo) = await CreateTokenAsync(name, ct).ConfigureAwait(false);
         return (info, token, tokenInfo);
+    }
+
+    /// <summary>Changes a cluster's retention; maintenance applies it from its next round.</summary>
+    public async Task<ClusterInfo> SetRetentionAsync(string name, RetentionPolicy retention, CancellationToken ct)
+    {
+        if (!_clusters.TryGetValue(name, out var old))
+            throw new NotFoundException($"cluster '{name}' does not exist");
+        if (retention.Total < TimeSpan.FromSeconds(1))
+            throw new BadInputException("retention must be at least 1s");
+        var info = ClusterInfo.Of(name, retention, old.CreatedAt);
+        await PutJsonAsync(StoreKeys.Cluster(name), info, createOnly: false, ct).ConfigureAwait(false);
+        _clusters[name] = info;
+        return info;
     }
 
     public async Task<(string Token, TokenInfo Info)> CreateTokenAsync(string cluster, CancellationToken ct)

@@ -31,6 +31,9 @@ internal sealed partial class Database
     private async Task<ulong?> TxidAtLockedAsync(long timestampMs, CancellationToken ct)
     {
         // Every round reads at least one index the one before lacked: at most one round per segment, and one more.
+        // Compactions whose segments coarsening deleted answer with their commit time: read it if a listing left it unknown.
+        foreach (var f in _catalog.Live(Level.L2).Concat(_catalog.Live(Level.L3)).Where(f => f.TimestampMs is null && _catalog.SegmentContaining(f.Max)?.Max != f.Max).ToList())
+            await ReadTailAsync(f, ct).ConfigureAwait(false);
         for (int round = 0; ; round++)
         {
             var (txid, need) = RestorePlanner.TxidAt(CatalogView(), timestampMs);

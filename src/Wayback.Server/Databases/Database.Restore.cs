@@ -106,9 +106,10 @@ internal sealed partial class Database
     private async Task<string> NotARestorePointAsync(ulong txid, CancellationToken ct)
     {
         var entry = await LogEntryContainingAsync(txid, ct).ConfigureAwait(false);
-        return entry is null
-            ? $"TXID {txid} of '{Name}' is not a restore point"
-            : $"TXID {txid} of '{Name}' is not a restore point: it was uploaded inside one file with TXIDs {entry.Start}-{entry.MaxTxid} " +
+        if (entry is null)
+            // Coarsened away (or never one): the planner's refusal names the nearest points kept.
+            return RestorePlanner.Plan(CatalogView(), RestoreTarget.ToTxid(txid)) is RestorePlan.Refused r ? r.Error.Message : $"TXID {txid} of '{Name}' is not a restore point";
+        return $"TXID {txid} of '{Name}' is not a restore point: it was uploaded inside one file with TXIDs {entry.Start}-{entry.MaxTxid} " +
               $"(LiteFS sends several transactions as one file); restore to TXID {entry.Start - 1} or {entry.MaxTxid}";
     }
 

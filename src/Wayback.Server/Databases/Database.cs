@@ -141,21 +141,22 @@ internal sealed partial class Database
     }
 
     /// <summary>Background work on the store (<see cref="DatabaseMaintenance"/>): compaction, snapshots, retention, deferred deletes.</summary>
-    public Task MaintainAsync(TimeSpan retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
+    public Task MaintainAsync(RetentionPolicy retention, CancellationToken ct) => _maintenance.RunAsync(retention, ct);
 
     /// <summary>Buffer files uploaded while a reader held them: deleted by maintenance once it lets go.</summary>
     internal List<string> DeferredDeletes => _deferredDeletes;
 
     /// <summary>The history view (<see cref="DatabaseHistoryReader"/>).</summary>
-    public Task<DatabaseHistory> HistoryAsync(int buckets, CancellationToken ct) => new DatabaseHistoryReader(this).ReadAsync(buckets, ct);
+    public Task<DatabaseHistory> HistoryAsync(int buckets, RetentionPolicy policy, CancellationToken ct) => new DatabaseHistoryReader(this).ReadAsync(buckets, policy, ct);
 
     /// <summary>The restore drill (<see cref="DatabaseVerifier"/>).</summary>
     public Task<VerifyReport> VerifyAsync(int points, int? seed, CancellationToken ct) => new DatabaseVerifier(this).VerifyAsync(points, seed, ct);
 
     /// <summary>What /metrics shows of the catalog and buffer.</summary>
-    internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels);
+    /// <summary><c>Files</c>: each stored file's commit time (of its last transaction, once known) and size, for the bytes per retention tier.</summary>
+    internal sealed record Stats(long BufferedBytes, (Level Level, int Files, long Bytes)[] Levels, (long? TimestampMs, long Bytes)[] Files);
 
-    private Stats _stats = new(0, Levels.Stored.Select(l => (l, 0, 0L)).ToArray());
+    private Stats _stats = new(0, Levels.Stored.Select(l => (l, 0, 0L)).ToArray(), []);
 
     /// <summary>A consistent copy taken under the lock; if a long write holds it, the last copy.</summary>
     internal Stats SnapshotStats()
@@ -164,7 +165,7 @@ internal sealed partial class Database
             return _stats;
         try
         {
-            return _stats = new Stats(BufferedBytes, _catalog.Stats());
+            return _stats = new Stats(BufferedBytes, _catalog.Stats(), _catalog.All.Select(f => (f.TimestampMs, f.Size)).ToArray());
         }
         finally
         {

@@ -11,9 +11,15 @@ public sealed record HistorySnapshot(ulong Txid, long TimestampMs, long Bytes);
 /// <summary>Transactions committed in [StartMs, EndMs).</summary>
 public sealed record ActivityBucket(long StartMs, long EndMs, long Transactions);
 
+/// <summary>
+/// One retention tier's stretch of the history: commits in (<see cref="FromMs"/>, <see cref="ToMs"/>] keep one point
+/// per <see cref="Granularity"/>; <see cref="MinTxid"/>-<see cref="MaxTxid"/>: the TXIDs stored in it (0 when none).
+/// </summary>
+public sealed record HistoryTier(string Granularity, long FromMs, long ToMs, ulong MinTxid, ulong MaxTxid);
+
 /// <summary>What can be restored and what covers it.</summary>
 public sealed record DatabaseHistory(RestoreWindow Window, IReadOnlyList<HistorySnapshot> Snapshots, IReadOnlyList<HistoryLevel> Levels,
-    IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreRecord> Restores);
+    IReadOnlyList<ActivityBucket> Activity, IReadOnlyList<RestoreRecord> Restores, IReadOnlyList<HistoryTier> Tiers);
 
 /// <summary>The history view of one database (<c>/api/history</c>): its window, what covers it per level, activity, restores.</summary>
 internal sealed class DatabaseHistoryReader(Database db)
@@ -26,7 +32,7 @@ internal sealed class DatabaseHistoryReader(Database db)
     /// memory (or the buffer) counts each transaction at its own commit time; an older segment counts its
     /// transactions at its last commit, which is at most one L1 window off.
     /// </summary>
-    public async Task<DatabaseHistory> ReadAsync(int buckets, CancellationToken ct)
+    public async Task<DatabaseHistory> ReadAsync(int buckets, RetentionPolicy policy, CancellationToken ct)
     {
         // After a restart segments are known only by name: read the indexes that are missing without holding
         // the lock (writes go on meanwhile), keeping only their summary.
@@ -82,12 +88,32 @@ internal sealed class DatabaseHistoryReader(Database db)
 
             var activity = Activity(window, buckets, segments, buffered);
             var restores = await db.RestoreRecordsLockedAsync(window.First.Txid, ct).ConfigureAwait(false);
-            return new DatabaseHistory(window, snapshots, levels, activity, restores);
+            var stored = segments.Where(f => f.TimestampMs is not null).Select(f => (f.Start, f.Max, f.TimestampMs!.Value))
+                .Concat(db.Catalog.LiveAll.Where(f => f.Level != Level.L1 && f.TimestampMs is not null).Select(f => (f.Max, f.Max, f.TimestampMs!.Value)))
+                .Concat(buffered.Select(e => (e.Start, e.MaxTxid, e.TimestampMs)));
+            var tiers = Tiers(policy, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), stored.ToList());
+            return new DatabaseHistory(window, snapshots, levels, activity, restores, tiers);
         }
         finally
         {
             db.Lock.Release();
         }
+    }
+
+    /// <summary>Each tier's stretch of time and the TXIDs of the stored pieces (start, end, commit time of the end) that fall in it.</summary>
+    internal static List<HistoryTier> Tiers(RetentionPolicy policy, long nowMs, IReadOnlyList<(ulong Start, ulong Max, long TimestampMs)> stored)
+    {
+        var result = new List<HistoryTier>();
+        long to = long.MaxValue;
+        foreach (var t in policy.Tiers)
+        {
+            long from = nowMs - (long)t.Age.TotalMilliseconds;
+            var inside = stored.Where(p => p.TimestampMs > from && p.TimestampMs <= to).ToList();
+            result.Add(new HistoryTier(t.GranularityName, from, to == long.MaxValue ? nowMs : to,
+                inside.Count == 0 ? 0 : inside.Min(p => p.Start), inside.Count == 0 ? 0 : inside.Max(p => p.Max)));
+            to = from;
+        }
+        return result;
     }
 
     private static ulong MinStart(List<StoredFile> files) => files.Count == 0 ? 0 : files.Min(f => f.Start);

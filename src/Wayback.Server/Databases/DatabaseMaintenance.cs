@@ -25,7 +25,7 @@ internal sealed class DatabaseMaintenance(Database db)
     private bool _compactionFailed;
 
     /// <summary>Background work on the store: L2 and L3 compaction, snapshots, retention, deferred deletes.</summary>
-    public async Task RunAsync(TimeSpan retention, CancellationToken ct)
+    public async Task RunAsync(RetentionPolicy retention, CancellationToken ct)
     {
         if (db.Deleted || db.Offline)
             return;
@@ -48,7 +48,7 @@ internal sealed class DatabaseMaintenance(Database db)
         }
         await RetainAsync(retention, ct).ConfigureAwait(false);
         await db.RetainRestoreRecordsAsync(ct).ConfigureAwait(false);
-        await db.Branches.RetainAsync(retention, ct).ConfigureAwait(false);
+        await db.Branches.RetainAsync(retention.Total, ct).ConfigureAwait(false);
         foreach (var path in db.DeferredDeletes.ToList())
         {
             if (engine.Leases.IsLeased(path))
@@ -262,13 +262,14 @@ internal sealed class DatabaseMaintenance(Database db)
     }
 
     /// <summary>
-    /// Deletes what no restore point inside the retention window needs: everything that ends at or before
-    /// the newest start point (snapshot) committed before the window opened, except that start point and
-    /// the newest segment. Files a reader holds are left for a later round.
+    /// Deletes what no restore point the policy keeps needs: everything that ends at or before the newest start
+    /// point (snapshot) committed before the last tier's end, except that start point and the newest segment;
+    /// and what the coarse tiers let go (<see cref="CoarseningPlanner"/>). Files a reader holds are left for a later round.
     /// </summary>
-    private async Task RetainAsync(TimeSpan retention, CancellationToken ct)
+    private async Task RetainAsync(RetentionPolicy retention, CancellationToken ct)
     {
-        long cutoff = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)retention.TotalMilliseconds;
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        long cutoff = now - (long)retention.Total.TotalMilliseconds;
         List<StoredFile> doomed;
         await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -281,12 +282,18 @@ internal sealed class DatabaseMaintenance(Database db)
                 if (f.TimestampMs <= cutoff && (anchor is null || f.Max > anchor.Max))
                     anchor = f;
             }
-            if (anchor is null)
-                return;
             var newestSegment = db.Catalog.NewestSegment;
-            doomed = db.Catalog.LiveAll
+            doomed = anchor is null ? [] : db.Catalog.LiveAll
                 .Where(f => f != anchor && f != newestSegment && f.Max <= anchor.Max && !engine.Leases.IsLeased(f.Key))
                 .ToList();
+            if (retention.Tiers.Count > 1)
+            {
+                // The coarse tiers judge L2 and L3 files by their last commit time: read it where a listing left it unknown.
+                foreach (var f in db.Catalog.Live(Level.L2).Concat(db.Catalog.Live(Level.L3)).Where(f => f.TimestampMs is null).ToList())
+                    await db.ReadTailAsync(f, ct).ConfigureAwait(false);
+                var view = CatalogSnapshot.Of(db.Name, db.Pos, db.Catalog, []);
+                doomed = doomed.Union(CoarseningPlanner.Doomed(view, retention, engine.Options.L2Window, now, engine.Leases.IsLeased)).ToList();
+            }
             foreach (var f in doomed)
                 f.Retired = true;
         }

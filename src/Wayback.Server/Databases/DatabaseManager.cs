@@ -345,7 +345,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
                         var key = (db.Cluster + "\0maintain", db.Name);
                         if (maintain.TryGetValue(key, out var t) && !t.IsCompleted)
                             continue;
-                        var retention = clusters.Find(db.Cluster)?.Retention ?? engine.Options.DefaultRetention;
+                        var retention = RetentionOf(db.Cluster);
                         maintain[key] = RunSafelyAsync(db, () => db.MaintainAsync(retention, ct));
                     }
                 }
@@ -386,11 +386,14 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
             await db.UploadAsync(true, ct).ConfigureAwait(false);
     }
 
+    /// <summary>A cluster's retention policy (the server's default for one not known).</summary>
+    internal RetentionPolicy RetentionOf(string cluster) => clusters.Find(cluster)?.Policy ?? RetentionPolicy.Of(engine.Options.DefaultRetention);
+
     /// <summary>Runs compaction, snapshots and retention on every database now (tests).</summary>
     public async Task MaintainAllAsync(CancellationToken ct)
     {
         foreach (var db in All.Where(d => !InTrash(d)).ToList())
-            await db.MaintainAsync(clusters.Find(db.Cluster)?.Retention ?? engine.Options.DefaultRetention, ct).ConfigureAwait(false);
+            await db.MaintainAsync(RetentionOf(db.Cluster), ct).ConfigureAwait(false);
     }
 
     /// <summary>Deletes every database of a cluster: buffer files, then every object under its prefix.</summary>

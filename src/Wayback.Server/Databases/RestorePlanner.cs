@@ -78,14 +78,18 @@ internal static class RestorePlanner
     }
 
     /// <summary>
-    /// The TXID of the last transaction committed at or before <paramref name="timestampMs"/> (null: none), or the
-    /// indexes needed to tell. Commit times rise with TXIDs, so whole segments answer until the first one that ends
+    /// The TXID of the last transaction kept committed at or before <paramref name="timestampMs"/> (null: none), or
+    /// the indexes needed to tell; in a coarse tier, the last kept point (a compaction's end) at or before it. Commit times rise with TXIDs, so whole segments answer until the first one that ends
     /// after the target; only that one's log is looked into. The segments asked for are in TXID order: a caller may
     /// stop reading them at the first that ends after the target.
     /// </summary>
     public static (ulong? Txid, RestorePlan.NeedsIndexes? Need) TxidAt(CatalogSnapshot catalog, long timestampMs)
     {
         ulong? best = null;
+        // Compactions and snapshots: where coarse tiers deleted the segments, their ends are the points kept.
+        foreach (var f in catalog.L2.Concat(catalog.L3).Concat(catalog.Snapshots))
+            if (f.TimestampMs <= timestampMs && f.Max > (best ?? 0))
+                best = f.Max;
         List<StoredFile>? unknown = null;
         foreach (var seg in catalog.L1.OrderBy(s => s.Start))
         {
@@ -98,14 +102,14 @@ internal static class RestorePlanner
                 break;
             if (seg.TimestampMs <= timestampMs)
             {
-                best = seg.Max;
+                best = Math.Max(best ?? 0, seg.Max);
                 continue;
             }
             if (seg.Index is not { } index)
                 return (null, new RestorePlan.NeedsIndexes([seg]));
             foreach (var e in index.Log)
                 if (e.TimestampMs <= timestampMs)
-                    best = e.MaxTxid;
+                    best = Math.Max(best ?? 0, e.MaxTxid);
             return (best, null);
         }
         if (unknown is not null)
@@ -187,7 +191,8 @@ internal static class RestorePlanner
             {
                 if (unread is not null)
                     break; // an index still to be read may hold the way on
-                return Refuse($"TXID {target} of '{catalog.Database}' is not a restore point: no file starts at TXID {next} and ends at or before it");
+                return Refuse($"TXID {target} of '{catalog.Database}' is not a restore point: no file starts at TXID {next} and ends at or before it"
+                    + Nearest(catalog, chain, next));
             }
             chain.Add(piece);
             next = piece.Max + 1;
@@ -198,6 +203,28 @@ internal static class RestorePlanner
     }
 
     private static RestorePlan.Refused Refuse(string message) => new(new NotFoundException(message));
+
+    /// <summary>The restore points on either side of a refused target: where the chain got to, and the end of the smallest file going on from there.</summary>
+    private static string Nearest(CatalogSnapshot catalog, List<Piece> chain, ulong next)
+    {
+        ulong? after = null;
+        void Consider(ulong max) => after = after is { } a ? Math.Min(a, max) : max;
+        foreach (var f in catalog.L2.Concat(catalog.L3).Where(f => !f.Snap && f.Start == next))
+            Consider(f.Max);
+        foreach (var seg in catalog.L1.Where(f => f.Start <= next && next <= f.Max))
+        {
+            if (seg.Index is { } index && FindByStart(index.Log, next) is { } e)
+                Consider(e.MaxTxid);
+            else if (seg.Start == next)
+                Consider(seg.Max);
+        }
+        foreach (var b in catalog.Buffer)
+            if (FindByStart(b.Entries, next) is { } e)
+                Consider(e.MaxTxid);
+        string before = chain.Count > 0 ? $"TXID {chain[^1].Max}" : "";
+        string later = after is { } x ? $"TXID {x}" : "";
+        return before.Length + later.Length == 0 ? "" : $" (the nearest kept: {string.Join(" and ", new[] { before, later }.Where(p => p.Length > 0))})";
+    }
 
     /// <summary>The largest file that starts at <paramref name="start"/> and ends at or before <paramref name="target"/>.</summary>
     private static (Piece? Piece, StoredFile? Unread, bool WholeSegment) Next(CatalogSnapshot catalog, ulong start, ulong target)

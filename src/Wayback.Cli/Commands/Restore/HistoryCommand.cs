@@ -83,6 +83,21 @@ internal static class HistoryCommand
         }
         await AdminClient.WriteTableAsync(stdout, ["LEVEL", "FILES", "SIZE", "TXIDS", "WHAT"], rows).ConfigureAwait(false);
 
+        if (h.TryGetProperty("tiers", out var tiers) && tiers.GetArrayLength() > 1) // one tier (every transaction) says nothing new
+        {
+            await stdout.WriteLineAsync().ConfigureAwait(false);
+            await AdminClient.WriteTableAsync(stdout, ["TIER", "COMMITTED", "TXIDS", "RESTORE POINTS"], tiers.EnumerateArray().Select(t =>
+            {
+                string g = t.GetProperty("granularity").GetString()!;
+                ulong min = t.GetProperty("minTxid").GetUInt64(), max = t.GetProperty("maxTxid").GetUInt64();
+                return new[]
+                {
+                    g, $"{ApiClient.Time(t.GetProperty("fromMs").GetInt64())} - {ApiClient.Time(t.GetProperty("toMs").GetInt64())}", max == 0 ? "-" : $"{min}-{max}",
+                    g == "every-tx" ? "every transaction" : $"the last transaction of each {g}",
+                };
+            })).ConfigureAwait(false);
+        }
+
         if (h.TryGetProperty("storage", out var storage)) // servers before storage accounting had none
             await WriteStorageAsync(stdout, storage).ConfigureAwait(false);
 

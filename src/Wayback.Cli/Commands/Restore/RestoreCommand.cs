@@ -135,7 +135,10 @@ internal static class RestoreCommand
         }
         else
         {
-            string why = requested is { } ms ? $", the last committed at or before {ApiClient.Time(ms)}" : target.Txid is null ? ", the latest" : "";
+            string? tier = point.TryGetProperty("tier", out var tr) && tr.ValueKind == JsonValueKind.String ? tr.GetString() : null;
+            string why = requested is { } ms
+                ? tier is null or "every-tx" ? $", the last committed at or before {ApiClient.Time(ms)}" : $", the last kept point of the {tier} tier at or before {ApiClient.Time(ms)}"
+                : target.Txid is null ? ", the latest" : "";
             await stdout.WriteLineAsync($"restored {db} to TXID {txid} (committed {ApiClient.Time(committed)}{why}) into {output}").ConfigureAwait(false);
             await stdout.WriteLineAsync($"{ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {expected:x16} verified").ConfigureAwait(false);
         }

@@ -3,7 +3,7 @@ using System.Text.Json;
 
 namespace Wayback.Cli.Commands.Server;
 
-/// <summary><c>wayback clusters create|list|delete|restore|trash</c>, through the admin API.</summary>
+/// <summary><c>wayback clusters create|list|set|delete|restore|trash</c>, through the admin API.</summary>
 internal static class ClustersCommand
 {
     public static Command Create()
@@ -13,9 +13,14 @@ internal static class ClustersCommand
         var json = AdminClient.JsonOption();
 
         var name = new Argument<string>("NAME") { Description = "Cluster name ([A-Za-z0-9._-], 1-255 characters)." };
-        var retention = new Option<string?>("--retention") { Description = "How long every transaction stays restorable, e.g. 720h (default: the server's)." };
+        var retention = RetentionOption("(default: the server's --retention)");
         var create = new Command("create", "Create a cluster and print its first token (shown once).") { name, retention, server, token, json };
         create.SetAction((r, ct) => CreateAsync(r.GetValue(name)!, r.GetValue(retention), r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
+
+        var setName = new Argument<string>("NAME") { Description = "Cluster to change." };
+        var setRetention = RetentionOption("(required)");
+        var set = new Command("set", "Change a cluster's retention; maintenance applies it from its next round.") { setName, setRetention, server, token, json };
+        set.SetAction((r, ct) => SetAsync(r.GetValue(setName)!, r.GetValue(setRetention), r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
 
         var list = new Command("list", "List clusters.") { server, token, json };
         list.SetAction((r, ct) => ListAsync(r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
@@ -33,7 +38,7 @@ internal static class ClustersCommand
         var trash = new Command("trash", "List deleted clusters and databases, and when each is purged.") { server, token, json };
         trash.SetAction((r, ct) => TrashAsync(r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
 
-        return new Command("clusters", "Manage clusters (needs the admin token).") { create, list, delete, restore, trash };
+        return new Command("clusters", "Manage clusters (needs the admin token).") { create, list, set, delete, restore, trash };
     }
 
     public static Task<int> CreateAsync(string name, string? retention, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
@@ -52,6 +57,27 @@ internal static class ClustersCommand
                 await stdout.WriteLineAsync($"token {AdminClient.Str(result, "tokenId")} (shown once; store it now):").ConfigureAwait(false);
                 await stdout.WriteLineAsync(AdminClient.Str(result, "token")).ConfigureAwait(false);
             }
+            return CliErrors.Ok;
+        });
+
+    private static Option<string?> RetentionOption(string when) => new("--retention")
+    {
+        Description = "Restore points kept: 720h = every transaction for 720h; tiers e.g. every-tx:168h,5m:720h,1h:2160h keep every "
+            + $"transaction 7 days, then one per 5m (the server's --l2-window) to 30 days, one per 1h (--l3-window) to 90 days {when}.",
+    };
+
+    public static Task<int> SetAsync(string name, string? retention, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
+        CliErrors.RunAsync(stderr, async () =>
+        {
+            string segment = UrlNames.Cluster(name);
+            if (string.IsNullOrWhiteSpace(retention))
+                throw new ArgumentException("nothing to change: pass --retention, e.g. --retention 720h or --retention every-tx:7d,5m:30d,1h:90d");
+            using var client = AdminClient.Create(server, token);
+            var result = (await client.SendAsync(HttpMethod.Patch, "/admin/clusters/" + segment, new { retention }, ct).ConfigureAwait(false))!.Value;
+            if (json)
+                await stdout.WriteLineAsync(result.GetRawText()).ConfigureAwait(false);
+            else
+                await stdout.WriteLineAsync($"cluster {AdminClient.Str(result, "name")}: retention {AdminClient.Str(result, "retention")}").ConfigureAwait(false);
             return CliErrors.Ok;
         });
 
