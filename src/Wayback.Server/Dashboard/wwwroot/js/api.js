@@ -178,6 +178,11 @@ export const restore = (cluster, db, txid, confirm) =>
 
 export const createCluster = (name, retention) =>
   request("/admin/clusters", { method: "POST", body: retention ? { name, retention } : { name } });
+/** The admin's view of every cluster: its retention policy (`retention`) and tiers, besides what /api/clusters says. */
+export const adminClusters = () => request("/admin/clusters");
+/** Changes a cluster's retention (a duration or a policy of tiers); answers the cluster as adminClusters() lists it. */
+export const setRetention = (cluster, retention) =>
+  request(`/admin/clusters/${encodeURIComponent(cluster)}`, { method: "PATCH", body: { retention } });
 export const tokens = (cluster) => request(`/admin/clusters/${encodeURIComponent(cluster)}/tokens`);
 export const createToken = (cluster) => request(`/admin/clusters/${encodeURIComponent(cluster)}/tokens`, { method: "POST" });
 export const revokeToken = (cluster, id) =>

@@ -1,10 +1,11 @@
 // One cluster: its databases with position, size, last write, HWM lag and storage; for the admin token,
-// its tokens (create one, shown once; revoke).
+// its retention policy (shown and changed) and its tokens (create one, shown once; revoke).
 
 import * as api from "../api.js";
 import { h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import { errorBox, heading, loading, refreshInPlace, secretField, stat, title } from "../ui.js";
+import { retentionSection } from "./retention.js";
 
 export const dbHref = (cluster, db) => `#/c/${encodeURIComponent(cluster)}/db/${encodeURIComponent(db)}`;
 
@@ -101,6 +102,7 @@ export function clusterView(main, app, cluster) {
     summary,
     h("section", { "aria-labelledby": "dbs-h" }, h("h2", { id: "dbs-h" }, "Databases"), list, updated),
   ];
+  if (isAdmin) sections.push(retentionSection(cluster, () => disposed, () => load()).element);
   const tokensView = isAdmin ? tokensSection(cluster, () => disposed) : null;
   if (tokensView) sections.push(tokensView.element);
   replace(main, ...sections);

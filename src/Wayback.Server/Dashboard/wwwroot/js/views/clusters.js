@@ -4,6 +4,7 @@ import * as api from "../api.js";
 import { h, replace, uid } from "../dom.js";
 import * as fmt from "../format.js";
 import { errorBox, heading, loading, refreshInPlace, secretField, title } from "../ui.js";
+import { tiersText } from "./retention.js";
 
 export function clustersView(main, app) {
   title("Clusters");
@@ -15,11 +16,13 @@ export function clustersView(main, app) {
   async function load() {
     list.setAttribute("aria-busy", "true");
     try {
-      const clusters = await api.clusters();
+      // The policy itself (e.g. every-tx:7d,5m:30d) is only in the admin's list; /api/clusters has the storage.
+      const [clusters, admin] = await Promise.all([api.clusters(), api.adminClusters()]);
+      const policies = new Map(admin.map((c) => [c.name, c]));
       if (disposed) return;
       refreshInPlace(list, clusters.length === 0
         ? h("p", { class: "empty" }, "No clusters yet. Create one below; its token is what an agent or a LiteFS node uses to back up.")
-        : table(clusters));
+        : table(clusters, policies));
     } catch (e) {
       if (disposed || e.kind === "unauthorized") return;
       replace(list, errorBox(e, { retry: load }));
@@ -28,7 +31,7 @@ export function clustersView(main, app) {
     }
   }
 
-  function table(clusters) {
+  function table(clusters, policies) {
     return h("div", { class: "table-wrap" },
       h("table", { class: "data clusters" },
         h("caption", { class: "visually-hidden" }, "Clusters"),
@@ -40,8 +43,13 @@ export function clustersView(main, app) {
         h("tbody", null, clusters.map((c) => h("tr", null,
           h("th", { scope: "row", "data-label": "Cluster" }, h("a", { href: `#/c/${encodeURIComponent(c.name)}` }, c.name)),
           h("td", { class: "num", "data-label": "Databases" }, fmt.count(c.databases)),
-          h("td", { "data-label": "Retention" }, fmt.retention(c.retentionSeconds)),
+          h("td", { "data-label": "Retention" }, retentionCell(c, policies.get(c.name))),
           h("td", { class: "num", "data-label": "Storage used" }, fmt.bytes(c.storageBytes)))))));
+  }
+
+  function retentionCell(c, policy) {
+    if (!policy || (policy.tiers || []).length < 2) return fmt.retention(c.retentionSeconds);
+    return h("span", { title: tiersText(policy.tiers) }, h("code", null, policy.retention));
   }
 
   // Creating a cluster.
@@ -67,7 +75,7 @@ export function clustersView(main, app) {
       h("div", { class: "field" },
         h("label", { for: retentionId }, "Retention (optional)"),
         retentionInput,
-        h("p", { id: `${retentionId}-help`, class: "help" }, "How far back restores reach, e.g. 720h or 7d. Empty: the server's default."))),
+        h("p", { id: `${retentionId}-help`, class: "help" }, "How far back restores reach, e.g. 720h or 7d, or a policy of tiers such as every-tx:7d,5m:30d. Empty: the server's default."))),
     formError,
     h("div", { class: "actions" }, submit));
 

@@ -10,6 +10,7 @@ import { branchesCard } from "./branches.js";
 import { faultName, lagText } from "./cluster.js";
 import { previewPanel } from "./preview.js";
 import { storageCard } from "./storage.js";
+import { tierNote, tiersTable } from "./tiers.js";
 
 const LOOKUP_DELAY_MS = 300;
 
@@ -93,6 +94,7 @@ export function databaseView(main, app, cluster, db) {
     },
   });
   const levels = h("div", { class: "levels" });
+  const tiersBox = h("div", { class: "tiers-box" });
   const legend = h("ul", { class: "legend", "aria-label": "Legend" },
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("rect", { x: 2, y: 3, width: 10, height: 11, class: "bar" })), "Transactions committed"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("path", { d: "M7 1l6 6-6 6-6-6z", class: "snapshot-mark" })), "Snapshot (full copy)"),
@@ -107,6 +109,8 @@ export function databaseView(main, app, cluster, db) {
     if (hist.source === "litefs")
       return `${fmt.count(n)} restore points for ${fmt.count(hist.transactions)} transactions: this database is backed up by LiteFS, ` +
         "which uploads about one file a second of up to 256 transactions, and each upload is a restore point.";
+    if ((hist.tiers || []).length > 1)
+      return `${fmt.count(n)} restore points: every transaction of the newest stretch, fewer further back (the retention tiers below).`;
     return `Every transaction in between is a restore point (${fmt.count(n)}).`;
   }
 
@@ -121,6 +125,7 @@ export function databaseView(main, app, cluster, db) {
       ? "The last transaction of each LiteFS upload is a restore point; leave empty to restore by time."
       : "Every transaction is a restore point; leave empty to restore by time.");
     chart.setHistory(history);
+    refreshInPlace(tiersBox, tiersTable(history.tiers));
     const rows = (history.levels || []).filter((l) => l.files > 0);
     const snaps = history.snapshots || [];
     refreshInPlace(levels, h("details", null,
@@ -276,7 +281,8 @@ export function databaseView(main, app, cluster, db) {
         h("strong", null, fmt.timeElement(p.timestampMs, { millis: true })), ` local time (${fmt.utc(p.timestampMs, { millis: true })} UTC)`,
         byTime ? [", ", h("strong", { class: "point-before" }, beforeText(p.requestedMs, p.timestampMs)), "."] : "."),
       h("p", { class: "help" }, "Database checksum after it: ", h("code", null, p.postApplyChecksum),
-        isCurrent ? ". This is the database's current state: restoring to it changes nothing." : ".")));
+        isCurrent ? ". This is the database's current state: restoring to it changes nothing." : "."),
+      tierNote(p)));
     chart.setSelection({ requestedMs: byTime ? p.requestedMs : null, pointMs: p.timestampMs, txid: p.txid });
     preview.setPoint(p);
   }
@@ -427,6 +433,7 @@ export function databaseView(main, app, cluster, db) {
     h("section", { "aria-labelledby": "history-h", class: "card" },
       h("h2", { id: "history-h" }, "History"),
       windowText,
+      tiersBox,
       chartBox,
       h("p", { id: "chart-help", class: "help" }, "Click the chart, or focus it and use the arrow keys (Home and End: first and last transaction), to pick a time."),
       legend,
