@@ -5,4 +5,4 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
 WAYBACK_SCREENSHOTS="$here" dotnet test tests/Wayback.Dashboard.Tests -c Release \
-  --filter "FullyQualifiedName~RestoreEndToEndTests|FullyQualifiedName~SignInTests|FullyQualifiedName~ErrorStateTests|FullyQualifiedName~FaultDisplayTests|FullyQualifiedName~On_a_phone_sized_screen|FullyQualifiedName~PreviewTests"
+  --filter "FullyQualifiedName~RestoreEndToEndTests|FullyQualifiedName~SignInTests|FullyQualifiedName~ErrorStateTests|FullyQualifiedName~FaultDisplayTests|FullyQualifiedName~On_a_phone_sized_screen|FullyQualifiedName~PreviewTests|FullyQualifiedName~TieredRetentionDisplayTests"
