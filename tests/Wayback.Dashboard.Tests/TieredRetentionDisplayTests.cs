@@ -11,7 +11,7 @@ namespace Wayback.Dashboard.Tests;
 [Collection("browser")]
 public sealed class TieredRetentionDisplayTests(BrowserFixture browser)
 {
-    private const string Policy = "every-tx:5s,4s:30s,12s:10m";
+    private const string Policy = "every-tx:5s,4s:2m,12s:10m";
 
     [Fact]
     public async Task The_database_page_shows_the_tiers_and_a_time_in_a_coarse_tier_uses_its_last_kept_point()
@@ -23,7 +23,7 @@ public sealed class TieredRetentionDisplayTests(BrowserFixture browser)
         await db.WriteAsync(10);
         var lastWrite = DateTimeOffset.UtcNow;
         await db.StopAgentAsync();
-        // The writes are older than the every-tx tier (5 s) once this has passed, and well inside the 4s tier (30 s).
+        // The writes are older than the every-tx tier (5 s) once this has passed, and well inside the 4s tier (2 min).
         await Task.Delay(TimeSpan.FromSeconds(7));
 
         await using var context = await browser.NewContextAsync();
@@ -40,6 +40,10 @@ public sealed class TieredRetentionDisplayTests(BrowserFixture browser)
         await Expect(rows.Nth(1)).ToContainTextAsync("One point per 4s");
         await Expect(rows.Nth(2)).ToHaveAttributeAsync("data-tier", "12s");
         await Expect(page.Locator("#window-text")).ToContainTextAsync("fewer further back");
+        // On the chart, the 4s tier's stretch (it holds the writes) is a band; the every-tx tier has none.
+        await Expect(page.Locator("svg.chart .tier-band[data-tier='4s']")).ToHaveCountAsync(1);
+        await Expect(page.Locator("svg.chart .tier-band[data-tier='every-tx']")).ToHaveCountAsync(0);
+        await Expect(page.Locator(".legend")).ToContainTextAsync("Coarser retention tier");
 
         // A second after the last write: older than 5 s, so in the 4s tier.
         var (date, time) = Dashboard.LocalInputs(lastWrite.AddSeconds(1));
@@ -67,7 +71,7 @@ public sealed class TieredRetentionDisplayTests(BrowserFixture browser)
         var card = page.Locator("section[aria-labelledby='retention-h']");
         var policy = card.Locator("code.policy");
         await Expect(policy).ToHaveTextAsync(Policy, new() { Timeout = 30_000 });
-        await Expect(card.Locator(".retention-current")).ToContainTextAsync("every transaction for 5s, then one point per 4s up to 30s, then one point per 12s up to 10m");
+        await Expect(card.Locator(".retention-current")).ToContainTextAsync("every transaction for 5s, then one point per 4s up to 2m, then one point per 12s up to 10m");
         var input = card.GetByLabel("New retention");
         await Expect(input).ToHaveValueAsync(Policy);
 

@@ -222,6 +222,20 @@ export class HistoryChart {
     parts.push(s("rect", { x: wx0, y: top, width: wx1 - wx0, height: plotHeight, class: "window" },
       s("title", null, `Restorable: ${fmt.local(h.first.timestampMs)} to ${fmt.local(h.last.timestampMs)} local time`)));
 
+    // Coarse retention tiers (README, "Retention policies"): where the history keeps one point per window only.
+    const [d0, d1] = this.domain;
+    for (const t of (h.tiers || []).slice(1)) {
+      const from = Math.max(t.fromMs, d0);
+      const to = Math.min(t.toMs, d1);
+      if (to <= from) continue;
+      const x0 = this.x(from);
+      const x1 = this.x(to);
+      parts.push(s("g", { class: "tier-band", "data-tier": t.granularity },
+        s("rect", { x: x0, y: plotBottom - 6, width: Math.max(1, x1 - x0), height: 6, class: "tier-rect" }),
+        x1 - x0 > 36 ? s("text", { x: x0 + 3, y: plotBottom - 9, class: "tier-label" }, `1 per ${t.granularity}`) : null,
+        s("title", null, `One restore point per ${t.granularity}: commits from ${fmt.local(t.fromMs)} to ${fmt.local(t.toMs)} local time`)));
+    }
+
     // Gridlines and the time axis.
     const { step, ticks: marks } = ticks(...this.domain, width - left - right);
     for (const t of marks) {

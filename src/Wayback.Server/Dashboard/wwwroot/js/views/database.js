@@ -95,12 +95,14 @@ export function databaseView(main, app, cluster, db) {
   });
   const levels = h("div", { class: "levels" });
   const tiersBox = h("div", { class: "tiers-box" });
+  const tierSwatch = h("li", { hidden: true }, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("rect", { x: 0, y: 9, width: 14, height: 5, class: "tier-swatch" })), "Coarser retention tier");
   const legend = h("ul", { class: "legend", "aria-label": "Legend" },
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("rect", { x: 2, y: 3, width: 10, height: 11, class: "bar" })), "Transactions committed"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("path", { d: "M7 1l6 6-6 6-6-6z", class: "snapshot-mark" })), "Snapshot (full copy)"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "restore-swatch" })), "Earlier restore"),
     h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "point-swatch" })), "Restore point"),
-    h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "requested-swatch" })), "Time you chose"));
+    h("li", null, s("svg", { viewBox: "0 0 14 14", "aria-hidden": "true" }, s("line", { x1: 7, x2: 7, y1: 0, y2: 14, class: "requested-swatch" })), "Time you chose"),
+    tierSwatch);
 
   // What a restore point is here: every transaction (the agent sends each on its own), or one of LiteFS's uploads.
   function pointsText(hist) {
@@ -126,6 +128,7 @@ export function databaseView(main, app, cluster, db) {
       : "Every transaction is a restore point; leave empty to restore by time.");
     chart.setHistory(history);
     refreshInPlace(tiersBox, tiersTable(history.tiers));
+    tierSwatch.hidden = (history.tiers || []).length < 2;
     const rows = (history.levels || []).filter((l) => l.files > 0);
     const snaps = history.snapshots || [];
     refreshInPlace(levels, h("details", null,
