@@ -47,6 +47,7 @@ public sealed class RouteNameTests
         ("POST", "/api/bisect", false),
         ("GET", "/admin/clusters", true),
         ("POST", "/admin/clusters", true),
+        ("PATCH", "/admin/clusters/{cluster}", true),
         ("DELETE", "/admin/clusters/{cluster}", true),
         ("POST", "/admin/clusters/{cluster}/restore", true),
         ("GET", "/admin/clusters/{cluster}/tokens", true),
