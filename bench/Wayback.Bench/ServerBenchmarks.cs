@@ -63,7 +63,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
     /// Encryption at rest on vs off: ingest with seals (and so encryption) inside the measured seconds, and the
     /// download of a database restored from a sealed L1 object. Two fresh servers, one with a key file.
     /// </summary>
-    private static async IAsyncEnumerable<BenchRow> EncryptionRowsAsync(BenchOptions options, TimeSpan seconds, [EnumeratorCancellation] CancellationToken ct)
+    internal static async IAsyncEnumerable<BenchRow> EncryptionRowsAsync(BenchOptions options, TimeSpan seconds, [EnumeratorCancellation] CancellationToken ct)
     {
         string keys = Path.Combine(Path.GetTempPath(), "wayback-bench-keys-" + Guid.NewGuid().ToString("n")[..8]);
         Wayback.Storage.Encryption.KeyFile.Generate(keys, "bench");
