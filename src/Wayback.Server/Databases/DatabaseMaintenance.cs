@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
 using Wayback.Server.Storage;
+using Wayback.Storage.Encryption;
 
 namespace Wayback.Server.Databases;
 
@@ -158,13 +159,13 @@ internal sealed class DatabaseMaintenance(Database db)
             {
                 LtxTrailer trailer;
                 long size;
-                await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+                // Sealed as it is written when the store encrypts (see DatabaseUploader.UploadOneAsync).
+                await using (var file = engine.Store.CreateFile(key, temp))
                 {
-                    trailer = await LtxCompactor.CompactAsync(decoders, fs, LtxFormat.V3, ct: ct).ConfigureAwait(false);
-                    await fs.FlushAsync(ct).ConfigureAwait(false);
-                    size = fs.Length;
+                    trailer = await LtxCompactor.CompactAsync(decoders, file, LtxFormat.V3, ct: ct).ConfigureAwait(false);
+                    size = file.Position;
+                    await engine.Store.PutFileAsync(file, null, ct).ConfigureAwait(false);
                 }
-                await engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
                 _compactionFailures = 0;
                 engine.Metrics.Set("wayback_store_up", 1);
                 return (size, trailer.PostApplyChecksum);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Wayback.Ltx;
 using Wayback.Server.Storage;
+using Wayback.Storage.Encryption;
 
 namespace Wayback.Server.Databases;
 
@@ -93,14 +94,14 @@ internal sealed class DatabaseUploader(Database db)
             string key = StoreKeys.File(db.Cluster, db.Name, Level.L1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot);
             SegmentIndex index;
             long size;
-            await using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+            // Sealed as it is written when the store encrypts; a local store then takes the file as it is (a
+            // rename), so a sealed segment is written once more, not twice.
+            await using (var file = engine.Store.CreateFile(key, temp))
             {
-                index = await SegmentObject.BuildAsync(segment, fs, ct).ConfigureAwait(false);
-                await fs.FlushAsync(ct).ConfigureAwait(false);
-                size = fs.Length;
+                index = await SegmentObject.BuildAsync(segment, file, ct).ConfigureAwait(false);
+                size = file.Position;
+                await engine.Store.PutFileAsync(file, null, ct).ConfigureAwait(false);
             }
-            // A local store takes the file as it is (a rename), so a sealed segment is written once more, not twice.
-            await engine.Store.PutFileAsync(key, temp, null, ct).ConfigureAwait(false);
             var stored = new StoredFile(key, Level.L1, segment.Start, segment.MaxTxid, segment.Entries[0].IsSnapshot, size)
             {
                 Index = index,

@@ -120,15 +120,23 @@ internal sealed class ExactLengthStream : Stream
 /// <summary>
 /// A seekable, read-only view of a byte range of a stored object, read with ranged GETs. Keeps the last
 /// range it fetched, and fetches at least <see cref="MinFetch"/> bytes at a time, so reading a page index
-/// and then runs of pages costs a few requests, not one per read.
+/// and then runs of pages costs a few requests, not one per read. A fetch that goes on where the last one
+/// ended asks for twice as much as the one before (up to <see cref="MaxRun"/>) and reads it in
+/// <see cref="MinFetch"/> pieces: reading an object front to back is a few GETs, each streamed, and a sealed
+/// object's chunks are each opened once (a GET ending mid-chunk would open that chunk again for the next).
 /// </summary>
 internal sealed class StoreRangeStream(IObjectStore store, string key, long offset, long length) : Stream
 {
     private const int MinFetch = 256 * 1024;
+    private const long MaxRun = 64L << 20;
     private byte[] _buffer = [];
     private long _bufferStart;
     private int _bufferCount;
     private long _position;
+
+    // The GET being read in pieces: open from _runAt (the next byte it returns) to _runEnd; _runLength its size.
+    private Stream? _run;
+    private long _runAt, _runEnd, _runLength;
 
     public override bool CanRead => true;
     public override bool CanSeek => true;
@@ -163,14 +171,51 @@ internal sealed class StoreRangeStream(IObjectStore store, string key, long offs
     private async Task FetchAsync(long position, int want, CancellationToken ct)
     {
         int size = (int)Math.Min(Math.Max(want, MinFetch), length - position);
+        bool onwards = _bufferCount > 0 && position == _bufferStart + _bufferCount;
+        if (_run is not null && (!onwards || position != _runAt))
+            await CloseRunAsync().ConfigureAwait(false);
+        if (_run is null)
+        {
+            _runLength = onwards ? Math.Min(Math.Min(MaxRun, Math.Max(size, _runLength * 2)), length - position) : size;
+            _run = await store.GetAsync(key, new ByteRange(offset + position, _runLength), ct).ConfigureAwait(false);
+            (_runAt, _runEnd) = (position, position + _runLength);
+        }
+        size = (int)Math.Min(size, _runEnd - _runAt);
         if (_buffer.Length < size)
             _buffer = new byte[size];
-        await using var s = await store.GetAsync(key, new ByteRange(offset + position, size), ct).ConfigureAwait(false);
-        int got = await s.ReadAtLeastAsync(_buffer.AsMemory(0, size), size, throwOnEndOfStream: false, ct).ConfigureAwait(false);
+        int got = await _run.ReadAtLeastAsync(_buffer.AsMemory(0, size), size, throwOnEndOfStream: false, ct).ConfigureAwait(false);
         if (got < size)
             throw new StorageException($"'{key}' is shorter than expected: {got} of {size} bytes at offset {offset + position}", key);
+        _runAt += got;
+        // A GET read to its end is closed at once: only a forward read holds one open.
+        if (_runAt == _runEnd)
+            await CloseRunAsync().ConfigureAwait(false);
         _bufferStart = position;
         _bufferCount = got;
+    }
+
+    private async ValueTask CloseRunAsync()
+    {
+        var run = _run;
+        _run = null;
+        if (run is not null)
+            await run.DisposeAsync().ConfigureAwait(false);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _run?.Dispose();
+            _run = null;
+        }
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await CloseRunAsync().ConfigureAwait(false);
+        await base.DisposeAsync().ConfigureAwait(false);
     }
 
     public override long Seek(long o, SeekOrigin origin) => Position = origin switch

@@ -62,6 +62,20 @@ public sealed class EncryptedObjectStore(IObjectStore inner, KeyRing keys) : IOb
         return await PutAsync(key, file, options, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Puts a completed <see cref="ObjectFile"/>: already sealed (or plain, when it was written for no key), so it is stored as it is.</summary>
+    internal async Task<PutResult> PutWrittenAsync(ObjectFile file, PutOptions? options, CancellationToken ct)
+    {
+        if (file.Header is not { } header)
+        {
+            // Written plain (no key then): a key file loaded since would have it sealed; sealing it now keeps that true.
+            return await PutFileAsync(file.Key, file.Path, options, ct).ConfigureAwait(false);
+        }
+        _known.TryRemove(file.Key, out _);
+        var result = await Inner.PutFileAsync(file.Key, file.Path, options, ct).ConfigureAwait(false);
+        _known[file.Key] = new Described(result.Size, result.ETag, header, file.Position);
+        return result with { Size = file.Position };
+    }
+
     public async Task<Stream> GetAsync(string key, ByteRange? range = null, CancellationToken cancellationToken = default)
     {
         if (range is { } r && (Sealing || r.Offset > 0))

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Runtime.ExceptionServices;
+using System.Threading.Channels;
 
 namespace Wayback.Storage.Encryption;
 
@@ -165,22 +167,37 @@ internal sealed class SealingStream : ForwardReadStream
 /// (a ranged read), the last chunk is known by its index; otherwise (a read of the whole object) by the end of the
 /// stream. Either way a chunk is returned only once it has been authenticated.
 /// </summary>
+/// <remarks>
+/// A read of more than one chunk opens them on another task, up to <see cref="ReadAhead"/> ahead of the reader, so
+/// decryption overlaps whatever the reader does with the plaintext (a restore decodes it). A failure is reported when
+/// the reader reaches the chunk that failed, never earlier: what came before it is returned first.
+/// </remarks>
 internal sealed class OpeningStream : ForwardReadStream
 {
+    private const int ReadAhead = 3;
+
     private readonly Stream _inner;
     private readonly ChunkCipher _cipher;
     private readonly long? _chunkCount;
     private readonly long _plainSize;
+    private readonly long _lastWanted;
     private readonly byte[] _sealed;
-    private readonly byte[] _plain;
     private readonly string _objectKey;
+    private readonly Channel<Opened> _opened = Channel.CreateBounded<Opened>(new BoundedChannelOptions(ReadAhead) { SingleReader = true, SingleWriter = true });
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _opener;
+    private Exception? _failure;
     private long _index;
     private int _skip;
     private long _remaining;
+    private byte[]? _plain;
     private int _plainPos, _plainLength;
     private int _carry;
     private bool _done;
     private bool _lastOpened;
+
+    /// <summary>One opened chunk: its plaintext in a pooled buffer.</summary>
+    private readonly record struct Opened(byte[] Plain, int Length);
 
     public OpeningStream(Stream inner, ChunkCipher cipher, string objectKey, long firstIndex, int skip, long remaining, long? chunkCount, long plainSize)
     {
@@ -192,8 +209,9 @@ internal sealed class OpeningStream : ForwardReadStream
         _remaining = remaining;
         _chunkCount = chunkCount;
         _plainSize = plainSize;
+        // The chunk holding the last byte wanted, when a range says so: no chunk past it is read.
+        _lastWanted = remaining is > 0 and < long.MaxValue / 2 ? firstIndex + (skip + remaining - 1) / cipher.ChunkSize : long.MaxValue;
         _sealed = ArrayPool<byte>.Shared.Rent(cipher.ChunkSize + SealedFormat.TagSize + 1);
-        _plain = ArrayPool<byte>.Shared.Rent(cipher.ChunkSize);
         _done = remaining <= 0;
     }
 
@@ -201,9 +219,22 @@ internal sealed class OpeningStream : ForwardReadStream
     {
         while (_plainPos == _plainLength)
         {
-            if (_done || _lastOpened)
+            if (_done)
                 return 0;
-            await NextChunkAsync(cancellationToken).ConfigureAwait(false);
+            if (_plain is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_plain);
+                _plain = null;
+            }
+            if (await NextOpenedAsync(cancellationToken).ConfigureAwait(false) is not { } chunk)
+            {
+                _done = true;
+                return 0;
+            }
+            _plain = chunk.Plain;
+            _plainLength = chunk.Length;
+            _plainPos = Math.Min(_skip, _plainLength);
+            _skip = 0;
         }
         int n = (int)Math.Min(Math.Min(buffer.Length, _plainLength - _plainPos), _remaining);
         _plain.AsMemory(_plainPos, n).CopyTo(buffer);
@@ -214,7 +245,52 @@ internal sealed class OpeningStream : ForwardReadStream
         return n;
     }
 
-    private async Task NextChunkAsync(CancellationToken ct)
+    /// <summary>The next chunk opened, or null after the last: opened here for a read of one chunk, else taken from the opener.</summary>
+    private async ValueTask<Opened?> NextOpenedAsync(CancellationToken ct)
+    {
+        if (_opener is null && _lastWanted == _index)
+            return _lastOpened ? null : await OpenOneAsync(ct).ConfigureAwait(false);
+        _opener ??= Task.Run(() => OpenAheadAsync(_stop.Token), CancellationToken.None);
+        if (_opened.Reader.TryRead(out var ready) || (await _opened.Reader.WaitToReadAsync(ct).ConfigureAwait(false) && _opened.Reader.TryRead(out ready)))
+            return ready;
+        if (_failure is not null)
+            ExceptionDispatchInfo.Throw(_failure);
+        return null;
+    }
+
+    private async Task OpenAheadAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (!_lastOpened && _index <= _lastWanted)
+            {
+                var chunk = await OpenOneAsync(ct).ConfigureAwait(false);
+                if (!_opened.Writer.TryWrite(chunk))
+                {
+                    try
+                    {
+                        await _opened.Writer.WriteAsync(chunk, ct).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        ArrayPool<byte>.Shared.Return(chunk.Plain);
+                        throw;
+                    }
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            _failure = e;
+        }
+        finally
+        {
+            _opened.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>Reads and authenticates chunk <c>_index</c> into a pooled buffer.</summary>
+    private async Task<Opened> OpenOneAsync(CancellationToken ct)
     {
         int full = _cipher.ChunkSize + SealedFormat.TagSize;
         int length;
@@ -238,22 +314,30 @@ internal sealed class OpeningStream : ForwardReadStream
             if (length < SealedFormat.TagSize)
                 throw new ObjectTamperedException(_objectKey, $"chunk {_index} is cut short ({length} bytes)");
         }
-        _cipher.Open(_index, final, _sealed.AsSpan(0, length), _plain);
+        var plain = ArrayPool<byte>.Shared.Rent(_cipher.ChunkSize);
+        try
+        {
+            _cipher.Open(_index, final, _sealed.AsSpan(0, length), plain);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(plain);
+            throw;
+        }
         if (carry)
             _sealed[0] = _sealed[full];
         _carry = carry ? 1 : 0;
         _index++;
-        _plainLength = length - SealedFormat.TagSize;
-        _plainPos = Math.Min(_skip, _plainLength);
-        _skip = 0;
         if (final)
             _lastOpened = true;
+        return new Opened(plain, length - SealedFormat.TagSize);
     }
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
+            StopOpener().GetAwaiter().GetResult();
             _inner.Dispose();
             Release();
         }
@@ -262,9 +346,19 @@ internal sealed class OpeningStream : ForwardReadStream
 
     public override async ValueTask DisposeAsync()
     {
+        await StopOpener().ConfigureAwait(false);
         await _inner.DisposeAsync().ConfigureAwait(false);
         Release();
         GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Stops the opener (it may be reading <c>inner</c>) before anything it uses is released.</summary>
+    private async Task StopOpener()
+    {
+        if (_opener is null)
+            return;
+        _stop.Cancel();
+        await _opener.ConfigureAwait(false); // it catches what it meets
     }
 
     private bool _released;
@@ -274,8 +368,13 @@ internal sealed class OpeningStream : ForwardReadStream
         if (_released)
             return;
         _released = true;
+        while (_opened.Reader.TryRead(out var left))
+            ArrayPool<byte>.Shared.Return(left.Plain);
+        if (_plain is not null)
+            ArrayPool<byte>.Shared.Return(_plain);
+        _plain = null;
+        _stop.Dispose();
         _cipher.Dispose();
         ArrayPool<byte>.Shared.Return(_sealed);
-        ArrayPool<byte>.Shared.Return(_plain);
     }
 }

@@ -47,6 +47,51 @@ public sealed class SealedObjectTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(Chunk)]
+    [InlineData(Chunk + 1)]
+    [InlineData(3 * Chunk + 12345)]
+    public async Task A_file_sealed_as_it_is_written_is_the_same_object_as_a_sealed_put(int size)
+    {
+        var content = TestContent.Bytes(size, seed: size);
+        var store = Open();
+        string path = Path.Combine(_directory.Path, "written.tmp");
+
+        await using (var file = store.CreateFile("a/obj", path))
+        {
+            // Uneven pieces, so chunk boundaries fall inside writes.
+            for (int at = 0; at < size; at += 10_007)
+                await file.WriteAsync(content.AsMemory(at, Math.Min(10_007, size - at)));
+            Assert.Equal(size, file.Position);
+            Assert.Equal(size, (await store.PutFileAsync(file)).Size);
+        }
+
+        Assert.False(File.Exists(path)); // renamed into place, not copied
+        Assert.Equal(SealedFormat.StoredSize(size), (await _raw.StatAsync("a/obj"))!.Size);
+        var fresh = Open();
+        Assert.Equal(size, (await fresh.StatAsync("a/obj"))!.Size);
+        Assert.Equal(content, await TestContent.ReadAllAsync(await fresh.GetAsync("a/obj")));
+        long mid = size / 2;
+        Assert.Equal(content.Skip((int)mid).Take(Chunk + 3).ToArray(), await TestContent.ReadAllAsync(await fresh.GetAsync("a/obj", new ByteRange(mid, Chunk + 3))));
+    }
+
+    [Fact]
+    public async Task A_file_written_for_a_store_without_a_key_is_stored_plain()
+    {
+        var content = TestContent.Bytes(Chunk + 5, seed: 3);
+        var store = Open(KeyRing.Empty);
+        string path = Path.Combine(_directory.Path, "written.tmp");
+
+        await using (var file = store.CreateFile("a/obj", path))
+        {
+            await file.WriteAsync(content);
+            await store.PutFileAsync(file);
+        }
+
+        Assert.Equal(content, await TestContent.ReadAllAsync(await _raw.GetAsync("a/obj")));
+    }
+
     [Fact]
     public async Task Stored_bytes_hold_no_plaintext_and_the_header_names_the_newest_key_only()
     {
