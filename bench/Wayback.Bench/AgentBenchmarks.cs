@@ -56,7 +56,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
                 // (at nice 19 with the rest of it) is still compiling.
                 Harness.Log("agent: application write throughput, warming the server up (not measured)");
                 string warm = Path.Combine(work, "warm-up.db");
-                await ThroughputAsync(warm, seconds, () => StartProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", warm],
+                await ThroughputAsync(warm, seconds, () => BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", warm],
                     new() { ["WAYBACK_SERVER"] = server.Url, ["WAYBACK_TOKEN"] = token }), ct, server.Process);
                 for (int round = 0; round < rounds; round++)
                 {
@@ -65,7 +65,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
 
                     string name = $"ours{round}.db";
                     string db = Path.Combine(work, name);
-                    var run = await ThroughputAsync(db, seconds, () => StartProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", db],
+                    var run = await ThroughputAsync(db, seconds, () => BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", db],
                         new() { ["WAYBACK_SERVER"] = server.Url, ["WAYBACK_TOKEN"] = token }), ct, server.Process);
                     oursRuns.Add(run);
                     ulong got = await server.TxidAsync(token, name, ct);
@@ -73,13 +73,13 @@ internal sealed class AgentBenchmarks : IBenchSuite
 
                     // The agent's own share: the same run with no server to ship to (it captures and journals).
                     string lone = Path.Combine(work, $"agent-only{round}.db");
-                    agentOnlyRuns.Add((await ThroughputAsync(lone, seconds, () => StartProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", lone],
+                    agentOnlyRuns.Add((await ThroughputAsync(lone, seconds, () => BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", lone],
                         new() { ["WAYBACK_SERVER"] = "http://127.0.0.1:9/", ["WAYBACK_TOKEN"] = token }), ct)).TxPerSec);
 
                     if (litestream is not null)
                     {
                         string pdb = Path.Combine(work, $"peer{round}.db");
-                        peerRuns.Add(await ThroughputAsync(pdb, seconds, () => StartProcess(litestream, ["replicate", pdb, "file://" + Path.Combine(work, $"peer{round}-replica")], []), ct));
+                        peerRuns.Add(await ThroughputAsync(pdb, seconds, () => BenchProcesses.StartDrained(litestream, ["replicate", pdb, "file://" + Path.Combine(work, $"peer{round}-replica")], []), ct));
                     }
                 }
             }
@@ -106,7 +106,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
             await using (var server = await Server.StartAsync(Path.Combine(work, "server-rss"), ct))
             {
                 string token = await server.CreateClusterAsync("bench", ct);
-                oursRss = await PeakRssWhileWritingAsync(big, seconds, () => StartProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", big],
+                oursRss = await PeakRssWhileWritingAsync(big, seconds, () => BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", big],
                     new() { ["WAYBACK_SERVER"] = server.Url, ["WAYBACK_TOKEN"] = token }), async () => await server.TxidAsync(token, "big.db", ct) >= 1, ct);
             }
             double? peerRss = null;
@@ -115,7 +115,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
                 string copy = Path.Combine(work, "big-peer.db");
                 File.Copy(big, copy);
                 string replica = Path.Combine(work, "big-replica");
-                peerRss = await PeakRssWhileWritingAsync(copy, seconds, () => StartProcess(litestream, ["replicate", copy, "file://" + replica], []),
+                peerRss = await PeakRssWhileWritingAsync(copy, seconds, () => BenchProcesses.StartDrained(litestream, ["replicate", copy, "file://" + replica], []),
                     () => Task.FromResult(Directory.Exists(replica) && Directory.EnumerateFiles(replica, "*", SearchOption.AllDirectories).Any(f => f.Contains("snapshots", StringComparison.Ordinal))), ct);
             }
             yield return new BenchRow($"replicator peak RSS replicating a {mib:N0} MiB database (initial snapshot, then writes)",
@@ -342,20 +342,6 @@ internal sealed class AgentBenchmarks : IBenchSuite
             Thread.Sleep(1);
     }
 
-    private static Process StartProcess(string file, string[] args, Dictionary<string, string> env)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env)
-            psi.Environment[k] = v;
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is { } l && (l.Contains("error", StringComparison.OrdinalIgnoreCase))) Harness.Log($"  {Path.GetFileName(file)}: {l}"); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
 
     private static async Task StopAsync(Process p)
     {
@@ -459,7 +445,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
                 l.Start();
                 port = ((IPEndPoint)l.LocalEndpoint).Port;
             }
-            var p = StartProcess("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken, "--nice", nice.ToString(System.Globalization.CultureInfo.InvariantCulture)], []);
+            var p = BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken, "--nice", nice.ToString(System.Globalization.CultureInfo.InvariantCulture)], []);
             var server = new Server(p, $"http://127.0.0.1:{port}", data);
             var watch = Stopwatch.StartNew();
             while (true)

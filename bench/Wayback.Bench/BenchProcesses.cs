@@ -147,6 +147,22 @@ internal static class BenchProcesses
         }
     }
 
+    /// <summary>Starts a process whose output is read and dropped (lines with "error" on stderr are logged), so it never blocks on a full pipe.</summary>
+    internal static Process StartDrained(string file, string[] args, Dictionary<string, string> env)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+            psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env)
+            psi.Environment[k] = v;
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is { } l && (l.Contains("error", StringComparison.OrdinalIgnoreCase))) Harness.Log($"  {Path.GetFileName(file)}: {l}"); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
     internal static async Task<(int Code, string Stdout, string Stderr)> RunProcessAsync(string file, string[] args, string? stdin, CancellationToken ct, Dictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };

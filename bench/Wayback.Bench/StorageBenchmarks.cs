@@ -241,20 +241,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
         }
     }
 
-    private static Child StartWithEnv(string file, string[] args, Dictionary<string, string> env)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env)
-            psi.Environment[k] = v;
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return new Child(p);
-    }
+    private static Child StartWithEnv(string file, string[] args, Dictionary<string, string> env) => new(BenchProcesses.StartDrained(file, args, env));
 
     /// <summary>Litestream 0.3.13: <c>LITESTREAM</c>, or <c>litestream</c> on PATH.</summary>
     private static string FindLitestream() =>
