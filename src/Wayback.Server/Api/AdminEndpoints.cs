@@ -19,8 +19,6 @@ internal static class AdminEndpoints
     public sealed record TokenView(string Id, string Cluster, DateTimeOffset CreatedAt);
     public sealed record CreatedToken(string Cluster, string Id, string Token);
 
-    public static string FormatDuration(TimeSpan t) => Durations.Format(t);
-
     public static void MapAdmin(this IEndpointRouteBuilder app, ClusterRegistry registry, DatabaseManager dbs, ServerOptions options)
     {
         var group = app.MapGroup("/admin").AddEndpointFilterFactory((_, next) => Auth.Require(registry, adminOnly: true, next));
