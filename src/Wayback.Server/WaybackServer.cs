@@ -164,7 +164,7 @@ public sealed class WaybackServer : IAsyncDisposable
         }
 
         OpsEndpoints.Describe(metrics);
-        var registry = new ClusterRegistry(store, adminToken);
+        var registry = new ClusterRegistry(store, adminToken, options.DefaultRetention);
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
         var storageAccounting = new StorageAccounting(accounting, dbs);

@@ -130,7 +130,7 @@ public sealed class CliTests
         var o = Hosting.ServerOptions.Load(yaml, new Dictionary<string, string> { ["listen"] = "127.0.0.1:0" }, n => env.GetValueOrDefault(n));
         Assert.Equal(dir, o.DataDirectory);
         Assert.Equal(TimeSpan.FromSeconds(5), o.L1Window);
-        Assert.Equal(TimeSpan.FromHours(48), o.DefaultRetention);
+        Assert.Equal(TimeSpan.FromHours(48), o.DefaultRetention.Total);
         Assert.Equal("127.0.0.1:0", o.Listen);
         await File.WriteAllTextAsync(yaml, "bogus: 1\n");
         Assert.Throws<ArgumentException>(() => Hosting.ServerOptions.Load(yaml, new Dictionary<string, string>(), _ => null));

@@ -14,8 +14,15 @@ internal static class AdminEndpoints
     public sealed record CreateClusterRequest(string? Name, string? Retention);
     public sealed record UpdateClusterRequest(string? Retention);
     public sealed record TierView(string Granularity, long AgeSeconds);
-    public sealed record ClusterView(string Name, string Retention, long RetentionSeconds, IReadOnlyList<TierView> Tiers, DateTimeOffset CreatedAt, int Databases, int Tokens);
-    public sealed record CreatedCluster(string Cluster, string Token, string TokenId, string Retention);
+    /// <summary><c>Retention</c>: the policy that applies; <c>RetentionSource</c>: <c>cluster</c> (its own) or <c>server</c> (the server's --retention).</summary>
+    public sealed record ClusterView(string Name, string Retention, string RetentionSource, long RetentionSeconds, IReadOnlyList<TierView> Tiers, DateTimeOffset CreatedAt, int Databases, int Tokens);
+    public sealed record CreatedCluster(string Cluster, string Token, string TokenId, string Retention, string RetentionSource);
+
+    /// <summary>What <c>PATCH {"retention": "default"}</c> says: follow the server's --retention again.</summary>
+    public const string ServerDefault = "default";
+
+    public const string FromServer = "server";
+    public const string FromCluster = "cluster";
     public sealed record TokenView(string Id, string Cluster, DateTimeOffset CreatedAt);
     public sealed record CreatedToken(string Cluster, string Id, string Token);
 
@@ -28,16 +35,17 @@ internal static class AdminEndpoints
 
         group.MapPost("/clusters", (HttpContext context, CreateClusterRequest body, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
-            var retention = string.IsNullOrEmpty(body.Retention) ? RetentionPolicy.Of(options.DefaultRetention) : ParsePolicy(body.Retention, options);
+            var retention = string.IsNullOrEmpty(body.Retention) || body.Retention.Trim() == ServerDefault ? null : ParsePolicy(body.Retention, options);
             var (cluster, token, info) = await registry.CreateClusterAsync(body.Name ?? "", retention, ct).ConfigureAwait(false);
-            return TypedResults.Json(new CreatedCluster(cluster.Name, token, info.Id, cluster.Policy.ToString()), ApiResults.Json, statusCode: 201);
+            return TypedResults.Json(new CreatedCluster(cluster.Name, token, info.Id, registry.RetentionOf(cluster.Name).ToString(), SourceOf(cluster)), ApiResults.Json, statusCode: 201);
         }));
 
         group.MapPatch("/clusters/{cluster}", (HttpContext context, string cluster, UpdateClusterRequest body, CancellationToken ct) => ProtocolEndpoints.Guard(context, async () =>
         {
             if (string.IsNullOrEmpty(body.Retention))
-                throw ApiException.BadRequest("nothing to change: give \"retention\", e.g. \"720h\" or \"every-tx:7d,5m:30d,1h:90d\"");
-            var info = await registry.SetRetentionAsync(cluster, ParsePolicy(body.Retention, options), ct).ConfigureAwait(false);
+                throw ApiException.BadRequest("nothing to change: give \"retention\", e.g. \"720h\", \"every-tx:7d,5m:30d,1h:90d\" or \"default\" (the server's --retention)");
+            var policy = body.Retention.Trim() == ServerDefault ? null : ParsePolicy(body.Retention, options);
+            var info = await registry.SetRetentionAsync(cluster, policy, ct).ConfigureAwait(false);
             return TypedResults.Json(View(info, registry, dbs), ApiResults.Json);
         }));
 
@@ -65,9 +73,14 @@ internal static class AdminEndpoints
         }));
     }
 
-    private static ClusterView View(ClusterInfo c, ClusterRegistry registry, DatabaseManager dbs) =>
-        new(c.Name, c.Policy.ToString(), c.RetentionSeconds, c.Policy.Tiers.Select(t => new TierView(t.GranularityName, (long)t.Age.TotalSeconds)).ToList(),
+    private static ClusterView View(ClusterInfo c, ClusterRegistry registry, DatabaseManager dbs)
+    {
+        var policy = c.PolicyOr(registry.DefaultRetention);
+        return new(c.Name, policy.ToString(), SourceOf(c), (long)policy.Total.TotalSeconds, policy.Tiers.Select(t => new TierView(t.GranularityName, (long)t.Age.TotalSeconds)).ToList(),
             c.CreatedAt, dbs.InCluster(c.Name).Count(), registry.Tokens(c.Name).Count());
+    }
+
+    internal static string SourceOf(ClusterInfo c) => c.RetentionFromServer ? FromServer : FromCluster;
 
     /// <summary>A retention policy from a request, checked against this server's compaction windows.</summary>
     private static RetentionPolicy ParsePolicy(string text, ServerOptions options)

@@ -15,7 +15,8 @@ namespace Wayback.Server.Api;
 internal static class CatalogEndpoints
 {
     public sealed record WhoAmI(string Role, [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.Never)] string? Cluster);
-    public sealed record ClusterSummary(string Name, long RetentionSeconds, int Databases, long StorageBytes, StorageUsage Storage);
+    /// <summary><c>Retention</c>: the policy that applies, <c>RetentionSource</c> whose it is (as in <c>/admin/clusters</c>).</summary>
+    public sealed record ClusterSummary(string Name, string Retention, string RetentionSource, long RetentionSeconds, int Databases, long StorageBytes, StorageUsage Storage);
     public sealed record DatabaseSummary(string Cluster, string Name, ulong Txid, string PostApplyChecksum, ulong Hwm, uint PageSize, uint Commit,
         long SizeBytes, long LastWriteMs, ulong HwmLag, long StorageBytes, string Status, IReadOnlyList<FaultView> Faults, StorageUsage Storage);
 
@@ -41,7 +42,8 @@ internal static class CatalogEndpoints
             var list = clusters.Select(c =>
             {
                 var inCluster = dbs.InCluster(c.Name).ToList();
-                return new ClusterSummary(c.Name, c.RetentionSeconds, inCluster.Count, inCluster.Sum(StorageBytes), accounting.OfCluster(c.Name));
+                var policy = registry.RetentionOf(c.Name);
+                return new ClusterSummary(c.Name, policy.ToString(), AdminEndpoints.SourceOf(c), (long)policy.Total.TotalSeconds, inCluster.Count, inCluster.Sum(StorageBytes), accounting.OfCluster(c.Name));
             }).ToList();
             return Task.FromResult<IResult>(TypedResults.Json(list, ApiResults.Json));
         }));

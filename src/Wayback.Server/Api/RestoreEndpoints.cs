@@ -57,7 +57,7 @@ internal static class RestoreEndpoints
             if (context.Request.Query["buckets"] is { Count: > 0 } b
                 && (!int.TryParse(b.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out buckets) || buckets < 1 || buckets > MaxBuckets))
                 throw ApiException.BadRequest($"buckets must be a number from 1 to {MaxBuckets}");
-            var h = await db.HistoryAsync(buckets, PolicyOf(cluster, registry, dbs), ct).ConfigureAwait(false);
+            var h = await db.HistoryAsync(buckets, registry.RetentionOf(cluster), ct).ConfigureAwait(false);
             var restores = h.Restores.Select(r => new RestoreView(r.Txid, r.RestoredTo, r.TimestampMs, r.RestoredToTimestampMs)).ToList();
             var points = await db.RestorePointsAsync(ct).ConfigureAwait(false);
             string source = points.Batched || db.LiteFsClusterId is not null ? SourceLiteFs : SourceAgent;
@@ -72,7 +72,7 @@ internal static class RestoreEndpoints
             var query = context.Request.Query;
             var (txid, ts) = Target(query["txid"].Count > 0 ? query["txid"].ToString() : null, query["timestamp"].Count > 0 ? query["timestamp"].ToString() : null);
             var (point, _) = await db.ResolveAsync(txid, ts, ct).ConfigureAwait(false);
-            var tier = PolicyOf(cluster, registry, dbs).TierAt(TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (ts ?? point.TimestampMs)));
+            var tier = registry.RetentionOf(cluster).TierAt(TimeSpan.FromMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (ts ?? point.TimestampMs)));
             return TypedResults.Json(new RestorePointView(point.Txid, point.TimestampMs, Hex16.Format(point.PostApply), ts, tier.GranularityName), ApiResults.Json);
         }));
 
@@ -127,9 +127,6 @@ internal static class RestoreEndpoints
                 report.Faults.Select(CatalogEndpoints.FaultView.From).ToList()), ApiResults.Json);
         }));
     }
-
-    private static RetentionPolicy PolicyOf(string cluster, ClusterRegistry registry, DatabaseManager dbs) =>
-        registry.Find(cluster)?.Policy ?? RetentionPolicy.Of(dbs.Engine.Options.DefaultRetention);
 
     internal static (string Cluster, Database Db) Find(HttpContext context, ClusterRegistry registry, DatabaseManager dbs)
     {

@@ -24,12 +24,24 @@ public sealed record ClusterInfo(
     [JsonIgnore]
     public TimeSpan Retention => TimeSpan.FromSeconds(RetentionSeconds);
 
+    /// <summary>
+    /// True when the cluster has no policy of its own and follows the server's <c>--retention</c>; the record then
+    /// holds the server's policy of when it was written, for older servers, which read only that.
+    /// </summary>
+    [JsonPropertyName("retentionFromServer")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool RetentionFromServer { get; init; }
+
+    /// <summary>The policy as recorded (see <see cref="PolicyOr"/> for the one that applies).</summary>
     [JsonIgnore]
     public RetentionPolicy Policy => RetentionTiers is { } tiers ? RetentionPolicy.Parse(tiers) : RetentionPolicy.Of(Retention);
 
+    /// <summary>The policy that applies: the cluster's own, or <paramref name="serverDefault"/> when it follows the server's.</summary>
+    public RetentionPolicy PolicyOr(RetentionPolicy serverDefault) => RetentionFromServer ? serverDefault : Policy;
+
     /// <summary>A record of <paramref name="policy"/>: its total in seconds (what older servers read), its tiers if it has more than one.</summary>
-    public static ClusterInfo Of(string name, RetentionPolicy policy, DateTimeOffset createdAt) =>
-        new(name, (long)policy.Total.TotalSeconds, createdAt) { RetentionTiers = policy.Tiers.Count > 1 ? policy.ToString() : null };
+    public static ClusterInfo Of(string name, RetentionPolicy policy, DateTimeOffset createdAt, bool fromServer = false) =>
+        new(name, (long)policy.Total.TotalSeconds, createdAt) { RetentionTiers = policy.Tiers.Count > 1 ? policy.ToString() : null, RetentionFromServer = fromServer };
 }
 
 /// <summary>A token as stored in <c>clusters/NAME/tokens/ID.json</c>: only its SHA-256, never the token.</summary>
@@ -63,16 +75,24 @@ public sealed class ClusterRegistry
     // Deleted clusters: their tokens stay in _tokens but open nothing, since Authenticate needs the cluster in _clusters.
     private volatile ConcurrentDictionary<string, TrashedCluster> _trash = new(StringComparer.Ordinal);
 
-    public ClusterRegistry(IObjectStore store, string adminToken)
-        : this(store, Sha256(adminToken))
+    /// <summary>The registry of <paramref name="store"/>; <paramref name="defaultRetention"/> is the server's <c>--retention</c>, the policy of every cluster without its own.</summary>
+    public ClusterRegistry(IObjectStore store, string adminToken, RetentionPolicy defaultRetention)
+        : this(store, Sha256(adminToken), defaultRetention)
     {
     }
 
-    private ClusterRegistry(IObjectStore store, byte[] adminHash)
+    private ClusterRegistry(IObjectStore store, byte[] adminHash, RetentionPolicy defaultRetention)
     {
         _store = store;
         _adminHash = adminHash;
+        DefaultRetention = defaultRetention;
     }
+
+    /// <summary>The server's <c>--retention</c>, for clusters without a policy of their own.</summary>
+    public RetentionPolicy DefaultRetention { get; }
+
+    /// <summary>The retention policy that applies to a cluster (the server's default for one not known).</summary>
+    public RetentionPolicy RetentionOf(string name) => Find(name)?.PolicyOr(DefaultRetention) ?? DefaultRetention;
 
     public IEnumerable<ClusterInfo> Clusters => _clusters.Values.OrderBy(c => c.Name, StringComparer.Ordinal);
 
@@ -118,7 +138,7 @@ public sealed class ClusterRegistry
     /// </summary>
     internal async Task ReplaceAllAsync(IEnumerable<(StoreKeys.Parsed Parsed, string Key)> keys, CancellationToken ct)
     {
-        var fresh = new ClusterRegistry(_store, _adminHash);
+        var fresh = new ClusterRegistry(_store, _adminHash, DefaultRetention);
         foreach (var (parsed, key) in keys)
             await fresh.LoadAsync(parsed, key, ct).ConfigureAwait(false);
         _trash = fresh._trash;
@@ -169,16 +189,19 @@ public sealed class ClusterRegistry
         return h;
     }
 
-    /// <summary>Creates a cluster and its first token; returns the token (shown once).</summary>
-    public async Task<(ClusterInfo Cluster, string Token, TokenInfo Info)> CreateClusterAsync(string name, RetentionPolicy retention, CancellationToken ct)
+    /// <summary>
+    /// Creates a cluster and its first token; returns the token (shown once). A null <paramref name="retention"/>:
+    /// the cluster follows the server's <see cref="DefaultRetention"/>, whatever it is set to later.
+    /// </summary>
+    public async Task<(ClusterInfo Cluster, string Token, TokenInfo Info)> CreateClusterAsync(string name, RetentionPolicy? retention, CancellationToken ct)
     {
         if (Names.Problem(name, "cluster") is { } problem)
             throw new BadInputException(problem, BadInputKind.Name);
-        if (retention.Total < TimeSpan.FromSeconds(1))
+        if (retention is not null && retention.Total < TimeSpan.FromSeconds(1))
             throw new BadInputException("retention must be at least 1s");
         if (_trash.ContainsKey(name))
             throw new ConflictException($"cluster '{name}' is in the trash: restore it with `wayback clusters restore {name}`, or wait until it is purged", ConflictKind.Trashed);
-        var info = ClusterInfo.Of(name, retention, DateTimeOffset.UtcNow);
+        var info = ClusterInfo.Of(name, retention ?? DefaultRetention, DateTimeOffset.UtcNow, fromServer: retention is null);
         try
         {
             await PutJsonAsync(StoreKeys.Cluster(name), info, createOnly: true, ct).ConfigureAwait(false);
@@ -192,14 +215,14 @@ public sealed class ClusterRegistry
         return (info, token, tokenInfo);
     }
 
-    /// <summary>Changes a cluster's retention; maintenance applies it from its next round.</summary>
-    public async Task<ClusterInfo> SetRetentionAsync(string name, RetentionPolicy retention, CancellationToken ct)
+    /// <summary>Changes a cluster's retention (null: follow the server's default); maintenance applies it from its next round.</summary>
+    public async Task<ClusterInfo> SetRetentionAsync(string name, RetentionPolicy? retention, CancellationToken ct)
     {
         if (!_clusters.TryGetValue(name, out var old))
             throw new NotFoundException($"cluster '{name}' does not exist");
-        if (retention.Total < TimeSpan.FromSeconds(1))
+        if (retention is not null && retention.Total < TimeSpan.FromSeconds(1))
             throw new BadInputException("retention must be at least 1s");
-        var info = ClusterInfo.Of(name, retention, old.CreatedAt);
+        var info = ClusterInfo.Of(name, retention ?? DefaultRetention, old.CreatedAt, fromServer: retention is null);
         await PutJsonAsync(StoreKeys.Cluster(name), info, createOnly: false, ct).ConfigureAwait(false);
         _clusters[name] = info;
         return info;

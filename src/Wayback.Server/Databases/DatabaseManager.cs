@@ -387,7 +387,7 @@ internal sealed class DatabaseManager(Engine engine, ClusterRegistry clusters) :
     }
 
     /// <summary>A cluster's retention policy (the server's default for one not known).</summary>
-    internal RetentionPolicy RetentionOf(string cluster) => clusters.Find(cluster)?.Policy ?? RetentionPolicy.Of(engine.Options.DefaultRetention);
+    internal RetentionPolicy RetentionOf(string cluster) => clusters.RetentionOf(cluster);
 
     /// <summary>Runs compaction, snapshots and retention on every database now (tests).</summary>
     public async Task MaintainAllAsync(CancellationToken ct)

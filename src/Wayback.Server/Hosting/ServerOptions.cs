@@ -30,8 +30,11 @@ public sealed class ServerOptions
     public TimeSpan L3Window { get; set; } = TimeSpan.FromHours(1);
     public TimeSpan SnapshotInterval { get; set; } = TimeSpan.FromHours(24);
 
-    /// <summary>Retention of a cluster created without <c>--retention</c>.</summary>
-    public TimeSpan DefaultRetention { get; set; } = TimeSpan.FromDays(30);
+    /// <summary>
+    /// Retention of every cluster that has no policy of its own (created without <c>--retention</c>): a duration or a
+    /// policy of tiers, as <see cref="Databases.RetentionPolicy.Parse"/> reads it.
+    /// </summary>
+    public Databases.RetentionPolicy DefaultRetention { get; set; } = Databases.RetentionPolicy.Of(TimeSpan.FromDays(30));
 
     /// <summary>How long a deleted cluster or database stays in the trash, restorable, before its objects are removed.</summary>
     public TimeSpan TrashRetention { get; set; } = TimeSpan.FromDays(7);
@@ -135,7 +138,7 @@ public sealed class ServerOptions
         new("l2-window", "L2 compaction window (default 5m).", (o, v) => o.L2Window = ParseDuration(v, "l2-window")),
         new("l3-window", "L3 compaction window (default 1h).", (o, v) => o.L3Window = ParseDuration(v, "l3-window")),
         new("snapshot-interval", "How often a full snapshot of each database is stored (default 24h).", (o, v) => o.SnapshotInterval = ParseDuration(v, "snapshot-interval")),
-        new("retention", "Retention of clusters created without --retention (default 720h).", (o, v) => o.DefaultRetention = ParseDuration(v, "retention")),
+        new("retention", "Retention of clusters without their own --retention: a duration or a policy of tiers, e.g. every-tx:7d,5m:30d,1h:90d (default 720h).", (o, v) => o.DefaultRetention = Databases.RetentionPolicy.Parse(v)),
         new("trash-retention", "How long deleted clusters and databases stay restorable in the trash before they are purged (default 168h).", (o, v) => o.TrashRetention = ParseDuration(v, "trash-retention")),
         new("points-cache", "Disk for restore points built for queries, diffs and bisects, under DATA/points; least recently used go first (default 2GiB).", (o, v) => o.PointsCacheBytes = ParseSize(v, "points-cache")),
         new("query-timeout", "How long one query, diff or bisect probe may run before it is stopped (default 10s).", (o, v) => o.QueryTimeout = ParseDuration(v, "query-timeout")),
@@ -198,8 +201,10 @@ public sealed class ServerOptions
             throw new ArgumentException("windows and intervals must be positive durations");
         if (S3RequestTimeout <= TimeSpan.Zero)
             throw new ArgumentException("s3-request-timeout must be a positive duration");
-        if (DefaultRetention <= TimeSpan.Zero)
-            throw new ArgumentException("retention must be a positive duration");
+        if (DefaultRetention.Total < TimeSpan.FromSeconds(1))
+            throw new ArgumentException("retention must be at least 1s");
+        // After every setting is read: the windows may be given after the policy.
+        DefaultRetention.CheckWindows(L2Window, L3Window);
         if (TrashRetention <= TimeSpan.Zero)
             throw new ArgumentException("trash-retention must be a positive duration");
         if (MaxUploadBytes <= 0 || MaxBufferBytes <= 0 || MaxSegmentBytes <= 0 || MaxDatabaseBytes <= 0 || UploadMemoryBytes <= 0 || MinUploadRate < 0)

@@ -18,7 +18,7 @@ internal static class ClustersCommand
         create.SetAction((r, ct) => CreateAsync(r.GetValue(name)!, r.GetValue(retention), r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
 
         var setName = new Argument<string>("NAME") { Description = "Cluster to change." };
-        var setRetention = RetentionOption("(required)");
+        var setRetention = RetentionOption("(required; `default`: follow the server's --retention again)");
         var set = new Command("set", "Change a cluster's retention; maintenance applies it from its next round.") { setName, setRetention, server, token, json };
         set.SetAction((r, ct) => SetAsync(r.GetValue(setName)!, r.GetValue(setRetention), r.GetValue(server), r.GetValue(token), r.GetValue(json), Console.Out, Console.Error, ct));
 
@@ -53,7 +53,7 @@ internal static class ClustersCommand
             }
             else
             {
-                await stdout.WriteLineAsync($"created cluster {AdminClient.Str(result, "cluster")} (retention {AdminClient.Str(result, "retention")})").ConfigureAwait(false);
+                await stdout.WriteLineAsync($"created cluster {AdminClient.Str(result, "cluster")} (retention {RetentionText(result)})").ConfigureAwait(false);
                 await stdout.WriteLineAsync($"token {AdminClient.Str(result, "tokenId")} (shown once; store it now):").ConfigureAwait(false);
                 await stdout.WriteLineAsync(AdminClient.Str(result, "token")).ConfigureAwait(false);
             }
@@ -66,18 +66,22 @@ internal static class ClustersCommand
             + $"transaction 7 days, then one per 5m (the server's --l2-window) to 30 days, one per 1h (--l3-window) to 90 days {when}.",
     };
 
+    /// <summary>The policy a cluster answer names, marked when it is the server's default rather than the cluster's own.</summary>
+    private static string RetentionText(JsonElement c) =>
+        AdminClient.Str(c, "retention") + (AdminClient.Str(c, "retentionSource") == "server" ? " (server default)" : "");
+
     public static Task<int> SetAsync(string name, string? retention, string? server, string? token, bool json, TextWriter stdout, TextWriter stderr, CancellationToken ct) =>
         CliErrors.RunAsync(stderr, async () =>
         {
             string segment = UrlNames.Cluster(name);
             if (string.IsNullOrWhiteSpace(retention))
-                throw new ArgumentException("nothing to change: pass --retention, e.g. --retention 720h or --retention every-tx:7d,5m:30d,1h:90d");
+                throw new ArgumentException("nothing to change: pass --retention, e.g. --retention 720h, --retention every-tx:7d,5m:30d,1h:90d or --retention default (the server's)");
             using var client = AdminClient.Create(server, token);
             var result = (await client.SendAsync(HttpMethod.Patch, "/admin/clusters/" + segment, new { retention }, ct).ConfigureAwait(false))!.Value;
             if (json)
                 await stdout.WriteLineAsync(result.GetRawText()).ConfigureAwait(false);
             else
-                await stdout.WriteLineAsync($"cluster {AdminClient.Str(result, "name")}: retention {AdminClient.Str(result, "retention")}").ConfigureAwait(false);
+                await stdout.WriteLineAsync($"cluster {AdminClient.Str(result, "name")}: retention {RetentionText(result)}").ConfigureAwait(false);
             return CliErrors.Ok;
         });
 
@@ -94,7 +98,7 @@ internal static class ClustersCommand
             await AdminClient.WriteTableAsync(stdout, ["NAME", "RETENTION", "DATABASES", "TOKENS", "CREATED"],
                 result.EnumerateArray().Select(c => new[]
                 {
-                    AdminClient.Str(c, "name"), AdminClient.Str(c, "retention"), AdminClient.Str(c, "databases"), AdminClient.Str(c, "tokens"), AdminClient.Str(c, "createdAt"),
+                    AdminClient.Str(c, "name"), RetentionText(c), AdminClient.Str(c, "databases"), AdminClient.Str(c, "tokens"), AdminClient.Str(c, "createdAt"),
                 })).ConfigureAwait(false);
             return CliErrors.Ok;
         });

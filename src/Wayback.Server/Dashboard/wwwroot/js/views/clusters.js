@@ -48,8 +48,9 @@ export function clustersView(main, app) {
   }
 
   function retentionCell(c, policy) {
-    if (!policy || (policy.tiers || []).length < 2) return fmt.retention(c.retentionSeconds);
-    return h("span", { title: tiersText(policy.tiers) }, h("code", null, policy.retention));
+    const source = c.retentionSource === "server" ? " (server default)" : null;
+    if (!policy || (policy.tiers || []).length < 2) return h("span", null, fmt.retention(c.retentionSeconds), source);
+    return h("span", { title: tiersText(policy.tiers) }, h("code", null, policy.retention), source);
   }
 
   // Creating a cluster.

@@ -31,7 +31,8 @@ export function retentionSection(cluster, isDisposed, onChanged) {
   let shown = null; // the policy the input was last filled with, so a refresh does not overwrite typing
 
   function render(c) {
-    refreshInPlace(current, h("p", null, "Policy ", h("code", { class: "policy" }, c.retention), ": ", tiersText(c.tiers), "."));
+    const source = c.retentionSource === "server" ? " (the server's default, --retention; setting one here gives the cluster its own)" : "";
+    refreshInPlace(current, h("p", null, "Policy ", h("code", { class: "policy" }, c.retention), source, ": ", tiersText(c.tiers), "."));
     if (input.value === "" || input.value === shown) input.value = c.retention;
     shown = c.retention;
   }
