@@ -66,6 +66,9 @@ public sealed class WaybackServer : IAsyncDisposable
     internal StorageAccounting Accounting { get; private init; } = null!;
     internal Engine Engine => Databases.Engine;
 
+    /// <summary>This server's request counts in the store (<c>servers/ID/requests.json</c>).</summary>
+    internal RequestRecords Records { get; private init; } = null!;
+
     /// <summary><c>wayback keys rotate</c>'s background rewrite.</summary>
     internal Storage.KeyRotation Rotation { get; private init; } = null!;
 
@@ -139,13 +142,14 @@ public sealed class WaybackServer : IAsyncDisposable
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("wayback");
 
+        string serverId = ServerIdentity.LoadOrCreate(data);
         ILeadership leadership = new SingleServerLeadership();
         EncryptedObjectStore encrypted;
         try
         {
             if (options.HighAvailability)
             {
-                var lease = new S3Lease(store, ServerIdentity.LoadOrCreate(data), AdvertiseUrl(options), options.LeaseDuration, log);
+                var lease = new S3Lease(store, serverId, AdvertiseUrl(options), options.LeaseDuration, log);
                 leadership = lease;
                 await lease.StartAsync(ct).ConfigureAwait(false);
                 log.LogInformation("lease: {Role} (epoch {Epoch}, leader {Leader})", lease.Role, lease.Epoch, lease.Leader?.Holder ?? "none");
@@ -185,6 +189,10 @@ public sealed class WaybackServer : IAsyncDisposable
             throw;
         }
 
+        // Beneath the fence, so a standby keeps its record too; sealed like every object when encryption is on.
+        var records = new RequestRecords(new EncryptedObjectStore(accounting, keys), accounting, serverId, options.RequestRecordInterval, log);
+        await LoadRecordAsync(records, options.StoreStartupTimeout, log, ct).ConfigureAwait(false);
+
         // Routing first, so the name guard sees route values; it refuses bad names before any endpoint runs.
         if (roles is not null)
             LeaderForwarding.Use(app, new LeaderForwarding(leadership, roles, log));
@@ -210,13 +218,32 @@ public sealed class WaybackServer : IAsyncDisposable
             dbs.Start();
         var sampler = new StorageSampler(storageAccounting, storageHistory, dbs, registry, options.StorageSampleInterval, log);
         sampler.Start();
-        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options) { Accounting = storageAccounting, _sampler = sampler, Rotation = rotation };
+        records.Start();
+        var server = new WaybackServer(app, store, leadership, roles, dbs, registry, adminToken, generated, options)
+        {
+            Accounting = storageAccounting, _sampler = sampler, Rotation = rotation, Records = records,
+        };
         if (leadership is S3Lease started && string.IsNullOrEmpty(options.AdvertiseUrl))
             started.AdvertiseUrl = server.Address; // the real port, when listening on port 0
         log.LogInformation("wayback server listening on {Address}; storage: {Storage}; encryption: {Encryption}; {Dbs} databases in {Clusters} clusters",
             server.Address, storage, keys.Newest is { } newest ? $"on (new objects sealed with key '{newest.Id}', {keys.Keys.Count} key(s))" : "off",
             dbs.All.Count(d => d.Exists), registry.Clusters.Count());
         return server;
+    }
+
+    /// <summary>Adds the request counts of the last run; a store that does not answer in time costs only the wait (the first write reads it again).</summary>
+    private static async Task LoadRecordAsync(RequestRecords records, TimeSpan timeout, ILogger log, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await records.LoadAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested)
+        {
+            log.LogWarning("request counts: could not read {Key} ({Error}); it is read again before the first write", records.Key, e.Message);
+        }
     }
 
     private static Uri AdvertiseUrl(ServerOptions options)
@@ -288,6 +315,8 @@ public sealed class WaybackServer : IAsyncDisposable
             {
             }
         }
+        // After the last upload, so its requests are in the record (written beneath the fence, so the lease does not matter).
+        await Records.DisposeAsync().ConfigureAwait(false);
         // After the last upload: releasing the lease first would fence it.
         await Leadership.DisposeAsync().ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);

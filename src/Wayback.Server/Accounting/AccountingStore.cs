@@ -39,6 +39,16 @@ internal sealed class AccountingStore : IObjectStore
     public RequestWindows Requests(StoreKeys.Owner owner) =>
         _accounts.TryGetValue(owner, out var a) ? a.Counts.Read(_clock.GetUtcNow()) : RequestWindows.Zero;
 
+    /// <summary>Every owner's counts as a record keeps them (<see cref="RequestRecords"/>).</summary>
+    public IReadOnlyList<(StoreKeys.Owner Owner, CountsState Counts)> ExportCounts()
+    {
+        var now = _clock.GetUtcNow();
+        return _accounts.Select(a => (a.Key, a.Value.Counts.Export(now))).ToList();
+    }
+
+    /// <summary>Adds counts an earlier run of this server recorded to <paramref name="owner"/>'s.</summary>
+    public void AddCounts(StoreKeys.Owner owner, CountsState counts) => AccountOf(owner).Counts.Add(counts, _clock.GetUtcNow());
+
     /// <summary>The objects of <paramref name="owner"/> that no catalog holds: how many, how many bytes.</summary>
     public (int Files, long Bytes) OtherObjects(StoreKeys.Owner owner) =>
         _accounts.TryGetValue(owner, out var a) ? (a.Others.Count, a.Others.Values.Sum()) : (0, 0);

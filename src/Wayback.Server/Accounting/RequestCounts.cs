@@ -27,14 +27,31 @@ internal sealed record RequestTally(long Put, long Get, long Stat, long List, lo
             byKind[(int)StoreRequestKind.List], byKind[(int)StoreRequestKind.Delete]);
 }
 
-/// <summary>One owner's requests: in the last hour, the last day, and since the server started.</summary>
+/// <summary>
+/// One owner's requests: in the last hour, the last day, and since the counts began (<c>SinceStart</c>: since this
+/// server first counted them; its <see cref="RequestRecords"/> carry them over a restart).
+/// </summary>
 internal sealed record RequestWindows(RequestTally LastHour, RequestTally LastDay, RequestTally SinceStart)
 {
     public static RequestWindows Zero { get; } = new(RequestTally.Zero, RequestTally.Zero, RequestTally.Zero);
 
     public RequestWindows Plus(RequestWindows other) =>
         new(LastHour.Plus(other.LastHour), LastDay.Plus(other.LastDay), SinceStart.Plus(other.SinceStart));
+
+    public static RequestWindows Sum(IEnumerable<RequestWindows> all) => all.Aggregate(Zero, (a, b) => a.Plus(b));
 }
+
+/// <summary>The counts of one period (a minute, or ten minutes, since the Unix epoch) as a record keeps them.</summary>
+internal sealed record PeriodTally(long Period, long Put, long Get, long Stat, long List, long Delete)
+{
+    [System.Text.Json.Serialization.JsonIgnore]
+    public RequestTally Tally => new(Put, Get, Stat, List, Delete);
+
+    public static PeriodTally Of(long period, RequestTally t) => new(period, t.Put, t.Get, t.Stat, t.List, t.Delete);
+}
+
+/// <summary><see cref="RequestCounts"/> as a record keeps them: the periods still in their window, and the total.</summary>
+internal sealed record CountsState(IReadOnlyList<PeriodTally> Minutes, IReadOnlyList<PeriodTally> TenMinutes, RequestTally Total);
 
 /// <summary>
 /// Rolling request counts of one owner in fixed memory: 60 one-minute buckets for the last hour and 144 ten-minute
@@ -72,6 +89,40 @@ internal sealed class RequestCounts
             return new RequestWindows(_hour.Sum(minute), _day.Sum(minute / MinutesPerDaySlot), RequestTally.From((long[])_total.Clone()));
     }
 
+    /// <summary>The periods still in their windows at <paramref name="now"/>, and the total: what a record keeps.</summary>
+    public CountsState Export(DateTimeOffset now)
+    {
+        long minute = MinuteOf(now);
+        lock (_lock)
+            return new CountsState(_hour.Periods(minute), _day.Periods(minute / MinutesPerDaySlot), RequestTally.From((long[])_total.Clone()));
+    }
+
+    /// <summary>
+    /// Adds counts kept in a record (of an earlier run of this server, or another server's): periods that have left
+    /// their window by <paramref name="now"/> are dropped, so the windows stay what they say.
+    /// </summary>
+    public void Add(CountsState state, DateTimeOffset now)
+    {
+        long minute = MinuteOf(now);
+        lock (_lock)
+        {
+            foreach (var p in state.Minutes)
+                _hour.Add(p.Period, p.Tally, minute);
+            foreach (var p in state.TenMinutes)
+                _day.Add(p.Period, p.Tally, minute / MinutesPerDaySlot);
+            for (int k = 0; k < KindCount; k++)
+                _total[k] += state.Total[(StoreRequestKind)k];
+        }
+    }
+
+    /// <summary>Counts made from a record alone.</summary>
+    public static RequestCounts From(CountsState state, DateTimeOffset now)
+    {
+        var counts = new RequestCounts();
+        counts.Add(state, now);
+        return counts;
+    }
+
     /// <summary>True when nothing was counted in the last day (a forgotten owner loses only its since-start total).</summary>
     public bool IdleForADay(DateTimeOffset now) => Read(now).LastDay.Total == 0;
 
@@ -93,6 +144,42 @@ internal sealed class RequestCounts
                     _counts[slot, k] = 0;
             }
             _counts[slot, (int)kind]++;
+        }
+
+        /// <summary>Adds whole counts of <paramref name="period"/>, unless it is outside the window ending at <paramref name="now"/>.</summary>
+        public void Add(long period, RequestTally tally, long now)
+        {
+            if (period <= now - slots || period > now)
+                return;
+            int slot = (int)(period % slots);
+            if (_period[slot] > period)
+                return; // the slot already counts a newer period: this one has left the window
+            if (_period[slot] != period)
+            {
+                _period[slot] = period;
+                for (int k = 0; k < KindCount; k++)
+                    _counts[slot, k] = 0;
+            }
+            for (int k = 0; k < KindCount; k++)
+                _counts[slot, k] += tally[(StoreRequestKind)k];
+        }
+
+        /// <summary>The periods in the window ending at <paramref name="now"/> that counted anything, oldest first.</summary>
+        public List<PeriodTally> Periods(long now)
+        {
+            var result = new List<PeriodTally>();
+            for (int slot = 0; slot < slots; slot++)
+            {
+                if (_period[slot] <= now - slots || _period[slot] > now)
+                    continue;
+                var counts = new long[KindCount];
+                for (int k = 0; k < KindCount; k++)
+                    counts[k] = _counts[slot, k];
+                var tally = RequestTally.From(counts);
+                if (tally.Total > 0)
+                    result.Add(PeriodTally.Of(_period[slot], tally));
+            }
+            return result.OrderBy(p => p.Period).ToList();
         }
 
         /// <summary>Counts of the periods <paramref name="now"/> and the slots - 1 before it.</summary>

@@ -43,19 +43,7 @@ internal sealed class StorageSampler(StorageAccounting accounting, StorageHistor
                 log.LogWarning("storage history: could not take a sample: {Error}", e.Message);
             }
         }
-        while (await Tick(timer, ct).ConfigureAwait(false));
-    }
-
-    private static async Task<bool> Tick(PeriodicTimer timer, CancellationToken ct)
-    {
-        try
-        {
-            return await timer.WaitForNextTickAsync(ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
+        while (await PeriodicTimers.NextAsync(timer, ct).ConfigureAwait(false));
     }
 
     public async ValueTask DisposeAsync()

@@ -93,6 +93,9 @@ public sealed class ServerOptions
     /// <summary>How often each database's storage is sampled into DATA/storage-history for the dashboard's chart.</summary>
     public TimeSpan StorageSampleInterval { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How often the server writes its store request counts to the store (and at shutdown), so a restart keeps them.</summary>
+    public TimeSpan RequestRecordInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Unix nice of the server's threads (0-19); 0 leaves the priority alone.</summary>
     public int Nice { get; set; }
 

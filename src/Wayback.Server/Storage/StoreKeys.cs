@@ -12,6 +12,12 @@ internal static class StoreKeys
     public const string ClustersPrefix = "clusters/";
 
     public static string Cluster(string cluster) => $"clusters/{cluster}/cluster.json";
+
+    /// <summary>Objects of one server each (its id in the folder name): the server's, not a cluster's.</summary>
+    public const string ServersPrefix = "servers/";
+
+    /// <summary>The store requests one server has made, by owner (<see cref="Accounting.RequestRecords"/>).</summary>
+    public static string ServerRequests(string serverId) => $"servers/{serverId}/requests.json";
     public static string TokensPrefix(string cluster) => $"clusters/{cluster}/tokens/";
     public static string Token(string cluster, string id) => $"clusters/{cluster}/tokens/{id}.json";
     public static string ClusterPrefix(string cluster) => $"clusters/{cluster}/";

@@ -70,6 +70,57 @@ internal static class StorageAccountingChecks
         Assert.Equal(cluster.GetProperty("storedBytes").GetInt64(), Value(text, "wayback_cluster_tier_bytes{cluster=\"prod\",tier=\"every-tx\"}"));
     }
 
+    /// <summary>
+    /// Counts requests on one run, stops it (the record is written at shutdown) and starts another on the same data
+    /// directory: the database's and the cluster's counts of the first run are still there, in every window.
+    /// </summary>
+    public static async Task CountsSurviveARestartAsync(Func<string, Task<TestServer>> start, ITestOutputHelper output)
+    {
+        string data = TestServer.NewDataDirectory();
+        try
+        {
+            JsonElement before, clusterBefore;
+            await using (var s = await start(data))
+            {
+                s.OwnsData = false;
+                var token = await s.CreateClusterAsync("prod");
+                var model = new LtxModel();
+                await s.WriteAsync(token, "app.db", model.Snapshot(4));
+                await s.Server.FlushAsync();
+                await s.WriteAsync(token, "app.db", model.Tx(2));
+                await s.Server.FlushAsync();
+                Assert.Equal(200, (await s.SnapshotAsync(token, "app.db", "&txid=1")).Status);
+                before = (await DatabaseAsync(s)).GetProperty("storage").GetProperty("requests").Clone();
+                clusterBefore = (await ClusterAsync(s)).GetProperty("requests").Clone();
+            }
+            output.WriteLine($"before the restart: {before}");
+            await using (var s = await start(data))
+            {
+                var after = (await DatabaseAsync(s)).GetProperty("storage").GetProperty("requests");
+                var cluster = (await ClusterAsync(s)).GetProperty("requests");
+                output.WriteLine($"after it: {after}");
+                Assert.True(before.GetProperty("lastHour").GetProperty("put").GetInt64() >= 2, before.ToString());
+                foreach (var window in new[] { "lastHour", "lastDay", "sinceStart" })
+                {
+                    // Nothing wrote to the database since: its PUTs are exactly the first run's; reads only grow.
+                    Assert.Equal(before.GetProperty(window).GetProperty("put").GetInt64(), after.GetProperty(window).GetProperty("put").GetInt64());
+                    Assert.True(after.GetProperty(window).GetProperty("get").GetInt64() >= before.GetProperty(window).GetProperty("get").GetInt64(), $"{window}: {after}");
+                    Assert.True(cluster.GetProperty(window).GetProperty("put").GetInt64() >= clusterBefore.GetProperty(window).GetProperty("put").GetInt64(), $"{window}: {cluster}");
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    private static async Task<JsonElement> ClusterAsync(TestServer s)
+    {
+        var (_, clusters, _) = await s.SendAsync(TestServer.Request(HttpMethod.Get, "/api/clusters", TestServer.AdminToken, scheme: "Bearer"));
+        return clusters.EnumerateArray().Single(c => c.GetProperty("name").GetString() == "prod").GetProperty("storage");
+    }
+
     private static long Requests(JsonElement storage, string window, string kind) =>
         storage.GetProperty("requests").GetProperty(window).GetProperty(kind).GetInt64();
 
@@ -106,12 +157,16 @@ public sealed class StorageAccountingTests(ITestOutputHelper output)
         await StorageAccountingChecks.RunAsync(s, prefix => Task.FromResult(
             Directory.Exists(Path.Combine(s.Data, "store", prefix)) ? Directory.GetFiles(Path.Combine(s.Data, "store", prefix), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0L), output);
     }
+
+    [Fact]
+    public Task On_the_local_store_request_counts_survive_a_restart() =>
+        StorageAccountingChecks.CountsSurviveARestartAsync(data => TestServer.StartAsync(data), output);
 }
 
 [Collection("moto")]
 public sealed class S3StorageAccountingTests(MotoServer moto, ITestOutputHelper output)
 {
-    private Task<TestServer> StartAsync(string bucket) => TestServer.StartAsync(null, o =>
+    private Task<TestServer> StartAsync(string bucket, string? data = null) => TestServer.StartAsync(data, o =>
     {
         o.S3Bucket = bucket;
         o.S3Endpoint = moto.Endpoint;
@@ -145,5 +200,12 @@ public sealed class S3StorageAccountingTests(MotoServer moto, ITestOutputHelper 
         Assert.True(db.GetProperty("requests").GetProperty("sinceStart").GetProperty("get").GetInt64() >= 1, db.ToString());
         string metrics = await StorageAccountingChecks.MetricsAsync(again);
         Assert.Matches(@"wayback_server_store_requests_total\{kind=""list""\} [1-9]", metrics);
+    }
+
+    [Fact]
+    public async Task On_s3_request_counts_survive_a_restart()
+    {
+        string bucket = await moto.CreateBucketAsync();
+        await StorageAccountingChecks.CountsSurviveARestartAsync(data => StartAsync(bucket, data), output);
     }
 }

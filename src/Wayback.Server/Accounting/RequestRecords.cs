@@ -1,0 +1,131 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Wayback.Server.Storage;
+using Wayback.Storage;
+
+namespace Wayback.Server.Accounting;
+
+/// <summary>One owner's counts in a server's record: a database (both names), a cluster's own, or the server's (both null).</summary>
+internal sealed record OwnerCounts(string? Cluster, string? Db, CountsState Counts)
+{
+    public StoreKeys.Owner Owner => new(Cluster, Db);
+}
+
+/// <summary>What <c>servers/ID/requests.json</c> holds: the store requests one server has made, by owner, as of <see cref="WrittenAt"/>.</summary>
+internal sealed record ServerRequestRecord(string Server, DateTimeOffset WrittenAt, IReadOnlyList<OwnerCounts> Owners);
+
+/// <summary>
+/// Keeps this server's request counts in the store, so a restart does not lose what the last hour and day cost: the
+/// counts are written to <see cref="StoreKeys.ServerRequests"/> every <c>interval</c> and at shutdown, and the record
+/// is added back at start (periods that have left their window by then are dropped).
+/// </summary>
+/// <remarks>
+/// In the store rather than the data directory: it works the same on S3 and on the local store, a server replaced on an
+/// empty disk finds what it counted, and under <c>--ha</c> every server can read every other's. The record is written
+/// beneath the fence (<paramref name="store"/> is the accounting store, sealed when encryption is on), so a standby
+/// keeps its own as well; each server writes only its own key, so no two ever write one object.
+/// </remarks>
+internal sealed class RequestRecords(IObjectStore store, AccountingStore accounting, string serverId, TimeSpan interval, ILogger log, TimeProvider? clock = null)
+    : IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _writing = new(1, 1);
+    private Task? _loop;
+
+    // Until the record of the last run is read (or known absent), this server must not write its own: that would
+    // replace the counts it has not added back yet.
+    private volatile bool _loaded;
+
+    /// <summary>This server's id (<see cref="Leadership.ServerIdentity"/>): the folder of its record.</summary>
+    public string ServerId { get; } = serverId;
+
+    public string Key => StoreKeys.ServerRequests(ServerId);
+
+    /// <summary>Adds the counts of this server's last run; a store that does not answer is asked again before the first write.</summary>
+    public async Task LoadAsync(CancellationToken ct)
+    {
+        if (_loaded)
+            return;
+        var record = await ReadAsync(Key, ct).ConfigureAwait(false);
+        if (record is not null)
+            foreach (var o in record.Owners)
+                accounting.AddCounts(o.Owner, o.Counts);
+        _loaded = true;
+    }
+
+    /// <summary>Writes this server's counts now (after adding back the last run's, if that has not happened yet).</summary>
+    public async Task WriteAsync(CancellationToken ct)
+    {
+        await _writing.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await LoadAsync(ct).ConfigureAwait(false);
+            var record = new ServerRequestRecord(ServerId, _clock.GetUtcNow(),
+                accounting.ExportCounts().Select(c => new OwnerCounts(c.Owner.Cluster, c.Owner.Db, c.Counts)).ToList());
+            await store.PutAsync(Key, new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(record, Json)), cancellationToken: ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writing.Release();
+        }
+    }
+
+    public void Start() => _loop = Task.Run(() => RunAsync(_stop.Token));
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval, _clock);
+        while (await PeriodicTimers.NextAsync(timer, ct).ConfigureAwait(false))
+        {
+            try
+            {
+                await WriteAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The store is down or refused: the counts stay in memory and the next round writes them.
+                log.LogWarning("request counts: could not write {Key}: {Error}", Key, e.Message);
+            }
+        }
+    }
+
+    /// <summary>A record, or null when there is none (or it cannot be read as one: the next write replaces it).</summary>
+    private async Task<ServerRequestRecord?> ReadAsync(string key, CancellationToken ct)
+    {
+        try
+        {
+            await using var s = await store.GetAsync(key, cancellationToken: ct).ConfigureAwait(false);
+            return await JsonSerializer.DeserializeAsync<ServerRequestRecord>(s, Json, ct).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+        catch (JsonException e)
+        {
+            log.LogWarning("request counts: {Key} is not a record this server can read ({Error}); counting afresh", key, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>Stops the loop and writes the counts one last time (a graceful stop loses nothing).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is not null)
+            await _loop.ConfigureAwait(false);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await WriteAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            log.LogWarning("request counts: could not write {Key} at shutdown: {Error}", Key, e.Message);
+        }
+        _stop.Dispose();
+        _writing.Dispose();
+    }
+}
