@@ -171,7 +171,9 @@ public sealed class WaybackServer : IAsyncDisposable
         var registry = new ClusterRegistry(store, adminToken, options.DefaultRetention);
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
-        var storageAccounting = new StorageAccounting(accounting, dbs);
+        // Beneath the fence, so a standby keeps its record too; sealed like every object when encryption is on.
+        var records = new RequestRecords(new EncryptedObjectStore(accounting, keys), accounting, serverId, options.RequestRecordInterval, log);
+        var storageAccounting = new StorageAccounting(accounting, records, dbs);
         var rotation = new Storage.KeyRotation(encrypted, engine);
         var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;
         try
@@ -189,9 +191,7 @@ public sealed class WaybackServer : IAsyncDisposable
             throw;
         }
 
-        // Beneath the fence, so a standby keeps its record too; sealed like every object when encryption is on.
-        var records = new RequestRecords(new EncryptedObjectStore(accounting, keys), accounting, serverId, options.RequestRecordInterval, log);
-        await LoadRecordAsync(records, options.StoreStartupTimeout, log, ct).ConfigureAwait(false);
+        await LoadRecordsAsync(records, options.StoreStartupTimeout, log, ct).ConfigureAwait(false);
 
         // Routing first, so the name guard sees route values; it refuses bad names before any endpoint runs.
         if (roles is not null)
@@ -231,14 +231,18 @@ public sealed class WaybackServer : IAsyncDisposable
         return server;
     }
 
-    /// <summary>Adds the request counts of the last run; a store that does not answer in time costs only the wait (the first write reads it again).</summary>
-    private static async Task LoadRecordAsync(RequestRecords records, TimeSpan timeout, ILogger log, CancellationToken ct)
+    /// <summary>
+    /// Adds the request counts of the last run and reads the other servers'; a store that does not answer in time costs
+    /// only the wait (the first write reads the own record again, each round the others').
+    /// </summary>
+    private static async Task LoadRecordsAsync(RequestRecords records, TimeSpan timeout, ILogger log, CancellationToken ct)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
         try
         {
             await records.LoadAsync(cts.Token).ConfigureAwait(false);
+            await records.ReadOthersAsync(cts.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {

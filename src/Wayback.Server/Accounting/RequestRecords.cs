@@ -14,10 +14,14 @@ internal sealed record OwnerCounts(string? Cluster, string? Db, CountsState Coun
 /// <summary>What <c>servers/ID/requests.json</c> holds: the store requests one server has made, by owner, as of <see cref="WrittenAt"/>.</summary>
 internal sealed record ServerRequestRecord(string Server, DateTimeOffset WrittenAt, IReadOnlyList<OwnerCounts> Owners);
 
+/// <summary>What another server's record says it made, for one owner or a sum of them, and when it said so.</summary>
+internal sealed record OtherServerRequests(string Server, DateTimeOffset WrittenAt, RequestWindows Requests);
+
 /// <summary>
 /// Keeps this server's request counts in the store, so a restart does not lose what the last hour and day cost: the
 /// counts are written to <see cref="StoreKeys.ServerRequests"/> every <c>interval</c> and at shutdown, and the record
-/// is added back at start (periods that have left their window by then are dropped).
+/// is added back at start (periods that have left their window by then are dropped). It also reads every other
+/// server's record on the same bucket (each round and at start), so the API can show what the bucket costs in all.
 /// </summary>
 /// <remarks>
 /// In the store rather than the data directory: it works the same on S3 and on the local store, a server replaced on an
@@ -37,6 +41,11 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
     // Until the record of the last run is read (or known absent), this server must not write its own: that would
     // replace the counts it has not added back yet.
     private volatile bool _loaded;
+
+    /// <summary>The other servers' records as last read, by server id; replaced whole each round.</summary>
+    private volatile IReadOnlyDictionary<string, Other> _others = new Dictionary<string, Other>(StringComparer.Ordinal);
+
+    private sealed record Other(DateTimeOffset WrittenAt, IReadOnlyDictionary<StoreKeys.Owner, RequestCounts> Counts);
 
     /// <summary>This server's id (<see cref="Leadership.ServerIdentity"/>): the folder of its record.</summary>
     public string ServerId { get; } = serverId;
@@ -72,9 +81,78 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
         }
     }
 
+    /// <summary>
+    /// Reads every other server's record (one listing of <see cref="StoreKeys.ServersPrefix"/>, one GET each). A record
+    /// that cannot be read keeps what was read of it before; one that is gone is forgotten.
+    /// </summary>
+    public async Task ReadOthersAsync(CancellationToken ct)
+    {
+        var old = _others;
+        var fresh = new Dictionary<string, Other>(StringComparer.Ordinal);
+        var keys = new List<(string Id, string Key)>();
+        await foreach (var info in store.ListAsync(StoreKeys.ServersPrefix, ct).ConfigureAwait(false))
+            if (IdOf(info.Key) is { } id && id != ServerId)
+                keys.Add((id, info.Key));
+        foreach (var (id, key) in keys)
+        {
+            ServerRequestRecord? record;
+            try
+            {
+                record = await ReadAsync(key, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogWarning("request counts: could not read {Key}: {Error}", key, e.Message);
+                record = null;
+            }
+            var now = _clock.GetUtcNow();
+            if (record is not null)
+                fresh[id] = new Other(record.WrittenAt, record.Owners.GroupBy(o => o.Owner).ToDictionary(g => g.Key, g => Merged(g, now)));
+            else if (old.TryGetValue(id, out var before))
+                fresh[id] = before;
+        }
+        _others = fresh;
+    }
+
+    /// <summary>What each other server's last record says it made for the owners <paramref name="match"/> picks, by server id.</summary>
+    public IReadOnlyList<OtherServerRequests> Others(Func<StoreKeys.Owner, bool> match)
+    {
+        var now = _clock.GetUtcNow();
+        return _others.OrderBy(o => o.Key, StringComparer.Ordinal)
+            .Select(o => new OtherServerRequests(o.Key, o.Value.WrittenAt, RequestWindows.Sum(o.Value.Counts.Where(c => match(c.Key)).Select(c => c.Value.Read(now)))))
+            .ToList();
+    }
+
+    private static RequestCounts Merged(IEnumerable<OwnerCounts> counts, DateTimeOffset now)
+    {
+        var merged = new RequestCounts();
+        foreach (var c in counts)
+            merged.Add(c.Counts, now);
+        return merged;
+    }
+
+    /// <summary>The server id of a record's key, <c>servers/ID/requests.json</c>; null for anything else.</summary>
+    private static string? IdOf(string key)
+    {
+        var parts = key.Split('/');
+        return parts.Length == 3 && parts[0] + "/" == StoreKeys.ServersPrefix && parts[1].Length > 0 && StoreKeys.ServerRequests(parts[1]) == key ? parts[1] : null;
+    }
+
     public void Start() => _loop = Task.Run(() => RunAsync(_stop.Token));
 
     private async Task RunAsync(CancellationToken ct)
+    {
+        try
+        {
+            await RoundsAsync(ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopped mid-round: DisposeAsync writes the counts once more.
+        }
+    }
+
+    private async Task RoundsAsync(CancellationToken ct)
     {
         using var timer = new PeriodicTimer(interval, _clock);
         while (await PeriodicTimers.NextAsync(timer, ct).ConfigureAwait(false))
@@ -87,6 +165,14 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
             {
                 // The store is down or refused: the counts stay in memory and the next round writes them.
                 log.LogWarning("request counts: could not write {Key}: {Error}", Key, e.Message);
+            }
+            try
+            {
+                await ReadOthersAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogWarning("request counts: could not list the other servers' records: {Error}", e.Message);
             }
         }
     }

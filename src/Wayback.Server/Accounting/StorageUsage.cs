@@ -10,11 +10,25 @@ internal sealed record LevelUsage(string Level, int Files, long Bytes);
 internal sealed record TierUsage(string Tier, long Bytes);
 
 /// <summary>
+/// The requests one server on the bucket made for something: this one's (<see cref="ThisServer"/>) live, the others'
+/// as of their last record (<see cref="RecordedAt"/>).
+/// </summary>
+internal sealed record ServerRequests(string Server, bool ThisServer, DateTimeOffset? RecordedAt, RequestTally LastHour, RequestTally LastDay, RequestTally SinceStart)
+{
+    public static ServerRequests Of(string server, bool thisServer, DateTimeOffset? recordedAt, RequestWindows w) =>
+        new(server, thisServer, recordedAt, w.LastHour, w.LastDay, w.SinceStart);
+}
+
+/// <summary>
 /// What a database (or a whole cluster) costs in the store: bytes per level and per tier, and the requests made for
-/// it. Bytes are exact: data files come from the catalog, the rest from <see cref="AccountingStore"/>.
+/// it - by every server on the bucket (<see cref="Requests"/>), and by each (<see cref="RequestsByServer"/>). Bytes
+/// are exact: data files come from the catalog, the rest from <see cref="AccountingStore"/>.
 /// </summary>
 internal sealed record StorageUsage(long StoredBytes, IReadOnlyList<LevelUsage> Levels, IReadOnlyList<TierUsage> Tiers, RequestWindows Requests)
 {
+    /// <summary>The split of <see cref="Requests"/>: this server first, then the others by id.</summary>
+    public IReadOnlyList<ServerRequests> RequestsByServer { get; init; } = [];
+
     /// <summary>The level of objects outside the catalog: cluster, token and restore records, trash markers.</summary>
     public const string OtherLevel = "other";
 
@@ -51,13 +65,20 @@ internal sealed record StorageUsage(long StoredBytes, IReadOnlyList<LevelUsage> 
         all.SelectMany(l => l).GroupBy(l => l.Level).Select(g => new LevelUsage(g.Key, g.Sum(l => l.Files), g.Sum(l => l.Bytes))).ToList();
 }
 
-/// <summary>Storage usage by database, cluster and server, from the catalogs and the accounting store.</summary>
-internal sealed class StorageAccounting(AccountingStore store, DatabaseManager dbs)
+/// <summary>
+/// Storage usage by database, cluster and server, from the catalogs, the accounting store (this server's requests)
+/// and the other servers' records (<see cref="RequestRecords"/>).
+/// </summary>
+internal sealed class StorageAccounting(AccountingStore store, RequestRecords records, DatabaseManager dbs)
 {
     public AccountingStore Store { get; } = store;
 
-    /// <summary>A database's levels (from its catalog) and other objects, and the requests made for it.</summary>
-    public StorageUsage OfDatabase(Database d) => StorageUsage.Of(LevelsOf(d), Store.Requests(StoreKeys.Owner.Database(d.Cluster, d.Name)), TiersOf(d));
+    /// <summary>A database's levels (from its catalog) and other objects, and the requests every server made for it.</summary>
+    public StorageUsage OfDatabase(Database d)
+    {
+        var owner = StoreKeys.Owner.Database(d.Cluster, d.Name);
+        return WithRequests(LevelsOf(d), TiersOf(d), Store.Requests(owner), o => o == owner);
+    }
 
     /// <summary>
     /// A cluster with everything in it: its databases (the trashed too, they are still stored) and its own records;
@@ -69,14 +90,23 @@ internal sealed class StorageAccounting(AccountingStore store, DatabaseManager d
         var inCluster = dbs.All.Where(d => d.Cluster == cluster).ToList();
         var levels = StorageUsage.Sum(inCluster.Select(LevelsOf)
             .Append([new LevelUsage(StorageUsage.OtherLevel, own.Files, own.Bytes)]));
-        var requests = Store.Owners.Where(o => o.Cluster == cluster).Select(Store.Requests).Aggregate(RequestWindows.Zero, (a, b) => a.Plus(b));
+        var requests = RequestWindows.Sum(Store.Owners.Where(o => o.Cluster == cluster).Select(Store.Requests));
         var policy = dbs.RetentionOf(cluster);
         var tiers = StorageUsage.SumTiers(inCluster.Select(TiersOf).Append(StorageUsage.ByTier(policy, 0, [])));
-        return StorageUsage.Of(levels, requests, tiers);
+        return WithRequests(levels, tiers, requests, o => o.Cluster == cluster);
     }
 
-    /// <summary>Requests that are no cluster's: the lease, listings of every cluster.</summary>
+    /// <summary>Requests this server made that are no cluster's: the lease, listings of every cluster, its record.</summary>
     public RequestWindows OfServer() => Store.Requests(StoreKeys.Owner.Server);
+
+    /// <summary>Usage whose requests are <paramref name="own"/> plus what the other servers' records say for the owners <paramref name="match"/> picks.</summary>
+    private StorageUsage WithRequests(IReadOnlyList<LevelUsage> levels, IReadOnlyList<TierUsage> tiers, RequestWindows own, Func<StoreKeys.Owner, bool> match)
+    {
+        var others = records.Others(match);
+        var byServer = others.Select(o => ServerRequests.Of(o.Server, false, o.WrittenAt, o.Requests)).Prepend(ServerRequests.Of(records.ServerId, true, null, own)).ToList();
+        var total = RequestWindows.Sum(others.Select(o => o.Requests).Prepend(own));
+        return StorageUsage.Of(levels, total, tiers) with { RequestsByServer = byServer };
+    }
 
     /// <summary>Drops the request counts of databases and clusters that are gone (after a day idle).</summary>
     public void Prune(Clusters.ClusterRegistry registry) =>
