@@ -172,7 +172,7 @@ public sealed class WaybackServer : IAsyncDisposable
         var engine = new Engine(store, options, data, metrics, log);
         var dbs = new DatabaseManager(engine, registry);
         // Beneath the fence, so a standby keeps its record too; sealed like every object when encryption is on.
-        var records = new RequestRecords(new EncryptedObjectStore(accounting, keys), accounting, serverId, options.RequestRecordInterval, log);
+        var records = new RequestRecords(new EncryptedObjectStore(accounting, keys), accounting, serverId, options.RequestRecordInterval, log, othersEachRound: options.HighAvailability);
         var storageAccounting = new StorageAccounting(accounting, records, dbs);
         var rotation = new Storage.KeyRotation(encrypted, engine);
         var roles = options.HighAvailability ? new RoleSwitch(leadership, dbs, options.LeaseDuration, log) : null;

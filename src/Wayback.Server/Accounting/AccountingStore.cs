@@ -46,6 +46,16 @@ internal sealed class AccountingStore : IObjectStore
         return _accounts.Select(a => (a.Key, a.Value.Counts.Export(now))).ToList();
     }
 
+    /// <summary>Every request counted, for every owner, since the counts began: it changes whenever anything is asked of the store.</summary>
+    public long TotalCounted
+    {
+        get
+        {
+            var now = _clock.GetUtcNow();
+            return _accounts.Values.Sum(a => a.Counts.Read(now).SinceStart.Total);
+        }
+    }
+
     /// <summary>Adds counts an earlier run of this server recorded to <paramref name="owner"/>'s.</summary>
     public void AddCounts(StoreKeys.Owner owner, CountsState counts) => AccountOf(owner).Counts.Add(counts, _clock.GetUtcNow());
 

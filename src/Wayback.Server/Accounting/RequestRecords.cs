@@ -28,9 +28,12 @@ internal sealed record OtherServerRequests(string Server, DateTimeOffset Written
 /// empty disk finds what it counted, and under <c>--ha</c> every server can read every other's. The record is written
 /// beneath the fence (<paramref name="store"/> is the accounting store, sealed when encryption is on), so a standby
 /// keeps its own as well; each server writes only its own key, so no two ever write one object.
+/// <para><c>othersEachRound</c>: read the other servers' records every round (<c>--ha</c>: they are running); else only
+/// at start, where they are earlier servers of the bucket. A round in which nothing new was counted writes nothing, so
+/// an idle single server makes no requests at all.</para>
 /// </remarks>
-internal sealed class RequestRecords(IObjectStore store, AccountingStore accounting, string serverId, TimeSpan interval, ILogger log, TimeProvider? clock = null)
-    : IAsyncDisposable
+internal sealed class RequestRecords(IObjectStore store, AccountingStore accounting, string serverId, TimeSpan interval, ILogger log,
+    bool othersEachRound = true, TimeProvider? clock = null) : IAsyncDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly TimeProvider _clock = clock ?? TimeProvider.System;
@@ -41,6 +44,9 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
     // Until the record of the last run is read (or known absent), this server must not write its own: that would
     // replace the counts it has not added back yet.
     private volatile bool _loaded;
+
+    // What the accounting had counted after the last round: a round with nothing new since writes nothing.
+    private long _countedAfterRound = -1;
 
     /// <summary>The other servers' records as last read, by server id; replaced whole each round.</summary>
     private volatile IReadOnlyDictionary<string, Other> _others = new Dictionary<string, Other>(StringComparer.Ordinal);
@@ -157,6 +163,8 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
         using var timer = new PeriodicTimer(interval, _clock);
         while (await PeriodicTimers.NextAsync(timer, ct).ConfigureAwait(false))
         {
+            if (accounting.TotalCounted == _countedAfterRound)
+                continue;
             try
             {
                 await WriteAsync(ct).ConfigureAwait(false);
@@ -166,14 +174,18 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
                 // The store is down or refused: the counts stay in memory and the next round writes them.
                 log.LogWarning("request counts: could not write {Key}: {Error}", Key, e.Message);
             }
-            try
+            if (othersEachRound)
             {
-                await ReadOthersAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    await ReadOthersAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    log.LogWarning("request counts: could not list the other servers' records: {Error}", e.Message);
+                }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                log.LogWarning("request counts: could not list the other servers' records: {Error}", e.Message);
-            }
+            _countedAfterRound = accounting.TotalCounted;
         }
     }
 

@@ -51,14 +51,14 @@ public sealed class RequestRecordTests
         {
             await first.PutAsync("clusters/prod/dbs/app.db/x", new MemoryStream([1]));
             await (await first.GetAsync("clusters/prod/dbs/app.db/x")).DisposeAsync();
-            await using var records = new RequestRecords(first, first, "server-a", TimeSpan.FromHours(1), NullLogger.Instance, clock);
+            await using var records = new RequestRecords(first, first, "server-a", TimeSpan.FromHours(1), NullLogger.Instance, clock: clock);
             await records.LoadAsync(CancellationToken.None);
         }
         Assert.True(File.Exists(Path.Combine(dir.Path, "servers", "server-a", "requests.json")));
 
         clock.Now = Start.AddMinutes(10);
         await using var second = new AccountingStore(new LocalDirectoryStore(dir.Path), clock);
-        await using (var records = new RequestRecords(second, second, "server-a", TimeSpan.FromHours(1), NullLogger.Instance, clock))
+        await using (var records = new RequestRecords(second, second, "server-a", TimeSpan.FromHours(1), NullLogger.Instance, clock: clock))
         {
             await records.LoadAsync(CancellationToken.None);
             var counts = second.Requests(db);
