@@ -77,6 +77,10 @@ public sealed class IsolationTests
             await Task.Delay(200);
         }
 
+        // The marker is deleted just before the purge forgets the name: wait for that too.
+        await Wait.UntilAsync(async () => !(await s.SendAsync(TestServer.Request(HttpMethod.Get, "/admin/trash", TestServer.AdminToken, scheme: "Bearer"))).Body.ToString().Contains("alpha", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "the purge to forget 'alpha'");
+
         // The name can be used again, and starts empty.
         var fresh = await s.CreateClusterAsync("alpha");
         Assert.Empty(await s.PositionsAsync(fresh));

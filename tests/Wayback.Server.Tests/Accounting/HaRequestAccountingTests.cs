@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Wayback.Server.Leadership;
-using Wayback.TestSupport;
 using Xunit.Abstractions;
 
 namespace Wayback.Server.Tests.Accounting;

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Wayback.Server.Accounting;
 using Wayback.Server.Storage;
 using Wayback.Storage;
-using Wayback.TestSupport;
 
 namespace Wayback.Server.Tests.Accounting;
 
