@@ -33,7 +33,11 @@ public sealed class SignInTests(BrowserFixture browser, ServerWithHistory env) :
         var table = page.Locator("table.clusters");
         await Expect(table.GetByRole(AriaRole.Link, new() { Name = "prod", Exact = true })).ToBeVisibleAsync();
         await Expect(table.GetByRole(AriaRole.Link, new() { Name = "staging", Exact = true })).ToBeVisibleAsync();
-        await Expect(table.Locator("tr", new() { Has = page.GetByRole(AriaRole.Link, new() { Name = "staging" }) })).ToContainTextAsync("7 days");
+        var stagingRow = table.Locator("tr", new() { Has = page.GetByRole(AriaRole.Link, new() { Name = "staging" }) });
+        await Expect(stagingRow).ToContainTextAsync("7 days");
+        await Expect(stagingRow).Not.ToContainTextAsync("server default");
+        // A cluster created without a retention follows the server's, and says so.
+        await Expect(table.Locator("tr", new() { Has = page.GetByRole(AriaRole.Link, new() { Name = "prod", Exact = true }) })).ToContainTextAsync("(server default)");
         await Dashboard.ScreenshotAsync(page, "clusters");
 
         // Create a cluster: its token appears once, with a copy button, and it works.
