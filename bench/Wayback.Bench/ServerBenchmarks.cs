@@ -91,6 +91,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
             }
             // Ratio of times = plain throughput over sealed.
             double ingestRatio = Harness.MedianRatio(plainTx, sealedTx);
+            Harness.Log($"  pairs (on / off tx/s): {string.Join(", ", sealedTx.Zip(plainTx, (o, p) => $"{o:F0}/{p:F0}"))}");
             yield return new BenchRow("single-page transactions acknowledged, 1 db, `--l1-window 1s`: encryption on (ours) vs off (peer)",
                 $"{BenchProcesses.Median(sealedTx):N0} tx/s (server CPU {BenchProcesses.Median(sealedCpu):F1} µs/tx)",
                 $"{BenchProcesses.Median(plainTx):N0} tx/s ({BenchProcesses.Median(plainCpu):F1} µs/tx)", ingestRatio, "ratio <= 1.10", Harness.YesNo(ingestRatio <= 1.10));
@@ -114,6 +115,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
             double sealedCpuMs = (encrypted.CpuTime - sealedCpu0).TotalMilliseconds / sealedRuns, plainCpuMs = (plainServer.CpuTime - plainCpu0).TotalMilliseconds / plainRuns;
             double mbps(double secs) => pages * (double)PageSize / secs / 1e6;
             double restoreRatio = Harness.MedianRatio(ours, peer);
+            Harness.Log($"  pairs (on / off ms): {string.Join(", ", ours.Zip(peer, (o, p) => $"{o * 1e3:F0}/{p * 1e3:F0}"))}");
             yield return new BenchRow($"restore download of a {label} database from its sealed L1 object (`/db/snapshot?format=sqlite`): encryption on (ours) vs off (peer)",
                 $"{mbps(BenchProcesses.Median([.. ours])):N0} MB/s (server CPU {sealedCpuMs:N0} ms each)", $"{mbps(BenchProcesses.Median([.. peer])):N0} MB/s ({plainCpuMs:N0} ms)",
                 restoreRatio, "ratio <= 1.10", Harness.YesNo(restoreRatio <= 1.10));
