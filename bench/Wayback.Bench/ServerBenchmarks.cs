@@ -106,11 +106,11 @@ internal sealed class ServerBenchmarks : IBenchSuite
             var sealedToken = await StoreSealedAsync(encrypted, snapshot, ct);
             var (sealedCpu0, plainCpu0) = (encrypted.CpuTime, plainServer.CpuTime);
             int sealedRuns = 0, plainRuns = 0;
-            // At least 9 pairs, each one download from each server back to back (alternating which goes first).
+            // At least 15 pairs, each one download from each server back to back (alternating which goes first).
             var (ours, peer) = await Harness.ComparePairsAsync(options,
                 () => { sealedRuns++; return DownloadAsync(encrypted, sealedToken, ct); },
                 () => { plainRuns++; return DownloadAsync(plainServer, plainToken, ct); },
-                Math.Max(9, options.Repetitions));
+                Math.Max(15, options.Repetitions));
             // Server CPU per download (warm-ups included): what encryption costs, apart from how busy the cores are.
             double sealedCpuMs = (encrypted.CpuTime - sealedCpu0).TotalMilliseconds / sealedRuns, plainCpuMs = (plainServer.CpuTime - plainCpu0).TotalMilliseconds / plainRuns;
             double mbps(double secs) => pages * (double)PageSize / secs / 1e6;
