@@ -53,6 +53,17 @@ internal static class Harness
     public static async ValueTask<(double Ours, double Peer)> CompareAsync(BenchOptions options, Func<ValueTask> ours, Func<ValueTask> peer,
         int? repetitions = null)
     {
+        var (oursSeconds, peerSeconds) = await ComparePairsAsync(options, ours, peer, repetitions).ConfigureAwait(false);
+        return (Median(oursSeconds), Median(peerSeconds));
+    }
+
+    /// <summary>
+    /// As <see cref="CompareAsync(BenchOptions, Func{ValueTask}, Func{ValueTask}, int?)"/>, but every repetition's
+    /// seconds, ours[i] and peer[i] timed one right after the other (for <see cref="MedianRatio"/>).
+    /// </summary>
+    public static async ValueTask<(double[] Ours, double[] Peer)> ComparePairsAsync(BenchOptions options, Func<ValueTask> ours, Func<ValueTask> peer,
+        int? repetitions = null)
+    {
         await WarmAsync(options, ours).ConfigureAwait(false);
         await WarmAsync(options, peer).ConfigureAwait(false);
         int reps = repetitions ?? options.Repetitions;
@@ -71,8 +82,16 @@ internal static class Harness
                 oursSeconds[i] = await TimeAsync(ours).ConfigureAwait(false);
             }
         }
-        return (Median(oursSeconds), Median(peerSeconds));
+        return (oursSeconds, peerSeconds);
     }
+
+    /// <summary>
+    /// The median of ours[i] / peer[i]: each pair was measured back to back, so load from other processes that
+    /// drifts over a run moves both sides of a pair alike, where a ratio of two medians can pair a quiet
+    /// moment of one side with a busy one of the other.
+    /// </summary>
+    public static double MedianRatio(IReadOnlyList<double> ours, IReadOnlyList<double> peer) =>
+        Median(ours.Zip(peer, (o, p) => o / p).ToArray());
 
     public static ValueTask<(double Ours, double Peer)> CompareAsync(BenchOptions options, Action ours, Action peer, int? repetitions = null) =>
         CompareAsync(options, () => { ours(); return ValueTask.CompletedTask; }, () => { peer(); return ValueTask.CompletedTask; }, repetitions);

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Runtime.ExceptionServices;
-using System.Threading.Channels;
 
 namespace Wayback.Storage.Encryption;
 
@@ -168,36 +167,40 @@ internal sealed class SealingStream : ForwardReadStream
 /// stream. Either way a chunk is returned only once it has been authenticated.
 /// </summary>
 /// <remarks>
-/// A read of more than one chunk opens them on another task, up to <see cref="ReadAhead"/> ahead of the reader, so
-/// decryption overlaps whatever the reader does with the plaintext (a restore decodes it). A failure is reported when
-/// the reader reaches the chunk that failed, never earlier: what came before it is returned first.
+/// <para>Sealed bytes are read from <c>inner</c> up to <see cref="ReadBytes"/> at a time, the size a restore reads a
+/// plain object in, and a chunk the reader wants whole is opened straight into the reader's buffer: a read of 1 MiB
+/// is one read of <c>inner</c>, one decryption of each chunk and no copy. (Read a chunk at a time, each read of a
+/// local file was a hop to the thread pool and each chunk a hand-off to the reader: those, not AES-GCM, were what
+/// encryption added to a restore.)</para>
+/// <para>A failure is reported when the reader reaches the chunk that failed, never earlier: what came before it is
+/// returned first.</para>
 /// </remarks>
 internal sealed class OpeningStream : ForwardReadStream
 {
-    private const int ReadAhead = 3;
+    private const int ReadBytes = 1 << 20;
 
     private readonly Stream _inner;
     private readonly ChunkCipher _cipher;
     private readonly long? _chunkCount;
     private readonly long _plainSize;
-    private readonly long _lastWanted;
-    private readonly byte[] _sealed;
     private readonly string _objectKey;
-    private readonly Channel<Opened> _opened = Channel.CreateBounded<Opened>(new BoundedChannelOptions(ReadAhead) { SingleReader = true, SingleWriter = true });
-    private readonly CancellationTokenSource _stop = new();
-    private Task? _opener;
-    private Exception? _failure;
+    private readonly int _full;
+
+    // Sealed bytes read from inner and not yet opened: _sealed[_sealedPos.._sealedEnd), at most _capacity.
+    private readonly byte[] _sealed;
+    private readonly int _capacity;
+    private int _sealedPos, _sealedEnd;
+    private bool _innerEnded;
+
+    // A chunk opened here because the reader wanted only part of it: its plaintext not yet returned.
+    private readonly byte[] _plain;
+    private int _plainPos, _plainLength;
+
     private long _index;
     private int _skip;
     private long _remaining;
-    private byte[]? _plain;
-    private int _plainPos, _plainLength;
-    private int _carry;
-    private bool _done;
     private bool _lastOpened;
-
-    /// <summary>One opened chunk: its plaintext in a pooled buffer.</summary>
-    private readonly record struct Opened(byte[] Plain, int Length);
+    private ExceptionDispatchInfo? _failure;
 
     public OpeningStream(Stream inner, ChunkCipher cipher, string objectKey, long firstIndex, int skip, long remaining, long? chunkCount, long plainSize)
     {
@@ -206,138 +209,131 @@ internal sealed class OpeningStream : ForwardReadStream
         _objectKey = objectKey;
         _index = firstIndex;
         _skip = skip;
-        _remaining = remaining;
+        _remaining = Math.Max(0, remaining);
         _chunkCount = chunkCount;
         _plainSize = plainSize;
-        // The chunk holding the last byte wanted, when a range says so: no chunk past it is read.
-        _lastWanted = remaining is > 0 and < long.MaxValue / 2 ? firstIndex + (skip + remaining - 1) / cipher.ChunkSize : long.MaxValue;
-        _sealed = ArrayPool<byte>.Shared.Rent(cipher.ChunkSize + SealedFormat.TagSize + 1);
-        _done = remaining <= 0;
+        _full = cipher.ChunkSize + SealedFormat.TagSize;
+        // A range needs no more room than its chunks; one byte past whole chunks says, in a whole read, whether another follows.
+        long chunks = Math.Max(1, ReadBytes / cipher.ChunkSize);
+        if (chunkCount is not null && remaining is > 0 and < long.MaxValue / 2)
+            chunks = Math.Min(chunks, (skip + remaining - 1) / cipher.ChunkSize + 1);
+        _capacity = (int)chunks * _full + 1;
+        _sealed = ArrayPool<byte>.Shared.Rent(_capacity);
+        _plain = ArrayPool<byte>.Shared.Rent(cipher.ChunkSize);
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        while (_plainPos == _plainLength)
+        int total = 0;
+        while (total < buffer.Length && _remaining > 0)
         {
-            if (_done)
-                return 0;
-            if (_plain is not null)
+            if (_plainPos < _plainLength)
             {
-                ArrayPool<byte>.Shared.Return(_plain);
-                _plain = null;
+                total += TakePlain(buffer.Span[total..]);
+                continue;
             }
-            if (await NextOpenedAsync(cancellationToken).ConfigureAwait(false) is not { } chunk)
+            if (_lastOpened)
+                break;
+            _failure?.Throw();
+            try
             {
-                _done = true;
-                return 0;
-            }
-            _plain = chunk.Plain;
-            _plainLength = chunk.Length;
-            _plainPos = Math.Min(_skip, _plainLength);
-            _skip = 0;
-        }
-        int n = (int)Math.Min(Math.Min(buffer.Length, _plainLength - _plainPos), _remaining);
-        _plain.AsMemory(_plainPos, n).CopyTo(buffer);
-        _plainPos += n;
-        _remaining -= n;
-        if (_remaining == 0)
-            _done = true;
-        return n;
-    }
-
-    /// <summary>The next chunk opened, or null after the last: opened here for a read of one chunk, else taken from the opener.</summary>
-    private async ValueTask<Opened?> NextOpenedAsync(CancellationToken ct)
-    {
-        if (_opener is null && _lastWanted == _index)
-            return _lastOpened ? null : await OpenOneAsync(ct).ConfigureAwait(false);
-        _opener ??= Task.Run(() => OpenAheadAsync(_stop.Token), CancellationToken.None);
-        if (_opened.Reader.TryRead(out var ready) || (await _opened.Reader.WaitToReadAsync(ct).ConfigureAwait(false) && _opened.Reader.TryRead(out ready)))
-            return ready;
-        if (_failure is not null)
-            ExceptionDispatchInfo.Throw(_failure);
-        return null;
-    }
-
-    private async Task OpenAheadAsync(CancellationToken ct)
-    {
-        try
-        {
-            while (!_lastOpened && _index <= _lastWanted)
-            {
-                var chunk = await OpenOneAsync(ct).ConfigureAwait(false);
-                if (!_opened.Writer.TryWrite(chunk))
+                if (!TrySealedChunk(out int length, out bool final))
                 {
-                    try
-                    {
-                        await _opened.Writer.WriteAsync(chunk, ct).ConfigureAwait(false);
-                    }
-                    catch
-                    {
-                        ArrayPool<byte>.Shared.Return(chunk.Plain);
-                        throw;
-                    }
+                    if (total > 0)
+                        break; // return what is open rather than wait for more
+                    await FillAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
+                total += Open(length, final, buffer.Span[total..]);
+            }
+            catch (ObjectTamperedException e) when (total > 0)
+            {
+                _failure = ExceptionDispatchInfo.Capture(e);
+                break;
             }
         }
-        catch (Exception e)
-        {
-            _failure = e;
-        }
-        finally
-        {
-            _opened.Writer.TryComplete();
-        }
+        return total;
     }
 
-    /// <summary>Reads and authenticates chunk <c>_index</c> into a pooled buffer.</summary>
-    private async Task<Opened> OpenOneAsync(CancellationToken ct)
+    /// <summary>Whether the next chunk's sealed bytes are all read (its length and whether it is the last); throws when the stream ended first.</summary>
+    private bool TrySealedChunk(out int length, out bool final)
     {
-        int full = _cipher.ChunkSize + SealedFormat.TagSize;
-        int length;
-        bool final;
-        bool carry = false;
+        int held = _sealedEnd - _sealedPos;
         if (_chunkCount is { } count)
         {
             final = _index == count - 1;
-            int want = final ? (int)(_plainSize - _index * _cipher.ChunkSize) + SealedFormat.TagSize : full;
-            length = await ReadFullAsync(_inner, _sealed.AsMemory(0, want), ct).ConfigureAwait(false);
-            if (length < want)
-                throw new ObjectTamperedException(_objectKey, $"chunk {_index} is cut short ({length} of {want} bytes)");
+            length = final ? (int)(_plainSize - _index * _cipher.ChunkSize) + SealedFormat.TagSize : _full;
+            if (held >= length)
+                return true;
+            if (_innerEnded)
+                throw new ObjectTamperedException(_objectKey, $"chunk {_index} is cut short ({held} of {length} bytes)");
+            return false;
+        }
+        // One byte past a full chunk says another follows; otherwise only the end of the stream says this is the last.
+        final = false;
+        length = _full;
+        if (held > _full)
+            return true;
+        if (!_innerEnded)
+            return false;
+        if (held < SealedFormat.TagSize)
+            throw new ObjectTamperedException(_objectKey, $"chunk {_index} is cut short ({held} bytes)");
+        (final, length) = (true, held);
+        return true;
+    }
+
+    /// <summary>Authenticates and decrypts the next chunk: straight into <paramref name="into"/> when it is all wanted and fits, else into <c>_plain</c>, then returns what fits.</summary>
+    private int Open(int length, bool final, Span<byte> into)
+    {
+        var sealedChunk = _sealed.AsSpan(_sealedPos, length);
+        int plainLength = length - SealedFormat.TagSize;
+        int n;
+        if (_skip == 0 && plainLength <= into.Length && plainLength <= _remaining)
+        {
+            _cipher.Open(_index, final, sealedChunk, into);
+            _remaining -= plainLength;
+            n = plainLength;
         }
         else
         {
-            // One byte past a full chunk says whether another follows; it is carried to the front for the next.
-            int got = _carry + await ReadFullAsync(_inner, _sealed.AsMemory(_carry, full + 1 - _carry), ct).ConfigureAwait(false);
-            final = got <= full;
-            length = final ? got : full;
-            carry = !final;
-            if (length < SealedFormat.TagSize)
-                throw new ObjectTamperedException(_objectKey, $"chunk {_index} is cut short ({length} bytes)");
+            _cipher.Open(_index, final, sealedChunk, _plain);
+            _plainPos = Math.Min(_skip, plainLength);
+            _plainLength = plainLength;
+            _skip = 0;
+            n = TakePlain(into);
         }
-        var plain = ArrayPool<byte>.Shared.Rent(_cipher.ChunkSize);
-        try
-        {
-            _cipher.Open(_index, final, _sealed.AsSpan(0, length), plain);
-        }
-        catch
-        {
-            ArrayPool<byte>.Shared.Return(plain);
-            throw;
-        }
-        if (carry)
-            _sealed[0] = _sealed[full];
-        _carry = carry ? 1 : 0;
+        _sealedPos += length;
         _index++;
-        if (final)
-            _lastOpened = true;
-        return new Opened(plain, length - SealedFormat.TagSize);
+        _lastOpened = final;
+        return n;
+    }
+
+    private int TakePlain(Span<byte> into)
+    {
+        int n = (int)Math.Min(Math.Min(into.Length, _plainLength - _plainPos), _remaining);
+        _plain.AsSpan(_plainPos, n).CopyTo(into);
+        _plainPos += n;
+        _remaining -= n;
+        return n;
+    }
+
+    /// <summary>Moves the sealed bytes not yet opened to the front and reads on until the buffer is full or <c>inner</c> ends.</summary>
+    private async ValueTask FillAsync(CancellationToken ct)
+    {
+        int held = _sealedEnd - _sealedPos;
+        if (held > 0 && _sealedPos > 0)
+            Buffer.BlockCopy(_sealed, _sealedPos, _sealed, 0, held);
+        (_sealedPos, _sealedEnd) = (0, held);
+        int want = _capacity - held;
+        int got = await ReadFullAsync(_inner, _sealed.AsMemory(held, want), ct).ConfigureAwait(false);
+        _sealedEnd += got;
+        _innerEnded = got < want;
     }
 
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
-            StopOpener().GetAwaiter().GetResult();
             _inner.Dispose();
             Release();
         }
@@ -346,19 +342,9 @@ internal sealed class OpeningStream : ForwardReadStream
 
     public override async ValueTask DisposeAsync()
     {
-        await StopOpener().ConfigureAwait(false);
         await _inner.DisposeAsync().ConfigureAwait(false);
         Release();
         GC.SuppressFinalize(this);
-    }
-
-    /// <summary>Stops the opener (it may be reading <c>inner</c>) before anything it uses is released.</summary>
-    private async Task StopOpener()
-    {
-        if (_opener is null)
-            return;
-        _stop.Cancel();
-        await _opener.ConfigureAwait(false); // it catches what it meets
     }
 
     private bool _released;
@@ -368,13 +354,8 @@ internal sealed class OpeningStream : ForwardReadStream
         if (_released)
             return;
         _released = true;
-        while (_opened.Reader.TryRead(out var left))
-            ArrayPool<byte>.Shared.Return(left.Plain);
-        if (_plain is not null)
-            ArrayPool<byte>.Shared.Return(_plain);
-        _plain = null;
-        _stop.Dispose();
         _cipher.Dispose();
         ArrayPool<byte>.Shared.Return(_sealed);
+        ArrayPool<byte>.Shared.Return(_plain);
     }
 }

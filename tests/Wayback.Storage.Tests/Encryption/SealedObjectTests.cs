@@ -76,6 +76,63 @@ public sealed class SealedObjectTests : IDisposable
         Assert.Equal(content.Skip((int)mid).Take(Chunk + 3).ToArray(), await TestContent.ReadAllAsync(await fresh.GetAsync("a/obj", new ByteRange(mid, Chunk + 3))));
     }
 
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(Chunk)]
+    [InlineData(Chunk + 3)]
+    [InlineData((1 << 20) + 5)]
+    [InlineData(4 << 20)]
+    public async Task An_object_of_many_chunks_reads_back_whole_and_in_ranges_whatever_the_reader_asks_for_at_a_time(int readSize)
+    {
+        // More chunks than one read of the store takes (16), so reads go on across those boundaries too.
+        int size = 40 * Chunk + 777;
+        var content = TestContent.Bytes(size, seed: 9);
+        await Open().PutAsync("a/obj", new MemoryStream(content));
+        var fresh = Open();
+
+        Assert.Equal(content, await ReadInPiecesAsync(await fresh.GetAsync("a/obj"), readSize));
+        foreach (var (offset, length) in new (int, int)[] { (5, 17 * Chunk), (16 * Chunk - 1, 2), (Chunk + 9, size - Chunk - 9), (size - 3, 3), (20 * Chunk, Chunk) })
+            Assert.Equal(content.AsSpan(offset, length).ToArray(), await ReadInPiecesAsync(await fresh.GetAsync("a/obj", new ByteRange(offset, length)), readSize));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_tampered_chunk_is_reported_when_the_reader_reaches_it_after_the_chunks_before_it(bool ranged)
+    {
+        var content = TestContent.Bytes(24 * Chunk, seed: 4);
+        await Open().PutAsync("a/obj", new MemoryStream(content));
+        var stored = await TestContent.ReadAllAsync(await _raw.GetAsync("a/obj"));
+        stored[SealedFormat.HeaderSize + 5 * (Chunk + SealedFormat.TagSize) + 100] ^= 0x01; // in chunk 5
+        await _raw.PutAsync("a/obj", new MemoryStream(stored));
+
+        await using var s = await Open().GetAsync("a/obj", ranged ? new ByteRange(0, content.Length) : null);
+        var read = new MemoryStream();
+        var buffer = new byte[1 << 20];
+        var e = await Assert.ThrowsAsync<ObjectTamperedException>(async () =>
+        {
+            int n;
+            while ((n = await s.ReadAsync(buffer)) > 0)
+                read.Write(buffer, 0, n);
+        });
+
+        Assert.Contains("chunk 5 fails authentication", e.Message);
+        Assert.Equal(content.AsSpan(0, 5 * Chunk).ToArray(), read.ToArray());
+    }
+
+    private static async Task<byte[]> ReadInPiecesAsync(Stream stream, int readSize)
+    {
+        await using (stream)
+        {
+            var all = new MemoryStream();
+            var buffer = new byte[readSize];
+            int n;
+            while ((n = await stream.ReadAsync(buffer)) > 0)
+                all.Write(buffer, 0, n);
+            return all.ToArray();
+        }
+    }
+
     [Fact]
     public async Task A_file_written_for_a_store_without_a_key_is_stored_plain()
     {
