@@ -4,21 +4,27 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
+using Wayback.Ltx;
+using Wayback.Server.Databases;
+using Wayback.Server.Storage;
 
 namespace Wayback.Bench;
 
 /// <summary>
 /// What a month of history costs in the bucket: one database under a steady workload (20 small updates a second,
 /// each to one of the hottest 1 % of its pages), backed up by <c>wayback serve</c> on moto and, on a fresh copy, by
-/// Litestream 0.3.13 to moto. Both are measured over the same stretch of real time, after the first upload, and the
-/// bytes and requests per day are that stretch scaled to 24 h; the month is the start plus 30 days of growth
-/// (both keep 30 days: Wayback's default retention, Litestream's <c>retention: 720h</c>).
+/// Litestream 0.3.13 to moto. Both are measured over the same stretch of real time, after the first upload. Wayback's
+/// month is then simulated (<see cref="MonthSimulation"/>): the files the server writes at its default cadence, with
+/// the sizes measured in the stretch, kept or deleted by the server's own retention code, with tiers off (720h) and
+/// with the example tiers. Litestream's month is its measured growth times 30 days (its only snapshot is the first:
+/// with <c>retention: 720h</c> and no snapshot interval it takes the next one when the month is over).
 /// </summary>
 /// <remarks>
-/// Scaled time, not simulated time: windows of 5 minutes and more (Wayback's L2 and L3 compactions, snapshots,
-/// retention; Litestream's snapshots and retention) do not come round in the measured stretch, so their requests
-/// and bytes are not in the figures. Requests for Wayback are its own storage accounting (the database's
-/// <c>storage.requests</c>, which add up to what the S3 store sent); for Litestream its
+/// The stretch runs the server with short L2 and L3 windows and snapshot interval, so that real compactions and a
+/// real snapshot are written and measured; a window of 20 s at 20 tx/s already touches every hot page (the suite
+/// prints how many pages each holds), so its file is the size of a 5-minute one. Requests for Wayback are its own
+/// storage accounting (the database's <c>storage.requests</c>, which add up to what the S3 store sent): PUTs per file
+/// written and GETs per file a compaction read, applied to the simulated month; for Litestream its
 /// <c>litestream_replica_operation_total</c>. Bytes are the bucket's, listed from moto, for both.
 /// </remarks>
 internal sealed class StorageBenchmarks : IBenchSuite
@@ -38,18 +44,26 @@ internal sealed class StorageBenchmarks : IBenchSuite
         public string RequestsText => string.Join(", ", Kinds.Select(k => $"{k} {PerDay(Requests.GetValueOrDefault(k)):N0}")) + $" = {PerDay(Total):N0}";
     }
 
+    /// <summary>The example policy of the README and issue 17.</summary>
+    private const string ExampleTiers = "every-tx:7d,5m:30d,1h:90d";
+
     public async IAsyncEnumerable<BenchRow> RunAsync(BenchOptions options, [EnumeratorCancellation] CancellationToken ct)
     {
         long dbBytes = options.Quick ? 10L << 20 : 100L << 20;
         var measure = options.Quick ? TimeSpan.FromSeconds(60) : TimeSpan.FromMinutes(10);
+        // Short enough that the stretch writes real L2 and L3 files and a snapshot (see the remarks).
+        string[] windows = options.Quick
+            ? ["--l2-window", "20s", "--l3-window", "60s", "--snapshot-interval", "30s"]
+            : ["--l2-window", "1m", "--l3-window", "5m", "--snapshot-interval", "5m"];
         string litestream = FindLitestream();
         using var moto = await BenchServers.BenchMoto.StartAsync(ct);
         string dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "wayback-bench-storage-" + Guid.NewGuid().ToString("n")[..8])).FullName;
-        Usage ours, peer;
+        WaybackStretch ours;
+        Usage peer;
         try
         {
-            Harness.Log($"storage: Wayback, {dbBytes >> 20} MiB, {TxPerSecond} tx/s for {measure.TotalSeconds:0} s");
-            ours = await RunWaybackAsync(moto, Path.Combine(dir, "wayback.db"), dbBytes, measure, ct);
+            Harness.Log($"storage: Wayback, {dbBytes >> 20} MiB, {TxPerSecond} tx/s for {measure.TotalSeconds:0} s, {string.Join(' ', windows)}");
+            ours = await RunWaybackAsync(moto, Path.Combine(dir, "wayback.db"), dbBytes, measure, windows, ct);
             Harness.Log($"storage: Litestream, the same");
             peer = await RunLitestreamAsync(moto, litestream, Path.Combine(dir, "litestream.db"), dbBytes, measure, ct);
         }
@@ -58,38 +72,120 @@ internal sealed class StorageBenchmarks : IBenchSuite
             Directory.Delete(dir, recursive: true);
         }
 
-        string what = $"{dbBytes >> 20} MiB database, {TxPerSecond} tx/s of small updates to 1 % hot pages, {measure.TotalSeconds:0} s measured{(options.Quick ? " (--quick: 10 MiB and 60 s; full: 100 MiB, 10 min)" : "")}, scaled to a day";
-        yield return new BenchRow($"storage: store requests per day ({what})", ours.RequestsText, peer.RequestsText,
-            peer.Total == 0 ? null : (double)ours.Total / peer.Total, "fewer than Litestream", Harness.YesNo(ours.Total < peer.Total));
-        yield return new BenchRow($"storage: bytes added to the bucket per day ({what})", Mb(ours.BytesPerDay), Mb(peer.BytesPerDay),
-            peer.BytesPerDay <= 0 ? null : ours.BytesPerDay / peer.BytesPerDay, "report (every transaction kept vs Litestream's WAL)", "-");
-        yield return new BenchRow($"storage: bytes in the bucket after 30 days kept (start {Mb(ours.BucketBytesStart)} / {Mb(peer.BucketBytesStart)} + 30 days; no compaction, snapshot or retention in the measured stretch)",
-            Mb(ours.MonthBytes), Mb(peer.MonthBytes), peer.MonthBytes <= 0 ? null : ours.MonthBytes / peer.MonthBytes, "report", "-");
+        string what = $"{dbBytes >> 20} MiB database, {TxPerSecond} tx/s of small updates to 1 % hot pages, {measure.TotalSeconds:0} s measured{(options.Quick ? " (--quick: 10 MiB and 60 s; full: 100 MiB, 10 min)" : "")}";
+        var sizes = ours.Sizes;
+        yield return new BenchRow($"storage: files written in the stretch, measured ({what}; Wayback with {string.Join(' ', windows)})",
+            $"segment {Kb(sizes.Segment)} per 10 s, L2 {Kb(sizes.L2)}, L3 {Kb(sizes.L3)} ({ours.HotPages}), snapshot {Kb(sizes.Snapshot)}",
+            $"{Mb(peer.BytesPerDay)} of WAL a day", null, "report", "-");
+
+        var month = TimeSpan.FromDays(30);
+        var cadence = Cadence.Default(TxPerSecond);
+        foreach (var (name, policy) in new[] { ("tiers off (720h)", "720h"), ($"tiers {ExampleTiers}", ExampleTiers) })
+        {
+            var clock = Stopwatch.StartNew();
+            var sim = MonthSimulation.Run(sizes, cadence, RetentionPolicy.Parse(policy), month);
+            Harness.Log($"  simulated 30 days, {name}: {sim.Files:N0} files kept, {sim.DeletedFiles:N0} deleted, {clock.Elapsed.TotalSeconds:0.0} s");
+            double puts = sim.PerDay(sim.Puts) * ours.PutsPerFile, gets = sim.PerDay(sim.Reads) * ours.ReadsPerInput, dels = sim.PerDay(sim.Deletes);
+            double total = puts + gets + dels;
+            yield return new BenchRow($"storage: bytes after 30 days, Wayback {name} (file sizes measured, month simulated through the server's retention code) vs Litestream (measured growth x 30 days)",
+                Mb(sim.Bytes), Mb(peer.MonthBytes), peer.MonthBytes <= 0 ? null : sim.Bytes / peer.MonthBytes, "report", "-");
+            yield return new BenchRow($"storage: S3 requests per database per day over the month, Wayback {name} (requests per file measured, files simulated) vs Litestream (measured)",
+                $"PUT {puts:N0}, GET {gets:N0}, DELETE {dels:N0} = {total:N0}", peer.RequestsText,
+                peer.Total == 0 ? null : total / peer.PerDay(peer.Total), "fewer than Litestream", Harness.YesNo(total < peer.PerDay(peer.Total)));
+        }
     }
 
     private static string Mb(double bytes) => $"{bytes / 1e6:N1} MB";
 
-    private static async Task<Usage> RunWaybackAsync(BenchServers.BenchMoto moto, string db, long dbBytes, TimeSpan measure, CancellationToken ct)
+    private static string Kb(double bytes) => $"{bytes / 1e3:N1} KB";
+
+    /// <summary>Wayback's stretch: its usage, the sizes of the files it wrote, and the requests each file cost.</summary>
+    private sealed record WaybackStretch(Usage Usage, FileSizes Sizes, string HotPages, double PutsPerFile, double ReadsPerInput);
+
+    private static async Task<WaybackStretch> RunWaybackAsync(BenchServers.BenchMoto moto, string db, long dbBytes, TimeSpan measure, string[] windows, CancellationToken ct)
     {
         string bucket = await moto.CreateBucketAsync("wb-storage-", ct);
-        using var serve = await BenchServers.BenchServe.StartAsync(["--s3-bucket", bucket, "--s3-endpoint", moto.Endpoint, "--s3-path-style"], ct);
+        using var serve = await BenchServers.BenchServe.StartAsync(["--s3-bucket", bucket, "--s3-endpoint", moto.Endpoint, "--s3-path-style", .. windows], ct);
         string token = await serve.CreateClusterAsync(ct);
         await BenchProcesses.BuildDatabaseAsync(db, dbBytes, ct);
         using var agent = StartWithEnv("dotnet", [BenchProcesses.WaybackDll, "replicate", db, "--server", serve.Http.BaseAddress!.ToString().TrimEnd('/')],
             new() { ["WAYBACK_TOKEN"] = token });
         await BenchProcesses.WaitUntilAsync(async () => (await StorageAsync(serve, token)) is { } s && s.GetProperty("storedBytes").GetInt64() > 0,
             TimeSpan.FromMinutes(5), "the first upload of the database to the Wayback server's bucket", ct);
+        var before = new List<(StoreKeys.DataFile File, long Size)>();
         var usage = await MeasureAsync(db, measure, moto, bucket, async () =>
         {
             var requests = (await StorageAsync(serve, token))!.Value.GetProperty("requests").GetProperty("sinceStart");
             return Kinds.ToDictionary(k => k, k => requests.GetProperty(k.ToLowerInvariant()).GetInt64());
-        }, ct);
+        }, async () => before = await DataFilesAsync(moto, bucket, ct), ct);
+        var after = await DataFilesAsync(moto, bucket, ct);
+        var stretch = await MeasureFilesAsync(moto, bucket, db, dbBytes, before, after, usage, ct);
         // Where the bytes are: the per-transaction log and the L1 compactions inside the segments.
         using var history = await serve.GetAsync($"/api/history?db={Path.GetFileName(db)}", token, ct);
         using var doc = JsonDocument.Parse(await history.Content.ReadAsStringAsync(ct));
         Harness.Log("  wayback levels: " + string.Join(", ", doc.RootElement.GetProperty("levels").EnumerateArray()
             .Select(l => $"{l.GetProperty("level").GetString()} {l.GetProperty("files").GetInt64()} files {l.GetProperty("bytes").GetInt64():N0} B")));
-        return usage;
+        return stretch;
+    }
+
+    /// <summary>
+    /// The sizes of the files written in the stretch (those the listing after it has and the one before lacks), how
+    /// many distinct pages a compaction holds against the hot set, and the requests per file written and per file read.
+    /// </summary>
+    private static async Task<WaybackStretch> MeasureFilesAsync(BenchServers.BenchMoto moto, string bucket, string db, long dbBytes,
+        List<(StoreKeys.DataFile File, long Size)> before, List<(StoreKeys.DataFile File, long Size)> after, Usage usage, CancellationToken ct)
+    {
+        var old = before.Select(b => b.File).ToHashSet();
+        var written = after.Where(a => !old.Contains(a.File)).ToList();
+        long Mean(Level level) => written.Where(w => w.File.Level == level && (level == Level.Snapshot || !w.File.Snap)).Select(w => w.Size).DefaultIfEmpty(0).Sum()
+            / Math.Max(1, written.Count(w => w.File.Level == level && (level == Level.Snapshot || !w.File.Snap)));
+        long first = after.Where(a => a.File.Level == Level.L1 && a.File.Snap).Select(a => a.Size).FirstOrDefault();
+        var sizes = new FileSizes(first, Mean(Level.L1), Mean(Level.L2), Mean(Level.L3), Mean(Level.Snapshot));
+        foreach (var level in Levels.Stored)
+            Harness.Log($"  written in the stretch: {level} {written.Count(w => w.File.Level == level)} files, {written.Where(w => w.File.Level == level).Sum(w => w.Size):N0} B");
+        if (sizes.L2 == 0 || sizes.L3 == 0 || sizes.Snapshot == 0)
+            throw new InvalidOperationException($"the stretch wrote no L2 file, L3 file or snapshot to measure ({written.Count} files): lengthen it or shorten the windows");
+
+        // Files read: the segments inside each new L2 file, the L2 files inside each new L3 file, each snapshot's chain.
+        bool Inside(StoreKeys.DataFile f, StoreKeys.DataFile c) => c.Start <= f.Start && f.Max <= c.Max;
+        long inputs = 0;
+        foreach (var (c, _) in written.Where(w => w.File.Level is Level.L2 or Level.L3))
+            inputs += after.Count(a => a.File.Level == c.Level.Below() && Inside(a.File, c));
+        foreach (var (s, _) in written.Where(w => w.File.Level == Level.Snapshot))
+        {
+            var files = after.Where(a => a.File.Max <= s.Max).Select(a => new StoredFile("", a.File.Level, a.File.Start, a.File.Max, a.File.Snap, a.Size)).ToList();
+            var start = files.Where(f => f.Snap && f.Max < s.Max).MaxBy(f => f.Max)!;
+            inputs += MonthSimulation.ChainLength([files.Where(f => f.Level == Level.L3).ToList(), files.Where(f => f.Level == Level.L2).ToList(),
+                files.Where(f => f.Level == Level.L1).ToList()], start);
+        }
+        double putsPerFile = (double)usage.Requests["PUT"] / Math.Max(1, written.Count);
+        double readsPerInput = (double)(usage.Requests["GET"] + usage.Requests["LIST"]) / Math.Max(1, inputs);
+        Harness.Log($"  requests: {putsPerFile:0.00} PUT per file written, {readsPerInput:0.00} GET/LIST per file a compaction or snapshot read ({inputs} read)");
+
+        long hotRows = Math.Max(1, (long)(dbBytes / BenchProcesses.PageSize * HotFraction)); // one row per page
+        string hot = $"holding {await PagesAsync(moto, bucket, written.Last(w => w.File.Level == Level.L2 && !w.File.Snap).File)} and "
+            + $"{await PagesAsync(moto, bucket, written.Last(w => w.File.Level == Level.L3 && !w.File.Snap).File)} pages of a hot set of {hotRows}";
+        Harness.Log($"  {Path.GetFileName(db)}: the last L2 and L3 files written hold {hot}");
+        return new WaybackStretch(usage, sizes, hot, putsPerFile, readsPerInput);
+    }
+
+    /// <summary>The database's data files in the bucket (parsed from their keys) with their sizes.</summary>
+    private static async Task<List<(StoreKeys.DataFile File, long Size)>> DataFilesAsync(BenchServers.BenchMoto moto, string bucket, CancellationToken ct) =>
+        (await ObjectsAsync(moto, bucket, ct)).Select(o => (File: StoreKeys.Parse(o.Key) as StoreKeys.DataFile, o.Size))
+            .Where(o => o.File is not null).Select(o => (o.File!, o.Size)).ToList();
+
+    /// <summary>How many distinct pages one stored LTX file holds (read from moto and decoded).</summary>
+    private static async Task<long> PagesAsync(BenchServers.BenchMoto moto, string bucket, StoreKeys.DataFile f, CancellationToken ct = default)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        string key = StoreKeys.File(f.Cluster, f.Db, f.Level, f.Start, f.Max, f.Snap);
+        await using var body = new MemoryStream(await http.GetByteArrayAsync($"{moto.Endpoint}/{bucket}/{key}", ct));
+        await using var decoder = await LtxDecoder.OpenAsync(body, LtxFormat.V3, key, ct: ct);
+        var page = new byte[decoder.Header.PageSize];
+        while (await decoder.ReadPageAsync(page, ct) != 0)
+        {
+        }
+        return decoder.PageCount;
     }
 
     private static async Task<Usage> RunLitestreamAsync(BenchServers.BenchMoto moto, string litestream, string db, long dbBytes, TimeSpan measure, CancellationToken ct)
@@ -115,17 +211,20 @@ internal sealed class StorageBenchmarks : IBenchSuite
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         await BenchProcesses.WaitUntilAsync(async () => await BucketBytesAsync(moto, bucket, ct) > dbBytes / 4 && await LitestreamOpsAsync(http, port, ct) is not null,
             TimeSpan.FromMinutes(5), "Litestream's first snapshot in its bucket and its metrics", ct);
-        return await MeasureAsync(db, measure, moto, bucket, async () => (await LitestreamOpsAsync(http, port, ct))!, ct);
+        return await MeasureAsync(db, measure, moto, bucket, async () => (await LitestreamOpsAsync(http, port, ct))!, null, ct);
     }
 
     /// <summary>Writes for a warm-up and the measured stretch; counts and bucket bytes at the start and end of the stretch.</summary>
-    private static async Task<Usage> MeasureAsync(string db, TimeSpan measure, BenchServers.BenchMoto moto, string bucket, Func<Task<Dictionary<string, long>>> requests, CancellationToken ct)
+    private static async Task<Usage> MeasureAsync(string db, TimeSpan measure, BenchServers.BenchMoto moto, string bucket, Func<Task<Dictionary<string, long>>> requests,
+        Func<Task>? atStart, CancellationToken ct)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var writer = WriteAsync(db, stop.Token);
         await Task.Delay(TimeSpan.FromSeconds(15), ct); // the first L1 window and sync round with writes in them
         var before = await requests();
         long bytesBefore = await BucketBytesAsync(moto, bucket, ct);
+        if (atStart is not null)
+            await atStart();
         var clock = Stopwatch.StartNew();
         await Task.Delay(measure, ct);
         var after = await requests();
@@ -211,22 +310,26 @@ internal sealed class StorageBenchmarks : IBenchSuite
         return ops;
     }
 
-    /// <summary>Bytes of every object in the bucket, from moto's ListObjectsV2 (no signature needed), page by page.</summary>
-    private static async Task<long> BucketBytesAsync(BenchServers.BenchMoto moto, string bucket, CancellationToken ct)
+    /// <summary>Bytes of every object in the bucket.</summary>
+    private static async Task<long> BucketBytesAsync(BenchServers.BenchMoto moto, string bucket, CancellationToken ct) =>
+        (await ObjectsAsync(moto, bucket, ct)).Sum(o => o.Size);
+
+    /// <summary>Every object in the bucket, from moto's ListObjectsV2 (no signature needed), page by page.</summary>
+    private static async Task<List<(string Key, long Size)>> ObjectsAsync(BenchServers.BenchMoto moto, string bucket, CancellationToken ct)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        long total = 0;
+        var objects = new List<(string Key, long Size)>();
         string? continuation = null;
         do
         {
             string url = $"{moto.Endpoint}/{bucket}?list-type=2" + (continuation is null ? "" : "&continuation-token=" + Uri.EscapeDataString(continuation));
             var xml = XDocument.Parse(await http.GetStringAsync(url, ct));
             XNamespace ns = xml.Root!.Name.Namespace;
-            total += xml.Descendants(ns + "Size").Sum(e => long.Parse(e.Value, CultureInfo.InvariantCulture));
+            objects.AddRange(xml.Descendants(ns + "Contents").Select(c => (c.Element(ns + "Key")!.Value, long.Parse(c.Element(ns + "Size")!.Value, CultureInfo.InvariantCulture))));
             continuation = xml.Root.Element(ns + "IsTruncated")?.Value == "true" ? xml.Root.Element(ns + "NextContinuationToken")?.Value : null;
         }
         while (continuation is not null);
-        return total;
+        return objects;
     }
 
     /// <summary>A child process killed (with its children) when disposed.</summary>

@@ -1,0 +1,136 @@
+using Wayback.Protocol;
+using Wayback.Server.Databases;
+using Wayback.Server.Storage;
+using Wayback.Storage.S3;
+
+namespace Wayback.Bench;
+
+/// <summary>What the server writes for one database, measured in a real stretch: the size of each kind of file.</summary>
+internal sealed record FileSizes(long FirstSegment, long Segment, long L2, long L3, long Snapshot);
+
+/// <summary>The server's cadence: its windows, its snapshot interval, how often maintenance looks, and the write rate.</summary>
+internal sealed record Cadence(TimeSpan L1Window, TimeSpan L2Window, TimeSpan L3Window, TimeSpan SnapshotInterval, TimeSpan Pass, int TxPerSecond)
+{
+    /// <summary>The server's defaults, with a maintenance pass per L2 window (new coverage appears no more often).</summary>
+    public static Cadence Default(int txPerSecond) =>
+        new(TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5), TimeSpan.FromHours(1), TimeSpan.FromHours(24), TimeSpan.FromMinutes(5), txPerSecond);
+}
+
+/// <summary>What a simulated stretch of history cost: the bytes and files stored at its end, and the requests it made.</summary>
+internal sealed record SimulatedHistory(long Bytes, int Files, long Puts, long Reads, long Deletes, long DeletedFiles, TimeSpan Duration)
+{
+    public double PerDay(long n) => n / Duration.TotalDays;
+}
+
+/// <summary>
+/// A month of one database's history in simulated time: the files the server would write at its cadence (a segment
+/// per L1 window, an L2 file per L2 window of segments, an L3 file per L3 window of L2 files, a snapshot once the
+/// newest start point is older than the snapshot interval), with the sizes measured on the real server, and a
+/// maintenance pass every <see cref="Cadence.Pass"/> that deletes what the server's own
+/// <see cref="RetentionPlanner"/> (retention and the coarse tiers) dooms. Only the catalog is simulated; what is
+/// kept or deleted is decided by the server's code.
+/// </summary>
+/// <remarks>
+/// Requests: a PUT per file written, a read (GET) per file a compaction or snapshot reads (the segments of an L2
+/// window, the L2 files of an L3 window, a snapshot's chain: its start point, then L3, L2 files and segments after
+/// it), and a DELETE per <see cref="S3ObjectStore.DeleteBatchSize"/> keys a pass deletes (one DeleteObjects).
+/// </remarks>
+internal static class MonthSimulation
+{
+    public static SimulatedHistory Run(FileSizes sizes, Cadence cadence, RetentionPolicy policy, TimeSpan duration)
+    {
+        long l1 = Ms(cadence.L1Window), l2 = Ms(cadence.L2Window), l3 = Ms(cadence.L3Window);
+        ulong txPerSegment = (ulong)Math.Max(1, cadence.TxPerSecond * cadence.L1Window.TotalSeconds);
+        // By level, each in the order of its last TXID (files are written in that order), as the server's Catalog keeps them.
+        List<StoredFile> snapshots = [], segments = [], l2Files = [], l3Files = [];
+        List<StoredFile> ByLevel(Level level) => level switch { Level.Snapshot => snapshots, Level.L1 => segments, Level.L2 => l2Files, _ => l3Files };
+        long puts = 0, reads = 0, deletes = 0, deletedFiles = 0;
+        long nextSegment = l1; // commit time of the next segment's last transaction
+        ulong txid = 0;
+        var pendingL1 = new List<StoredFile>();
+        var pendingL2 = new List<StoredFile>();
+
+        StoredFile Put(Level level, ulong start, ulong max, bool snap, long size, long ts)
+        {
+            var f = new StoredFile(StoreKeys.File("sim", "db", level, start, max, snap), level, start, max, snap, size) { TimestampMs = ts };
+            ByLevel(level).Add(f);
+            puts++;
+            return f;
+        }
+
+        // Compacts the files of a level below into one file per closed window, as the server's CompactLevelAsync does.
+        void Compact(List<StoredFile> pending, Level level, long windowMs, long closedBefore, long size, List<StoredFile>? into)
+        {
+            while (pending.Count > 0)
+            {
+                long bucket = pending[0].TimestampMs!.Value / windowMs;
+                if ((bucket + 1) * windowMs > closedBefore)
+                    return;
+                int n = pending.TakeWhile(f => f.TimestampMs!.Value / windowMs == bucket).Count();
+                var run = pending.GetRange(0, n);
+                pending.RemoveRange(0, n);
+                if (run.Count < 2)
+                    continue;
+                reads += run.Count;
+                // A run that starts with the first upload's snapshot holds the whole database.
+                var f = Put(level, run[0].Start, run[^1].Max, run[0].Snap, run[0].Snap ? sizes.Snapshot : size, run[^1].TimestampMs!.Value);
+                into?.Add(f);
+            }
+        }
+
+        long end = Ms(duration);
+        for (long now = Ms(cadence.Pass); now <= end; now += Ms(cadence.Pass))
+        {
+            while (nextSegment <= now)
+            {
+                bool first = txid == 0;
+                var seg = Put(Level.L1, txid + 1, txid + txPerSegment, first, first ? sizes.FirstSegment : sizes.Segment, nextSegment);
+                txid += txPerSegment;
+                pendingL1.Add(seg);
+                nextSegment += l1;
+            }
+            long closedBefore = now - l1 - 2_000; // the server's grace past the L1 window
+            Compact(pendingL1, Level.L2, l2, closedBefore, sizes.L2, pendingL2);
+            Compact(pendingL2, Level.L3, l3, closedBefore, sizes.L3, null);
+
+            // The server's SnapshotAsync: once the newest start point is older than the interval.
+            var starts = snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).Where(f => f.Level == Level.Snapshot || f.Snap).ToList();
+            var newestStart = starts.MaxBy(f => f.Max)!;
+            if (txid > newestStart.Max && now - starts.Max(f => f.TimestampMs!.Value) >= Ms(cadence.SnapshotInterval))
+            {
+                reads += ChainLength([l3Files, l2Files, segments], newestStart);
+                Put(Level.Snapshot, 1, txid, true, sizes.Snapshot, nextSegment - l1);
+            }
+
+            var view = new CatalogSnapshot("db", new Position(txid, 0), snapshots, segments, l2Files, l3Files, []);
+            var doomed = RetentionPlanner.Doomed(view, policy, cadence.L2Window, now, _ => false);
+            if (doomed.Count > 0)
+            {
+                var gone = doomed.ToHashSet();
+                foreach (var list in new[] { snapshots, segments, l2Files, l3Files })
+                    list.RemoveAll(gone.Contains);
+                deletedFiles += doomed.Count;
+                deletes += (doomed.Count + S3ObjectStore.DeleteBatchSize - 1) / S3ObjectStore.DeleteBatchSize;
+            }
+        }
+        var all = snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).ToList();
+        return new SimulatedHistory(all.Sum(f => f.Size), all.Count, puts, reads, deletes, deletedFiles, duration);
+    }
+
+    /// <summary>The files a snapshot reads after <paramref name="start"/>: largest first, as a restore plans.</summary>
+    internal static int ChainLength(List<StoredFile>[] largestFirst, StoredFile start)
+    {
+        int n = 1;
+        ulong at = start.Max;
+        foreach (var level in largestFirst)
+            foreach (var f in level)
+                if (f.Start == at + 1)
+                {
+                    n++;
+                    at = f.Max;
+                }
+        return n;
+    }
+
+    private static long Ms(TimeSpan t) => (long)t.TotalMilliseconds;
+}
