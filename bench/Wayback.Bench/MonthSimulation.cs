@@ -17,8 +17,12 @@ internal sealed record Cadence(TimeSpan L1Window, TimeSpan L2Window, TimeSpan L3
 }
 
 /// <summary>What a simulated stretch of history cost: the bytes and files stored at its end, and the requests it made.</summary>
-internal sealed record SimulatedHistory(long Bytes, int Files, long Puts, long Reads, long Deletes, long DeletedFiles, TimeSpan Duration)
+internal sealed record SimulatedHistory(IReadOnlyList<StoredFile> Kept, long Puts, long Reads, long Deletes, long DeletedFiles, TimeSpan Duration)
 {
+    public long Bytes => Kept.Sum(f => f.Size);
+    public int Files => Kept.Count;
+    public int Count(Level level) => Kept.Count(f => f.Level == level);
+
     public double PerDay(long n) => n / Duration.TotalDays;
 }
 
@@ -113,8 +117,7 @@ internal static class MonthSimulation
                 deletes += (doomed.Count + S3ObjectStore.DeleteBatchSize - 1) / S3ObjectStore.DeleteBatchSize;
             }
         }
-        var all = snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).ToList();
-        return new SimulatedHistory(all.Sum(f => f.Size), all.Count, puts, reads, deletes, deletedFiles, duration);
+        return new SimulatedHistory(snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).ToList(), puts, reads, deletes, deletedFiles, duration);
     }
 
     /// <summary>The files a snapshot reads after <paramref name="start"/>: largest first, as a restore plans.</summary>

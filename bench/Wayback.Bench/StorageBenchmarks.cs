@@ -7,6 +7,7 @@ using System.Xml.Linq;
 using Wayback.Ltx;
 using Wayback.Server.Databases;
 using Wayback.Server.Storage;
+using Wayback.Storage.S3;
 
 namespace Wayback.Bench;
 
@@ -174,12 +175,12 @@ internal sealed class StorageBenchmarks : IBenchSuite
         (await ObjectsAsync(moto, bucket, ct)).Select(o => (File: StoreKeys.Parse(o.Key) as StoreKeys.DataFile, o.Size))
             .Where(o => o.File is not null).Select(o => (o.File!, o.Size)).ToList();
 
-    /// <summary>How many distinct pages one stored LTX file holds (read from moto and decoded).</summary>
+    /// <summary>How many distinct pages one stored LTX file holds (read from moto with the S3 store, and decoded).</summary>
     private static async Task<long> PagesAsync(BenchServers.BenchMoto moto, string bucket, StoreKeys.DataFile f, CancellationToken ct = default)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        await using var store = new S3ObjectStore(new S3StoreOptions { Bucket = bucket, ServiceUrl = moto.Endpoint, Region = "us-east-1", ForcePathStyle = true });
         string key = StoreKeys.File(f.Cluster, f.Db, f.Level, f.Start, f.Max, f.Snap);
-        await using var body = new MemoryStream(await http.GetByteArrayAsync($"{moto.Endpoint}/{bucket}/{key}", ct));
+        await using var body = await store.GetAsync(key, cancellationToken: ct);
         await using var decoder = await LtxDecoder.OpenAsync(body, LtxFormat.V3, key, ct: ct);
         var page = new byte[decoder.Header.PageSize];
         while (await decoder.ReadPageAsync(page, ct) != 0)
