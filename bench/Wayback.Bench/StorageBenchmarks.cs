@@ -54,7 +54,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
         var measure = options.Quick ? TimeSpan.FromSeconds(60) : TimeSpan.FromMinutes(10);
         // Short enough that the stretch writes real L2 and L3 files and a snapshot (see the remarks).
         string[] windows = options.Quick
-            ? ["--l2-window", "20s", "--l3-window", "60s", "--snapshot-interval", "30s"]
+            ? ["--l2-window", "20s", "--l3-window", "40s", "--snapshot-interval", "30s"]
             : ["--l2-window", "1m", "--l3-window", "5m", "--snapshot-interval", "5m"];
         string litestream = FindLitestream();
         using var moto = await BenchServers.BenchMoto.StartAsync(ct);
@@ -138,14 +138,14 @@ internal sealed class StorageBenchmarks : IBenchSuite
     {
         var old = before.Select(b => b.File).ToHashSet();
         var written = after.Where(a => !old.Contains(a.File)).ToList();
-        long Mean(Level level) => written.Where(w => w.File.Level == level && (level == Level.Snapshot || !w.File.Snap)).Select(w => w.Size).DefaultIfEmpty(0).Sum()
-            / Math.Max(1, written.Count(w => w.File.Level == level && (level == Level.Snapshot || !w.File.Snap)));
+        // Sizes over every file of the level in the bucket at the end (those that start with the first upload's snapshot aside).
+        long Mean(Level level) => (long)after.Where(a => a.File.Level == level && (level == Level.Snapshot || !a.File.Snap)).Select(a => a.Size).DefaultIfEmpty(0).Average();
         long first = after.Where(a => a.File.Level == Level.L1 && a.File.Snap).Select(a => a.Size).FirstOrDefault();
         var sizes = new FileSizes(first, Mean(Level.L1), Mean(Level.L2), Mean(Level.L3), Mean(Level.Snapshot));
         foreach (var level in Levels.Stored)
             Harness.Log($"  written in the stretch: {level} {written.Count(w => w.File.Level == level)} files, {written.Where(w => w.File.Level == level).Sum(w => w.Size):N0} B");
         if (sizes.L2 == 0 || sizes.L3 == 0 || sizes.Snapshot == 0)
-            throw new InvalidOperationException($"the stretch wrote no L2 file, L3 file or snapshot to measure ({written.Count} files): lengthen it or shorten the windows");
+            throw new InvalidOperationException($"the bucket holds no L2 file, L3 file or snapshot to measure ({after.Count} files): lengthen the stretch or shorten the windows");
 
         // Files read: the segments inside each new L2 file, the L2 files inside each new L3 file, each snapshot's chain.
         bool Inside(StoreKeys.DataFile f, StoreKeys.DataFile c) => c.Start <= f.Start && f.Max <= c.Max;
@@ -164,8 +164,8 @@ internal sealed class StorageBenchmarks : IBenchSuite
         Harness.Log($"  requests: {putsPerFile:0.00} PUT per file written, {readsPerInput:0.00} GET/LIST per file a compaction or snapshot read ({inputs} read)");
 
         long hotRows = Math.Max(1, (long)(dbBytes / BenchProcesses.PageSize * HotFraction)); // one row per page
-        string hot = $"holding {await PagesAsync(moto, bucket, written.Last(w => w.File.Level == Level.L2 && !w.File.Snap).File)} and "
-            + $"{await PagesAsync(moto, bucket, written.Last(w => w.File.Level == Level.L3 && !w.File.Snap).File)} pages of a hot set of {hotRows}";
+        string hot = $"holding {await PagesAsync(moto, bucket, after.Last(a => a.File.Level == Level.L2 && !a.File.Snap).File)} and "
+            + $"{await PagesAsync(moto, bucket, after.Last(a => a.File.Level == Level.L3 && !a.File.Snap).File)} pages of a hot set of {hotRows}";
         Harness.Log($"  {Path.GetFileName(db)}: the last L2 and L3 files written hold {hot}");
         return new WaybackStretch(usage, sizes, hot, putsPerFile, readsPerInput);
     }
