@@ -166,7 +166,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
         long hotRows = Math.Max(1, (long)(dbBytes / BenchProcesses.PageSize * HotFraction)); // one row per page
         string hot = $"holding {await PagesAsync(moto, bucket, after.Last(a => a.File.Level == Level.L2 && !a.File.Snap).File)} and "
             + $"{await PagesAsync(moto, bucket, after.Last(a => a.File.Level == Level.L3 && !a.File.Snap).File)} pages of a hot set of {hotRows}";
-        Harness.Log($"  {Path.GetFileName(db)}: the last L2 and L3 files written hold {hot}");
+        Harness.Log($"  {Path.GetFileName(db)}: the last L2 and L3 files written, {hot}");
         return new WaybackStretch(usage, sizes, hot, putsPerFile, readsPerInput);
     }
 
