@@ -30,7 +30,7 @@ namespace Wayback.Bench;
 /// </remarks>
 internal sealed class StorageBenchmarks : IBenchSuite
 {
-    private const int TxPerSecond = 20;
+    internal const int TxPerSecond = 20;
     private const double HotFraction = 0.01;
     private static readonly string[] Kinds = ["PUT", "GET", "LIST", "DELETE"];
 
@@ -61,12 +61,15 @@ internal sealed class StorageBenchmarks : IBenchSuite
         string dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "wayback-bench-storage-" + Guid.NewGuid().ToString("n")[..8])).FullName;
         WaybackStretch ours;
         Usage peer;
+        BenchRow check;
         try
         {
             Harness.Log($"storage: Wayback, {dbBytes >> 20} MiB, {TxPerSecond} tx/s for {measure.TotalSeconds:0} s, {string.Join(' ', windows)}");
             ours = await RunWaybackAsync(moto, Path.Combine(dir, "wayback.db"), dbBytes, measure, windows, ct);
             Harness.Log($"storage: Litestream, the same");
             peer = await RunLitestreamAsync(moto, litestream, Path.Combine(dir, "litestream.db"), dbBytes, measure, ct);
+            Harness.Log($"storage: the simulation checked against the real server in compressed time");
+            check = await SimulationCheck.RunAsync(moto, Path.Combine(dir, "check.db"), dbBytes, ct);
         }
         finally
         {
@@ -94,6 +97,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
                 $"PUT {puts:N0}, GET {gets:N0}, DELETE {dels:N0} = {total:N0}", peer.RequestsText,
                 peer.Total == 0 ? null : total / peer.PerDay(peer.Total), "fewer than Litestream", Harness.YesNo(total < peer.PerDay(peer.Total)));
         }
+        yield return check;
     }
 
     private static string Mb(double bytes) => $"{bytes / 1e6:N1} MB";
@@ -120,7 +124,8 @@ internal sealed class StorageBenchmarks : IBenchSuite
             return Kinds.ToDictionary(k => k, k => requests.GetProperty(k.ToLowerInvariant()).GetInt64());
         }, async () => before = await DataFilesAsync(moto, bucket, ct), ct);
         var after = await DataFilesAsync(moto, bucket, ct);
-        var stretch = await MeasureFilesAsync(moto, bucket, db, dbBytes, before, after, usage, ct);
+        var sized = await UntilEveryKindAsync(moto, bucket, db, after, ct);
+        var stretch = await MeasureFilesAsync(moto, bucket, db, dbBytes, before, after, sized, usage, ct);
         // Where the bytes are: the per-transaction log and the L1 compactions inside the segments.
         using var history = await serve.GetAsync($"/api/history?db={Path.GetFileName(db)}", token, ct);
         using var doc = JsonDocument.Parse(await history.Content.ReadAsStringAsync(ct));
@@ -130,22 +135,51 @@ internal sealed class StorageBenchmarks : IBenchSuite
     }
 
     /// <summary>
+    /// The bucket once it holds an L2 file, an L3 file and a snapshot to measure: the stretch's windows do not always
+    /// fill a compaction in time (a window with one segment is not compacted), so the workload goes on, at most three
+    /// minutes, until they are there. Only their sizes are taken from this; requests are the stretch's.
+    /// </summary>
+    private static async Task<List<(StoreKeys.DataFile File, long Size)>> UntilEveryKindAsync(BenchServers.BenchMoto moto, string bucket, string db,
+        List<(StoreKeys.DataFile File, long Size)> listing, CancellationToken ct)
+    {
+        static bool Complete(List<(StoreKeys.DataFile File, long Size)> l) =>
+            new[] { Level.L2, Level.L3 }.All(level => l.Any(f => f.File.Level == level && !f.File.Snap)) && l.Any(f => f.File.Level == Level.Snapshot);
+        if (Complete(listing))
+            return listing;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var writer = WriteAsync(db, stop.Token);
+        try
+        {
+            await BenchProcesses.WaitUntilAsync(async () => Complete(listing = await DataFilesAsync(moto, bucket, ct)),
+                TimeSpan.FromMinutes(3), "an L2 file, an L3 file and a snapshot in the bucket to measure", ct);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await writer;
+        }
+        Harness.Log("  the workload went on until the bucket held an L2 file, an L3 file and a snapshot to measure");
+        return listing;
+    }
+
+    /// <summary>
     /// The sizes of the files written in the stretch (those the listing after it has and the one before lacks), how
     /// many distinct pages a compaction holds against the hot set, and the requests per file written and per file read.
     /// </summary>
     private static async Task<WaybackStretch> MeasureFilesAsync(BenchServers.BenchMoto moto, string bucket, string db, long dbBytes,
-        List<(StoreKeys.DataFile File, long Size)> before, List<(StoreKeys.DataFile File, long Size)> after, Usage usage, CancellationToken ct)
+        List<(StoreKeys.DataFile File, long Size)> before, List<(StoreKeys.DataFile File, long Size)> after, List<(StoreKeys.DataFile File, long Size)> sized,
+        Usage usage, CancellationToken ct)
     {
         var old = before.Select(b => b.File).ToHashSet();
         var written = after.Where(a => !old.Contains(a.File)).ToList();
         // Sizes over every file of the level in the bucket at the end (those that start with the first upload's snapshot aside).
-        long Mean(Level level) => (long)after.Where(a => a.File.Level == level && (level == Level.Snapshot || !a.File.Snap)).Select(a => a.Size).DefaultIfEmpty(0).Average();
-        long first = after.Where(a => a.File.Level == Level.L1 && a.File.Snap).Select(a => a.Size).FirstOrDefault();
+        long Mean(Level level) => (long)sized.Where(a => a.File.Level == level && (level == Level.Snapshot || !a.File.Snap)).Select(a => a.Size).DefaultIfEmpty(0).Average();
+        long first = sized.Where(a => a.File.Level == Level.L1 && a.File.Snap).Select(a => a.Size).FirstOrDefault();
         var sizes = new FileSizes(first, Mean(Level.L1), Mean(Level.L2), Mean(Level.L3), Mean(Level.Snapshot));
         foreach (var level in Levels.Stored)
             Harness.Log($"  written in the stretch: {level} {written.Count(w => w.File.Level == level)} files, {written.Where(w => w.File.Level == level).Sum(w => w.Size):N0} B");
         if (sizes.L2 == 0 || sizes.L3 == 0 || sizes.Snapshot == 0)
-            throw new InvalidOperationException($"the bucket holds no L2 file, L3 file or snapshot to measure ({after.Count} files): lengthen the stretch or shorten the windows");
+            throw new InvalidOperationException($"the bucket holds no L2 file, L3 file or snapshot to measure ({sized.Count} files): lengthen the stretch or shorten the windows");
 
         // Files read: the segments inside each new L2 file, the L2 files inside each new L3 file, each snapshot's chain.
         bool Inside(StoreKeys.DataFile f, StoreKeys.DataFile c) => c.Start <= f.Start && f.Max <= c.Max;
@@ -164,14 +198,14 @@ internal sealed class StorageBenchmarks : IBenchSuite
         Harness.Log($"  requests: {putsPerFile:0.00} PUT per file written, {readsPerInput:0.00} GET/LIST per file a compaction or snapshot read ({inputs} read)");
 
         long hotRows = Math.Max(1, (long)(dbBytes / BenchProcesses.PageSize * HotFraction)); // one row per page
-        string hot = $"holding {await PagesAsync(moto, bucket, after.Last(a => a.File.Level == Level.L2 && !a.File.Snap).File)} and "
-            + $"{await PagesAsync(moto, bucket, after.Last(a => a.File.Level == Level.L3 && !a.File.Snap).File)} pages of a hot set of {hotRows}";
+        string hot = $"holding {await PagesAsync(moto, bucket, sized.Last(a => a.File.Level == Level.L2 && !a.File.Snap).File)} and "
+            + $"{await PagesAsync(moto, bucket, sized.Last(a => a.File.Level == Level.L3 && !a.File.Snap).File)} pages of a hot set of {hotRows}";
         Harness.Log($"  {Path.GetFileName(db)}: the last L2 and L3 files written, {hot}");
         return new WaybackStretch(usage, sizes, hot, putsPerFile, readsPerInput);
     }
 
     /// <summary>The database's data files in the bucket (parsed from their keys) with their sizes.</summary>
-    private static async Task<List<(StoreKeys.DataFile File, long Size)>> DataFilesAsync(BenchServers.BenchMoto moto, string bucket, CancellationToken ct) =>
+    internal static async Task<List<(StoreKeys.DataFile File, long Size)>> DataFilesAsync(BenchServers.BenchMoto moto, string bucket, CancellationToken ct) =>
         (await ObjectsAsync(moto, bucket, ct)).Select(o => (File: StoreKeys.Parse(o.Key) as StoreKeys.DataFile, o.Size))
             .Where(o => o.File is not null).Select(o => (o.File!, o.Size)).ToList();
 
@@ -241,7 +275,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
     /// The workload, from a separate sqlite3 process fed one statement every 1/20 s: a small change (16 bytes) to a
     /// random row of the hottest 1 % (each row fills one page). Returns how many it sent.
     /// </summary>
-    private static async Task<long> WriteAsync(string db, CancellationToken stop)
+    internal static async Task<long> WriteAsync(string db, CancellationToken stop)
     {
         long rows;
         {
@@ -278,7 +312,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
         return sent;
     }
 
-    private static async Task<JsonElement?> StorageAsync(BenchServers.BenchServe serve, string token)
+    internal static async Task<JsonElement?> StorageAsync(BenchServers.BenchServe serve, string token)
     {
         using var resp = await serve.GetAsync("/api/databases", token, CancellationToken.None);
         if (!resp.IsSuccessStatusCode)
@@ -334,7 +368,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
     }
 
     /// <summary>A child process killed (with its children) when disposed.</summary>
-    private sealed class Child(Process process) : IDisposable
+    internal sealed class Child(Process process) : IDisposable
     {
         public void Dispose()
         {
@@ -345,7 +379,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
         }
     }
 
-    private static Child StartWithEnv(string file, string[] args, Dictionary<string, string> env) => new(BenchProcesses.StartDrained(file, args, env));
+    internal static Child StartWithEnv(string file, string[] args, Dictionary<string, string> env) => new(BenchProcesses.StartDrained(file, args, env));
 
     /// <summary>Litestream 0.3.13: <c>LITESTREAM</c>, or <c>litestream</c> on PATH.</summary>
     private static string FindLitestream() =>
