@@ -17,7 +17,7 @@ internal sealed record Cadence(TimeSpan L1Window, TimeSpan L2Window, TimeSpan L3
 }
 
 /// <summary>What a simulated stretch of history cost: the bytes and files stored at its end, and the requests it made.</summary>
-internal sealed record SimulatedHistory(IReadOnlyList<StoredFile> Kept, long Puts, long Reads, long Deletes, long DeletedFiles, TimeSpan Duration)
+internal sealed record SimulatedHistory(IReadOnlyList<StoredFile> Kept, long Puts, long Gets, long Deletes, long DeletedFiles, TimeSpan Duration)
 {
     public long Bytes => Kept.Sum(f => f.Size);
     public int Files => Kept.Count;
@@ -35,9 +35,10 @@ internal sealed record SimulatedHistory(IReadOnlyList<StoredFile> Kept, long Put
 /// kept or deleted is decided by the server's code.
 /// </summary>
 /// <remarks>
-/// Requests: a PUT per file written, a read (GET) per file a compaction or snapshot reads (the segments of an L2
-/// window, the L2 files of an L3 window, a snapshot's chain: its start point, then L3, L2 files and segments after
-/// it), and a DELETE per <see cref="S3ObjectStore.DeleteBatchSize"/> keys a pass deletes (one DeleteObjects).
+/// Requests: a PUT per file written; the GETs of reading each file a compaction or snapshot reads front to back
+/// (<see cref="StoreRangeStream.GetsToRead"/>: the segments of an L2 window - their L1 part, which holds the window's
+/// pages as an L2 file does -, the L2 files of an L3 window, a snapshot's chain: its start point, then L3, L2 files
+/// and segments after it); and a DELETE per <see cref="S3ObjectStore.DeleteBatchSize"/> keys a pass deletes (one DeleteObjects).
 /// </remarks>
 internal static class MonthSimulation
 {
@@ -49,7 +50,7 @@ internal static class MonthSimulation
         List<StoredFile> snapshots = [], segments = [], l2Files = [], l3Files = [];
         var starts = new List<StoredFile>(); // the start points among them, kept apart: a scan of every file per pass is the slow part
         List<StoredFile> ByLevel(Level level) => level switch { Level.Snapshot => snapshots, Level.L1 => segments, Level.L2 => l2Files, _ => l3Files };
-        long puts = 0, reads = 0, deletes = 0, deletedFiles = 0;
+        long puts = 0, gets = 0, deletes = 0, deletedFiles = 0;
         long nextSegment = l1; // commit time of the next segment's last transaction
         ulong txid = 0;
         var pendingL1 = new List<StoredFile>();
@@ -78,7 +79,7 @@ internal static class MonthSimulation
                 pending.RemoveRange(0, n);
                 if (run.Count < 2)
                     continue;
-                reads += run.Count;
+                gets += run.Sum(f => GetsToRead(f, sizes));
                 // A run that starts with the first upload's snapshot holds the whole database.
                 var f = Put(level, run[0].Start, run[^1].Max, run[0].Snap, run[0].Snap ? sizes.Snapshot : size, run[^1].TimestampMs!.Value);
                 into?.Add(f);
@@ -108,7 +109,7 @@ internal static class MonthSimulation
             var newestStart = starts.MaxBy(f => f.Max)!;
             if (txid > newestStart.Max && now - starts.Max(f => f.TimestampMs!.Value) >= Ms(cadence.SnapshotInterval))
             {
-                reads += ChainLength([l3Files, l2Files, segments], newestStart);
+                gets += Chain([l3Files, l2Files, segments], newestStart).Sum(f => GetsToRead(f, sizes));
                 Put(Level.Snapshot, 1, txid, true, sizes.Snapshot, nextSegment - l1);
             }
 
@@ -126,23 +127,23 @@ internal static class MonthSimulation
                 deletes += (doomed.Count + S3ObjectStore.DeleteBatchSize - 1) / S3ObjectStore.DeleteBatchSize;
             }
         }
-        return new SimulatedHistory(snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).ToList(), puts, reads, deletes, deletedFiles, duration);
+        return new SimulatedHistory(snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).ToList(), puts, gets, deletes, deletedFiles, duration);
     }
 
-    /// <summary>The files a snapshot reads after <paramref name="start"/>: largest first, as a restore plans.</summary>
-    internal static int ChainLength(List<StoredFile>[] largestFirst, StoredFile start)
+    /// <summary>The files a snapshot reads: <paramref name="start"/>, then the files after it, largest first, as a restore plans.</summary>
+    internal static List<StoredFile> Chain(List<StoredFile>[] largestFirst, StoredFile start)
     {
-        int n = 1;
-        ulong at = start.Max;
+        var chain = new List<StoredFile> { start };
         foreach (var level in largestFirst)
             foreach (var f in level)
-                if (f.Start == at + 1)
-                {
-                    n++;
-                    at = f.Max;
-                }
-        return n;
+                if (f.Start == chain[^1].Max + 1)
+                    chain.Add(f);
+        return chain;
     }
+
+    /// <summary>The GETs of reading a file for a compaction: a segment's L1 part (no larger than an L2 file), anything else whole.</summary>
+    internal static int GetsToRead(StoredFile f, FileSizes sizes) =>
+        StoreRangeStream.GetsToRead(f.Level == Level.L1 && !f.Snap ? Math.Min(f.Size, sizes.L2) : f.Size);
 
     private static long Ms(TimeSpan t) => (long)t.TotalMilliseconds;
 }

@@ -25,9 +25,10 @@ public sealed class MonthSimulationTests
         Assert.Equal(Sizes.FirstSegment + 8639 * Sizes.Segment + Sizes.Snapshot + 286 * Sizes.L2 + Sizes.Snapshot + 22 * Sizes.L3, sim.Bytes);
         Assert.Equal(sim.Files, sim.Puts);
         Assert.Equal(0, sim.Deletes);
-        // Reads: each L2 file read its window's segments (30; the first 29, since the segment committed at 300 s
-        // falls in the second window), each L3 file its 12 L2 files.
-        Assert.Equal(29 + 286 * 30 + 23 * 12, sim.Reads);
+        // GETs: each L2 file read its window's segments (30; the first 29, since the segment committed at 300 s
+        // falls in the second window), each L3 file its 12 L2 files, one GET each; the first upload's segment and the
+        // L2 file that starts with its snapshot are 1 MB, read in 256 + 512 + 1024 KB: three GETs.
+        Assert.Equal(28 + 3 + 286 * 30 + 22 * 12 + 11 + 3, sim.Gets);
     }
 
     [Fact]
