@@ -130,14 +130,16 @@ internal static class MonthSimulation
         return new SimulatedHistory(snapshots.Concat(segments).Concat(l2Files).Concat(l3Files).ToList(), puts, gets, deletes, deletedFiles, duration);
     }
 
-    /// <summary>The files a snapshot reads: <paramref name="start"/>, then the files after it, largest first, as a restore plans.</summary>
+    /// <summary>
+    /// The files a snapshot reads: <paramref name="start"/>, then each time the largest file that starts right after
+    /// the chain, as the restore planner chains them (a few segments up to an L2 boundary, L2 files up to an L3 one, ...).
+    /// </summary>
     internal static List<StoredFile> Chain(List<StoredFile>[] largestFirst, StoredFile start)
     {
+        var byStart = largestFirst.Select(l => l.GroupBy(f => f.Start).ToDictionary(g => g.Key, g => g.MaxBy(f => f.Max)!)).ToArray();
         var chain = new List<StoredFile> { start };
-        foreach (var level in largestFirst)
-            foreach (var f in level)
-                if (f.Start == chain[^1].Max + 1)
-                    chain.Add(f);
+        while (byStart.Select(level => level.GetValueOrDefault(chain[^1].Max + 1)).FirstOrDefault(f => f is not null) is { } next)
+            chain.Add(next);
         return chain;
     }
 

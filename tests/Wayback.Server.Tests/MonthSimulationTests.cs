@@ -58,4 +58,16 @@ public sealed class MonthSimulationTests
         Assert.All(sim.Kept, f => Assert.True(f.TimestampMs > TimeSpan.FromDays(4 - 2).TotalMilliseconds - 3_600_000 || f.Level == Level.Snapshot || f.Snap,
             $"{f.Level} [{f.Start}-{f.Max}] committed at {f.TimestampMs} ms is older than retention needs"));
     }
+
+    [Fact]
+    public void A_snapshot_reads_its_chain_largest_file_first_climbing_from_segments_to_L2_files()
+    {
+        static StoredFile F(Level level, ulong start, ulong max) => RestorePlannerTests.File(level, start, max, level == Level.Snapshot, (long)max * 1000);
+        var start = F(Level.Snapshot, 1, 4);
+        List<StoredFile> l1 = [.. Enumerable.Range(1, 12).Select(i => F(Level.L1, (ulong)i, (ulong)i))];
+        List<StoredFile> l2 = [F(Level.L2, 1, 6), F(Level.L2, 7, 9)];
+        List<StoredFile> l3 = [F(Level.L3, 1, 9)];
+        var chain = MonthSimulation.Chain([l3, l2, l1], start);
+        Assert.Equal(["Snapshot 1-4", "L1 5-5", "L1 6-6", "L2 7-9", "L1 10-10", "L1 11-11", "L1 12-12"], chain.Select(f => $"{f.Level} {f.Start}-{f.Max}"));
+    }
 }
