@@ -141,9 +141,10 @@ internal static class BenchServers
             return await Http.SendAsync(req, ct);
         }
 
-        public async Task<string> CreateClusterAsync(CancellationToken ct)
+        /// <summary>Creates the cluster "bench" (with <paramref name="retention"/>, else the server's default) and returns its token.</summary>
+        public async Task<string> CreateClusterAsync(CancellationToken ct, string? retention = null)
         {
-            using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name = "bench" }) };
+            using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name = "bench", retention }) };
             req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
             using var resp = await Http.SendAsync(req, ct);
             resp.EnsureSuccessStatusCode();

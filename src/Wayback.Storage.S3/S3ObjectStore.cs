@@ -24,7 +24,8 @@ public sealed class S3ObjectStore : IObjectStore
     private const string PutIdMetadata = "wayback-put-id";
     private const string EpochMetadata = "wayback-epoch";
     private const int MaxParts = 10_000;
-    private const int DeleteBatchSize = 1000;
+    /// <summary>Keys per DeleteObjects request (the S3 API's limit): a delete of n keys costs ceil(n / 1000) requests.</summary>
+    public const int DeleteBatchSize = 1000;
 
     private readonly S3StoreOptions _options;
     private readonly IAmazonS3 _client;

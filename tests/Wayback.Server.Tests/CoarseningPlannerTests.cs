@@ -71,6 +71,16 @@ public sealed class CoarseningPlannerTests
     }
 
     [Fact]
+    public void A_cover_that_starts_before_a_shorter_one_still_covers_what_lies_past_the_shorter_one()
+    {
+        var l1 = Segments();
+        // Overlapping L2 files (as a rebuilt listing can hold): [1-9] covers 6 though [4-5] starts nearer to it.
+        List<StoredFile> l2 = [File(Level.L2, 1, 9, snap: true), File(Level.L2, 4, 5)];
+        var doomed = CoarseningPlanner.Doomed(View(l1, l2), RetentionPolicy.Parse("every-tx:1s,3s:60s"), L2Window, 100_000, NothingLeased);
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], Maxes(doomed, Level.L1));
+    }
+
+    [Fact]
     public void Inside_a_tier_of_every_transaction_nothing_goes()
     {
         var l1 = Segments();

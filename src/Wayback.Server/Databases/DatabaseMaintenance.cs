@@ -263,38 +263,24 @@ internal sealed class DatabaseMaintenance(Database db)
     }
 
     /// <summary>
-    /// Deletes what no restore point the policy keeps needs: everything that ends at or before the newest start
-    /// point (snapshot) committed before the last tier's end, except that start point and the newest segment;
-    /// and what the coarse tiers let go (<see cref="CoarseningPlanner"/>). Files a reader holds are left for a later round.
+    /// Deletes what no restore point the policy keeps needs (<see cref="RetentionPlanner"/>). Files a reader holds
+    /// are left for a later round.
     /// </summary>
     private async Task RetainAsync(RetentionPolicy retention, CancellationToken ct)
     {
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        long cutoff = now - (long)retention.Total.TotalMilliseconds;
         List<StoredFile> doomed;
         await db.Lock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            StoredFile? anchor = null;
-            foreach (var f in db.Catalog.StartFiles)
-            {
-                if (f.TimestampMs is null)
-                    continue; // timestamps of start points are loaded by SnapshotAsync
-                if (f.TimestampMs <= cutoff && (anchor is null || f.Max > anchor.Max))
-                    anchor = f;
-            }
-            var newestSegment = db.Catalog.NewestSegment;
-            doomed = anchor is null ? [] : db.Catalog.LiveAll
-                .Where(f => f != anchor && f != newestSegment && f.Max <= anchor.Max && !engine.Leases.IsLeased(f.Key))
-                .ToList();
             if (retention.Tiers.Count > 1)
             {
                 // The coarse tiers judge L2 and L3 files by their last commit time: read it where a listing left it unknown.
                 foreach (var f in db.Catalog.Live(Level.L2).Concat(db.Catalog.Live(Level.L3)).Where(f => f.TimestampMs is null).ToList())
                     await db.ReadTailAsync(f, ct).ConfigureAwait(false);
-                var view = CatalogSnapshot.Of(db.Name, db.Pos, db.Catalog, []);
-                doomed = doomed.Union(CoarseningPlanner.Doomed(view, retention, engine.Options.L2Window, now, engine.Leases.IsLeased)).ToList();
             }
+            var view = CatalogSnapshot.Of(db.Name, db.Pos, db.Catalog, []);
+            doomed = RetentionPlanner.Doomed(view, retention, engine.Options.L2Window, now, engine.Leases.IsLeased);
             foreach (var f in doomed)
                 f.Retired = true;
         }

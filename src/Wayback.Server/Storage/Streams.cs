@@ -129,6 +129,16 @@ internal sealed class StoreRangeStream(IObjectStore store, string key, long offs
 {
     private const int MinFetch = 256 * 1024;
     private const long MaxRun = 64L << 20;
+
+    /// <summary>How many GETs reading <paramref name="length"/> bytes front to back takes: <see cref="MinFetch"/>, then twice as much each time, up to <see cref="MaxRun"/>.</summary>
+    internal static int GetsToRead(long length)
+    {
+        int gets = 0;
+        long run = 0;
+        for (long read = 0; read < length; read += run, gets++)
+            run = run == 0 ? MinFetch : Math.Min(MaxRun, run * 2);
+        return gets;
+    }
     private byte[] _buffer = [];
     private long _bufferStart;
     private int _bufferCount;
