@@ -172,16 +172,15 @@ public static class LtxRestorer
         pages.Resize(commit);
         long written = 0;
         var sources = new Window[chain.Count];
-        var run = ArrayPool<byte>.Shared.Rent(WriteRunBytes);
-        int capacity = WriteRunBytes / size;
+        await using var decoder = new PieceDecoder(pageSize, WriteRunBytes / size);
         try
         {
-            int filled = 0;
+            var piece = decoder.Next(1);
             for (uint p = 1; p <= commit; p++)
             {
                 if (p == lockPgno)
                 {
-                    run.AsSpan(filled * size, size).Clear();
+                    piece.AddZero();
                 }
                 else
                 {
@@ -190,32 +189,41 @@ public static class LtxRestorer
                         throw LtxException.Invalid(last.Name, $"restore is missing page {p}: no file in the chain holds it");
                     var source = sources[f] ??= new Window(chain[f], f == 0 ? BatchBytes : WindowBytes);
                     var e = await source.FrameAsync(p, owner, commit, ct).ConfigureAwait(false);
-                    var slot = run.AsSpan(filled * size, size);
-                    source.Reader.DecodeFrame(source.Bytes(e), p, slot);
-                    pages.Update(p, slot);
+                    piece.AddFrame(source.Reader, source.Bytes(e));
                     written++;
                 }
-                filled++;
-                // The last piece waits for the final checksum, so a receiver never gets a whole wrong database.
-                if (filled == capacity && p < commit)
+                if (piece.Full && p < commit)
                 {
-                    await emit(run.AsMemory(0, filled * size), ct).ConfigureAwait(false);
-                    filled = 0;
+                    await decoder.SubmitAsync(piece, CompleteAsync).ConfigureAwait(false);
+                    piece = decoder.Next(p + 1);
                 }
             }
-            if (last.Header.HasChecksums && pages.Checksum != last.Trailer.PostApplyChecksum)
-                throw LtxException.Invalid(last.Name,
-                    $"restored database checksum {pages.Checksum:x16} does not match the post-apply checksum {last.Trailer.PostApplyChecksum:x16}; a file in the chain is corrupt");
-            if (filled > 0)
-                await emit(run.AsMemory(0, filled * size), ct).ConfigureAwait(false);
+            await decoder.SubmitAsync(piece, CompleteAsync).ConfigureAwait(false);
+            await decoder.DrainAsync(CompleteAsync).ConfigureAwait(false);
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(run);
             foreach (var source in sources)
                 source?.Dispose();
         }
         return new RestoreResult(last.Header.MaxTxid, pages.Checksum, pageSize, commit, written, last.Header.TimestampMs, pages);
+
+        // Pieces come here decoded and in page order. The last waits for the final checksum, so a receiver never
+        // gets a whole wrong database.
+        ValueTask CompleteAsync(PieceDecoder.Piece done)
+        {
+            for (int i = 0; i < done.Count; i++)
+            {
+                uint pgno = done.FirstPgno + (uint)i;
+                if (pgno != lockPgno)
+                    pages.Set(pgno, done.Checksum(i));
+            }
+            bool final = done.FirstPgno + (uint)done.Count > commit;
+            if (final && last.Header.HasChecksums && pages.Checksum != last.Trailer.PostApplyChecksum)
+                throw LtxException.Invalid(last.Name,
+                    $"restored database checksum {pages.Checksum:x16} does not match the post-apply checksum {last.Trailer.PostApplyChecksum:x16}; a file in the chain is corrupt");
+            return done.Count == 0 ? ValueTask.CompletedTask : emit(done.Bytes, ct);
+        }
     }
 
     /// <summary>

@@ -142,6 +142,26 @@ public class RestorerTests
     }
 
     [Fact]
+    public async Task A_corrupt_page_deep_in_a_big_stream_fails_after_emitting_only_the_pages_before_it()
+    {
+        // Pieces are decoded several at a time on other threads: a failure in one must still come in its turn,
+        // after the pieces before it and never with a piece after it.
+        var h = new History(new Random(5), 2048);
+        h.Add(1, 3000, []);
+        var bytes = h.Files[0];
+        await using var clean = await LtxPageReader.OpenAsync(new MemoryStream(bytes));
+        Assert.True(clean.TryGetEntry(1800, out var e));
+        bytes[(int)e.Offset + 3] ^= 0x01; // the frame's page number: it fails to decode, on a decoding thread
+        await using var damaged = await LtxPageReader.OpenAsync(new MemoryStream(bytes), "snapshot.ltx");
+        var emitted = new MemoryStream();
+        var ex = await Assert.ThrowsAsync<LtxException>(() => LtxRestorer.StreamAsync([damaged], (chunk, ct) => emitted.WriteAsync(chunk, ct)));
+        Assert.Contains("snapshot.ltx", ex.Message);
+        Assert.Contains("1800", ex.Message);
+        Assert.InRange(emitted.Length, 1, 1799L * 4096);
+        Assert.Equal(h.Database.AsSpan(0, (int)emitted.Length).ToArray(), emitted.ToArray());
+    }
+
+    [Fact]
     public async Task Streaming_follows_a_database_that_grows_and_shrinks()
     {
         var (files, database) = GrowAndShrink();
