@@ -39,37 +39,18 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private readonly IAgentLog _log;
     private readonly string _name;
 
-    private PageChecksums? _pages;
-    private ulong _txid;
-    private WalCursor? _cursor;
-    private bool _cursorVerified;
-    // True while the agent has held a read transaction ever since it read the WAL to its end: a WAL restart
-    // seen now then cannot have dropped unread frames (see docs/agent.md, "Holding the WAL").
-    private bool _genTrusted;
-    // True once a scan made while the current hold is held has read to the end of the WAL, i.e. past every
-    // frame the hold's snapshot includes. Only then may the hold move on: a new hold that begins while the
-    // WAL is fully checkpointed does not pin it, and if the agent were still behind, the next commit would
-    // restart the WAL over frames it never read, with a salt only one ahead (docs/agent.md, "Holding the WAL").
-    private bool _holdReadToEnd;
-    // Set after the agent's own TRUNCATE checkpoint emptied the WAL with every frame captured.
-    private bool _truncatedByUs;
-    // ... and no writer slipped in before that TRUNCATE: the next generation continues from the agent's.
-    private bool _truncatedClean;
-    private (ulong Dev, ulong Ino)? _stateFileId;
-    private (ulong Dev, ulong Ino)? _fileId;
+    private readonly CaptureState _state = new();
+    private readonly CaptureCounters _counters = new();
     private (ulong Dev, ulong Ino)? _walId;
     private SqliteSession? _session;
     private SafeFileHandle? _wal;
     // The agent's one descriptor on the database file, open as long as its SQLite connections are: closing
     // any descriptor of a file drops every POSIX lock this process holds on it - SQLite's included.
     private SafeFileHandle? _db;
-    // SQLite's shared WAL index, opened when first needed and closed with the connections, for the same reason.
-    private string? _resyncReason;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
     private long _lastStateWrite;
     private ulong _persistedTxid;
-    private bool _dirty;
     private bool _missingLogged;
     private bool _wasMissing;
     // One read buffer for WAL scans, owned by this capture: a pooled one would be cached per thread.
@@ -77,9 +58,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private (uint, uint) _passiveGen;
     private long _passiveFrames;
     private long _lastRestartMs;
-    private bool _caughtUp;   // the last capture pass read to the end of the WAL
-    /// <summary>Where the WAL had been read to when the current hold was taken by the capture pass.</summary>
-    private (uint Salt1, uint Salt2, long Offset) _heldAt;
     private bool _modeLogged;
 
     public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
@@ -94,45 +72,38 @@ public sealed class DatabaseCapture : IAsyncDisposable
     }
 
     /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
-    public ulong Txid => _txid;
+    public ulong Txid => _state.Txid;
 
     /// <summary>False when the last pass stopped at its frame budget with more committed frames waiting.</summary>
-    public bool CaughtUp => _caughtUp;
+    public bool CaughtUp => _state.CaughtUp;
 
     /// <summary>
     /// (TXID, checksum) of the newest transaction whose journal file is durable; safe to read from another
     /// thread (the shipper), unlike <see cref="Txid"/> which moves while a batch is being written.
     /// </summary>
-    public (ulong Txid, ulong Checksum) DurablePosition => _durable;
-
-    private volatile Tuple<ulong, ulong> _durableBox = Tuple.Create(0UL, 0UL);
-    private (ulong, ulong) _durable => (_durableBox.Item1, _durableBox.Item2);
-
-    private void PublishDurable() => _durableBox = Tuple.Create(_txid, _pages?.Checksum ?? 0);
-
-    private void PublishDurable(ulong txid, ulong checksum) => _durableBox = Tuple.Create(txid, checksum);
+    public (ulong Txid, ulong Checksum) DurablePosition => _state.DurablePosition;
 
     /// <summary>The database checksum after <see cref="Txid"/>.</summary>
-    public ulong Checksum => _pages?.Checksum ?? 0;
+    public ulong Checksum => _state.Pages?.Checksum ?? 0;
 
-    public uint PageSize => _pages?.PageSize ?? 0;
+    public uint PageSize => _state.Pages?.PageSize ?? 0;
 
     /// <summary>The TXID whose state (page checksums) is persisted; journal files above it are still needed to rebuild it.</summary>
     public ulong PersistedTxid => Volatile.Read(ref _persistedTxid);
 
-    public long CheckpointCount { get; private set; }
-    public long WalRestarts { get; private set; }
+    public long CheckpointCount => _counters.CheckpointCount;
+    public long WalRestarts => _counters.WalRestarts;
 
     /// <summary>Microseconds the agent has held SQLite's write lock (commits of the application wait meanwhile).</summary>
-    public long WriteLockMicroseconds { get; private set; }
-    public long Resyncs { get; private set; }
+    public long WriteLockMicroseconds => _counters.WriteLockMicroseconds;
+    public long Resyncs => _counters.Resyncs;
     /// <summary>Times the WAL was restarted or emptied while the agent was not watching (each makes a comparison).</summary>
-    public long MissedWalRestarts { get; private set; }
+    public long MissedWalRestarts => _counters.MissedWalRestarts;
     /// <summary>Times the database file was replaced (deleted and recreated, or another file moved in).</summary>
-    public long Replacements { get; private set; }
+    public long Replacements => _counters.Replacements;
     /// <summary>Times the agent truncated a WAL that had grown past its limit.</summary>
-    public long WalTruncations { get; private set; }
-    public long WalBytes { get; private set; }
+    public long WalTruncations => _counters.WalTruncations;
+    public long WalBytes => _counters.WalBytes;
 
     private const string FirstSync = "first sync: sending a snapshot";
 
@@ -145,28 +116,28 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>Loads the persisted state and replays the journal files newer than it.</summary>
     public async Task OpenAsync(CancellationToken ct = default)
     {
-        _pages = null;
-        _txid = 0;
-        _cursor = null;
+        _state.Pages = null;
+        _state.Txid = 0;
+        _state.Cursor = null;
         _persistedTxid = 0;
         var state = await AgentState.TryReadAsync(_journal.StatePath, ct).ConfigureAwait(false);
         if (state is not null)
         {
-            _pages = state.Pages;
-            _txid = state.Txid;
-            _stateFileId = state.FileId;
+            _state.Pages = state.Pages;
+            _state.Txid = state.Txid;
+            _state.StateFileId = state.FileId;
             if (state.Wal is { } w)
-                _cursor = new WalCursor(w.Salt1, w.Salt2, w.Offset, 0, 0);
+                _state.Cursor = new WalCursor(w.Salt1, w.Salt2, w.Offset, 0, 0);
             _persistedTxid = state.Txid;
         }
         await ReplayJournalAsync(ct).ConfigureAwait(false);
-        PublishDurable();
-        if (_pages is null)
-            _resyncReason = FirstSync;
-        else if (_cursor is null)
+        _state.PublishDurable();
+        if (_state.Pages is null)
+            _state.ResyncReason = FirstSync;
+        else if (_state.Cursor is null)
             // The WAL was empty at the captured state; since then the application may have written and
             // checkpointed with no agent watching, which leaves no trace in the WAL. Compare.
-            _resyncReason = "checking the database against the agent's stored state (the WAL was empty when the agent stopped)";
+            _state.ResyncReason = "checking the database against the agent's stored state (the WAL was empty when the agent stopped)";
         _lastStateWrite = Environment.TickCount64;
     }
 
@@ -175,39 +146,39 @@ public sealed class DatabaseCapture : IAsyncDisposable
         var buffer = new byte[LtxChecksum.MaxPageSize];
         foreach (var e in _journal.Entries())
         {
-            if (e.MaxTxid <= _txid && _pages is not null)
+            if (e.MaxTxid <= _state.Txid && _state.Pages is not null)
                 continue;
-            bool follows = e.IsSnapshot || (_pages is not null && e.MinTxid == _txid + 1 && e.PreApplyChecksum == _pages.Checksum);
+            bool follows = e.IsSnapshot || (_state.Pages is not null && e.MinTxid == _state.Txid + 1 && e.PreApplyChecksum == _state.Pages.Checksum);
             if (!follows)
             {
-                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) does not follow the agent's state (TXID {_txid}); dropping it and what follows");
-                _journal.DeleteAfter(_txid);
+                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) does not follow the agent's state (TXID {_state.Txid}); dropping it and what follows");
+                _journal.DeleteAfter(_state.Txid);
                 break;
             }
             try
             {
                 await using var decoder = await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path, ct: ct).ConfigureAwait(false);
                 var h = decoder.Header;
-                var pages = e.IsSnapshot || _pages is null || _pages.PageSize != h.PageSize ? new PageChecksums(h.PageSize) : _pages.Clone();
+                var pages = e.IsSnapshot || _state.Pages is null || _state.Pages.PageSize != h.PageSize ? new PageChecksums(h.PageSize) : _state.Pages.Clone();
                 uint pgno;
                 while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
                     pages.Update(pgno, buffer.AsSpan(0, (int)h.PageSize));
                 pages.Resize(h.Commit);
                 if (pages.Checksum != decoder.Trailer.PostApplyChecksum)
                     throw new LtxException($"{e.Path}: post-apply checksum does not match its pages");
-                _pages = pages;
-                _txid = h.MaxTxid;
-                _cursor = h.WalOffset == 0 ? null : new WalCursor(h.WalSalt1, h.WalSalt2, h.WalOffset + h.WalSize, 0, 0);
-                _dirty = true;
+                _state.Pages = pages;
+                _state.Txid = h.MaxTxid;
+                _state.Cursor = h.WalOffset == 0 ? null : new WalCursor(h.WalSalt1, h.WalSalt2, h.WalOffset + h.WalSize, 0, 0);
+                _state.Dirty = true;
             }
             catch (Exception ex) when (ex is LtxException or IOException)
             {
                 _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) is damaged ({ex.Message}); dropping it and what follows");
-                _journal.DeleteAfter(_txid);
+                _journal.DeleteAfter(_state.Txid);
                 break;
             }
         }
-        _cursorVerified = false;
+        _state.CursorVerified = false;
     }
 
     /// <summary>Asks for a resync at the next <see cref="SyncAsync"/> (from the shipper, after a 409).</summary>
@@ -223,7 +194,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public async Task<int> SyncAsync(CancellationToken ct = default)
     {
         int captured = await PassAsync(ct).ConfigureAwait(false);
-        while (!_caughtUp)
+        while (!_state.CaughtUp)
             captured += await PassAsync(ct).ConfigureAwait(false);
         return captured;
     }
@@ -235,7 +206,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     public async Task<int> PassAsync(CancellationToken ct = default)
     {
-        _caughtUp = true;
+        _state.CaughtUp = true;
         if (_committing?.Committing?.IsCompleted == true)
             CompleteCommit(); // published as soon as it is durable
         if (!EnsureDatabase())
@@ -244,7 +215,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             return 0;
         }
         if (!EnsureWalMode())
-            return await ResyncAsync(_pages, _txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
+            return await ResyncAsync(_state.Pages, _state.Txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
         EnsureWalHandle();
 
         ResyncRequest? request;
@@ -256,16 +227,16 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (request is not null)
             return await HandleRequestAsync(request, ct).ConfigureAwait(false);
 
-        if (_resyncReason is { } reason)
-            return await ResyncAsync(_pages, _txid, reason, ct: ct).ConfigureAwait(false);
+        if (_state.ResyncReason is { } reason)
+            return await ResyncAsync(_state.Pages, _state.Txid, reason, ct: ct).ConfigureAwait(false);
 
         int captured = await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
-        if (_resyncReason is { } reason2)
-            return captured + await ResyncAsync(_pages, _txid, reason2, ct: ct).ConfigureAwait(false);
+        if (_state.ResyncReason is { } reason2)
+            return captured + await ResyncAsync(_state.Pages, _state.Txid, reason2, ct: ct).ConfigureAwait(false);
         captured += await MaybeCheckpointAsync(quiet: captured == 0, ct).ConfigureAwait(false);
         // Behind the application, a batch's fsync runs on while the next pass reads and encodes; caught up,
         // the pass ends with everything it captured durable.
-        if (_caughtUp || _resyncReason is not null)
+        if (_state.CaughtUp || _state.ResyncReason is not null)
             CompleteCommit();
         _locks.HoldCheckpointer(captured > 0);
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
@@ -300,26 +271,26 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (_session is null)
         {
             OpenSession();
-            _genTrusted = false;
+            _state.GenTrusted = false;
             // A file that came back after being gone is another file, even if the kernel reused its inode number.
-            if (_wasMissing || _fileId is not null && _fileId != id || _fileId is null && _stateFileId is not null && _stateFileId != id)
+            if (_wasMissing || _state.FileId is not null && _state.FileId != id || _state.FileId is null && _state.StateFileId is not null && _state.StateFileId != id)
             {
                 _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
-                _resyncReason ??= "the database file was replaced";
-                Replacements++;
+                _state.ResyncReason ??= "the database file was replaced";
+                _counters.Replacements++;
             }
-            _fileId = id;
+            _state.FileId = id;
             _wasMissing = false;
             return true;
         }
-        if (id != _fileId)
+        if (id != _state.FileId)
         {
             _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
             CloseSession();
             OpenSession();
-            _fileId = id;
-            _resyncReason ??= "the database file was replaced";
-            Replacements++;
+            _state.FileId = id;
+            _state.ResyncReason ??= "the database file was replaced";
+            _counters.Replacements++;
         }
         return true;
     }
@@ -353,8 +324,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 if (now == "wal")
                 {
                     _log.Warn($"{_name}: switched the database back to WAL mode (PRAGMA journal_mode=WAL)");
-                    _resyncReason ??= "the database was out of WAL mode";
-                    _genTrusted = false;
+                    _state.ResyncReason ??= "the database was out of WAL mode";
+                    _state.GenTrusted = false;
                     return true;
                 }
             }
@@ -416,7 +387,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _wal?.Dispose();
         _wal = null;
         _walId = null;
-        _genTrusted = false;
+        _state.GenTrusted = false;
     }
 
     // ---- the normal path: read the WAL from the cursor ----
@@ -445,51 +416,51 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (!session.Holding)
         {
             session.EnsureHold();
-            _genTrusted = false;
-            _holdReadToEnd = false;
+            _state.GenTrusted = false;
+            _state.HoldReadToEnd = false;
         }
         EnsureWalHandle();
         var header = _wal is null ? null : WalReader.ReadHeader(_wal);
-        WalBytes = _wal is null ? 0 : RandomAccess.GetLength(_wal);
+        _counters.WalBytes = _wal is null ? 0 : RandomAccess.GetLength(_wal);
         if (header is null)
         {
-            if (_cursor is null || _truncatedByUs)
+            if (_state.Cursor is null || _state.TruncatedByUs)
             {
                 // The WAL is empty, as it was at the captured state, and the hold keeps it from being
                 // filled and emptied again unseen: whatever appears next is read from its first frame.
-                _genTrusted = true;
-                _holdReadToEnd = true;
+                _state.GenTrusted = true;
+                _state.HoldReadToEnd = true;
                 return 0;
             }
-            _resyncReason = "the WAL was emptied (truncated) while the agent was not watching";
-            MissedWalRestarts++;
+            _state.ResyncReason = "the WAL was emptied (truncated) while the agent was not watching";
+            _counters.MissedWalRestarts++;
             return 0;
         }
-        if (_pages is not null && header.Value.PageSize != _pages.PageSize)
+        if (_state.Pages is not null && header.Value.PageSize != _state.Pages.PageSize)
         {
-            _resyncReason = $"the page size changed from {_pages.PageSize} to {header.Value.PageSize}";
+            _state.ResyncReason = $"the page size changed from {_state.Pages.PageSize} to {header.Value.PageSize}";
             return 0;
         }
 
-        if (_cursor is not { } cursor || !cursor.SameGeneration(header.Value))
+        if (_state.Cursor is not { } cursor || !cursor.SameGeneration(header.Value))
         {
             // Each restart adds one to salt-1, which lives in the shared WAL index (the checkpoint sequence in
             // the header does not: each connection writes its own count, so it cannot tell restarts apart).
-            bool restartWeSaw = _genTrusted && (_cursor is null || header.Value.Salt1 == unchecked(_cursor.Value.Salt1 + 1) || _truncatedByUs && _truncatedClean);
+            bool restartWeSaw = _state.GenTrusted && (_state.Cursor is null || header.Value.Salt1 == unchecked(_state.Cursor.Value.Salt1 + 1) || _state.TruncatedByUs && _state.TruncatedClean);
             if (!restartWeSaw)
             {
-                _resyncReason = $"the WAL was restarted while the agent was not watching (salt-1 {_cursor?.Salt1:x8} -> {header.Value.Salt1:x8}" +
-                    $"{(_genTrusted ? "" : ", not held")})";
-                MissedWalRestarts++;
+                _state.ResyncReason = $"the WAL was restarted while the agent was not watching (salt-1 {_state.Cursor?.Salt1:x8} -> {header.Value.Salt1:x8}" +
+                    $"{(_state.GenTrusted ? "" : ", not held")})";
+                _counters.MissedWalRestarts++;
                 return 0;
             }
-            _cursor = WalCursor.Start(header.Value);
-            _cursorVerified = true;
-            _truncatedByUs = false;
-            _truncatedClean = false;
-            WalRestarts++;
+            _state.Cursor = WalCursor.Start(header.Value);
+            _state.CursorVerified = true;
+            _state.TruncatedByUs = false;
+            _state.TruncatedClean = false;
+            _counters.WalRestarts++;
         }
-        else if (!_cursorVerified)
+        else if (!_state.CursorVerified)
         {
             // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
             var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, buffer: _scanBuffer, ct: ct);
@@ -499,11 +470,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     found = tx.End;
             if (found is null)
             {
-                _resyncReason = "the WAL no longer matches the agent's stored position";
+                _state.ResyncReason = "the WAL no longer matches the agent's stored position";
                 return 0;
             }
-            _cursor = found;
-            _cursorVerified = true;
+            _state.Cursor = found;
+            _state.CursorVerified = true;
         }
 
         int captured = 0;
@@ -511,20 +482,20 @@ public sealed class DatabaseCapture : IAsyncDisposable
         while (true)
         {
             // One scan is one journal segment (one file, one fsync): up to CheckpointFrames frames, as many as fit the buffer.
-            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, maxFrames: Math.Max(1, Math.Min(_options.CheckpointFrames, _scanBuffer.Length / header.Value.FrameSize)),
+            var scan = WalReader.Scan(_wal!, header.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, Math.Min(_options.CheckpointFrames, _scanBuffer.Length / header.Value.FrameSize)),
                 maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured += await WriteTransactionsAsync(scan, header.Value, ct).ConfigureAwait(false);
-            if (_resyncReason is not null)
+            if (_state.ResyncReason is not null)
                 return captured;
             sinceHold = FramesSinceHold(header.Value);
             // A pass ends when it has caught up - or, while the application writes as fast as the agent reads,
             // once the hold is due to move: a pass that never ended would pin the WAL and let it grow without
             // bound.
-            _caughtUp = !scan.MoreAvailable;
-            if (_caughtUp)
-                _holdReadToEnd = true;
-            if (_caughtUp || sinceHold >= _options.CheckpointFrames || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)
+            _state.CaughtUp = !scan.MoreAvailable;
+            if (_state.CaughtUp)
+                _state.HoldReadToEnd = true;
+            if (_state.CaughtUp || sinceHold >= _options.CheckpointFrames || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)
                 break;
         }
         // Once everything up to the current hold's snapshot has been read, a restart seen from then on is one
@@ -533,15 +504,15 @@ public sealed class DatabaseCapture : IAsyncDisposable
         // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once. But
         // only after a scan under this hold read to the end of the WAL: an agent that is behind keeps its hold
         // (the WAL grows meanwhile, bounded by the write-locked catch-up of MaybeCheckpointAsync).
-        var c = _cursor!.Value;
-        if (_holdReadToEnd && (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)))
+        var c = _state.Cursor!.Value;
+        if (_state.HoldReadToEnd && (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)))
         {
             session.RotateHold();
-            _heldAt = (c.Salt1, c.Salt2, c.Offset);
-            _holdReadToEnd = false;
+            _state.HeldAt = (c.Salt1, c.Salt2, c.Offset);
+            _state.HoldReadToEnd = false;
         }
-        if (_holdReadToEnd)
-            _genTrusted = true;
+        if (_state.HoldReadToEnd)
+            _state.GenTrusted = true;
         return captured;
     }
 
@@ -563,18 +534,18 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>Frames the agent has read since its current read hold was taken.</summary>
     private long FramesSinceHold(WalHeader header)
     {
-        var c = _cursor!.Value;
-        return (c.Offset - (_heldAt.Salt1 == c.Salt1 && _heldAt.Salt2 == c.Salt2 ? _heldAt.Offset : WalHeader.Size)) / header.FrameSize;
+        var c = _state.Cursor!.Value;
+        return (c.Offset - (_state.HeldAt.Salt1 == c.Salt1 && _state.HeldAt.Salt2 == c.Salt2 ? _state.HeldAt.Offset : WalHeader.Size)) / header.FrameSize;
     }
 
     private async Task<int> WriteTransactionsAsync(WalScan scan, WalHeader header, CancellationToken ct)
     {
         var transactions = scan.Transactions;
-        var pages = _pages ?? throw new InvalidOperationException("no captured state to continue from");
+        var pages = _state.Pages ?? throw new InvalidOperationException("no captured state to continue from");
         // A batch is all or nothing: the page checksums are updated in place, so remember the old values.
         var undo = new List<(uint Pgno, ulong Checksum)>();
         uint startCount = pages.PageCount;
-        var start = (Txid: _txid, Cursor: _cursor);
+        var start = (Txid: _state.Txid, Cursor: _state.Cursor);
         // A batch is bounded, so it is finished rather than cancelled half-way.
         ct = CancellationToken.None;
         var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
@@ -590,10 +561,10 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 {
                     // SQLite writes every page a transaction grows the database by; one missing means frames
                     // before this one were lost to the agent. Keep what came before, compare for the rest.
-                    _resyncReason = $"the WAL's transaction at offset {tx.StartOffset} grows the database to {tx.Commit} pages but lacks page {missing} (frames before it were lost to the agent)";
+                    _state.ResyncReason = $"the WAL's transaction at offset {tx.StartOffset} grows the database to {tx.Commit} pages but lacks page {missing} (frames before it were lost to the agent)";
                     break;
                 }
-                ulong txid = _txid + 1;
+                ulong txid = _state.Txid + 1;
                 var ltx = new LtxHeader
                 {
                     PageSize = header.PageSize,
@@ -630,8 +601,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     trailer = await encoder.FinishAsync(pages.Checksum, ct).ConfigureAwait(false);
                 }
                 segment.Added(ltx, trailer);
-                _txid = txid;
-                _cursor = tx.End;
+                _state.Txid = txid;
+                _state.Cursor = tx.End;
                 written++;
             }
             if (written == 0)
@@ -639,7 +610,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 segment.Dispose();
                 return 0;
             }
-            var batch = new Batch(segment, undo, startCount, start.Txid, start.Cursor, _txid, pages.Checksum);
+            var batch = new Batch(segment, undo, startCount, start.Txid, start.Cursor, _state.Txid, pages.Checksum);
             // The previous batch's fsync ran while this one was read and encoded; it must have landed before
             // this one is committed (the journal's entries stay in order), and if it failed, both are undone.
             handedOver = true;
@@ -649,7 +620,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 var entries = _journal.Commit(segment);
                 // At once, not at the next pass: the shipper may send these entries now, and a server found
                 // ahead of the durable position would look like a restore or a second agent.
-                PublishDurable(batch.EndTxid, batch.EndChecksum);
+                _state.PublishDurable(batch.EndTxid, batch.EndChecksum);
                 return entries;
             });
             _committing = batch;
@@ -706,23 +677,23 @@ public sealed class DatabaseCapture : IAsyncDisposable
             Undo(batch);
             // The hold may have moved past these frames meanwhile: a WAL restart from here on is not one the
             // agent followed, and capture compares pages instead of trusting what comes next.
-            _genTrusted = false;
-            _holdReadToEnd = false;
+            _state.GenTrusted = false;
+            _state.HoldReadToEnd = false;
             throw;
         }
-        _dirty = true;
+        _state.Dirty = true;
         Captured?.Invoke(done);
     }
 
     private void Undo(Batch batch)
     {
-        var pages = _pages!;
+        var pages = _state.Pages!;
         pages.Resize(Math.Max(pages.PageCount, batch.StartCount));
         for (int i = batch.PageUndo.Count - 1; i >= 0; i--)
             pages.Set(batch.PageUndo[i].Pgno, batch.PageUndo[i].Checksum);
         pages.Resize(batch.StartCount);
-        _txid = batch.StartTxid;
-        _cursor = batch.StartCursor;
+        _state.Txid = batch.StartTxid;
+        _state.Cursor = batch.StartCursor;
     }
 
     /// <summary>A page the transaction grows the database by but does not hold (the lock page aside), or null.</summary>
@@ -738,13 +709,13 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task<int> MaybeCheckpointAsync(bool quiet, CancellationToken ct)
     {
-        if (_cursor is not { } cursor || _pages is null || _wal is null)
+        if (_state.Cursor is not { } cursor || _state.Pages is null || _wal is null)
             return 0;
         var header = WalReader.ReadHeader(_wal);
         if (header is null || !cursor.SameGeneration(header.Value))
             return 0;
         long frames = (cursor.Offset - WalHeader.Size) / header.Value.FrameSize;
-        bool truncate = WalBytes > _options.TruncateWalBytes;
+        bool truncate = _counters.WalBytes > _options.TruncateWalBytes;
         if (_passiveGen != (cursor.Salt1, cursor.Salt2))
         {
             _passiveGen = (cursor.Salt1, cursor.Salt2);
@@ -759,7 +730,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             if (session.BeginPassiveCheckpoint())
             {
                 _passiveFrames = frames;
-                CheckpointCount++;
+                _counters.CheckpointCount++;
             }
         }
         if (frames < _options.CheckpointFrames && !truncate
@@ -768,7 +739,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         // Step 2 reads what is left with the application's writes stopped: only once capture has caught up,
         // so the pause is short - unless this WAL generation has grown past the truncation size, when
         // capture is falling behind and holding the application back is the only way to bound the WAL.
-        if (!_caughtUp && cursor.Offset < _options.TruncateWalBytes)
+        if (!_state.CaughtUp && cursor.Offset < _options.TruncateWalBytes)
             return 0;
         _lastRestartMs = Environment.TickCount64;
 
@@ -784,11 +755,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             captured += await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
         }
-        while (!_caughtUp && _resyncReason is null && Environment.TickCount64 < until);
+        while (!_state.CaughtUp && _state.ResyncReason is null && Environment.TickCount64 < until);
         if (!StillFollowing(header.Value))
             return captured;
         session.Checkpoint("PASSIVE");
-        CheckpointCount++;
+        _counters.CheckpointCount++;
         RandomAccess.FlushToDisk(_wal);
         if (_db is not null)
             RandomAccess.FlushToDisk(_db);
@@ -807,7 +778,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         try
         {
             h = WalReader.ReadHeader(_wal);
-            if (h is null || !_cursor!.Value.SameGeneration(h.Value))
+            if (h is null || !_state.Cursor!.Value.SameGeneration(h.Value))
                 return 0;
             // Everything left, a bufferful at a time: a transaction's pages are taken from the scan's buffer
             // only while it still holds them (one scan of a long backlog re-read each page with its own read).
@@ -816,7 +787,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             // application waited.
             while (true)
             {
-                var scan = WalReader.Scan(_wal, h.Value, _cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
+                var scan = WalReader.Scan(_wal, h.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
                     maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
                 if (!scan.MoreAvailable && scan.Transactions.Count > 0 && scan.AllPagesBuffered(h.Value.FrameSize))
                 {
@@ -825,7 +796,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 }
                 if (scan.Transactions.Count > 0)
                     captured += await WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
-                if (!scan.MoreAvailable || _resyncReason is not null)
+                if (!scan.MoreAvailable || _state.ResyncReason is not null)
                     break;
             }
             CompleteCommit();
@@ -833,12 +804,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
             result = session.Checkpoint("PASSIVE");
             session.RotateHold();
             // No commit can happen under the write lock: the new hold's snapshot is exactly what was read.
-            _holdReadToEnd = true;
+            _state.HoldReadToEnd = true;
         }
         finally
         {
             session.EndWriteLock(); // releases the lock byte this process took, too
-            WriteLockMicroseconds += (long)System.Diagnostics.Stopwatch.GetElapsedTime(locked).TotalMicroseconds;
+            _counters.WriteLockMicroseconds += (long)System.Diagnostics.Stopwatch.GetElapsedTime(locked).TotalMicroseconds;
         }
         if (last is not null)
         {
@@ -851,8 +822,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
             {
                 // The WAL may already be restarting over these frames: the state is rolled back to before them,
                 // and only a comparison of pages can bring the journal to the database's state now.
-                _resyncReason = "the journal could not take the transactions read while the WAL was restarted";
-                _genTrusted = false;
+                _state.ResyncReason = "the journal could not take the transactions read while the WAL was restarted";
+                _state.GenTrusted = false;
                 throw;
             }
         }
@@ -871,7 +842,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             finally
             {
                 session.RotateHold();
-                _holdReadToEnd = false;
+                _state.HoldReadToEnd = false;
             }
             if (!t.Busy)
             {
@@ -883,11 +854,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 // the new hold in place and the WAL still empty, nothing can come before the generation the
                 // agent reads next; otherwise capture falls back to the salt-1 rule and, failing it, to
                 // comparing pages.
-                WalBytes = RandomAccess.GetLength(_wal);
-                _truncatedClean = WalBytes == 0 && _locks.SharedIndexSalt1() == unchecked(_cursor!.Value.Salt1 + 1);
-                _truncatedByUs = true;
-                _genTrusted = true;
-                WalTruncations++;
+                _counters.WalBytes = RandomAccess.GetLength(_wal);
+                _state.TruncatedClean = _counters.WalBytes == 0 && _locks.SharedIndexSalt1() == unchecked(_state.Cursor!.Value.Salt1 + 1);
+                _state.TruncatedByUs = true;
+                _state.GenTrusted = true;
+                _counters.WalTruncations++;
                 _log.Info($"{_name}: truncated the WAL (it had grown past {_options.TruncateWalBytes >> 20} MiB)");
             }
         }
@@ -896,7 +867,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     /// <summary>Whether capture is still in the generation it was and has nothing to compare.</summary>
     private bool StillFollowing(WalHeader generation) =>
-        _resyncReason is null && _cursor is { } c && c.SameGeneration(generation);
+        _state.ResyncReason is null && _state.Cursor is { } c && c.SameGeneration(generation);
 
     // ---- resync: compare the live database with a known state ----
 
@@ -904,7 +875,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     {
         CompleteCommit();
         // Capture what is pending first so nothing is lost if the request cannot be served.
-        if (_resyncReason is null && _pages is not null)
+        if (_state.ResyncReason is null && _state.Pages is not null)
             await CaptureWalAsync(ct).ConfigureAwait(false);
         if (request.ApplyFirst is { } apply)
             await apply(ct).ConfigureAwait(false);
@@ -914,7 +885,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             return await ResyncAsync(serverPages, request.ServerTxid, request.Reason, ct: ct, baselineChecksum: request.ServerChecksum).ConfigureAwait(false);
         }
         _journal.DeleteAfter(0);
-        ulong above = Math.Max(_txid, request.ServerTxid);
+        ulong above = Math.Max(_state.Txid, request.ServerTxid);
         return await ResyncAsync(null, above, request.Reason, ct: ct).ConfigureAwait(false);
     }
 
@@ -938,7 +909,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 int? n = await TryResyncOnceAsync(baseline, baseTxid, reason, legacy, baselineChecksum, ct).ConfigureAwait(false);
                 if (n is { } count)
                 {
-                    Resyncs++;
+                    _counters.Resyncs++;
                     return count;
                 }
             }
@@ -1081,25 +1052,25 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private void Adopt(PageChecksums pages, ulong txid, WalCursor? end, WalHeader? header)
     {
-        _pages = pages;
-        _txid = txid;
-        _cursor = end;
-        _cursorVerified = true;
-        _genTrusted = _session!.Holding;
-        _holdReadToEnd = _session.Holding; // the comparison read the whole WAL under this hold
-        _truncatedByUs = false;
-        _truncatedClean = false;
-        _resyncReason = null;
-        _stateFileId = _fileId;
-        _dirty = true;
-        PublishDurable();
+        _state.Pages = pages;
+        _state.Txid = txid;
+        _state.Cursor = end;
+        _state.CursorVerified = true;
+        _state.GenTrusted = _session!.Holding;
+        _state.HoldReadToEnd = _session.Holding; // the comparison read the whole WAL under this hold
+        _state.TruncatedByUs = false;
+        _state.TruncatedClean = false;
+        _state.ResyncReason = null;
+        _state.StateFileId = _state.FileId;
+        _state.Dirty = true;
+        _state.PublishDurable();
     }
 
     // ---- state ----
 
     private async Task MaybePersistStateAsync(bool force, CancellationToken ct)
     {
-        if (_pages is null || !_dirty && _committing is null)
+        if (_state.Pages is null || !_state.Dirty && _committing is null)
             return;
         if (!force && Environment.TickCount64 - _lastStateWrite < _options.StateInterval.TotalMilliseconds)
             return;
@@ -1110,19 +1081,19 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public async Task PersistStateAsync(CancellationToken ct = default)
     {
         CompleteCommit(); // the state saved is never ahead of the journal
-        if (_pages is null)
+        if (_state.Pages is null)
             return;
         var state = new AgentState
         {
-            Txid = _txid,
-            Pages = _pages,
-            Wal = _cursor is { } c ? (c.Salt1, c.Salt2, c.Offset) : null,
-            FileId = _fileId ?? _stateFileId,
+            Txid = _state.Txid,
+            Pages = _state.Pages,
+            Wal = _state.Cursor is { } c ? (c.Salt1, c.Salt2, c.Offset) : null,
+            FileId = _state.FileId ?? _state.StateFileId,
         };
         await AgentState.WriteAsync(_journal.StatePath, state, ct).ConfigureAwait(false);
-        Volatile.Write(ref _persistedTxid, _txid);
+        Volatile.Write(ref _persistedTxid, _state.Txid);
         _lastStateWrite = Environment.TickCount64;
-        _dirty = false;
+        _state.Dirty = false;
     }
 
     public async ValueTask DisposeAsync()
