@@ -31,44 +31,31 @@ public sealed record ResyncRequest(ulong ServerTxid, ulong ServerChecksum, PageC
 /// </summary>
 public sealed class DatabaseCapture : IAsyncDisposable
 {
-    private readonly string _dbPath;
-    private readonly string _walPath;
     private readonly AgentJournal _journal;
     private readonly CaptureOptions _options;
-    private readonly ShmLocks _locks;
     private readonly IAgentLog _log;
     private readonly string _name;
 
     private readonly CaptureState _state = new();
     private readonly CaptureCounters _counters = new();
-    private (ulong Dev, ulong Ino)? _walId;
-    private SqliteSession? _session;
-    private SafeFileHandle? _wal;
-    // The agent's one descriptor on the database file, open as long as its SQLite connections are: closing
-    // any descriptor of a file drops every POSIX lock this process holds on it - SQLite's included.
-    private SafeFileHandle? _db;
+    private readonly DatabaseFiles _files;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
     private long _lastStateWrite;
     private ulong _persistedTxid;
-    private bool _missingLogged;
-    private bool _wasMissing;
     // One read buffer for WAL scans, owned by this capture: a pooled one would be cached per thread.
     private readonly byte[] _scanBuffer = new byte[4 << 20]; // a scan's pages are taken from it, not read twice
     private (uint, uint) _passiveGen;
     private long _passiveFrames;
     private long _lastRestartMs;
-    private bool _modeLogged;
 
     public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
     {
-        _dbPath = Path.GetFullPath(databasePath);
-        _walPath = _dbPath + "-wal";
         _journal = journal;
         _options = options ?? new CaptureOptions();
         _log = log ?? NullAgentLog.Instance;
-        _name = Path.GetFileName(_dbPath);
-        _locks = new ShmLocks(_dbPath, _options.OwnProcess, _options.WriteLockTimeoutMs);
+        _files = new DatabaseFiles(databasePath, _state, _counters, _options, _log);
+        _name = _files.Name;
     }
 
     /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
@@ -108,7 +95,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private const string FirstSync = "first sync: sending a snapshot";
 
     /// <summary>The reason capture is currently degraded (not WAL mode, database missing), or null.</summary>
-    public string? Problem { get; private set; }
+    public string? Problem => _files.Problem;
 
     /// <summary>Raised after new journal files are durable.</summary>
     public event Action<IReadOnlyList<JournalEntry>>? Captured;
@@ -209,14 +196,14 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _state.CaughtUp = true;
         if (_committing?.Committing?.IsCompleted == true)
             CompleteCommit(); // published as soon as it is durable
-        if (!EnsureDatabase())
+        if (!_files.EnsureDatabase())
         {
             CompleteCommit();
             return 0;
         }
-        if (!EnsureWalMode())
+        if (!_files.EnsureWalMode())
             return await ResyncAsync(_state.Pages, _state.Txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
-        EnsureWalHandle();
+        _files.EnsureWalHandle();
 
         ResyncRequest? request;
         lock (_requestLock)
@@ -238,156 +225,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
         // the pass ends with everything it captured durable.
         if (_state.CaughtUp || _state.ResyncReason is not null)
             CompleteCommit();
-        _locks.HoldCheckpointer(captured > 0);
+        _files.Locks.HoldCheckpointer(captured > 0);
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
         return captured;
-    }
-
-    // ---- the database file: present, the same file, in WAL mode ----
-
-    private bool EnsureDatabase()
-    {
-        var id = Posix.FileId(_dbPath);
-        if (id is null || new FileInfo(_dbPath).Length == 0 && !File.Exists(_walPath))
-        {
-            if (!_missingLogged)
-            {
-                _log.Warn(id is null
-                    ? $"{_name}: the database file is gone (deleted or moved away); waiting for it to come back"
-                    : $"{_name}: the database file is empty; waiting for the first write");
-                _missingLogged = true;
-            }
-            Problem = id is null ? "database missing" : "database empty";
-            CloseSession();
-            _wasMissing = true;
-            return false;
-        }
-        if (_missingLogged)
-        {
-            _log.Info($"{_name}: the database file is back");
-            _missingLogged = false;
-            Problem = null;
-        }
-        if (_session is null)
-        {
-            OpenSession();
-            _state.GenTrusted = false;
-            // A file that came back after being gone is another file, even if the kernel reused its inode number.
-            if (_wasMissing || _state.FileId is not null && _state.FileId != id || _state.FileId is null && _state.StateFileId is not null && _state.StateFileId != id)
-            {
-                _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
-                _state.ResyncReason ??= "the database file was replaced";
-                _counters.Replacements++;
-            }
-            _state.FileId = id;
-            _wasMissing = false;
-            return true;
-        }
-        if (id != _state.FileId)
-        {
-            _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
-            CloseSession();
-            OpenSession();
-            _state.FileId = id;
-            _state.ResyncReason ??= "the database file was replaced";
-            _counters.Replacements++;
-        }
-        return true;
-    }
-
-    private bool EnsureWalMode()
-    {
-        if (IsWalModeOnDisk())
-        {
-            if (_modeLogged)
-            {
-                _log.Info($"{_name}: back in WAL mode; capturing every transaction again");
-                _modeLogged = false;
-                Problem = null;
-            }
-            return true;
-        }
-        string mode = SafeJournalMode();
-        if (!_modeLogged)
-        {
-            _log.Error($"{_name}: the database is not in WAL mode (journal_mode={mode}) - the application switched it out of WAL, or it was never in it. " +
-                "Wayback captures each transaction only in WAL mode; until it is back, changes are captured by comparing pages, merged into one transaction per pass");
-            _modeLogged = true;
-            Problem = $"journal_mode={mode}";
-        }
-        if (_options.SwitchToWal)
-        {
-            try
-            {
-                _session!.ReleaseHold();
-                string now = _session.SetWalMode();
-                if (now == "wal")
-                {
-                    _log.Warn($"{_name}: switched the database back to WAL mode (PRAGMA journal_mode=WAL)");
-                    _state.ResyncReason ??= "the database was out of WAL mode";
-                    _state.GenTrusted = false;
-                    return true;
-                }
-            }
-            catch (SqliteException e)
-            {
-                _log.Warn($"{_name}: could not switch the database to WAL mode yet ({e.Message}); will retry");
-            }
-        }
-        return false;
-    }
-
-    private string SafeJournalMode()
-    {
-        try
-        {
-            return _session!.JournalMode();
-        }
-        catch (SqliteException)
-        {
-            return "unknown";
-        }
-    }
-
-    /// <summary>The file format bytes at offsets 18 and 19 of the database header are 2 in WAL mode.</summary>
-    private bool IsWalModeOnDisk()
-    {
-        Span<byte> h = stackalloc byte[20];
-        int n = RandomAccess.Read(_db!, h, 0);
-        if (n < 20)
-            return File.Exists(_walPath); // a new database whose first pages are still only in the WAL
-        return h[18] == 2 && h[19] == 2;
-    }
-
-    private void EnsureWalHandle()
-    {
-        var id = Posix.FileId(_walPath);
-        if (_wal is not null && id == _walId)
-            return;
-        _wal?.Dispose();
-        _wal = null;
-        _walId = id;
-        if (id is not null)
-            _wal = File.OpenHandle(_walPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-    }
-
-    private void OpenSession()
-    {
-        _db = File.OpenHandle(_dbPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        _session = SqliteSession.Open(_dbPath);
-    }
-
-    private void CloseSession()
-    {
-        _session?.Dispose();
-        _session = null;
-        _db?.Dispose();
-        _db = null;
-        _locks.Close();
-        _wal?.Dispose();
-        _wal = null;
-        _walId = null;
-        _state.GenTrusted = false;
     }
 
     // ---- the normal path: read the WAL from the cursor ----
@@ -412,16 +252,16 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task<int> CaptureWalBatchesAsync(CancellationToken ct)
     {
-        var session = _session!;
+        var session = _files.Session!;
         if (!session.Holding)
         {
             session.EnsureHold();
             _state.GenTrusted = false;
             _state.HoldReadToEnd = false;
         }
-        EnsureWalHandle();
-        var header = _wal is null ? null : WalReader.ReadHeader(_wal);
-        _counters.WalBytes = _wal is null ? 0 : RandomAccess.GetLength(_wal);
+        _files.EnsureWalHandle();
+        var header = _files.Wal is null ? null : WalReader.ReadHeader(_files.Wal);
+        _counters.WalBytes = _files.Wal is null ? 0 : RandomAccess.GetLength(_files.Wal);
         if (header is null)
         {
             if (_state.Cursor is null || _state.TruncatedByUs)
@@ -463,7 +303,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         else if (!_state.CursorVerified)
         {
             // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
-            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, buffer: _scanBuffer, ct: ct);
+            var all = WalReader.Scan(_files.Wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, buffer: _scanBuffer, ct: ct);
             WalCursor? found = cursor.Offset == WalHeader.Size ? WalCursor.Start(header.Value) : null;
             foreach (var tx in all.Transactions)
                 if (tx.End.Offset == cursor.Offset)
@@ -482,7 +322,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         while (true)
         {
             // One scan is one journal segment (one file, one fsync): up to CheckpointFrames frames, as many as fit the buffer.
-            var scan = WalReader.Scan(_wal!, header.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, Math.Min(_options.CheckpointFrames, _scanBuffer.Length / header.Value.FrameSize)),
+            var scan = WalReader.Scan(_files.Wal!, header.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, Math.Min(_options.CheckpointFrames, _scanBuffer.Length / header.Value.FrameSize)),
                 maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
             if (scan.Transactions.Count > 0)
                 captured += await WriteTransactionsAsync(scan, header.Value, ct).ConfigureAwait(false);
@@ -525,7 +365,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private ReadOnlyMemory<byte> ReadPage(byte[] buffer, long frameOffset, int pageSize)
     {
-        int n = RandomAccess.Read(_wal!, buffer.AsSpan(0, pageSize), frameOffset + WalHeader.FrameHeaderSize);
+        int n = RandomAccess.Read(_files.Wal!, buffer.AsSpan(0, pageSize), frameOffset + WalHeader.FrameHeaderSize);
         if (n < pageSize)
             throw new IOException($"{_name}: the WAL ended inside the frame at offset {frameOffset}");
         return buffer.AsMemory(0, pageSize);
@@ -709,9 +549,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task<int> MaybeCheckpointAsync(bool quiet, CancellationToken ct)
     {
-        if (_state.Cursor is not { } cursor || _state.Pages is null || _wal is null)
+        if (_state.Cursor is not { } cursor || _state.Pages is null || _files.Wal is null)
             return 0;
-        var header = WalReader.ReadHeader(_wal);
+        var header = WalReader.ReadHeader(_files.Wal);
         if (header is null || !cursor.SameGeneration(header.Value))
             return 0;
         long frames = (cursor.Offset - WalHeader.Size) / header.Value.FrameSize;
@@ -721,7 +561,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             _passiveGen = (cursor.Salt1, cursor.Salt2);
             _passiveFrames = 0;
         }
-        var session = _session!;
+        var session = _files.Session!;
 
         // 1. Copy what can be copied without blocking anyone (up to the agent's own hold), on a connection and
         //    thread of its own: its fsyncs were a fifth to a quarter of the capture loop's time under a busy writer.
@@ -760,16 +600,16 @@ public sealed class DatabaseCapture : IAsyncDisposable
             return captured;
         session.Checkpoint("PASSIVE");
         _counters.CheckpointCount++;
-        RandomAccess.FlushToDisk(_wal);
-        if (_db is not null)
-            RandomAccess.FlushToDisk(_db);
+        RandomAccess.FlushToDisk(_files.Wal);
+        if (_files.Db is not null)
+            RandomAccess.FlushToDisk(_files.Db);
         captured += await CaptureWalAsync(ct).ConfigureAwait(false);
         if (!StillFollowing(header.Value))
             return captured;
         CompleteCommit();
         // The checkpointer lock first, so that no application checkpoint is under way (the one under the lock
         // would find it busy and the round would be lost), then the write lock.
-        if (!_locks.TryTakeCheckpointerLock() || !_locks.TryTakeWriteLock(session))
+        if (!_files.Locks.TryTakeCheckpointerLock() || !_files.Locks.TryTakeWriteLock(session))
             return captured;
         long locked = System.Diagnostics.Stopwatch.GetTimestamp();
         CheckpointResult result;
@@ -777,7 +617,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         WalHeader? h;
         try
         {
-            h = WalReader.ReadHeader(_wal);
+            h = WalReader.ReadHeader(_files.Wal);
             if (h is null || !_state.Cursor!.Value.SameGeneration(h.Value))
                 return 0;
             // Everything left, a bufferful at a time: a transaction's pages are taken from the scan's buffer
@@ -787,7 +627,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
             // application waited.
             while (true)
             {
-                var scan = WalReader.Scan(_wal, h.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
+                var scan = WalReader.Scan(_files.Wal, h.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
                     maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
                 if (!scan.MoreAvailable && scan.Transactions.Count > 0 && scan.AllPagesBuffered(h.Value.FrameSize))
                 {
@@ -854,8 +694,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
                 // the new hold in place and the WAL still empty, nothing can come before the generation the
                 // agent reads next; otherwise capture falls back to the salt-1 rule and, failing it, to
                 // comparing pages.
-                _counters.WalBytes = RandomAccess.GetLength(_wal);
-                _state.TruncatedClean = _counters.WalBytes == 0 && _locks.SharedIndexSalt1() == unchecked(_state.Cursor!.Value.Salt1 + 1);
+                _counters.WalBytes = RandomAccess.GetLength(_files.Wal);
+                _state.TruncatedClean = _counters.WalBytes == 0 && _files.Locks.SharedIndexSalt1() == unchecked(_state.Cursor!.Value.Salt1 + 1);
                 _state.TruncatedByUs = true;
                 _state.GenTrusted = true;
                 _counters.WalTruncations++;
@@ -898,7 +738,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         ulong? baselineChecksum = null, CancellationToken ct = default)
     {
         CompleteCommit();
-        var session = _session!;
+        var session = _files.Session!;
         for (int attempt = 0; ; attempt++)
         {
             if (legacy)
@@ -927,15 +767,15 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task<int?> TryResyncOnceAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy, ulong? baselineChecksum, CancellationToken ct)
     {
-        EnsureWalHandle();
-        WalHeader? header = legacy || _wal is null ? null : WalReader.ReadHeader(_wal);
+        _files.EnsureWalHandle();
+        WalHeader? header = legacy || _files.Wal is null ? null : WalReader.ReadHeader(_files.Wal);
         var overlay = new Dictionary<uint, long>();
         uint commit;
         uint pageSize;
         WalCursor? end = header is { } hh ? WalCursor.Start(hh) : null;
-        var db = _db!;
+        var db = _files.Db!;
         long dbLength = RandomAccess.GetLength(db);
-        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, buffer: _scanBuffer, ct: ct) : null;
+        WalScan? scan = header is { } h ? WalReader.Scan(_files.Wal!, h, WalCursor.Start(h), int.MaxValue, buffer: _scanBuffer, ct: ct) : null;
         if (scan is { Transactions.Count: > 0 })
         {
             foreach (var tx in scan.Transactions)
@@ -950,11 +790,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
             var head = new byte[SqliteDatabaseFile.HeaderSize];
             if (RandomAccess.Read(db, head, 0) < head.Length)
                 return 0; // nothing written yet
-            pageSize = SqliteDatabaseFile.ReadPageSize(head, _dbPath);
+            pageSize = SqliteDatabaseFile.ReadPageSize(head, _files.DatabasePath);
             commit = (uint)(dbLength / pageSize);
         }
 
-        var source = new PageSource(header is null ? null : _wal, db, overlay, pageSize);
+        var source = new PageSource(header is null ? null : _files.Wal, db, overlay, pageSize);
         var fresh = new PageChecksums(pageSize);
         var buffer = ArrayPool<byte>.Shared.Rent((int)pageSize);
         try
@@ -1046,7 +886,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     {
         if (before is null)
             return true;
-        var now = _wal is null ? null : WalReader.ReadHeader(_wal);
+        var now = _files.Wal is null ? null : WalReader.ReadHeader(_files.Wal);
         return now is { } n && n.Salt1 == before.Value.Salt1 && n.Salt2 == before.Value.Salt2;
     }
 
@@ -1056,8 +896,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _state.Txid = txid;
         _state.Cursor = end;
         _state.CursorVerified = true;
-        _state.GenTrusted = _session!.Holding;
-        _state.HoldReadToEnd = _session.Holding; // the comparison read the whole WAL under this hold
+        _state.GenTrusted = _files.Session!.Holding;
+        _state.HoldReadToEnd = _files.Session.Holding; // the comparison read the whole WAL under this hold
         _state.TruncatedByUs = false;
         _state.TruncatedClean = false;
         _state.ResyncReason = null;
@@ -1106,6 +946,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             _log.Warn($"{_name}: could not save the agent's state on stop ({e.Message}); it will be rebuilt from the journal");
         }
-        CloseSession();
+        _files.Close();
     }
 }
