@@ -39,6 +39,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private readonly CaptureState _state = new();
     private readonly CaptureCounters _counters = new();
     private readonly DatabaseFiles _files;
+    private readonly JournalBatches _batches;
+    private readonly WalCapture _walCapture;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
     private long _lastStateWrite;
@@ -56,6 +58,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _log = log ?? NullAgentLog.Instance;
         _files = new DatabaseFiles(databasePath, _state, _counters, _options, _log);
         _name = _files.Name;
+        _batches = new JournalBatches(_state, _files, journal, entries => Captured?.Invoke(entries));
+        _walCapture = new WalCapture(_state, _counters, _files, _batches, _options, _scanBuffer);
     }
 
     /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
@@ -194,11 +198,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public async Task<int> PassAsync(CancellationToken ct = default)
     {
         _state.CaughtUp = true;
-        if (_committing?.Committing?.IsCompleted == true)
-            CompleteCommit(); // published as soon as it is durable
+        if (_batches.Landed)
+            _batches.CompleteCommit(); // published as soon as it is durable
         if (!_files.EnsureDatabase())
         {
-            CompleteCommit();
+            _batches.CompleteCommit();
             return 0;
         }
         if (!_files.EnsureWalMode())
@@ -217,332 +221,17 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (_state.ResyncReason is { } reason)
             return await ResyncAsync(_state.Pages, _state.Txid, reason, ct: ct).ConfigureAwait(false);
 
-        int captured = await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
+        int captured = await _walCapture.CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
         if (_state.ResyncReason is { } reason2)
             return captured + await ResyncAsync(_state.Pages, _state.Txid, reason2, ct: ct).ConfigureAwait(false);
         captured += await MaybeCheckpointAsync(quiet: captured == 0, ct).ConfigureAwait(false);
         // Behind the application, a batch's fsync runs on while the next pass reads and encodes; caught up,
         // the pass ends with everything it captured durable.
         if (_state.CaughtUp || _state.ResyncReason is not null)
-            CompleteCommit();
+            _batches.CompleteCommit();
         _files.Locks.HoldCheckpointer(captured > 0);
         await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
         return captured;
-    }
-
-    // ---- the normal path: read the WAL from the cursor ----
-
-    /// <summary>
-    /// Reads and journals what the WAL holds beyond the cursor. <paramref name="pipelined"/>: the last batch's
-    /// fsync may still be running on return (the main loop's passes, which drain it in time); otherwise every
-    /// batch is durable and published when this returns.
-    /// </summary>
-    private async Task<int> CaptureWalAsync(CancellationToken ct, bool pipelined = false)
-    {
-        try
-        {
-            return await CaptureWalBatchesAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (!pipelined)
-                CompleteCommit();
-        }
-    }
-
-    private async Task<int> CaptureWalBatchesAsync(CancellationToken ct)
-    {
-        var session = _files.Session!;
-        if (!session.Holding)
-        {
-            session.EnsureHold();
-            _state.GenTrusted = false;
-            _state.HoldReadToEnd = false;
-        }
-        _files.EnsureWalHandle();
-        var header = _files.Wal is null ? null : WalReader.ReadHeader(_files.Wal);
-        _counters.WalBytes = _files.Wal is null ? 0 : RandomAccess.GetLength(_files.Wal);
-        if (header is null)
-        {
-            if (_state.Cursor is null || _state.TruncatedByUs)
-            {
-                // The WAL is empty, as it was at the captured state, and the hold keeps it from being
-                // filled and emptied again unseen: whatever appears next is read from its first frame.
-                _state.GenTrusted = true;
-                _state.HoldReadToEnd = true;
-                return 0;
-            }
-            _state.ResyncReason = "the WAL was emptied (truncated) while the agent was not watching";
-            _counters.MissedWalRestarts++;
-            return 0;
-        }
-        if (_state.Pages is not null && header.Value.PageSize != _state.Pages.PageSize)
-        {
-            _state.ResyncReason = $"the page size changed from {_state.Pages.PageSize} to {header.Value.PageSize}";
-            return 0;
-        }
-
-        if (_state.Cursor is not { } cursor || !cursor.SameGeneration(header.Value))
-        {
-            // Each restart adds one to salt-1, which lives in the shared WAL index (the checkpoint sequence in
-            // the header does not: each connection writes its own count, so it cannot tell restarts apart).
-            bool restartWeSaw = _state.GenTrusted && (_state.Cursor is null || header.Value.Salt1 == unchecked(_state.Cursor.Value.Salt1 + 1) || _state.TruncatedByUs && _state.TruncatedClean);
-            if (!restartWeSaw)
-            {
-                _state.ResyncReason = $"the WAL was restarted while the agent was not watching (salt-1 {_state.Cursor?.Salt1:x8} -> {header.Value.Salt1:x8}" +
-                    $"{(_state.GenTrusted ? "" : ", not held")})";
-                _counters.MissedWalRestarts++;
-                return 0;
-            }
-            _state.Cursor = WalCursor.Start(header.Value);
-            _state.CursorVerified = true;
-            _state.TruncatedByUs = false;
-            _state.TruncatedClean = false;
-            _counters.WalRestarts++;
-        }
-        else if (!_state.CursorVerified)
-        {
-            // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
-            var all = WalReader.Scan(_files.Wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, buffer: _scanBuffer, ct: ct);
-            WalCursor? found = cursor.Offset == WalHeader.Size ? WalCursor.Start(header.Value) : null;
-            foreach (var tx in all.Transactions)
-                if (tx.End.Offset == cursor.Offset)
-                    found = tx.End;
-            if (found is null)
-            {
-                _state.ResyncReason = "the WAL no longer matches the agent's stored position";
-                return 0;
-            }
-            _state.Cursor = found;
-            _state.CursorVerified = true;
-        }
-
-        int captured = 0;
-        long sinceHold;
-        while (true)
-        {
-            // One scan is one journal segment (one file, one fsync): up to CheckpointFrames frames, as many as fit the buffer.
-            var scan = WalReader.Scan(_files.Wal!, header.Value, _state.Cursor!.Value, maxFrames: Math.Max(1, Math.Min(_options.CheckpointFrames, _scanBuffer.Length / header.Value.FrameSize)),
-                maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
-            if (scan.Transactions.Count > 0)
-                captured += await WriteTransactionsAsync(scan, header.Value, ct).ConfigureAwait(false);
-            if (_state.ResyncReason is not null)
-                return captured;
-            sinceHold = FramesSinceHold(header.Value);
-            // A pass ends when it has caught up - or, while the application writes as fast as the agent reads,
-            // once the hold is due to move: a pass that never ended would pin the WAL and let it grow without
-            // bound.
-            _state.CaughtUp = !scan.MoreAvailable;
-            if (_state.CaughtUp)
-                _state.HoldReadToEnd = true;
-            if (_state.CaughtUp || sinceHold >= _options.CheckpointFrames || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)
-                break;
-        }
-        // Once everything up to the current hold's snapshot has been read, a restart seen from then on is one
-        // we can follow. Handing over to a fresh hold lets checkpoints copy what was read - and costs the
-        // application a checkpoint (two fsyncs) in its next commit - so while commits keep coming the hold
-        // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once. But
-        // only after a scan under this hold read to the end of the WAL: an agent that is behind keeps its hold
-        // (the WAL grows meanwhile, bounded by the write-locked catch-up of MaybeCheckpointAsync).
-        var c = _state.Cursor!.Value;
-        if (_state.HoldReadToEnd && (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)))
-        {
-            session.RotateHold();
-            _state.HeldAt = (c.Salt1, c.Salt2, c.Offset);
-            _state.HoldReadToEnd = false;
-        }
-        if (_state.HoldReadToEnd)
-            _state.GenTrusted = true;
-        return captured;
-    }
-
-    /// <summary>
-    /// LZ4 acceleration of the journal's per-transaction files: on pages that hardly compress (random or
-    /// already-compressed data) 4 compresses about twice as fast as liblz4's default; on typical row data it
-    /// costs a few per cent of size (measured on a text table: 0.49 → 0.53 of the page size).
-    /// </summary>
-    private const int JournalLz4Acceleration = 4;
-
-    private ReadOnlyMemory<byte> ReadPage(byte[] buffer, long frameOffset, int pageSize)
-    {
-        int n = RandomAccess.Read(_files.Wal!, buffer.AsSpan(0, pageSize), frameOffset + WalHeader.FrameHeaderSize);
-        if (n < pageSize)
-            throw new IOException($"{_name}: the WAL ended inside the frame at offset {frameOffset}");
-        return buffer.AsMemory(0, pageSize);
-    }
-
-    /// <summary>Frames the agent has read since its current read hold was taken.</summary>
-    private long FramesSinceHold(WalHeader header)
-    {
-        var c = _state.Cursor!.Value;
-        return (c.Offset - (_state.HeldAt.Salt1 == c.Salt1 && _state.HeldAt.Salt2 == c.Salt2 ? _state.HeldAt.Offset : WalHeader.Size)) / header.FrameSize;
-    }
-
-    private async Task<int> WriteTransactionsAsync(WalScan scan, WalHeader header, CancellationToken ct)
-    {
-        var transactions = scan.Transactions;
-        var pages = _state.Pages ?? throw new InvalidOperationException("no captured state to continue from");
-        // A batch is all or nothing: the page checksums are updated in place, so remember the old values.
-        var undo = new List<(uint Pgno, ulong Checksum)>();
-        uint startCount = pages.PageCount;
-        var start = (Txid: _state.Txid, Cursor: _state.Cursor);
-        // A batch is bounded, so it is finished rather than cancelled half-way.
-        ct = CancellationToken.None;
-        var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
-        var sorted = new List<uint>();
-        var segment = _journal.BeginSegment(transactions.Count);
-        int written = 0;
-        bool handedOver = false; // to CompleteCommit, which undoes this batch itself if it must
-        try
-        {
-            foreach (var tx in transactions)
-            {
-                if (MissingNewPage(tx, pages) is { } missing)
-                {
-                    // SQLite writes every page a transaction grows the database by; one missing means frames
-                    // before this one were lost to the agent. Keep what came before, compare for the rest.
-                    _state.ResyncReason = $"the WAL's transaction at offset {tx.StartOffset} grows the database to {tx.Commit} pages but lacks page {missing} (frames before it were lost to the agent)";
-                    break;
-                }
-                ulong txid = _state.Txid + 1;
-                var ltx = new LtxHeader
-                {
-                    PageSize = header.PageSize,
-                    Commit = tx.Commit,
-                    MinTxid = txid,
-                    MaxTxid = txid,
-                    TimestampMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-                    PreApplyChecksum = pages.Checksum,
-                    WalOffset = tx.StartOffset,
-                    WalSize = tx.End.Offset - tx.StartOffset,
-                    WalSalt1 = header.Salt1,
-                    WalSalt2 = header.Salt2,
-                };
-                sorted.Clear();
-                foreach (var p in tx.Pages.Keys)
-                    if (p <= tx.Commit && p != pages.LockPgno)
-                        sorted.Add(p);
-                sorted.Sort();
-                LtxTrailer trailer;
-                await using (var encoder = await LtxEncoder.CreateAsync(segment.Stream, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false))
-                {
-                    encoder.Acceleration = JournalLz4Acceleration;
-                    foreach (var pgno in sorted)
-                    {
-                        long at = tx.Pages[pgno];
-                        var page = scan.Page(at, header.FrameSize) ?? ReadPage(buffer, at, (int)header.PageSize);
-                        undo.Add((pgno, pages[pgno]));
-                        await encoder.WritePageAsync(pgno, page, ct).ConfigureAwait(false);
-                        pages.Set(pgno, encoder.LastPageChecksum); // from the encoder's pass over the page
-                    }
-                    for (uint p = tx.Commit + 1; p <= pages.PageCount; p++)
-                        undo.Add((p, pages[p]));
-                    pages.Resize(tx.Commit);
-                    trailer = await encoder.FinishAsync(pages.Checksum, ct).ConfigureAwait(false);
-                }
-                segment.Added(ltx, trailer);
-                _state.Txid = txid;
-                _state.Cursor = tx.End;
-                written++;
-            }
-            if (written == 0)
-            {
-                segment.Dispose();
-                return 0;
-            }
-            var batch = new Batch(segment, undo, startCount, start.Txid, start.Cursor, _state.Txid, pages.Checksum);
-            // The previous batch's fsync ran while this one was read and encoded; it must have landed before
-            // this one is committed (the journal's entries stay in order), and if it failed, both are undone.
-            handedOver = true;
-            CompleteCommit(thenUndo: batch);
-            batch.Committing = Task.Run(() =>
-            {
-                var entries = _journal.Commit(segment);
-                // At once, not at the next pass: the shipper may send these entries now, and a server found
-                // ahead of the durable position would look like a restore or a second agent.
-                _state.PublishDurable(batch.EndTxid, batch.EndChecksum);
-                return entries;
-            });
-            _committing = batch;
-            return written;
-        }
-        catch when (!handedOver)
-        {
-            segment.Dispose();
-            Undo(new Batch(segment, undo, startCount, start.Txid, start.Cursor, 0, 0));
-            throw;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>
-    /// A batch of transactions written to a journal segment whose fsync may still be running: what it changed
-    /// in the captured state, to undo it if the segment cannot be made durable.
-    /// </summary>
-    private sealed record Batch(JournalSegment.Writer Segment, List<(uint Pgno, ulong Checksum)> PageUndo, uint StartCount,
-        ulong StartTxid, WalCursor? StartCursor, ulong EndTxid, ulong EndChecksum)
-    {
-        public Task<IReadOnlyList<JournalEntry>>? Committing { get; set; }
-    }
-
-    /// <summary>The last batch, being made durable while capture reads on: at most one, outliving only a pass that has not caught up.</summary>
-    private Batch? _committing;
-
-    /// <summary>
-    /// Waits for the batch being made durable and publishes it. If its fsync failed, the captured state goes
-    /// back to before it - after first undoing <paramref name="thenUndo"/>, the batch encoded on top of it - and
-    /// the failure is thrown.
-    /// </summary>
-    private void CompleteCommit(Batch? thenUndo = null)
-    {
-        if (_committing is not { } batch)
-            return;
-        _committing = null;
-        IReadOnlyList<JournalEntry> done;
-        try
-        {
-            done = batch.Committing!.GetAwaiter().GetResult();
-        }
-        catch
-        {
-            if (thenUndo is not null)
-            {
-                thenUndo.Segment.Dispose();
-                Undo(thenUndo);
-            }
-            batch.Segment.Dispose();
-            Undo(batch);
-            // The hold may have moved past these frames meanwhile: a WAL restart from here on is not one the
-            // agent followed, and capture compares pages instead of trusting what comes next.
-            _state.GenTrusted = false;
-            _state.HoldReadToEnd = false;
-            throw;
-        }
-        _state.Dirty = true;
-        Captured?.Invoke(done);
-    }
-
-    private void Undo(Batch batch)
-    {
-        var pages = _state.Pages!;
-        pages.Resize(Math.Max(pages.PageCount, batch.StartCount));
-        for (int i = batch.PageUndo.Count - 1; i >= 0; i--)
-            pages.Set(batch.PageUndo[i].Pgno, batch.PageUndo[i].Checksum);
-        pages.Resize(batch.StartCount);
-        _state.Txid = batch.StartTxid;
-        _state.Cursor = batch.StartCursor;
-    }
-
-    /// <summary>A page the transaction grows the database by but does not hold (the lock page aside), or null.</summary>
-    private static uint? MissingNewPage(WalTransaction tx, PageChecksums pages)
-    {
-        for (uint p = pages.PageCount + 1; p <= tx.Commit; p++)
-            if (p != pages.LockPgno && !tx.Pages.ContainsKey(p))
-                return p;
-        return null;
     }
 
     // ---- checkpoints ----
@@ -593,7 +282,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         long until = Environment.TickCount64 + 100;
         do
         {
-            captured += await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
+            captured += await _walCapture.CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
         }
         while (!_state.CaughtUp && _state.ResyncReason is null && Environment.TickCount64 < until);
         if (!StillFollowing(header.Value))
@@ -603,10 +292,10 @@ public sealed class DatabaseCapture : IAsyncDisposable
         RandomAccess.FlushToDisk(_files.Wal);
         if (_files.Db is not null)
             RandomAccess.FlushToDisk(_files.Db);
-        captured += await CaptureWalAsync(ct).ConfigureAwait(false);
+        captured += await _walCapture.CaptureWalAsync(ct).ConfigureAwait(false);
         if (!StillFollowing(header.Value))
             return captured;
-        CompleteCommit();
+        _batches.CompleteCommit();
         // The checkpointer lock first, so that no application checkpoint is under way (the one under the lock
         // would find it busy and the round would be lost), then the write lock.
         if (!_files.Locks.TryTakeCheckpointerLock() || !_files.Locks.TryTakeWriteLock(session))
@@ -635,11 +324,11 @@ public sealed class DatabaseCapture : IAsyncDisposable
                     break;
                 }
                 if (scan.Transactions.Count > 0)
-                    captured += await WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
+                    captured += await _batches.WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
                 if (!scan.MoreAvailable || _state.ResyncReason is not null)
                     break;
             }
-            CompleteCommit();
+            _batches.CompleteCommit();
             session.ReleaseHold();
             result = session.Checkpoint("PASSIVE");
             session.RotateHold();
@@ -655,8 +344,8 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             try
             {
-                captured += await WriteTransactionsAsync(last, h!.Value, ct).ConfigureAwait(false);
-                CompleteCommit();
+                captured += await _batches.WriteTransactionsAsync(last, h!.Value, ct).ConfigureAwait(false);
+                _batches.CompleteCommit();
             }
             catch
             {
@@ -713,10 +402,10 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task<int> HandleRequestAsync(ResyncRequest request, CancellationToken ct)
     {
-        CompleteCommit();
+        _batches.CompleteCommit();
         // Capture what is pending first so nothing is lost if the request cannot be served.
         if (_state.ResyncReason is null && _state.Pages is not null)
-            await CaptureWalAsync(ct).ConfigureAwait(false);
+            await _walCapture.CaptureWalAsync(ct).ConfigureAwait(false);
         if (request.ApplyFirst is { } apply)
             await apply(ct).ConfigureAwait(false);
         if (request.ServerPages is { } serverPages)
@@ -737,7 +426,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private async Task<int> ResyncAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy = false,
         ulong? baselineChecksum = null, CancellationToken ct = default)
     {
-        CompleteCommit();
+        _batches.CompleteCommit();
         var session = _files.Session!;
         for (int attempt = 0; ; attempt++)
         {
@@ -910,7 +599,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
 
     private async Task MaybePersistStateAsync(bool force, CancellationToken ct)
     {
-        if (_state.Pages is null || !_state.Dirty && _committing is null)
+        if (_state.Pages is null || !_state.Dirty && !_batches.Pending)
             return;
         if (!force && Environment.TickCount64 - _lastStateWrite < _options.StateInterval.TotalMilliseconds)
             return;
@@ -920,7 +609,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// <summary>Writes the page checksums and position to the journal directory.</summary>
     public async Task PersistStateAsync(CancellationToken ct = default)
     {
-        CompleteCommit(); // the state saved is never ahead of the journal
+        _batches.CompleteCommit(); // the state saved is never ahead of the journal
         if (_state.Pages is null)
             return;
         var state = new AgentState
