@@ -42,10 +42,9 @@ public sealed class DatabaseCapture : IAsyncDisposable
     private readonly JournalBatches _batches;
     private readonly WalCapture _walCapture;
     private readonly CheckpointRound _checkpoints;
+    private readonly CaptureStateStore _store;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
-    private long _lastStateWrite;
-    private ulong _persistedTxid;
     // One read buffer for WAL scans, owned by this capture: a pooled one would be cached per thread.
     private readonly byte[] _scanBuffer = new byte[4 << 20]; // a scan's pages are taken from it, not read twice
 
@@ -58,6 +57,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _name = _files.Name;
         _batches = new JournalBatches(_state, _files, journal, entries => Captured?.Invoke(entries));
         _walCapture = new WalCapture(_state, _counters, _files, _batches, _options, _scanBuffer);
+        _store = new CaptureStateStore(_state, _batches, journal, _options, _log, _name);
         _checkpoints = new CheckpointRound(_state, _counters, _files, _walCapture, _batches, _options, _log, _scanBuffer);
     }
 
@@ -79,7 +79,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public uint PageSize => _state.Pages?.PageSize ?? 0;
 
     /// <summary>The TXID whose state (page checksums) is persisted; journal files above it are still needed to rebuild it.</summary>
-    public ulong PersistedTxid => Volatile.Read(ref _persistedTxid);
+    public ulong PersistedTxid => _store.PersistedTxid;
 
     public long CheckpointCount => _counters.CheckpointCount;
     public long WalRestarts => _counters.WalRestarts;
@@ -95,8 +95,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public long WalTruncations => _counters.WalTruncations;
     public long WalBytes => _counters.WalBytes;
 
-    private const string FirstSync = "first sync: sending a snapshot";
-
     /// <summary>The reason capture is currently degraded (not WAL mode, database missing), or null.</summary>
     public string? Problem => _files.Problem;
 
@@ -104,72 +102,10 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public event Action<IReadOnlyList<JournalEntry>>? Captured;
 
     /// <summary>Loads the persisted state and replays the journal files newer than it.</summary>
-    public async Task OpenAsync(CancellationToken ct = default)
-    {
-        _state.Pages = null;
-        _state.Txid = 0;
-        _state.Cursor = null;
-        _persistedTxid = 0;
-        var state = await AgentState.TryReadAsync(_journal.StatePath, ct).ConfigureAwait(false);
-        if (state is not null)
-        {
-            _state.Pages = state.Pages;
-            _state.Txid = state.Txid;
-            _state.StateFileId = state.FileId;
-            if (state.Wal is { } w)
-                _state.Cursor = new WalCursor(w.Salt1, w.Salt2, w.Offset, 0, 0);
-            _persistedTxid = state.Txid;
-        }
-        await ReplayJournalAsync(ct).ConfigureAwait(false);
-        _state.PublishDurable();
-        if (_state.Pages is null)
-            _state.ResyncReason = FirstSync;
-        else if (_state.Cursor is null)
-            // The WAL was empty at the captured state; since then the application may have written and
-            // checkpointed with no agent watching, which leaves no trace in the WAL. Compare.
-            _state.ResyncReason = "checking the database against the agent's stored state (the WAL was empty when the agent stopped)";
-        _lastStateWrite = Environment.TickCount64;
-    }
+    public Task OpenAsync(CancellationToken ct = default) => _store.LoadAsync(ct);
 
-    private async Task ReplayJournalAsync(CancellationToken ct)
-    {
-        var buffer = new byte[LtxChecksum.MaxPageSize];
-        foreach (var e in _journal.Entries())
-        {
-            if (e.MaxTxid <= _state.Txid && _state.Pages is not null)
-                continue;
-            bool follows = e.IsSnapshot || (_state.Pages is not null && e.MinTxid == _state.Txid + 1 && e.PreApplyChecksum == _state.Pages.Checksum);
-            if (!follows)
-            {
-                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) does not follow the agent's state (TXID {_state.Txid}); dropping it and what follows");
-                _journal.DeleteAfter(_state.Txid);
-                break;
-            }
-            try
-            {
-                await using var decoder = await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path, ct: ct).ConfigureAwait(false);
-                var h = decoder.Header;
-                var pages = e.IsSnapshot || _state.Pages is null || _state.Pages.PageSize != h.PageSize ? new PageChecksums(h.PageSize) : _state.Pages.Clone();
-                uint pgno;
-                while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
-                    pages.Update(pgno, buffer.AsSpan(0, (int)h.PageSize));
-                pages.Resize(h.Commit);
-                if (pages.Checksum != decoder.Trailer.PostApplyChecksum)
-                    throw new LtxException($"{e.Path}: post-apply checksum does not match its pages");
-                _state.Pages = pages;
-                _state.Txid = h.MaxTxid;
-                _state.Cursor = h.WalOffset == 0 ? null : new WalCursor(h.WalSalt1, h.WalSalt2, h.WalOffset + h.WalSize, 0, 0);
-                _state.Dirty = true;
-            }
-            catch (Exception ex) when (ex is LtxException or IOException)
-            {
-                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) is damaged ({ex.Message}); dropping it and what follows");
-                _journal.DeleteAfter(_state.Txid);
-                break;
-            }
-        }
-        _state.CursorVerified = false;
-    }
+    /// <summary>Writes the page checksums and position to the journal directory.</summary>
+    public Task PersistStateAsync(CancellationToken ct = default) => _store.PersistAsync(ct);
 
     /// <summary>Asks for a resync at the next <see cref="SyncAsync"/> (from the shipper, after a 409).</summary>
     public void RequestResync(ResyncRequest request)
@@ -229,7 +165,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
         if (_state.CaughtUp || _state.ResyncReason is not null)
             _batches.CompleteCommit();
         _files.Locks.HoldCheckpointer(captured > 0);
-        await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
+        await _store.MaybePersistAsync(force: false, ct).ConfigureAwait(false);
         return captured;
     }
 
@@ -391,12 +327,12 @@ public sealed class DatabaseCapture : IAsyncDisposable
             segment.Added(ltx, trailer);
             var done = _journal.Commit(segment);
             // The first snapshot of a database is how replication starts; any other resync is worth a look.
-            Action<string> log = ReferenceEquals(reason, FirstSync) ? _log.Info : _log.Warn;
+            Action<string> log = ReferenceEquals(reason, CaptureStateStore.FirstSync) ? _log.Info : _log.Warn;
             log(snapshot
                 ? $"{_name}: {reason}; captured a snapshot of {commit} pages as TXID {txid}"
                 : $"{_name}: {reason}; captured the {changed.Count} changed page(s) as one transaction, TXID {txid}");
             Adopt(fresh, txid, end, header);
-            await MaybePersistStateAsync(force: true, ct).ConfigureAwait(false);
+            await _store.MaybePersistAsync(force: true, ct).ConfigureAwait(false);
             Captured?.Invoke(done);
             return 1;
         }
@@ -428,36 +364,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
         _state.StateFileId = _state.FileId;
         _state.Dirty = true;
         _state.PublishDurable();
-    }
-
-    // ---- state ----
-
-    private async Task MaybePersistStateAsync(bool force, CancellationToken ct)
-    {
-        if (_state.Pages is null || !_state.Dirty && !_batches.Pending)
-            return;
-        if (!force && Environment.TickCount64 - _lastStateWrite < _options.StateInterval.TotalMilliseconds)
-            return;
-        await PersistStateAsync(ct).ConfigureAwait(false);
-    }
-
-    /// <summary>Writes the page checksums and position to the journal directory.</summary>
-    public async Task PersistStateAsync(CancellationToken ct = default)
-    {
-        _batches.CompleteCommit(); // the state saved is never ahead of the journal
-        if (_state.Pages is null)
-            return;
-        var state = new AgentState
-        {
-            Txid = _state.Txid,
-            Pages = _state.Pages,
-            Wal = _state.Cursor is { } c ? (c.Salt1, c.Salt2, c.Offset) : null,
-            FileId = _state.FileId ?? _state.StateFileId,
-        };
-        await AgentState.WriteAsync(_journal.StatePath, state, ct).ConfigureAwait(false);
-        Volatile.Write(ref _persistedTxid, _state.Txid);
-        _lastStateWrite = Environment.TickCount64;
-        _state.Dirty = false;
     }
 
     public async ValueTask DisposeAsync()
