@@ -138,7 +138,7 @@ internal sealed class WalCapture
         // application a checkpoint (two fsyncs) in its next commit - so while commits keep coming the hold
         // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once. But
         // only after a scan under this hold read to the end of the WAL: an agent that is behind keeps its hold
-        // (the WAL grows meanwhile, bounded by the write-locked catch-up of MaybeCheckpointAsync).
+        // (the WAL grows meanwhile, bounded by the write-locked catch-up of CheckpointRound).
         var c = _state.Cursor!.Value;
         if (_state.HoldReadToEnd && (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)))
         {
