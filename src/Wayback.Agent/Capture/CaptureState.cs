@@ -6,7 +6,7 @@ namespace Wayback.Agent.Capture;
 /// <summary>
 /// What one database's capture has captured, and how far it may trust the WAL to continue it: the one
 /// object the parts of a pass share (<see cref="DatabaseCapture"/> owns it). Touched only by the capture
-/// loop, except <see cref="DurablePosition"/>, which the shipper reads.
+/// loop, except <see cref="DurablePosition"/>: published when a batch's fsync lands, read by the shipper.
 /// </summary>
 internal sealed class CaptureState
 {
