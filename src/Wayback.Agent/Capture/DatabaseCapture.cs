@@ -1,214 +1,95 @@
-using System.Buffers;
-using Microsoft.Data.Sqlite;
-using Microsoft.Win32.SafeHandles;
 using Wayback.Agent.Journal;
-using Wayback.Agent.Native;
-using Wayback.Agent.Wal;
-using Wayback.Ltx;
 
 namespace Wayback.Agent.Capture;
-
-/// <summary>
-/// What the shipper asks the capture loop to do when the server's position cannot be reached from the
-/// journal: with <see cref="ServerPages"/>, send the pages that differ from the server's state as one
-/// transaction after (<see cref="ServerTxid"/>, <see cref="ServerChecksum"/>); without, send a snapshot
-/// with a TXID above both positions.
-/// </summary>
-public sealed record ResyncRequest(ulong ServerTxid, ulong ServerChecksum, PageChecksums? ServerPages, string Reason)
-{
-    /// <summary>
-    /// Runs on the capture loop right before the comparison, after pending frames are captured: an in-place
-    /// restore writes the server's state into the live database here (Restore/RestoreWatcher), so nothing
-    /// is captured between that write and the comparison that follows it.
-    /// </summary>
-    public Func<CancellationToken, Task>? ApplyFirst { get; init; }
-}
 
 /// <summary>
 /// Captures every committed transaction of one live SQLite database from its WAL into the journal, one
 /// LTX file (one TXID) per transaction. Not thread-safe: one loop calls <see cref="SyncAsync"/>; the
 /// shipper talks to it only through <see cref="RequestResync"/>.
 /// </summary>
+/// <remarks>
+/// It runs a pass and owns the parts that share its <see cref="CaptureState"/>: <see cref="DatabaseFiles"/>
+/// (the handles; present, the same file, WAL mode), <see cref="WalCapture"/> (read the WAL, move the hold),
+/// <see cref="JournalBatches"/> (journal a batch, make it durable, undo it), <see cref="CheckpointRound"/>,
+/// <see cref="Resync"/> (compare pages) and <see cref="CaptureStateStore"/> (the state file).
+/// </remarks>
 public sealed class DatabaseCapture : IAsyncDisposable
 {
-    private readonly string _dbPath;
-    private readonly string _walPath;
-    private readonly AgentJournal _journal;
-    private readonly CaptureOptions _options;
-    private readonly ShmLocks _locks;
     private readonly IAgentLog _log;
     private readonly string _name;
 
-    private PageChecksums? _pages;
-    private ulong _txid;
-    private WalCursor? _cursor;
-    private bool _cursorVerified;
-    // True while the agent has held a read transaction ever since it read the WAL to its end: a WAL restart
-    // seen now then cannot have dropped unread frames (see docs/agent.md, "Holding the WAL").
-    private bool _genTrusted;
-    // True once a scan made while the current hold is held has read to the end of the WAL, i.e. past every
-    // frame the hold's snapshot includes. Only then may the hold move on: a new hold that begins while the
-    // WAL is fully checkpointed does not pin it, and if the agent were still behind, the next commit would
-    // restart the WAL over frames it never read, with a salt only one ahead (docs/agent.md, "Holding the WAL").
-    private bool _holdReadToEnd;
-    // Set after the agent's own TRUNCATE checkpoint emptied the WAL with every frame captured.
-    private bool _truncatedByUs;
-    // ... and no writer slipped in before that TRUNCATE: the next generation continues from the agent's.
-    private bool _truncatedClean;
-    private (ulong Dev, ulong Ino)? _stateFileId;
-    private (ulong Dev, ulong Ino)? _fileId;
-    private (ulong Dev, ulong Ino)? _walId;
-    private SqliteSession? _session;
-    private SafeFileHandle? _wal;
-    // The agent's one descriptor on the database file, open as long as its SQLite connections are: closing
-    // any descriptor of a file drops every POSIX lock this process holds on it - SQLite's included.
-    private SafeFileHandle? _db;
-    // SQLite's shared WAL index, opened when first needed and closed with the connections, for the same reason.
-    private string? _resyncReason;
+    private readonly CaptureState _state = new();
+    private readonly CaptureCounters _counters = new();
+    private readonly DatabaseFiles _files;
+    private readonly JournalBatches _batches;
+    private readonly WalCapture _walCapture;
+    private readonly CheckpointRound _checkpoints;
+    private readonly CaptureStateStore _store;
+    private readonly Resync _resync;
     private ResyncRequest? _request;
     private readonly Lock _requestLock = new();
-    private long _lastStateWrite;
-    private ulong _persistedTxid;
-    private bool _dirty;
-    private bool _missingLogged;
-    private bool _wasMissing;
     // One read buffer for WAL scans, owned by this capture: a pooled one would be cached per thread.
     private readonly byte[] _scanBuffer = new byte[4 << 20]; // a scan's pages are taken from it, not read twice
-    private (uint, uint) _passiveGen;
-    private long _passiveFrames;
-    private long _lastRestartMs;
-    private bool _caughtUp;   // the last capture pass read to the end of the WAL
-    /// <summary>Where the WAL had been read to when the current hold was taken by the capture pass.</summary>
-    private (uint Salt1, uint Salt2, long Offset) _heldAt;
-    private bool _modeLogged;
 
     public DatabaseCapture(string databasePath, AgentJournal journal, CaptureOptions? options = null, IAgentLog? log = null)
     {
-        _dbPath = Path.GetFullPath(databasePath);
-        _walPath = _dbPath + "-wal";
-        _journal = journal;
-        _options = options ?? new CaptureOptions();
+        options ??= new CaptureOptions();
         _log = log ?? NullAgentLog.Instance;
-        _name = Path.GetFileName(_dbPath);
-        _locks = new ShmLocks(_dbPath, _options.OwnProcess, _options.WriteLockTimeoutMs);
+        Action<IReadOnlyList<JournalEntry>> captured = entries => Captured?.Invoke(entries);
+        _files = new DatabaseFiles(databasePath, _state, _counters, options, _log);
+        _name = _files.Name;
+        _batches = new JournalBatches(_state, _files, journal, captured);
+        _walCapture = new WalCapture(_state, _counters, _files, _batches, options, _scanBuffer);
+        _store = new CaptureStateStore(_state, _batches, journal, options, _log, _name);
+        _checkpoints = new CheckpointRound(_state, _counters, _files, _walCapture, _batches, options, _log, _scanBuffer);
+        _resync = new Resync(_state, _counters, _files, _walCapture, _batches, _store, journal, _log, _scanBuffer, captured);
     }
 
     /// <summary>The TXID of the newest captured transaction (0 before the first).</summary>
-    public ulong Txid => _txid;
+    public ulong Txid => _state.Txid;
 
     /// <summary>False when the last pass stopped at its frame budget with more committed frames waiting.</summary>
-    public bool CaughtUp => _caughtUp;
+    public bool CaughtUp => _state.CaughtUp;
 
     /// <summary>
     /// (TXID, checksum) of the newest transaction whose journal file is durable; safe to read from another
     /// thread (the shipper), unlike <see cref="Txid"/> which moves while a batch is being written.
     /// </summary>
-    public (ulong Txid, ulong Checksum) DurablePosition => _durable;
-
-    private volatile Tuple<ulong, ulong> _durableBox = Tuple.Create(0UL, 0UL);
-    private (ulong, ulong) _durable => (_durableBox.Item1, _durableBox.Item2);
-
-    private void PublishDurable() => _durableBox = Tuple.Create(_txid, _pages?.Checksum ?? 0);
-
-    private void PublishDurable(ulong txid, ulong checksum) => _durableBox = Tuple.Create(txid, checksum);
+    public (ulong Txid, ulong Checksum) DurablePosition => _state.DurablePosition;
 
     /// <summary>The database checksum after <see cref="Txid"/>.</summary>
-    public ulong Checksum => _pages?.Checksum ?? 0;
+    public ulong Checksum => _state.Pages?.Checksum ?? 0;
 
-    public uint PageSize => _pages?.PageSize ?? 0;
+    public uint PageSize => _state.Pages?.PageSize ?? 0;
 
     /// <summary>The TXID whose state (page checksums) is persisted; journal files above it are still needed to rebuild it.</summary>
-    public ulong PersistedTxid => Volatile.Read(ref _persistedTxid);
+    public ulong PersistedTxid => _store.PersistedTxid;
 
-    public long CheckpointCount { get; private set; }
-    public long WalRestarts { get; private set; }
+    public long CheckpointCount => _counters.CheckpointCount;
+    public long WalRestarts => _counters.WalRestarts;
 
     /// <summary>Microseconds the agent has held SQLite's write lock (commits of the application wait meanwhile).</summary>
-    public long WriteLockMicroseconds { get; private set; }
-    public long Resyncs { get; private set; }
+    public long WriteLockMicroseconds => _counters.WriteLockMicroseconds;
+    public long Resyncs => _counters.Resyncs;
     /// <summary>Times the WAL was restarted or emptied while the agent was not watching (each makes a comparison).</summary>
-    public long MissedWalRestarts { get; private set; }
+    public long MissedWalRestarts => _counters.MissedWalRestarts;
     /// <summary>Times the database file was replaced (deleted and recreated, or another file moved in).</summary>
-    public long Replacements { get; private set; }
+    public long Replacements => _counters.Replacements;
     /// <summary>Times the agent truncated a WAL that had grown past its limit.</summary>
-    public long WalTruncations { get; private set; }
-    public long WalBytes { get; private set; }
-
-    private const string FirstSync = "first sync: sending a snapshot";
+    public long WalTruncations => _counters.WalTruncations;
+    public long WalBytes => _counters.WalBytes;
 
     /// <summary>The reason capture is currently degraded (not WAL mode, database missing), or null.</summary>
-    public string? Problem { get; private set; }
+    public string? Problem => _files.Problem;
 
     /// <summary>Raised after new journal files are durable.</summary>
     public event Action<IReadOnlyList<JournalEntry>>? Captured;
 
     /// <summary>Loads the persisted state and replays the journal files newer than it.</summary>
-    public async Task OpenAsync(CancellationToken ct = default)
-    {
-        _pages = null;
-        _txid = 0;
-        _cursor = null;
-        _persistedTxid = 0;
-        var state = await AgentState.TryReadAsync(_journal.StatePath, ct).ConfigureAwait(false);
-        if (state is not null)
-        {
-            _pages = state.Pages;
-            _txid = state.Txid;
-            _stateFileId = state.FileId;
-            if (state.Wal is { } w)
-                _cursor = new WalCursor(w.Salt1, w.Salt2, w.Offset, 0, 0);
-            _persistedTxid = state.Txid;
-        }
-        await ReplayJournalAsync(ct).ConfigureAwait(false);
-        PublishDurable();
-        if (_pages is null)
-            _resyncReason = FirstSync;
-        else if (_cursor is null)
-            // The WAL was empty at the captured state; since then the application may have written and
-            // checkpointed with no agent watching, which leaves no trace in the WAL. Compare.
-            _resyncReason = "checking the database against the agent's stored state (the WAL was empty when the agent stopped)";
-        _lastStateWrite = Environment.TickCount64;
-    }
+    public Task OpenAsync(CancellationToken ct = default) => _store.LoadAsync(ct);
 
-    private async Task ReplayJournalAsync(CancellationToken ct)
-    {
-        var buffer = new byte[LtxChecksum.MaxPageSize];
-        foreach (var e in _journal.Entries())
-        {
-            if (e.MaxTxid <= _txid && _pages is not null)
-                continue;
-            bool follows = e.IsSnapshot || (_pages is not null && e.MinTxid == _txid + 1 && e.PreApplyChecksum == _pages.Checksum);
-            if (!follows)
-            {
-                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) does not follow the agent's state (TXID {_txid}); dropping it and what follows");
-                _journal.DeleteAfter(_txid);
-                break;
-            }
-            try
-            {
-                await using var decoder = await LtxDecoder.OpenAsync(e.OpenRead(), LtxFormat.V3, e.Path, ct: ct).ConfigureAwait(false);
-                var h = decoder.Header;
-                var pages = e.IsSnapshot || _pages is null || _pages.PageSize != h.PageSize ? new PageChecksums(h.PageSize) : _pages.Clone();
-                uint pgno;
-                while ((pgno = await decoder.ReadPageAsync(buffer, ct).ConfigureAwait(false)) != 0)
-                    pages.Update(pgno, buffer.AsSpan(0, (int)h.PageSize));
-                pages.Resize(h.Commit);
-                if (pages.Checksum != decoder.Trailer.PostApplyChecksum)
-                    throw new LtxException($"{e.Path}: post-apply checksum does not match its pages");
-                _pages = pages;
-                _txid = h.MaxTxid;
-                _cursor = h.WalOffset == 0 ? null : new WalCursor(h.WalSalt1, h.WalSalt2, h.WalOffset + h.WalSize, 0, 0);
-                _dirty = true;
-            }
-            catch (Exception ex) when (ex is LtxException or IOException)
-            {
-                _log.Warn($"{_name}: journal entry TXID {e.MaxTxid} ({Path.GetFileName(e.Path)}) is damaged ({ex.Message}); dropping it and what follows");
-                _journal.DeleteAfter(_txid);
-                break;
-            }
-        }
-        _cursorVerified = false;
-    }
+    /// <summary>Writes the page checksums and position to the journal directory.</summary>
+    public Task PersistStateAsync(CancellationToken ct = default) => _store.PersistAsync(ct);
 
     /// <summary>Asks for a resync at the next <see cref="SyncAsync"/> (from the shipper, after a 409).</summary>
     public void RequestResync(ResyncRequest request)
@@ -223,7 +104,7 @@ public sealed class DatabaseCapture : IAsyncDisposable
     public async Task<int> SyncAsync(CancellationToken ct = default)
     {
         int captured = await PassAsync(ct).ConfigureAwait(false);
-        while (!_caughtUp)
+        while (!_state.CaughtUp)
             captured += await PassAsync(ct).ConfigureAwait(false);
         return captured;
     }
@@ -235,17 +116,17 @@ public sealed class DatabaseCapture : IAsyncDisposable
     /// </summary>
     public async Task<int> PassAsync(CancellationToken ct = default)
     {
-        _caughtUp = true;
-        if (_committing?.Committing?.IsCompleted == true)
-            CompleteCommit(); // published as soon as it is durable
-        if (!EnsureDatabase())
+        _state.CaughtUp = true;
+        if (_batches.Landed)
+            _batches.CompleteCommit(); // published as soon as it is durable
+        if (!_files.EnsureDatabase())
         {
-            CompleteCommit();
+            _batches.CompleteCommit();
             return 0;
         }
-        if (!EnsureWalMode())
-            return await ResyncAsync(_pages, _txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
-        EnsureWalHandle();
+        if (!_files.EnsureWalMode())
+            return await _resync.RunAsync(_state.Pages, _state.Txid, "the database is not in WAL mode", legacy: true, ct: ct).ConfigureAwait(false);
+        _files.EnsureWalHandle();
 
         ResyncRequest? request;
         lock (_requestLock)
@@ -254,875 +135,22 @@ public sealed class DatabaseCapture : IAsyncDisposable
             _request = null;
         }
         if (request is not null)
-            return await HandleRequestAsync(request, ct).ConfigureAwait(false);
+            return await _resync.HandleRequestAsync(request, ct).ConfigureAwait(false);
 
-        if (_resyncReason is { } reason)
-            return await ResyncAsync(_pages, _txid, reason, ct: ct).ConfigureAwait(false);
+        if (_state.ResyncReason is { } reason)
+            return await _resync.RunAsync(_state.Pages, _state.Txid, reason, ct: ct).ConfigureAwait(false);
 
-        int captured = await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
-        if (_resyncReason is { } reason2)
-            return captured + await ResyncAsync(_pages, _txid, reason2, ct: ct).ConfigureAwait(false);
-        captured += await MaybeCheckpointAsync(quiet: captured == 0, ct).ConfigureAwait(false);
+        int captured = await _walCapture.CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
+        if (_state.ResyncReason is { } reason2)
+            return captured + await _resync.RunAsync(_state.Pages, _state.Txid, reason2, ct: ct).ConfigureAwait(false);
+        captured += await _checkpoints.MaybeRunAsync(quiet: captured == 0, ct).ConfigureAwait(false);
         // Behind the application, a batch's fsync runs on while the next pass reads and encodes; caught up,
         // the pass ends with everything it captured durable.
-        if (_caughtUp || _resyncReason is not null)
-            CompleteCommit();
-        _locks.HoldCheckpointer(captured > 0);
-        await MaybePersistStateAsync(force: false, ct).ConfigureAwait(false);
+        if (_state.CaughtUp || _state.ResyncReason is not null)
+            _batches.CompleteCommit();
+        _files.Locks.HoldCheckpointer(captured > 0);
+        await _store.MaybePersistAsync(force: false, ct).ConfigureAwait(false);
         return captured;
-    }
-
-    // ---- the database file: present, the same file, in WAL mode ----
-
-    private bool EnsureDatabase()
-    {
-        var id = Posix.FileId(_dbPath);
-        if (id is null || new FileInfo(_dbPath).Length == 0 && !File.Exists(_walPath))
-        {
-            if (!_missingLogged)
-            {
-                _log.Warn(id is null
-                    ? $"{_name}: the database file is gone (deleted or moved away); waiting for it to come back"
-                    : $"{_name}: the database file is empty; waiting for the first write");
-                _missingLogged = true;
-            }
-            Problem = id is null ? "database missing" : "database empty";
-            CloseSession();
-            _wasMissing = true;
-            return false;
-        }
-        if (_missingLogged)
-        {
-            _log.Info($"{_name}: the database file is back");
-            _missingLogged = false;
-            Problem = null;
-        }
-        if (_session is null)
-        {
-            OpenSession();
-            _genTrusted = false;
-            // A file that came back after being gone is another file, even if the kernel reused its inode number.
-            if (_wasMissing || _fileId is not null && _fileId != id || _fileId is null && _stateFileId is not null && _stateFileId != id)
-            {
-                _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
-                _resyncReason ??= "the database file was replaced";
-                Replacements++;
-            }
-            _fileId = id;
-            _wasMissing = false;
-            return true;
-        }
-        if (id != _fileId)
-        {
-            _log.Warn($"{_name}: the database file was replaced (deleted and recreated, or another file put in its place); comparing it with the last captured state");
-            CloseSession();
-            OpenSession();
-            _fileId = id;
-            _resyncReason ??= "the database file was replaced";
-            Replacements++;
-        }
-        return true;
-    }
-
-    private bool EnsureWalMode()
-    {
-        if (IsWalModeOnDisk())
-        {
-            if (_modeLogged)
-            {
-                _log.Info($"{_name}: back in WAL mode; capturing every transaction again");
-                _modeLogged = false;
-                Problem = null;
-            }
-            return true;
-        }
-        string mode = SafeJournalMode();
-        if (!_modeLogged)
-        {
-            _log.Error($"{_name}: the database is not in WAL mode (journal_mode={mode}) - the application switched it out of WAL, or it was never in it. " +
-                "Wayback captures each transaction only in WAL mode; until it is back, changes are captured by comparing pages, merged into one transaction per pass");
-            _modeLogged = true;
-            Problem = $"journal_mode={mode}";
-        }
-        if (_options.SwitchToWal)
-        {
-            try
-            {
-                _session!.ReleaseHold();
-                string now = _session.SetWalMode();
-                if (now == "wal")
-                {
-                    _log.Warn($"{_name}: switched the database back to WAL mode (PRAGMA journal_mode=WAL)");
-                    _resyncReason ??= "the database was out of WAL mode";
-                    _genTrusted = false;
-                    return true;
-                }
-            }
-            catch (SqliteException e)
-            {
-                _log.Warn($"{_name}: could not switch the database to WAL mode yet ({e.Message}); will retry");
-            }
-        }
-        return false;
-    }
-
-    private string SafeJournalMode()
-    {
-        try
-        {
-            return _session!.JournalMode();
-        }
-        catch (SqliteException)
-        {
-            return "unknown";
-        }
-    }
-
-    /// <summary>The file format bytes at offsets 18 and 19 of the database header are 2 in WAL mode.</summary>
-    private bool IsWalModeOnDisk()
-    {
-        Span<byte> h = stackalloc byte[20];
-        int n = RandomAccess.Read(_db!, h, 0);
-        if (n < 20)
-            return File.Exists(_walPath); // a new database whose first pages are still only in the WAL
-        return h[18] == 2 && h[19] == 2;
-    }
-
-    private void EnsureWalHandle()
-    {
-        var id = Posix.FileId(_walPath);
-        if (_wal is not null && id == _walId)
-            return;
-        _wal?.Dispose();
-        _wal = null;
-        _walId = id;
-        if (id is not null)
-            _wal = File.OpenHandle(_walPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-    }
-
-    private void OpenSession()
-    {
-        _db = File.OpenHandle(_dbPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        _session = SqliteSession.Open(_dbPath);
-    }
-
-    private void CloseSession()
-    {
-        _session?.Dispose();
-        _session = null;
-        _db?.Dispose();
-        _db = null;
-        _locks.Close();
-        _wal?.Dispose();
-        _wal = null;
-        _walId = null;
-        _genTrusted = false;
-    }
-
-    // ---- the normal path: read the WAL from the cursor ----
-
-    /// <summary>
-    /// Reads and journals what the WAL holds beyond the cursor. <paramref name="pipelined"/>: the last batch's
-    /// fsync may still be running on return (the main loop's passes, which drain it in time); otherwise every
-    /// batch is durable and published when this returns.
-    /// </summary>
-    private async Task<int> CaptureWalAsync(CancellationToken ct, bool pipelined = false)
-    {
-        try
-        {
-            return await CaptureWalBatchesAsync(ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (!pipelined)
-                CompleteCommit();
-        }
-    }
-
-    private async Task<int> CaptureWalBatchesAsync(CancellationToken ct)
-    {
-        var session = _session!;
-        if (!session.Holding)
-        {
-            session.EnsureHold();
-            _genTrusted = false;
-            _holdReadToEnd = false;
-        }
-        EnsureWalHandle();
-        var header = _wal is null ? null : WalReader.ReadHeader(_wal);
-        WalBytes = _wal is null ? 0 : RandomAccess.GetLength(_wal);
-        if (header is null)
-        {
-            if (_cursor is null || _truncatedByUs)
-            {
-                // The WAL is empty, as it was at the captured state, and the hold keeps it from being
-                // filled and emptied again unseen: whatever appears next is read from its first frame.
-                _genTrusted = true;
-                _holdReadToEnd = true;
-                return 0;
-            }
-            _resyncReason = "the WAL was emptied (truncated) while the agent was not watching";
-            MissedWalRestarts++;
-            return 0;
-        }
-        if (_pages is not null && header.Value.PageSize != _pages.PageSize)
-        {
-            _resyncReason = $"the page size changed from {_pages.PageSize} to {header.Value.PageSize}";
-            return 0;
-        }
-
-        if (_cursor is not { } cursor || !cursor.SameGeneration(header.Value))
-        {
-            // Each restart adds one to salt-1, which lives in the shared WAL index (the checkpoint sequence in
-            // the header does not: each connection writes its own count, so it cannot tell restarts apart).
-            bool restartWeSaw = _genTrusted && (_cursor is null || header.Value.Salt1 == unchecked(_cursor.Value.Salt1 + 1) || _truncatedByUs && _truncatedClean);
-            if (!restartWeSaw)
-            {
-                _resyncReason = $"the WAL was restarted while the agent was not watching (salt-1 {_cursor?.Salt1:x8} -> {header.Value.Salt1:x8}" +
-                    $"{(_genTrusted ? "" : ", not held")})";
-                MissedWalRestarts++;
-                return 0;
-            }
-            _cursor = WalCursor.Start(header.Value);
-            _cursorVerified = true;
-            _truncatedByUs = false;
-            _truncatedClean = false;
-            WalRestarts++;
-        }
-        else if (!_cursorVerified)
-        {
-            // After a restart of the agent: the stored cursor must be a commit boundary of this generation.
-            var all = WalReader.Scan(_wal!, header.Value, WalCursor.Start(header.Value), int.MaxValue, buffer: _scanBuffer, ct: ct);
-            WalCursor? found = cursor.Offset == WalHeader.Size ? WalCursor.Start(header.Value) : null;
-            foreach (var tx in all.Transactions)
-                if (tx.End.Offset == cursor.Offset)
-                    found = tx.End;
-            if (found is null)
-            {
-                _resyncReason = "the WAL no longer matches the agent's stored position";
-                return 0;
-            }
-            _cursor = found;
-            _cursorVerified = true;
-        }
-
-        int captured = 0;
-        long sinceHold;
-        while (true)
-        {
-            // One scan is one journal segment (one file, one fsync): up to CheckpointFrames frames, as many as fit the buffer.
-            var scan = WalReader.Scan(_wal!, header.Value, _cursor!.Value, maxFrames: Math.Max(1, Math.Min(_options.CheckpointFrames, _scanBuffer.Length / header.Value.FrameSize)),
-                maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
-            if (scan.Transactions.Count > 0)
-                captured += await WriteTransactionsAsync(scan, header.Value, ct).ConfigureAwait(false);
-            if (_resyncReason is not null)
-                return captured;
-            sinceHold = FramesSinceHold(header.Value);
-            // A pass ends when it has caught up - or, while the application writes as fast as the agent reads,
-            // once the hold is due to move: a pass that never ended would pin the WAL and let it grow without
-            // bound.
-            _caughtUp = !scan.MoreAvailable;
-            if (_caughtUp)
-                _holdReadToEnd = true;
-            if (_caughtUp || sinceHold >= _options.CheckpointFrames || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)
-                break;
-        }
-        // Once everything up to the current hold's snapshot has been read, a restart seen from then on is one
-        // we can follow. Handing over to a fresh hold lets checkpoints copy what was read - and costs the
-        // application a checkpoint (two fsyncs) in its next commit - so while commits keep coming the hold
-        // moves on every CheckpointFrames frames or HoldInterval; once a pass finds nothing new, at once. But
-        // only after a scan under this hold read to the end of the WAL: an agent that is behind keeps its hold
-        // (the WAL grows meanwhile, bounded by the write-locked catch-up of MaybeCheckpointAsync).
-        var c = _cursor!.Value;
-        if (_holdReadToEnd && (sinceHold >= _options.CheckpointFrames || sinceHold > 0 && (captured == 0 || session.HeldForMs >= _options.HoldInterval.TotalMilliseconds)))
-        {
-            session.RotateHold();
-            _heldAt = (c.Salt1, c.Salt2, c.Offset);
-            _holdReadToEnd = false;
-        }
-        if (_holdReadToEnd)
-            _genTrusted = true;
-        return captured;
-    }
-
-    /// <summary>
-    /// LZ4 acceleration of the journal's per-transaction files: on pages that hardly compress (random or
-    /// already-compressed data) 4 compresses about twice as fast as liblz4's default; on typical row data it
-    /// costs a few per cent of size (measured on a text table: 0.49 → 0.53 of the page size).
-    /// </summary>
-    private const int JournalLz4Acceleration = 4;
-
-    private ReadOnlyMemory<byte> ReadPage(byte[] buffer, long frameOffset, int pageSize)
-    {
-        int n = RandomAccess.Read(_wal!, buffer.AsSpan(0, pageSize), frameOffset + WalHeader.FrameHeaderSize);
-        if (n < pageSize)
-            throw new IOException($"{_name}: the WAL ended inside the frame at offset {frameOffset}");
-        return buffer.AsMemory(0, pageSize);
-    }
-
-    /// <summary>Frames the agent has read since its current read hold was taken.</summary>
-    private long FramesSinceHold(WalHeader header)
-    {
-        var c = _cursor!.Value;
-        return (c.Offset - (_heldAt.Salt1 == c.Salt1 && _heldAt.Salt2 == c.Salt2 ? _heldAt.Offset : WalHeader.Size)) / header.FrameSize;
-    }
-
-    private async Task<int> WriteTransactionsAsync(WalScan scan, WalHeader header, CancellationToken ct)
-    {
-        var transactions = scan.Transactions;
-        var pages = _pages ?? throw new InvalidOperationException("no captured state to continue from");
-        // A batch is all or nothing: the page checksums are updated in place, so remember the old values.
-        var undo = new List<(uint Pgno, ulong Checksum)>();
-        uint startCount = pages.PageCount;
-        var start = (Txid: _txid, Cursor: _cursor);
-        // A batch is bounded, so it is finished rather than cancelled half-way.
-        ct = CancellationToken.None;
-        var buffer = ArrayPool<byte>.Shared.Rent((int)header.PageSize);
-        var sorted = new List<uint>();
-        var segment = _journal.BeginSegment(transactions.Count);
-        int written = 0;
-        bool handedOver = false; // to CompleteCommit, which undoes this batch itself if it must
-        try
-        {
-            foreach (var tx in transactions)
-            {
-                if (MissingNewPage(tx, pages) is { } missing)
-                {
-                    // SQLite writes every page a transaction grows the database by; one missing means frames
-                    // before this one were lost to the agent. Keep what came before, compare for the rest.
-                    _resyncReason = $"the WAL's transaction at offset {tx.StartOffset} grows the database to {tx.Commit} pages but lacks page {missing} (frames before it were lost to the agent)";
-                    break;
-                }
-                ulong txid = _txid + 1;
-                var ltx = new LtxHeader
-                {
-                    PageSize = header.PageSize,
-                    Commit = tx.Commit,
-                    MinTxid = txid,
-                    MaxTxid = txid,
-                    TimestampMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-                    PreApplyChecksum = pages.Checksum,
-                    WalOffset = tx.StartOffset,
-                    WalSize = tx.End.Offset - tx.StartOffset,
-                    WalSalt1 = header.Salt1,
-                    WalSalt2 = header.Salt2,
-                };
-                sorted.Clear();
-                foreach (var p in tx.Pages.Keys)
-                    if (p <= tx.Commit && p != pages.LockPgno)
-                        sorted.Add(p);
-                sorted.Sort();
-                LtxTrailer trailer;
-                await using (var encoder = await LtxEncoder.CreateAsync(segment.Stream, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false))
-                {
-                    encoder.Acceleration = JournalLz4Acceleration;
-                    foreach (var pgno in sorted)
-                    {
-                        long at = tx.Pages[pgno];
-                        var page = scan.Page(at, header.FrameSize) ?? ReadPage(buffer, at, (int)header.PageSize);
-                        undo.Add((pgno, pages[pgno]));
-                        await encoder.WritePageAsync(pgno, page, ct).ConfigureAwait(false);
-                        pages.Set(pgno, encoder.LastPageChecksum); // from the encoder's pass over the page
-                    }
-                    for (uint p = tx.Commit + 1; p <= pages.PageCount; p++)
-                        undo.Add((p, pages[p]));
-                    pages.Resize(tx.Commit);
-                    trailer = await encoder.FinishAsync(pages.Checksum, ct).ConfigureAwait(false);
-                }
-                segment.Added(ltx, trailer);
-                _txid = txid;
-                _cursor = tx.End;
-                written++;
-            }
-            if (written == 0)
-            {
-                segment.Dispose();
-                return 0;
-            }
-            var batch = new Batch(segment, undo, startCount, start.Txid, start.Cursor, _txid, pages.Checksum);
-            // The previous batch's fsync ran while this one was read and encoded; it must have landed before
-            // this one is committed (the journal's entries stay in order), and if it failed, both are undone.
-            handedOver = true;
-            CompleteCommit(thenUndo: batch);
-            batch.Committing = Task.Run(() =>
-            {
-                var entries = _journal.Commit(segment);
-                // At once, not at the next pass: the shipper may send these entries now, and a server found
-                // ahead of the durable position would look like a restore or a second agent.
-                PublishDurable(batch.EndTxid, batch.EndChecksum);
-                return entries;
-            });
-            _committing = batch;
-            return written;
-        }
-        catch when (!handedOver)
-        {
-            segment.Dispose();
-            Undo(new Batch(segment, undo, startCount, start.Txid, start.Cursor, 0, 0));
-            throw;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    /// <summary>
-    /// A batch of transactions written to a journal segment whose fsync may still be running: what it changed
-    /// in the captured state, to undo it if the segment cannot be made durable.
-    /// </summary>
-    private sealed record Batch(JournalSegment.Writer Segment, List<(uint Pgno, ulong Checksum)> PageUndo, uint StartCount,
-        ulong StartTxid, WalCursor? StartCursor, ulong EndTxid, ulong EndChecksum)
-    {
-        public Task<IReadOnlyList<JournalEntry>>? Committing { get; set; }
-    }
-
-    /// <summary>The last batch, being made durable while capture reads on: at most one, outliving only a pass that has not caught up.</summary>
-    private Batch? _committing;
-
-    /// <summary>
-    /// Waits for the batch being made durable and publishes it. If its fsync failed, the captured state goes
-    /// back to before it - after first undoing <paramref name="thenUndo"/>, the batch encoded on top of it - and
-    /// the failure is thrown.
-    /// </summary>
-    private void CompleteCommit(Batch? thenUndo = null)
-    {
-        if (_committing is not { } batch)
-            return;
-        _committing = null;
-        IReadOnlyList<JournalEntry> done;
-        try
-        {
-            done = batch.Committing!.GetAwaiter().GetResult();
-        }
-        catch
-        {
-            if (thenUndo is not null)
-            {
-                thenUndo.Segment.Dispose();
-                Undo(thenUndo);
-            }
-            batch.Segment.Dispose();
-            Undo(batch);
-            // The hold may have moved past these frames meanwhile: a WAL restart from here on is not one the
-            // agent followed, and capture compares pages instead of trusting what comes next.
-            _genTrusted = false;
-            _holdReadToEnd = false;
-            throw;
-        }
-        _dirty = true;
-        Captured?.Invoke(done);
-    }
-
-    private void Undo(Batch batch)
-    {
-        var pages = _pages!;
-        pages.Resize(Math.Max(pages.PageCount, batch.StartCount));
-        for (int i = batch.PageUndo.Count - 1; i >= 0; i--)
-            pages.Set(batch.PageUndo[i].Pgno, batch.PageUndo[i].Checksum);
-        pages.Resize(batch.StartCount);
-        _txid = batch.StartTxid;
-        _cursor = batch.StartCursor;
-    }
-
-    /// <summary>A page the transaction grows the database by but does not hold (the lock page aside), or null.</summary>
-    private static uint? MissingNewPage(WalTransaction tx, PageChecksums pages)
-    {
-        for (uint p = pages.PageCount + 1; p <= tx.Commit; p++)
-            if (p != pages.LockPgno && !tx.Pages.ContainsKey(p))
-                return p;
-        return null;
-    }
-
-    // ---- checkpoints ----
-
-    private async Task<int> MaybeCheckpointAsync(bool quiet, CancellationToken ct)
-    {
-        if (_cursor is not { } cursor || _pages is null || _wal is null)
-            return 0;
-        var header = WalReader.ReadHeader(_wal);
-        if (header is null || !cursor.SameGeneration(header.Value))
-            return 0;
-        long frames = (cursor.Offset - WalHeader.Size) / header.Value.FrameSize;
-        bool truncate = WalBytes > _options.TruncateWalBytes;
-        if (_passiveGen != (cursor.Salt1, cursor.Salt2))
-        {
-            _passiveGen = (cursor.Salt1, cursor.Salt2);
-            _passiveFrames = 0;
-        }
-        var session = _session!;
-
-        // 1. Copy what can be copied without blocking anyone (up to the agent's own hold), on a connection and
-        //    thread of its own: its fsyncs were a fifth to a quarter of the capture loop's time under a busy writer.
-        if (frames - _passiveFrames >= _options.PassiveFrames)
-        {
-            if (session.BeginPassiveCheckpoint())
-            {
-                _passiveFrames = frames;
-                CheckpointCount++;
-            }
-        }
-        if (frames < _options.CheckpointFrames && !truncate
-            || Environment.TickCount64 - _lastRestartMs < _options.RestartInterval.TotalMilliseconds)
-            return 0;
-        // Step 2 reads what is left with the application's writes stopped: only once capture has caught up,
-        // so the pause is short - unless this WAL generation has grown past the truncation size, when
-        // capture is falling behind and holding the application back is the only way to bound the WAL.
-        if (!_caughtUp && cursor.Offset < _options.TruncateWalBytes)
-            return 0;
-        _lastRestartMs = Environment.TickCount64;
-
-        // 2. For a moment, no commit can happen: read the last frames, checkpoint the rest, and take a new
-        //    hold that (the WAL being fully copied back) no longer pins it, so the next writer restarts it.
-        // Little is left for the time the application waits: first what it committed is read, while it still
-        // writes (for up to 100 ms); then what can be copied back is, and what the checkpoint under the lock
-        // would fsync is fsync'd (the WAL's and the database's dirty pages: under a busy disk each of those
-        // fsyncs took 10-15 ms); then one more pass reads what came meanwhile.
-        int captured = 0;
-        long until = Environment.TickCount64 + 100;
-        do
-        {
-            captured += await CaptureWalAsync(ct, pipelined: true).ConfigureAwait(false);
-        }
-        while (!_caughtUp && _resyncReason is null && Environment.TickCount64 < until);
-        if (!StillFollowing(header.Value))
-            return captured;
-        session.Checkpoint("PASSIVE");
-        CheckpointCount++;
-        RandomAccess.FlushToDisk(_wal);
-        if (_db is not null)
-            RandomAccess.FlushToDisk(_db);
-        captured += await CaptureWalAsync(ct).ConfigureAwait(false);
-        if (!StillFollowing(header.Value))
-            return captured;
-        CompleteCommit();
-        // The checkpointer lock first, so that no application checkpoint is under way (the one under the lock
-        // would find it busy and the round would be lost), then the write lock.
-        if (!_locks.TryTakeCheckpointerLock() || !_locks.TryTakeWriteLock(session))
-            return captured;
-        long locked = System.Diagnostics.Stopwatch.GetTimestamp();
-        CheckpointResult result;
-        WalScan? last = null;
-        WalHeader? h;
-        try
-        {
-            h = WalReader.ReadHeader(_wal);
-            if (h is null || !_cursor!.Value.SameGeneration(h.Value))
-                return 0;
-            // Everything left, a bufferful at a time: a transaction's pages are taken from the scan's buffer
-            // only while it still holds them (one scan of a long backlog re-read each page with its own read).
-            // The last bufferful is only read here - checked, its pages in the buffer - and journaled once the
-            // lock is released: encoding it and the journal's two fsyncs were most of the time the
-            // application waited.
-            while (true)
-            {
-                var scan = WalReader.Scan(_wal, h.Value, _cursor!.Value, maxFrames: Math.Max(1, _scanBuffer.Length / h.Value.FrameSize - 1),
-                    maxTransactions: 1024, buffer: _scanBuffer, ct: ct);
-                if (!scan.MoreAvailable && scan.Transactions.Count > 0 && scan.AllPagesBuffered(h.Value.FrameSize))
-                {
-                    last = scan;
-                    break;
-                }
-                if (scan.Transactions.Count > 0)
-                    captured += await WriteTransactionsAsync(scan, h.Value, ct).ConfigureAwait(false);
-                if (!scan.MoreAvailable || _resyncReason is not null)
-                    break;
-            }
-            CompleteCommit();
-            session.ReleaseHold();
-            result = session.Checkpoint("PASSIVE");
-            session.RotateHold();
-            // No commit can happen under the write lock: the new hold's snapshot is exactly what was read.
-            _holdReadToEnd = true;
-        }
-        finally
-        {
-            session.EndWriteLock(); // releases the lock byte this process took, too
-            WriteLockMicroseconds += (long)System.Diagnostics.Stopwatch.GetElapsedTime(locked).TotalMicroseconds;
-        }
-        if (last is not null)
-        {
-            try
-            {
-                captured += await WriteTransactionsAsync(last, h!.Value, ct).ConfigureAwait(false);
-                CompleteCommit();
-            }
-            catch
-            {
-                // The WAL may already be restarting over these frames: the state is rolled back to before them,
-                // and only a comparison of pages can bring the journal to the database's state now.
-                _resyncReason = "the journal could not take the transactions read while the WAL was restarted";
-                _genTrusted = false;
-                throw;
-            }
-        }
-
-        // 3. After a burst the WAL file stays as large as it grew: truncate it - once the application has gone
-        //    quiet. TRUNCATE waits for writers and then empties the WAL; a commit slipping in between would be
-        //    lost to the agent and cost a comparison of the whole database, so not while commits keep coming.
-        if (truncate && quiet && result.Complete)
-        {
-            session.ReleaseHold();
-            CheckpointResult t;
-            try
-            {
-                t = session.Checkpoint("TRUNCATE", busyTimeoutMs: 20);
-            }
-            finally
-            {
-                session.RotateHold();
-                _holdReadToEnd = false;
-            }
-            if (!t.Busy)
-            {
-                // (SQLite reports a log of 0 frames after a TRUNCATE, so the result cannot tell whether a writer
-                // slipped in.) A writer that did restarted the WAL first, so the TRUNCATE's restart left salt-1
-                // two ahead of the agent's in SQLite's shared WAL index instead of one. The WAL header cannot
-                // show it: a connection that has never restarted a WAL itself (a new one, typically) writes
-                // the first frame of an emptied WAL with fresh random salts. So the index is read now - with
-                // the new hold in place and the WAL still empty, nothing can come before the generation the
-                // agent reads next; otherwise capture falls back to the salt-1 rule and, failing it, to
-                // comparing pages.
-                WalBytes = RandomAccess.GetLength(_wal);
-                _truncatedClean = WalBytes == 0 && _locks.SharedIndexSalt1() == unchecked(_cursor!.Value.Salt1 + 1);
-                _truncatedByUs = true;
-                _genTrusted = true;
-                WalTruncations++;
-                _log.Info($"{_name}: truncated the WAL (it had grown past {_options.TruncateWalBytes >> 20} MiB)");
-            }
-        }
-        return captured;
-    }
-
-    /// <summary>Whether capture is still in the generation it was and has nothing to compare.</summary>
-    private bool StillFollowing(WalHeader generation) =>
-        _resyncReason is null && _cursor is { } c && c.SameGeneration(generation);
-
-    // ---- resync: compare the live database with a known state ----
-
-    private async Task<int> HandleRequestAsync(ResyncRequest request, CancellationToken ct)
-    {
-        CompleteCommit();
-        // Capture what is pending first so nothing is lost if the request cannot be served.
-        if (_resyncReason is null && _pages is not null)
-            await CaptureWalAsync(ct).ConfigureAwait(false);
-        if (request.ApplyFirst is { } apply)
-            await apply(ct).ConfigureAwait(false);
-        if (request.ServerPages is { } serverPages)
-        {
-            _journal.DeleteAfter(request.ServerTxid);
-            return await ResyncAsync(serverPages, request.ServerTxid, request.Reason, ct: ct, baselineChecksum: request.ServerChecksum).ConfigureAwait(false);
-        }
-        _journal.DeleteAfter(0);
-        ulong above = Math.Max(_txid, request.ServerTxid);
-        return await ResyncAsync(null, above, request.Reason, ct: ct).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Reads the whole live database (WAL overlay on the file) under a hold, and writes either one
-    /// transaction with the pages that differ from <paramref name="baseline"/> (at <paramref name="baseTxid"/>)
-    /// or, without a baseline or when the page size changed, a snapshot at <paramref name="baseTxid"/> + 1.
-    /// </summary>
-    private async Task<int> ResyncAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy = false,
-        ulong? baselineChecksum = null, CancellationToken ct = default)
-    {
-        CompleteCommit();
-        var session = _session!;
-        for (int attempt = 0; ; attempt++)
-        {
-            if (legacy)
-                session.ReleaseHold();
-            session.EnsureHold();
-            try
-            {
-                int? n = await TryResyncOnceAsync(baseline, baseTxid, reason, legacy, baselineChecksum, ct).ConfigureAwait(false);
-                if (n is { } count)
-                {
-                    Resyncs++;
-                    return count;
-                }
-            }
-            finally
-            {
-                if (legacy)
-                    session.ReleaseHold(); // outside WAL mode a read transaction blocks writers: hold it only while reading
-            }
-            if (attempt >= 20)
-                throw new IOException($"{_name}: the database kept changing while the agent compared it; will retry");
-            session.ReleaseHold();
-            await Task.Delay(5 * (attempt + 1), ct).ConfigureAwait(false);
-        }
-    }
-
-    private async Task<int?> TryResyncOnceAsync(PageChecksums? baseline, ulong baseTxid, string reason, bool legacy, ulong? baselineChecksum, CancellationToken ct)
-    {
-        EnsureWalHandle();
-        WalHeader? header = legacy || _wal is null ? null : WalReader.ReadHeader(_wal);
-        var overlay = new Dictionary<uint, long>();
-        uint commit;
-        uint pageSize;
-        WalCursor? end = header is { } hh ? WalCursor.Start(hh) : null;
-        var db = _db!;
-        long dbLength = RandomAccess.GetLength(db);
-        WalScan? scan = header is { } h ? WalReader.Scan(_wal!, h, WalCursor.Start(h), int.MaxValue, buffer: _scanBuffer, ct: ct) : null;
-        if (scan is { Transactions.Count: > 0 })
-        {
-            foreach (var tx in scan.Transactions)
-                foreach (var (p, off) in tx.Pages)
-                    overlay[p] = off;
-            commit = scan.Transactions[^1].Commit;
-            pageSize = header!.Value.PageSize;
-            end = scan.End;
-        }
-        else
-        {
-            var head = new byte[SqliteDatabaseFile.HeaderSize];
-            if (RandomAccess.Read(db, head, 0) < head.Length)
-                return 0; // nothing written yet
-            pageSize = SqliteDatabaseFile.ReadPageSize(head, _dbPath);
-            commit = (uint)(dbLength / pageSize);
-        }
-
-        var source = new PageSource(header is null ? null : _wal, db, overlay, pageSize);
-        var fresh = new PageChecksums(pageSize);
-        var buffer = ArrayPool<byte>.Shared.Rent((int)pageSize);
-        try
-        {
-            for (uint p = 1; p <= commit; p++)
-            {
-                if (p == fresh.LockPgno)
-                {
-                    fresh.Resize(p);
-                    continue;
-                }
-                source.Read(p, buffer);
-                fresh.Update(p, buffer.AsSpan(0, (int)pageSize));
-            }
-            fresh.Resize(commit);
-            if (!SameWal(header))
-                return null;
-
-            bool snapshot = baseline is null || baseline.PageSize != pageSize || baseline.PageCount == 0;
-            ulong txid = baseTxid + 1;
-            var changed = new List<uint>();
-            if (!snapshot)
-            {
-                for (uint p = 1; p <= commit; p++)
-                    if (p != fresh.LockPgno && fresh[p] != baseline![p])
-                        changed.Add(p);
-            }
-            ulong baseChecksum = baselineChecksum ?? baseline?.Checksum ?? 0;
-            if (!snapshot && changed.Count == 0 && commit == baseline!.PageCount && baseChecksum == fresh.Checksum)
-            {
-                // Nothing changed behind the agent's back.
-                _log.Info($"{_name}: {reason}; the database matches the captured state at TXID {baseTxid}, nothing to send");
-                Adopt(fresh, baseTxid, end, header);
-                return 0;
-            }
-
-            var ltx = new LtxHeader
-            {
-                PageSize = pageSize,
-                Commit = commit,
-                MinTxid = snapshot ? 1 : txid,
-                MaxTxid = txid,
-                TimestampMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
-                PreApplyChecksum = snapshot ? 0 : baseChecksum,
-                WalOffset = end is { } e ? e.Offset : 0,
-                WalSalt1 = end?.Salt1 ?? 0,
-                WalSalt2 = end?.Salt2 ?? 0,
-            };
-            using var segment = _journal.BeginSegment(1);
-            LtxTrailer trailer = default;
-            bool consistent = true;
-            await using (var encoder = await LtxEncoder.CreateAsync(segment.Stream, ltx, LtxFormat.V3, leaveOpen: true, ct).ConfigureAwait(false))
-            {
-                IEnumerable<uint> pgnos = snapshot ? Enumerable.Range(1, (int)commit).Select(i => (uint)i).Where(p => p != fresh.LockPgno) : changed;
-                foreach (var p in pgnos)
-                {
-                    source.Read(p, buffer);
-                    if (LtxChecksum.Page(p, buffer.AsSpan(0, (int)pageSize)) != fresh[p])
-                    {
-                        consistent = false;
-                        break;
-                    }
-                    await encoder.WritePageAsync(p, buffer.AsMemory(0, (int)pageSize), ct).ConfigureAwait(false);
-                }
-                if (consistent)
-                    trailer = await encoder.FinishAsync(snapshot ? null : fresh.Checksum, ct).ConfigureAwait(false);
-            }
-            if (!consistent || !SameWal(header))
-                return null;
-            segment.Added(ltx, trailer);
-            var done = _journal.Commit(segment);
-            // The first snapshot of a database is how replication starts; any other resync is worth a look.
-            Action<string> log = ReferenceEquals(reason, FirstSync) ? _log.Info : _log.Warn;
-            log(snapshot
-                ? $"{_name}: {reason}; captured a snapshot of {commit} pages as TXID {txid}"
-                : $"{_name}: {reason}; captured the {changed.Count} changed page(s) as one transaction, TXID {txid}");
-            Adopt(fresh, txid, end, header);
-            await MaybePersistStateAsync(force: true, ct).ConfigureAwait(false);
-            Captured?.Invoke(done);
-            return 1;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private bool SameWal(WalHeader? before)
-    {
-        if (before is null)
-            return true;
-        var now = _wal is null ? null : WalReader.ReadHeader(_wal);
-        return now is { } n && n.Salt1 == before.Value.Salt1 && n.Salt2 == before.Value.Salt2;
-    }
-
-    private void Adopt(PageChecksums pages, ulong txid, WalCursor? end, WalHeader? header)
-    {
-        _pages = pages;
-        _txid = txid;
-        _cursor = end;
-        _cursorVerified = true;
-        _genTrusted = _session!.Holding;
-        _holdReadToEnd = _session.Holding; // the comparison read the whole WAL under this hold
-        _truncatedByUs = false;
-        _truncatedClean = false;
-        _resyncReason = null;
-        _stateFileId = _fileId;
-        _dirty = true;
-        PublishDurable();
-    }
-
-    // ---- state ----
-
-    private async Task MaybePersistStateAsync(bool force, CancellationToken ct)
-    {
-        if (_pages is null || !_dirty && _committing is null)
-            return;
-        if (!force && Environment.TickCount64 - _lastStateWrite < _options.StateInterval.TotalMilliseconds)
-            return;
-        await PersistStateAsync(ct).ConfigureAwait(false);
-    }
-
-    /// <summary>Writes the page checksums and position to the journal directory.</summary>
-    public async Task PersistStateAsync(CancellationToken ct = default)
-    {
-        CompleteCommit(); // the state saved is never ahead of the journal
-        if (_pages is null)
-            return;
-        var state = new AgentState
-        {
-            Txid = _txid,
-            Pages = _pages,
-            Wal = _cursor is { } c ? (c.Salt1, c.Salt2, c.Offset) : null,
-            FileId = _fileId ?? _stateFileId,
-        };
-        await AgentState.WriteAsync(_journal.StatePath, state, ct).ConfigureAwait(false);
-        Volatile.Write(ref _persistedTxid, _txid);
-        _lastStateWrite = Environment.TickCount64;
-        _dirty = false;
     }
 
     public async ValueTask DisposeAsync()
@@ -1135,6 +163,6 @@ public sealed class DatabaseCapture : IAsyncDisposable
         {
             _log.Warn($"{_name}: could not save the agent's state on stop ({e.Message}); it will be rebuilt from the journal");
         }
-        CloseSession();
+        _files.Close();
     }
 }
