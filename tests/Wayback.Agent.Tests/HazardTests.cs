@@ -524,6 +524,7 @@ public class TimestampTests
         runner.Start();
         await Processes.WriterAsync("--db", db, "--rows", "300", "--rate", "200");
         await runner.StopAsync();
+        long stoppedMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var chain = await JournalRestore.AssertChainAsync(db);
         await runner.DisposeAsync();
         await JournalRestore.CheckpointAsync(db);
@@ -537,10 +538,11 @@ public class TimestampTests
             while (r.Read())
                 commits[r.GetInt64(0)] = r.GetInt64(1);
         }
-        // TXID k + 1 holds row k; its timestamp is when the agent captured it, just after the commit.
-        var lags = chain.Skip(1).Select(c => c.TimestampMs - commits[(long)c.Txid - 1]).Order().ToList();
-        Assert.All(lags, l => Assert.True(l >= 0, $"a transaction stamped before its insert ({l} ms)"));
-        Assert.True(lags[lags.Count / 2] < 20, $"median commit-to-capture {lags[lags.Count / 2]} ms");
-        Assert.True(lags[^1] < 1000, $"worst commit-to-capture {lags[^1]} ms");
+        // TXID k + 1 holds row k; its timestamp is when the agent captured it: after its commit, in commit order,
+        // and before capture stopped. How soon after the commit depends on the machine's load, so it is not asserted.
+        var captured = chain.Skip(1).ToList();
+        Assert.All(captured, c => Assert.True(c.TimestampMs >= commits[(long)c.Txid - 1], $"TXID {c.Txid} stamped {commits[(long)c.Txid - 1] - c.TimestampMs} ms before its insert"));
+        Assert.All(captured.Zip(captured.Skip(1)), p => Assert.True(p.Second.TimestampMs >= p.First.TimestampMs, $"TXID {p.Second.Txid} stamped before TXID {p.First.Txid}"));
+        Assert.All(captured, c => Assert.True(c.TimestampMs <= stoppedMs, $"TXID {c.Txid} stamped after capture stopped"));
     }
 }

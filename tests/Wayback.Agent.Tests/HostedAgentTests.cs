@@ -68,6 +68,10 @@ public sealed class HostedAgentTests
         await server.DownloadAsync("notes.db", null, copy);
         try
         {
+            // The app turns on WAL mode and creates its table in two steps: a copy taken between them has no table yet.
+            var r = await Processes.Sqlite3ResultAsync(copy, "SELECT count(*) FROM sqlite_master WHERE name = 'notes';");
+            if (r.Stdout.Trim() != "1")
+                return -1;
             return long.Parse((await Processes.Sqlite3Async(copy, "SELECT count(*) FROM notes;")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
         }
         finally
