@@ -296,7 +296,8 @@ internal static class RestoreCommand
             && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out long ms) ? ms : 0;
         long total = response.Content.Headers.ContentLength ?? 0;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        // Written with positional writes from the worker below (no FileStream buffer or async file machinery).
+        await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
         // 1 MiB is a multiple of every page size, so each full read holds whole pages.
         var a = new byte[1 << 20];
         var b = new byte[1 << 20];
@@ -324,7 +325,7 @@ internal static class RestoreCommand
             long at = done;
             uint first = pgno;
             var sums = pages;
-            write = Task.Run(async () =>
+            write = Task.Run(() =>
             {
                 uint p = first;
                 for (int off = 0; off < chunk.Length; off += size)
@@ -335,7 +336,9 @@ internal static class RestoreCommand
                     else
                         sums.Update(p, chunk.Span.Slice(off, size));
                 }
-                await WriteAndStartWritebackAsync(fs, chunk, at, ct).ConfigureAwait(false);
+                RandomAccess.Write(fs.SafeFileHandle, chunk.Span, at);
+                // The disk writes while the rest arrives; the fsync at the end then has little left to do.
+                Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
             }, ct);
             pgno += (uint)(n / size);
             (a, b) = (b, a);
@@ -352,13 +355,6 @@ internal static class RestoreCommand
         CliTrace.Mark("all received, checksum verified");
         fs.Flush(flushToDisk: true);
         return new Fetched(done, pgno, answered, checksum, committed);
-    }
-
-    private static async Task WriteAndStartWritebackAsync(FileStream fs, ReadOnlyMemory<byte> chunk, long at, CancellationToken ct)
-    {
-        await fs.WriteAsync(chunk, ct).ConfigureAwait(false);
-        // The disk writes while the rest arrives; the fsync at the end then has little left to do.
-        Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
     }
 
     // ---------------------------------------------------------------- in place
