@@ -301,16 +301,16 @@ internal static class ProtocolEndpoints
                 ?? throw ApiException.NotFound($"'{name}' has no transaction committed at or before {DateTimeOffset.FromUnixTimeMilliseconds(ms):O}");
         }
 
-        // A SQLite download goes to the point as the log recorded it: its TXID, commit time and checksum go out as
-        // headers, so a client learns what to check the file against in this one request; and a TXID outside
-        // the window is refused naming the window, as /api/restore-point refuses it.
+        // A SQLite download names the point as it was recorded (the log's entry for a TXID, the position for the
+        // latest): its TXID, commit time and checksum go out as headers, so a client learns what to check the file
+        // against in this one request; and a TXID outside the window is refused naming the window, as
+        // /api/restore-point refuses it.
         RestorePoint? recorded = null;
-        if (formatText == "sqlite")
-        {
+        if (formatText == "sqlite" && txid is not null)
             (recorded, _) = await db.ResolveAsync(txid, null, ct).ConfigureAwait(false);
-            txid = recorded.Value.Txid;
-        }
         var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
+        if (formatText == "sqlite")
+            recorded ??= plan.Position;
         if (recorded is { } point && query["stream"] == "1")
             return await StreamRestoreAsync(context, dbs.Engine, db, plan, point, ct).ConfigureAwait(false);
         // This form writes the database out before sending it (stream=1 does not).
