@@ -20,4 +20,7 @@ public static class ProtocolHeaders
 
     /// <summary>On a <c>/db/snapshot</c> answer: the database checksum at that TXID, 16 hex digits.</summary>
     public const string PostApplyChecksum = "Wayback-Post-Apply-Checksum";
+
+    /// <summary>On a <c>/db/snapshot</c> answer: when that TXID was committed, decimal Unix milliseconds.</summary>
+    public const string TimestampMs = "Wayback-Timestamp-Ms";
 }

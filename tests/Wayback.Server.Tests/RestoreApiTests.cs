@@ -75,6 +75,41 @@ public sealed class RestoreApiTests
     }
 
     [Fact]
+    public async Task A_sqlite_download_names_its_point_as_the_log_recorded_it_so_one_request_is_enough()
+    {
+        await using var s = await TestServer.StartAsync(configure: ShortWindows);
+        var token = await s.CreateClusterAsync("prod");
+        var model = new LtxModel { KeepImages = true };
+        Assert.Equal(200, (await s.WriteAsync(token, "db", model.Snapshot(8))).Status);
+        for (int i = 0; i < 4; i++)
+            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2))).Status);
+
+        foreach (string stream in new[] { "", "&stream=1" })
+        {
+            foreach (ulong? t in new ulong?[] { 2, model.Txid, null })
+            {
+                ulong want = t ?? model.Txid;
+                var (_, point, _) = await GetAsync(s, token, $"/api/restore-point?db=db&txid={want}");
+                using var req = TestServer.Request(HttpMethod.Get, $"/db/snapshot?db=db&format=sqlite{(t is { } n ? $"&txid={n}" : "")}{stream}", token);
+                using var resp = await s.Http.SendAsync(req);
+                Assert.Equal(200, (int)resp.StatusCode);
+                Assert.Equal(model.ImageAt[want], await resp.Content.ReadAsByteArrayAsync());
+                Assert.Equal(Wayback.Protocol.Hex16.Format(want), resp.Headers.GetValues(Wayback.Protocol.ProtocolHeaders.Txid).Single());
+                Assert.Equal(model.ChecksumAt[want], ulong.Parse(resp.Headers.GetValues(Wayback.Protocol.ProtocolHeaders.PostApplyChecksum).Single(), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+                Assert.Equal(point.GetProperty("timestampMs").GetInt64().ToString(CultureInfo.InvariantCulture),
+                    resp.Headers.GetValues(Wayback.Protocol.ProtocolHeaders.TimestampMs).Single());
+            }
+            // A TXID past the window is refused as /api/restore-point refuses it, naming the window.
+            using var beyond = TestServer.Request(HttpMethod.Get, $"/db/snapshot?db=db&format=sqlite&txid={model.Txid + 1}{stream}", token);
+            using var refused = await s.Http.SendAsync(beyond);
+            string text = await refused.Content.ReadAsStringAsync();
+            Assert.True((int)refused.StatusCode == 400, text);
+            Assert.Contains("EOUTOFRANGE", text);
+            Assert.Contains("outside", text);
+        }
+    }
+
+    [Fact]
     public async Task A_restore_reads_the_fewest_files_largest_level_first()
     {
         var reads = new ConcurrentDictionary<string, int>();

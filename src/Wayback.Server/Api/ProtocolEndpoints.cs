@@ -301,9 +301,18 @@ internal static class ProtocolEndpoints
                 ?? throw ApiException.NotFound($"'{name}' has no transaction committed at or before {DateTimeOffset.FromUnixTimeMilliseconds(ms):O}");
         }
 
+        // A SQLite download names the point as it was recorded (the log's entry for a TXID, the position for the
+        // latest): its TXID, commit time and checksum go out as headers, so a client learns what to check the file
+        // against in this one request; and a TXID outside the window is refused naming the window, as
+        // /api/restore-point refuses it.
+        RestorePoint? recorded = null;
+        if (formatText == "sqlite" && txid is not null)
+            (recorded, _) = await db.ResolveAsync(txid, null, ct).ConfigureAwait(false);
         var plan = await db.PlanAsync(txid, ct).ConfigureAwait(false);
-        if (formatText == "sqlite" && query["stream"] == "1")
-            return await StreamRestoreAsync(context, dbs.Engine, db, plan, ct).ConfigureAwait(false);
+        if (formatText == "sqlite")
+            recorded ??= plan.Position;
+        if (recorded is { } point && query["stream"] == "1")
+            return await StreamRestoreAsync(context, dbs.Engine, db, plan, point, ct).ConfigureAwait(false);
         // This form writes the database out before sending it (stream=1 does not).
         DiskSpace.Ensure(dbs.Engine.TempDirectory, (long)db.Commit * db.PageSize, $"restoring '{name}'");
         string temp = dbs.Engine.TempPath("snapshot");
@@ -314,10 +323,13 @@ internal static class ProtocolEndpoints
             ulong planTxid = plan.Txid;
             long planTs = plan.TimestampMs;
             var restored = await db.RestoreAsync(plan, file, ct).ConfigureAwait(false);
+            if (recorded is { } log && log.PostApply != restored.Checksum)
+                throw Disagrees(db, log, restored.Checksum);
             file.Position = 0;
             var response = context.Response;
             response.Headers[ProtocolHeaders.Txid] = Hex16.Format(planTxid);
             response.Headers[ProtocolHeaders.PostApplyChecksum] = Hex16.Format(restored.Checksum);
+            response.Headers[ProtocolHeaders.TimestampMs] = (recorded?.TimestampMs ?? planTs).ToString(CultureInfo.InvariantCulture);
             response.ContentType = "application/octet-stream";
             if (formatText == "sqlite")
                 response.ContentLength = file.Length;
@@ -352,7 +364,8 @@ internal static class ProtocolEndpoints
     /// is cut, so the download is short of its Content-Length, and the error is logged (a client asks again
     /// without <c>stream=1</c> to read it).
     /// </summary>
-    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, CancellationToken ct)
+    private static async Task<IResult> StreamRestoreAsync(HttpContext context, Engine engine, Database db, Database.Plan plan, RestorePoint recorded,
+        CancellationToken ct)
     {
         ulong planTxid = plan.Txid;
         var started = new TaskCompletionSource<(uint Commit, uint PageSize, ulong PostApply)>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -376,10 +389,17 @@ internal static class ProtocolEndpoints
             await restoring.ConfigureAwait(false);
             throw;
         }
+        if (start.PostApply != recorded.PostApply)
+        {
+            body.TrySetCanceled(CancellationToken.None);
+            await IgnoreFailureAsync(restoring).ConfigureAwait(false);
+            throw Disagrees(db, recorded, start.PostApply);
+        }
         long total = (long)start.Commit * start.PageSize;
         var response = context.Response;
         response.Headers[ProtocolHeaders.Txid] = Hex16.Format(planTxid);
         response.Headers[ProtocolHeaders.PostApplyChecksum] = Hex16.Format(start.PostApply);
+        response.Headers[ProtocolHeaders.TimestampMs] = recorded.TimestampMs.ToString(CultureInfo.InvariantCulture);
         response.ContentType = "application/octet-stream";
         response.ContentLength = total;
         return new StreamingResult(async _ =>
@@ -400,17 +420,26 @@ internal static class ProtocolEndpoints
             finally
             {
                 body.TrySetCanceled(CancellationToken.None);
-                try
-                {
-                    await restoring.ConfigureAwait(false);
-                }
-                catch (Exception)
-                {
-                    // Already reported above, or the client went away.
-                }
+                // Already reported above, or the client went away.
+                await IgnoreFailureAsync(restoring).ConfigureAwait(false);
             }
         });
     }
+
+    private static async Task IgnoreFailureAsync(Task task)
+    {
+        try
+        {
+            await task.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    /// <summary>The chain to a point ends in a checksum other than the one its log recorded: nothing is sent.</summary>
+    private static InconsistencyException Disagrees(Database db, RestorePoint recorded, ulong chain) =>
+        new($"'{db.Name}': the stored files for TXID {recorded.Txid} end in checksum {Hex16.Format(chain)}, not the {Hex16.Format(recorded.PostApply)} its log recorded; `wayback verify` names the damaged file");
 
     /// <summary>Writes the body with a callback, after the status and headers have been set.</summary>
     internal sealed class StreamingResult(Func<Stream, Task> write) : IResult

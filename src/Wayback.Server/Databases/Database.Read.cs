@@ -11,6 +11,10 @@ internal sealed partial class Database
         public IReadOnlyList<Piece> Pieces { get; } = pieces;
         public ulong Txid => Pieces[^1].Max;
         public long TimestampMs => Pieces[^1].TimestampMs;
+
+        /// <summary>For a plan to the position (no TXID asked): the position as recorded, to check the chain against.</summary>
+        public RestorePoint? Position { get; init; }
+
         public void Dispose() => lease.Dispose();
     }
 
@@ -63,7 +67,11 @@ internal sealed partial class Database
         {
             if (!Exists)
                 throw new NotFoundException($"database '{Name}' has no data");
-            return await PlanLockedAsync(txid ?? _pos.Txid, ct).ConfigureAwait(false);
+            if (txid is not null)
+                return await PlanLockedAsync(txid.Value, ct).ConfigureAwait(false);
+            var pos = _pos;
+            var plan = await PlanLockedAsync(pos.Txid, ct).ConfigureAwait(false);
+            return new Plan(plan.Pieces, plan) { Position = new RestorePoint(pos.Txid, plan.TimestampMs, pos.Checksum) };
         }
         finally
         {

@@ -38,7 +38,7 @@ internal sealed class ApiClient(HttpClient http, string? cluster) : IDisposable
         if (string.IsNullOrWhiteSpace(token))
             throw new ArgumentException("a token is needed: pass --token or set WAYBACK_TOKEN (a cluster token from `wayback clusters create`, or the admin token with --cluster)");
         // Restores and verifies of large databases take as long as they take; Ctrl-C stops them.
-        var client = new HttpClient { BaseAddress = uri, Timeout = Timeout.InfiniteTimeSpan };
+        var client = CliHttp.Create(uri, Timeout.InfiniteTimeSpan);
         ProtocolClient.Authorize(client, token);
         return new ApiClient(client, string.IsNullOrWhiteSpace(cluster) ? null : cluster);
     }

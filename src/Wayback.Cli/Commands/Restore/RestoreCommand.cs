@@ -90,44 +90,46 @@ internal static class RestoreCommand
     {
         string path = CheckOutput(output, force);
         var watch = Stopwatch.StartNew();
-        var point = await ResolveAsync(client, db, target, ct).ConfigureAwait(false);
-        ulong txid = point.GetProperty("txid").GetUInt64();
-        long committed = point.GetProperty("timestampMs").GetInt64();
-        ulong expected = Hex16.Parse(point.GetProperty("postApplyChecksum").GetString());
+        // A TXID or the latest is one request: the download's answer says which point it holds and its recorded
+        // checksum. A time is first named by the server (which point, which retention tier kept it).
+        JsonElement? point = target.Timestamp is null ? null : await ResolveAsync(client, db, target, ct).ConfigureAwait(false);
+        ulong? txid = point is { } p ? p.GetProperty("txid").GetUInt64() : target.Txid;
+        ulong? expected = point is { } q ? Hex16.Parse(q.GetProperty("postApplyChecksum").GetString()) : null;
         CliTrace.Mark("point resolved");
 
         // stream=1: the server sends the file while it restores it. If that breaks off, the second,
         // ordinary request either works or answers the error naming what is damaged.
         HttpRequestMessage Request(bool stream) =>
-            new(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}&txid={txid}&format=sqlite{(stream ? "&stream=1" : "")}");
-        var got = await SaveAsync(path, output, force, json, $"TXID {txid}", async (temp, report) =>
+            new(HttpMethod.Get, $"/db/snapshot?{client.Query(db)}{(txid is { } n ? "&txid=" + n.ToString(CultureInfo.InvariantCulture) : "")}&format=sqlite{(stream ? "&stream=1" : "")}");
+        var got = await SaveAsync(path, output, force, json, txid is { } t ? $"TXID {t}" : "the latest", async (temp, report) =>
         {
             try
             {
                 using var streamed = Request(stream: true);
-                return await FetchAsync(client, streamed, temp, expected, report, ct).ConfigureAwait(false);
+                return await FetchAsync(client, streamed, temp, txid, expected, report, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException and not ApiCallException || e is HttpRequestException)
             {
                 File.Delete(temp);
                 using var plain = Request(stream: false);
-                return await FetchAsync(client, plain, temp, expected, report, ct).ConfigureAwait(false);
+                return await FetchAsync(client, plain, temp, txid, expected, report, ct).ConfigureAwait(false);
             }
         }).ConfigureAwait(false);
 
         double seconds = watch.Elapsed.TotalSeconds;
-        long? requested = point.TryGetProperty("requestedMs", out var rq) && rq.ValueKind == JsonValueKind.Number ? rq.GetInt64() : null;
+        long committed = point is { } c ? c.GetProperty("timestampMs").GetInt64() : got.TimestampMs;
+        long? requested = point is { } r && r.TryGetProperty("requestedMs", out var rq) && rq.ValueKind == JsonValueKind.Number ? rq.GetInt64() : null;
         if (json)
         {
             await stdout.WriteLineAsync(JsonSerializer.Serialize(new
             {
                 db,
                 output = path,
-                txid,
+                txid = got.Txid,
                 timestampMs = committed,
                 committedAt = ApiClient.Time(committed),
                 requestedMs = requested,
-                postApplyChecksum = Hex16.Format(expected),
+                postApplyChecksum = Hex16.Format(got.Checksum),
                 pages = got.Pages,
                 bytes = got.Bytes,
                 seconds = Math.Round(seconds, 3),
@@ -135,12 +137,12 @@ internal static class RestoreCommand
         }
         else
         {
-            string? tier = point.TryGetProperty("tier", out var tr) && tr.ValueKind == JsonValueKind.String ? tr.GetString() : null;
+            string? tier = point is { } pt && pt.TryGetProperty("tier", out var tr) && tr.ValueKind == JsonValueKind.String ? tr.GetString() : null;
             string why = requested is { } ms
                 ? tier is null or "every-tx" ? $", the last committed at or before {ApiClient.Time(ms)}" : $", the last kept point of the {tier} tier at or before {ApiClient.Time(ms)}"
                 : target.Txid is null ? ", the latest" : "";
-            await stdout.WriteLineAsync($"restored {db} to TXID {txid} (committed {ApiClient.Time(committed)}{why}) into {output}").ConfigureAwait(false);
-            await stdout.WriteLineAsync($"{ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {expected:x16} verified").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"restored {db} to TXID {got.Txid} (committed {ApiClient.Time(committed)}{why}) into {output}").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"{ApiClient.Count(got.Pages)} pages, {ApiClient.Bytes(got.Bytes)} in {seconds.ToString("F2", CultureInfo.InvariantCulture)} s; checksum {got.Checksum:x16} verified").ConfigureAwait(false);
         }
         return CliErrors.Ok;
     }
@@ -164,12 +166,12 @@ internal static class RestoreCommand
     /// Fetches into a temporary file beside <paramref name="path"/> (with a progress bar on a terminal), then moves it
     /// into place and syncs the directory: the output appears whole and verified, or not at all.
     /// </summary>
-    private static async Task<(long Bytes, uint Pages)> SaveAsync(string path, string output, bool force, bool json, string what,
-        Func<string, Action<long, long>?, Task<(long Bytes, uint Pages)>> fetch)
+    private static async Task<Fetched> SaveAsync(string path, string output, bool force, bool json, string what,
+        Func<string, Action<long, long>?, Task<Fetched>> fetch)
     {
         string dir = Path.GetDirectoryName(path)!;
         string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.wayback-{Guid.NewGuid():n}.tmp");
-        (long Bytes, uint Pages) got;
+        Fetched got;
         try
         {
             var progress = !json && !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive
@@ -181,7 +183,7 @@ internal static class RestoreCommand
             }
             else
             {
-                got = default;
+                got = null!;
                 await progress.Progress()
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
                     .StartAsync(async ctx =>
@@ -245,7 +247,7 @@ internal static class RestoreCommand
         var got = await SaveAsync(path, output, force, json, $"side branch {id}", async (temp, report) =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, $"{SideBranchPaths.Database(id)}?{client.Query(db)}");
-            return await FetchAsync(client, request, temp, expected, report, ct).ConfigureAwait(false);
+            return await FetchAsync(client, request, temp, null, expected, report, ct).ConfigureAwait(false);
         }).ConfigureAwait(false);
         double seconds = watch.Elapsed.TotalSeconds;
         if (json)
@@ -272,18 +274,30 @@ internal static class RestoreCommand
         return CliErrors.Ok;
     }
 
+    /// <summary>What a download wrote, and the point the server's answer says it is.</summary>
+    private sealed record Fetched(long Bytes, uint Pages, ulong Txid, ulong Checksum, long TimestampMs);
+
     /// <summary>
     /// Streams the SQLite file into <paramref name="temp"/>, checksumming every page on the way, and checks
-    /// the result against the checksum the log recorded for the transaction. Nothing unverified is kept.
+    /// the result against the checksum the log recorded for the transaction (<paramref name="expected"/>, else the
+    /// one the answer carries). Nothing unverified is kept.
     /// </summary>
-    private static async Task<(long Bytes, uint Pages)> FetchAsync(ApiClient client, HttpRequestMessage request, string temp, ulong expected,
+    private static async Task<Fetched> FetchAsync(ApiClient client, HttpRequestMessage request, string temp, ulong? txid, ulong? expected,
         Action<long, long>? progress, CancellationToken ct)
     {
         using var response = await client.SendRawAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         CliTrace.Mark("answer headers");
+        ulong answered = ProtocolClient.ReadHex16Header(response, ProtocolHeaders.Txid) ?? txid ?? 0;
+        if (txid is { } want && answered != want)
+            throw new IOException($"asked for TXID {want}, the server answered with TXID {answered}; nothing was written");
+        ulong checksum = expected ?? ProtocolClient.ReadHex16Header(response, ProtocolHeaders.PostApplyChecksum)
+            ?? throw new IOException($"the server's answer has no {ProtocolHeaders.PostApplyChecksum} header to check the download against; nothing was written");
+        long committed = response.Headers.TryGetValues(ProtocolHeaders.TimestampMs, out var values)
+            && long.TryParse(values.FirstOrDefault(), NumberStyles.None, CultureInfo.InvariantCulture, out long ms) ? ms : 0;
         long total = response.Content.Headers.ContentLength ?? 0;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+        // Written with positional writes from the worker below (no FileStream buffer or async file machinery).
+        await using var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
         // 1 MiB is a multiple of every page size, so each full read holds whole pages.
         var a = new byte[1 << 20];
         var b = new byte[1 << 20];
@@ -311,7 +325,7 @@ internal static class RestoreCommand
             long at = done;
             uint first = pgno;
             var sums = pages;
-            write = Task.Run(async () =>
+            write = Task.Run(() =>
             {
                 uint p = first;
                 for (int off = 0; off < chunk.Length; off += size)
@@ -322,7 +336,9 @@ internal static class RestoreCommand
                     else
                         sums.Update(p, chunk.Span.Slice(off, size));
                 }
-                await WriteAndStartWritebackAsync(fs, chunk, at, ct).ConfigureAwait(false);
+                RandomAccess.Write(fs.SafeFileHandle, chunk.Span, at);
+                // The disk writes while the rest arrives; the fsync at the end then has little left to do.
+                Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
             }, ct);
             pgno += (uint)(n / size);
             (a, b) = (b, a);
@@ -334,18 +350,11 @@ internal static class RestoreCommand
             throw new IOException("the server sent an empty database");
         if (total > 0 && done != total)
             throw new IOException($"the download stopped after {done} of {total} bytes");
-        if (pages.Checksum != expected)
-            throw new IOException($"the downloaded database has checksum {pages.Checksum:x16}, not the {expected:x16} recorded for this transaction; nothing was written");
+        if (pages.Checksum != checksum)
+            throw new IOException($"the downloaded database has checksum {pages.Checksum:x16}, not the {checksum:x16} recorded for this transaction; nothing was written");
         CliTrace.Mark("all received, checksum verified");
         fs.Flush(flushToDisk: true);
-        return (done, pgno);
-    }
-
-    private static async Task WriteAndStartWritebackAsync(FileStream fs, ReadOnlyMemory<byte> chunk, long at, CancellationToken ct)
-    {
-        await fs.WriteAsync(chunk, ct).ConfigureAwait(false);
-        // The disk writes while the rest arrives; the fsync at the end then has little left to do.
-        Writeback.Start(fs.SafeFileHandle, at, chunk.Length);
+        return new Fetched(done, pgno, answered, checksum, committed);
     }
 
     // ---------------------------------------------------------------- in place

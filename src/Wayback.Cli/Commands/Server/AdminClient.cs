@@ -18,7 +18,7 @@ internal sealed class AdminClient(HttpClient http) : IDisposable
         token ??= Environment.GetEnvironmentVariable("WAYBACK_TOKEN");
         if (string.IsNullOrWhiteSpace(token))
             throw new ArgumentException("an admin token is needed: pass --token or set WAYBACK_TOKEN (wayback serve printed it; it is also in DATA/admin-token)");
-        var http = new HttpClient { BaseAddress = uri, Timeout = TimeSpan.FromSeconds(60) };
+        var http = CliHttp.Create(uri, TimeSpan.FromSeconds(60));
         ProtocolClient.Authorize(http, token);
         return new AdminClient(http);
     }
