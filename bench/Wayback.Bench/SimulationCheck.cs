@@ -40,7 +40,14 @@ internal static class SimulationCheck
         long Mean(Level level, bool snap) => (long)real.Where(r => r.File.Level == level && r.File.Snap == snap).Select(r => r.Size).DefaultIfEmpty(0).Average();
         long snapshot = Mean(Level.Snapshot, true);
         var sizes = new FileSizes(snapshot, Mean(Level.L1, false), Mean(Level.L2, false), Mean(Level.L3, false), snapshot);
-        var cadence = new Cadence(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1), StorageBenchmarks.TxPerSecond);
+        // A segment is sealed at the first upload after its window has passed, so at a 1 s window and the agent's
+        // ~1 s uploads a segment spans nearer two seconds than one: the simulation takes the span the real segments
+        // show (their mean transaction count at the workload's rate), not the window.
+        var realSegments = real.Where(r => r.File.Level == Level.L1 && !r.File.Snap).Select(r => r.File).ToList();
+        double txPerSegment = realSegments.Count == 0 ? StorageBenchmarks.TxPerSecond : realSegments.Average(f => (double)(f.Max - f.Start + 1));
+        var segmentSpan = TimeSpan.FromSeconds(Math.Max(1, txPerSegment / StorageBenchmarks.TxPerSecond));
+        Harness.Log($"  simulation check: the real segments hold {txPerSegment:0} transactions each: one per {segmentSpan.TotalSeconds:0.0} s");
+        var cadence = new Cadence(segmentSpan, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1), StorageBenchmarks.TxPerSecond);
         var sim = MonthSimulation.Run(sizes, cadence, RetentionPolicy.Parse(Policy), elapsed);
 
         string Levels(Func<Level, (int Files, long Bytes)> of) => string.Join(", ", Wayback.Server.Databases.Levels.Stored.Select(l => $"{l} {of(l).Files} ({of(l).Bytes / 1e3:N0} KB)"));
