@@ -105,6 +105,8 @@ internal static class MonthSimulation
             Compact(pendingL1, Level.L2, l2, closedBefore, sizes.L2, pendingL2);
             Compact(pendingL2, Level.L3, l3, closedBefore, sizes.L3, null);
 
+            if (starts.Count == 0)
+                continue; // no segment yet (a segment span longer than a pass)
             // The server's SnapshotAsync: once the newest start point is older than the interval.
             var newestStart = starts.MaxBy(f => f.Max)!;
             if (txid > newestStart.Max && now - starts.Max(f => f.TimestampMs!.Value) >= Ms(cadence.SnapshotInterval))
