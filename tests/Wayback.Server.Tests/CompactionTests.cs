@@ -2,7 +2,8 @@ namespace Wayback.Server.Tests;
 
 public sealed class CompactionTests
 {
-    private static void ShortWindows(Hosting.ServerOptions o)
+    /// <summary>Windows of a second or so, so that every level and a snapshot come round within a test.</summary>
+    internal static void ShortWindows(Hosting.ServerOptions o)
     {
         o.L1Window = TimeSpan.FromMilliseconds(200);
         o.L2Window = TimeSpan.FromSeconds(1);
@@ -17,14 +18,7 @@ public sealed class CompactionTests
         await using var s = await TestServer.StartAsync(configure: ShortWindows);
         var token = await s.CreateClusterAsync("prod");
         var model = new LtxModel { KeepImages = true };
-        await s.WriteAsync(token, "db", model.Snapshot(6));
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        int i = 0;
-        while (watch.Elapsed < TimeSpan.FromSeconds(8))
-        {
-            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2, grow: i++ % 7 == 0))).Status);
-            await Task.Delay(60);
-        }
+        await WriteHistoryAsync(s, token, model);
         await FaultTests.WaitForAsync(() => Task.FromResult(
             s.StoredKeys().Any(k => k.Contains("/l2/")) && s.StoredKeys().Any(k => k.Contains("/l3/")) && s.StoredKeys().Any(k => k.Contains("/snapshots/"))));
 
@@ -104,6 +98,19 @@ public sealed class CompactionTests
             var (status, bytes) = await s.SnapshotAsync(token, "db", $"&txid={t}");
             Assert.True(status == 200, $"txid {t} at {when:O} (cutoff {cutoff:O}): {status}");
             Assert.Equal(model.ImageAt[t], (await Snapshots.DecodeAsync(bytes)).Image);
+        }
+    }
+
+    /// <summary>Database "db": a snapshot, then 8 s of small transactions (every seventh grows it), each acknowledged.</summary>
+    internal static async Task WriteHistoryAsync(TestServer s, string token, LtxModel model)
+    {
+        await s.WriteAsync(token, "db", model.Snapshot(6));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        int i = 0;
+        while (watch.Elapsed < TimeSpan.FromSeconds(8))
+        {
+            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2, grow: i++ % 7 == 0))).Status);
+            await Task.Delay(60);
         }
     }
 }

@@ -322,22 +322,11 @@ public sealed class EncryptedCompactionTests : IDisposable
         await using var s = await TestServer.StartAsync(configure: o =>
         {
             o.EncryptionKeyFile = keys;
-            o.L1Window = TimeSpan.FromMilliseconds(200);
-            o.L2Window = TimeSpan.FromSeconds(1);
-            o.L3Window = TimeSpan.FromSeconds(3);
-            o.SnapshotInterval = TimeSpan.FromSeconds(2);
-            o.BackgroundInterval = TimeSpan.FromMilliseconds(200);
+            CompactionTests.ShortWindows(o);
         });
         var token = await s.CreateClusterAsync("prod");
         var model = new LtxModel { KeepImages = true };
-        await s.WriteAsync(token, "db", model.Snapshot(6));
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        int i = 0;
-        while (watch.Elapsed < TimeSpan.FromSeconds(8))
-        {
-            Assert.Equal(200, (await s.WriteAsync(token, "db", model.Tx(2, grow: i++ % 7 == 0))).Status);
-            await Task.Delay(60);
-        }
+        await CompactionTests.WriteHistoryAsync(s, token, model);
         await Wait.UntilAsync(() => s.StoredKeys().Any(k => k.Contains("/l2/")) && s.StoredKeys().Any(k => k.Contains("/l3/")) && s.StoredKeys().Any(k => k.Contains("/snapshots/")),
             TimeSpan.FromSeconds(60), "L2, L3 and snapshot objects");
 

@@ -35,10 +35,6 @@ internal sealed class OverlappedWriter(FileStream output)
         }, ct);
     }
 
-    /// <summary>Waits for the last write.</summary>
-    public async Task CompleteAsync(CancellationToken ct)
-    {
-        await _pending.ConfigureAwait(false);
-        await output.FlushAsync(ct).ConfigureAwait(false);
-    }
+    /// <summary>Waits for the last write (the writes bypass the stream's buffer: nothing is left to flush).</summary>
+    public Task CompleteAsync() => _pending;
 }

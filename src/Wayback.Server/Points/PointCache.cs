@@ -191,7 +191,7 @@ internal sealed class PointCache
             first = false;
             return writer.WriteAsync(piece, edit, token);
         }, started, CancellationToken.None).ConfigureAwait(false);
-        await writer.CompleteAsync(CancellationToken.None).ConfigureAwait(false);
+        await writer.CompleteAsync().ConfigureAwait(false);
     }
 
     private void Release(Entry entry)
