@@ -184,17 +184,14 @@ public class InPlaceRestoreTests
             // The first run snapshots one row as TXID 1 and keeps its place in the WAL (the application's
             // connection keeps the WAL alive); the next run finds each later transaction there: TXID t holds t rows.
             await Processes.WriterAsync("--db", db, "--rows", "1", "--autocheckpoint", "0");
-            var once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
-            Assert.True(once.ExitCode == 0, once.Stderr);
+            var once = await ReplicateEndToEndTests.ReplicateOnceAsync(server, db);
             await Processes.WriterAsync("--db", db, "--rows", "60", "--autocheckpoint", "0");
-            once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
-            Assert.True(once.ExitCode == 0, once.Stderr);
+            once = await ReplicateEndToEndTests.ReplicateOnceAsync(server, db);
             Assert.Equal(61UL, (await server.PositionAsync("app.db"))!.Value.Txid);
 
             await RestoreInPlaceAsync(server, 21);
             Assert.Equal(61, JournalRestore.Rows(db).Count);
-            once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
-            Assert.True(once.ExitCode == 0, once.Stderr);
+            once = await ReplicateEndToEndTests.ReplicateOnceAsync(server, db);
             Assert.Contains("applied the in-place restore", once.Stderr);
             Assert.Equal(Enumerable.Range(1, 21).Select(i => (long)i), JournalRestore.Rows(db));
             Assert.True((await server.PositionAsync("app.db"))!.Value.Txid == 63UL, $"server at {(await server.PositionAsync("app.db"))}:\n{once.Stderr}");
@@ -218,11 +215,9 @@ public class InPlaceRestoreTests
         try
         {
             await Processes.WriterAsync("--db", db, "--rows", "1", "--autocheckpoint", "0");
-            var once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
-            Assert.True(once.ExitCode == 0, once.Stderr);
+            var once = await ReplicateEndToEndTests.ReplicateOnceAsync(server, db);
             await Processes.WriterAsync("--db", db, "--rows", "20", "--autocheckpoint", "0");
-            once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
-            Assert.True(once.ExitCode == 0, once.Stderr);
+            once = await ReplicateEndToEndTests.ReplicateOnceAsync(server, db);
             Assert.Equal(21UL, (await server.PositionAsync("app.db"))!.Value.Txid);
 
             // Ten more commits while the agent is stopped; then the server is restored in place to TXID 11 (as TXID 22).
@@ -251,8 +246,7 @@ public class InPlaceRestoreTests
             Assert.Equal(10, Directory.GetFiles(waiting, "*.ltx").Length);
 
             // The next run sends them; the server keeps them and the agent lets them go.
-            once = await Processes.WaybackAsync(server.AgentEnv(), "replicate", "--once", db);
-            Assert.True(once.ExitCode == 0, once.Stderr);
+            once = await ReplicateEndToEndTests.ReplicateOnceAsync(server, db);
             Assert.Contains("as side branch", once.Stderr);
         }
         finally

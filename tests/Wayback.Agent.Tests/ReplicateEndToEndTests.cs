@@ -10,7 +10,7 @@ namespace Wayback.Agent.Tests;
 /// </summary>
 public class ReplicateEndToEndTests
 {
-    private static async Task<Processes.Result> ReplicateOnceAsync(ServeProcess server, params string[] args)
+    internal static async Task<Processes.Result> ReplicateOnceAsync(ServeProcess server, params string[] args)
     {
         var r = await Processes.WaybackAsync(server.AgentEnv(), ["replicate", "--once", .. args]);
         Assert.True(r.ExitCode == 0, $"wayback replicate --once exited {r.ExitCode}:\n{r.Stderr}");
