@@ -4,9 +4,11 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY Directory.Build.props Directory.Packages.props Wayback.slnx ./
 COPY src/ src/
-RUN dotnet publish -c Release src/Wayback.Cli -o /out --use-current-runtime --self-contained false -p:PublishReadyToRun=true
+RUN dotnet publish -c Release src/Wayback.Cli -o /out --use-current-runtime --self-contained true \
+    -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true
 
-FROM mcr.microsoft.com/dotnet/aspnet:10.0
+# Self-contained (the runtime is in /opt/wayback, compiled ahead with the code), so only the runtime's own dependencies.
+FROM mcr.microsoft.com/dotnet/runtime-deps:10.0
 # liblz4 for LTX compression; sqlite3 only for looking inside a restored database by hand.
 RUN apt-get update && apt-get install -y --no-install-recommends liblz4-1 sqlite3 \
     && rm -rf /var/lib/apt/lists/* \
