@@ -54,4 +54,51 @@ public sealed class StorageChartTests(BrowserFixture browser) : ReplicatedDataba
             after.GetProperty("current").GetProperty("requests").GetProperty("lastHour").GetProperty("put").GetInt64());
         await Expect(card.Locator(".storage-summary")).ToContainTextAsync("in the object store (every transaction a restore point: ");
     }
+
+    /// <summary>
+    /// Another server's record in the bucket, as <c>RequestRecords</c> writes it (the bucket's format): a server that
+    /// made <paramref name="gets"/> GETs for prod/app.db ten minutes ago, or a week ago.
+    /// </summary>
+    private static string OtherServerRecord(string id, DateTimeOffset at, int gets)
+    {
+        long minute = at.ToUnixTimeSeconds() / 60;
+        string tally = $"\"put\":0,\"get\":{gets},\"stat\":0,\"list\":0,\"delete\":0";
+        string counts = $"{{\"minutes\":[{{\"period\":{minute},{tally}}}],\"tenMinutes\":[{{\"period\":{minute / 10},{tally}}}],\"total\":{{{tally},\"total\":{gets}}}}}";
+        return $"{{\"server\":\"{id}\",\"writtenAt\":\"{at:O}\",\"owners\":[{{\"cluster\":\"prod\",\"db\":\"app.db\",\"counts\":{counts}}}]}}";
+    }
+
+    [Fact]
+    public async Task With_two_servers_on_the_bucket_the_card_shows_each_ones_share_of_the_day()
+    {
+        await Db.WriteAsync(5);
+        await Db.StopAgentAsync();
+        // A server that wrote to this bucket ten minutes ago (it ran before this one, or beside it), and one gone a
+        // week, whose counts have left the day: only the first gets a row.
+        string servers = Path.Combine(Server.DataPath, "store", "servers");
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (id, at) in new[] { ("standby-b", now.AddMinutes(-10)), ("gone-c", now.AddDays(-6)) })
+        {
+            Directory.CreateDirectory(Path.Combine(servers, id));
+            await File.WriteAllTextAsync(Path.Combine(servers, id, "requests.json"), OtherServerRecord(id, at, 7));
+        }
+        await Server.RestartAsync(); // a single server reads the others' records when it starts
+
+        JsonElement usage = default;
+        await Wait.UntilAsync(async () =>
+        {
+            usage = (await StorageAsync()).GetProperty("current");
+            return usage.GetProperty("requestsByServer").GetArrayLength() == 3;
+        }, TimeSpan.FromSeconds(60), "this server and the two records in /api/storage's requestsByServer");
+        string self = usage.GetProperty("requestsByServer").EnumerateArray().Single(x => x.GetProperty("thisServer").GetBoolean()).GetProperty("server").GetString()!;
+
+        await using var context = await browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await Dashboard.SignInAsync(page, Server.Url, Token);
+        await page.GotoAsync(Server.Url + "/ui/#/c/prod/db/app.db");
+        var table = page.Locator("section.storage table.storage-requests");
+        await Expect(table.Locator("tr[data-server='standby-b'] th")).ToContainTextAsync("day, standby-b (as of ");
+        await Expect(table.Locator("tr[data-server='standby-b'] td[data-kind='get']")).ToHaveTextAsync("7");
+        await Expect(table.Locator($"tr[data-server='{self}'] th")).ToHaveTextAsync($"day, {self} (this server)");
+        await Expect(table.Locator("tr[data-server='gone-c']")).ToHaveCountAsync(0);
+    }
 }

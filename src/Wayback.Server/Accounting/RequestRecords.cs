@@ -112,6 +112,11 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
                 record = null;
             }
             var now = _clock.GetUtcNow();
+            if (record is not null && now - record.WrittenAt > Abandoned)
+            {
+                await ForgetAsync(key, record, ct).ConfigureAwait(false);
+                continue;
+            }
             if (record is not null)
                 fresh[id] = new Other(record.WrittenAt, record.Owners.GroupBy(o => o.Owner).ToDictionary(g => g.Key, g => Merged(g, now)));
             else if (old.TryGetValue(id, out var before))
@@ -135,6 +140,26 @@ internal sealed class RequestRecords(IObjectStore store, AccountingStore account
         foreach (var c in counts)
             merged.Add(c.Counts, now);
         return merged;
+    }
+
+    /// <summary>
+    /// A record not written for this long belongs to a server that is gone (replaced on a new disk, or removed): its
+    /// counts left the last hour and day long ago, so it is deleted rather than read by every server every round.
+    /// </summary>
+    public static readonly TimeSpan Abandoned = TimeSpan.FromDays(7);
+
+    private async Task ForgetAsync(string key, ServerRequestRecord record, CancellationToken ct)
+    {
+        try
+        {
+            await store.DeleteAsync(key, ct).ConfigureAwait(false);
+            log.LogInformation("request counts: deleted {Key}, the record of server {Server}, last written {WrittenAt:O} (a server gone for {Days} days)",
+                key, record.Server, record.WrittenAt, (int)Abandoned.TotalDays);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            log.LogWarning("request counts: could not delete {Key}, the record of a server gone since {WrittenAt:O}: {Error}", key, record.WrittenAt, e.Message);
+        }
     }
 
     /// <summary>The server id of a record's key, <c>servers/ID/requests.json</c>; null for anything else.</summary>

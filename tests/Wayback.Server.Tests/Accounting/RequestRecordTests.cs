@@ -67,4 +67,35 @@ public sealed class RequestRecordTests
             Assert.True(second.Requests(StoreKeys.Owner.Server).LastHour.Get >= 1);
         }
     }
+
+    [Fact]
+    public async Task A_record_not_written_for_a_week_is_deleted_by_the_next_server_that_reads_it_and_a_younger_one_kept()
+    {
+        using var dir = new TempDir();
+        var clock = new ManualClock(Start);
+        var db = StoreKeys.Owner.Database("prod", "app.db");
+        await using (var gone = new AccountingStore(new LocalDirectoryStore(dir.Path), clock))
+        {
+            await gone.PutAsync("clusters/prod/dbs/app.db/x", new MemoryStream([1]));
+            await using var records = new RequestRecords(gone, gone, "server-gone", TimeSpan.FromHours(1), NullLogger.Instance, clock: clock);
+            await records.LoadAsync(CancellationToken.None);
+        }
+        string record = Path.Combine(dir.Path, "servers", "server-gone", "requests.json");
+        Assert.True(File.Exists(record));
+
+        await using var store = new AccountingStore(new LocalDirectoryStore(dir.Path), clock);
+        await using var reader = new RequestRecords(store, store, "server-new", TimeSpan.FromHours(1), NullLogger.Instance, clock: clock);
+        // Two days on: kept, its PUT out of the day but in its total.
+        clock.Now = Start.AddDays(2);
+        await reader.ReadOthersAsync(CancellationToken.None);
+        var other = Assert.Single(reader.Others(o => o == db));
+        Assert.Equal(("server-gone", 0L, 1L), (other.Server, other.Requests.LastDay.Put, other.Requests.SinceStart.Put));
+        Assert.True(File.Exists(record));
+
+        // Past a week: deleted, and no longer one of the others.
+        clock.Now = Start + RequestRecords.Abandoned + TimeSpan.FromMinutes(1);
+        await reader.ReadOthersAsync(CancellationToken.None);
+        Assert.Empty(reader.Others(o => o == db));
+        Assert.False(File.Exists(record));
+    }
 }

@@ -117,7 +117,7 @@ internal static class HistoryCommand
     /// The Storage block: bytes in the store per level and per tier, and the store requests made for the database in
     /// the last hour and day.
     /// </summary>
-    private static async Task WriteStorageAsync(TextWriter stdout, JsonElement storage)
+    internal static async Task WriteStorageAsync(TextWriter stdout, JsonElement storage)
     {
         await stdout.WriteLineAsync().ConfigureAwait(false);
         var tiers = storage.GetProperty("tiers").EnumerateArray().Select(t => $"{t.GetProperty("tier").GetString()} {ApiClient.Bytes(t.GetProperty("bytes").GetInt64())}");
@@ -130,12 +130,30 @@ internal static class HistoryCommand
         });
         await stdout.WriteLineAsync($"  by level (objects): {string.Join(", ", levels)}").ConfigureAwait(false);
         string[] kinds = ["put", "get", "stat", "list", "delete"];
-        var requests = storage.GetProperty("requests");
-        string[] Row(string label, string window) =>
+        string[] Row(JsonElement requests, string label, string window) =>
             [label, .. kinds.Select(k => ApiClient.Count(requests.GetProperty(window).GetProperty(k).GetUInt64()))];
-        await AdminClient.WriteTableAsync(stdout, ["STORE REQUESTS", .. kinds.Select(k => k.ToUpperInvariant())],
-            [Row("last hour", "lastHour"), Row("last day", "lastDay")]).ConfigureAwait(false);
+        var requests = storage.GetProperty("requests");
+        var rows = new List<string[]> { Row(requests, "last hour", "lastHour"), Row(requests, "last day", "lastDay") };
+        rows.AddRange(ServersOfTheDay(storage).Select(s => Row(s, "  day, " + ServerLabel(s), "lastDay")));
+        await AdminClient.WriteTableAsync(stdout, ["STORE REQUESTS", .. kinds.Select(k => k.ToUpperInvariant())], rows).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The servers whose requests make up the last day's, when another server than this one made any (two servers
+    /// on one bucket, or one that replaced another): each one's share. A server whose record has no request in the
+    /// last day (gone, or idle) is left out rather than shown as a row of zeros.
+    /// </summary>
+    private static List<JsonElement> ServersOfTheDay(JsonElement storage)
+    {
+        if (!storage.TryGetProperty("requestsByServer", out var byServer) || byServer.ValueKind != JsonValueKind.Array) // servers before the split
+            return [];
+        var active = byServer.EnumerateArray().Where(s => s.GetProperty("lastDay").GetProperty("total").GetUInt64() > 0).ToList();
+        return active.Any(s => !s.GetProperty("thisServer").GetBoolean()) ? active : [];
+    }
+
+    private static string ServerLabel(JsonElement s) =>
+        s.GetProperty("server").GetString() + (s.GetProperty("thisServer").GetBoolean() ? " (this server)"
+            : s.TryGetProperty("recordedAt", out var at) && at.ValueKind == JsonValueKind.String ? $" (as of {ApiClient.Time(at.GetDateTimeOffset().ToUnixTimeMilliseconds())})" : "");
 
     /// <summary>The side branches: what in-place restores overtook, each with the command that gets it.</summary>
     private static async Task WriteBranchesAsync(JsonElement h, string db, string? cluster, TextWriter stdout)

@@ -52,6 +52,15 @@ export function storageChart(samples) {
   return svg;
 }
 
+/**
+ * The servers whose requests make up the day's, when another server than this one made any (two servers on one
+ * bucket, or one that replaced another): each one's share. One with no request in the day (gone, or idle) gets no row.
+ */
+export function serversOfTheDay(usage) {
+  const active = (usage.requestsByServer || []).filter((x) => x.lastDay.total > 0);
+  return active.some((x) => !x.thisServer) ? active : [];
+}
+
 /** The card; `refresh()` reloads it (failures are the caller's to show). */
 export function storageCard(cluster, db) {
   const summary = h("p", { class: "storage-summary" });
@@ -84,7 +93,10 @@ export function storageCard(cluster, db) {
         h("tbody", null,
           [["hour", r.lastHour], ["day", r.lastDay]].map(([label, counts]) => h("tr", { "data-window": label },
             h("th", { scope: "row" }, label),
-            KINDS.map((k) => h("td", { class: "num", "data-kind": k }, fmt.count(counts[k])))))))));
+            KINDS.map((k) => h("td", { class: "num", "data-kind": k }, fmt.count(counts[k]))))),
+          serversOfTheDay(now).map((x) => h("tr", { "data-window": "day", "data-server": x.server, class: "server-share" },
+            h("th", { scope: "row" }, `day, ${x.server}${x.thisServer ? " (this server)" : x.recordedAt ? ` (as of ${fmt.local(Date.parse(x.recordedAt))})` : ""}`),
+            KINDS.map((k) => h("td", { class: "num", "data-kind": k }, fmt.count(x.lastDay[k])))))))));
   }
 
   async function refresh() {
