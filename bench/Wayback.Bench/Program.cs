@@ -43,6 +43,11 @@ catch (OperationCanceledException)
     Console.Error.WriteLine("cancelled");
     return 130;
 }
+catch (BenchSetupException e)
+{
+    Console.Error.WriteLine("bench: " + e.Message);
+    return 2;
+}
 
 Console.WriteLine($"Wayback benchmarks ({(quick ? "quick" : "full")}): {RuntimeInformation.FrameworkDescription}, " +
     $"{RuntimeInformation.OSArchitecture}, {Environment.ProcessorCount} cores, CRC-64 path: {CrcPath()}, " +

