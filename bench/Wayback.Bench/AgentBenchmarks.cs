@@ -16,7 +16,6 @@ namespace Wayback.Bench;
 /// </summary>
 internal sealed class AgentBenchmarks : IBenchSuite
 {
-    private const string AdminToken = "bench-agent-admin-token-0123456789";
 
     public string Name => "agent";
 
@@ -29,7 +28,7 @@ internal sealed class AgentBenchmarks : IBenchSuite
         try
         {
             Harness.Log("agent: lag from commit to acknowledgement at 1,000 tx/s");
-            await using (var server = await Server.StartAsync(Path.Combine(work, "server-lag"), ct))
+            await using (var server = await BenchServers.BenchServe.StartAsync([], ct, Path.Combine(work, "server-lag"), TimeSpan.FromMinutes(2)))
             {
                 var (p50, p99, rate) = await LagAsync(server, Path.Combine(work, "lag.db"), 1000, seconds, ct);
                 yield return new BenchRow("lag commit → acknowledged at 1,000 single-row tx/s (p50 / p99), loopback, local store",
@@ -48,9 +47,9 @@ internal sealed class AgentBenchmarks : IBenchSuite
             // The server shares the application's two cores here; deployed, it runs on a machine of its own.
             // At nice 19 it takes the CPU the application and the agent leave (`wayback serve --nice 19`, what
             // the README advises for a server next to applications).
-            await using (var server = await Server.StartAsync(Path.Combine(work, "server-tp"), ct, nice: 19))
+            await using (var server = await BenchServers.BenchServe.StartAsync(["--nice", "19"], ct, Path.Combine(work, "server-tp"), TimeSpan.FromMinutes(2)))
             {
-                string token = await server.CreateClusterAsync("bench", ct);
+                string token = await server.CreateClusterAsync(ct, name: "bench");
                 // A server runs for days: one unmeasured run first, so that no round measures it while its JIT
                 // (at nice 19 with the rest of it) is still compiling.
                 Harness.Log("agent: application write throughput, warming the server up (not measured)");
@@ -102,9 +101,9 @@ internal sealed class AgentBenchmarks : IBenchSuite
             string big = Path.Combine(work, "big.db");
             await BuildDatabaseAsync(big, mib, ct);
             double oursRss;
-            await using (var server = await Server.StartAsync(Path.Combine(work, "server-rss"), ct))
+            await using (var server = await BenchServers.BenchServe.StartAsync([], ct, Path.Combine(work, "server-rss"), TimeSpan.FromMinutes(2)))
             {
-                string token = await server.CreateClusterAsync("bench", ct);
+                string token = await server.CreateClusterAsync(ct, name: "bench");
                 oursRss = await PeakRssWhileWritingAsync(big, seconds, () => BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "replicate", big],
                     new() { ["WAYBACK_SERVER"] = server.Url, ["WAYBACK_TOKEN"] = token }), async () => await server.TxidAsync(token, "big.db", ct) >= 1, ct);
             }
@@ -128,11 +127,11 @@ internal sealed class AgentBenchmarks : IBenchSuite
 
     // ---- lag ----
 
-    private static async Task<(double P50, double P99, double Rate)> LagAsync(Server server, string db, int rate, TimeSpan duration, CancellationToken ct)
+    private static async Task<(double P50, double P99, double Rate)> LagAsync(BenchServers.BenchServe server, string db, int rate, TimeSpan duration, CancellationToken ct)
     {
         using (var setup = Open(db))
             Exec(setup, "CREATE TABLE t (n INTEGER PRIMARY KEY, payload BLOB)");
-        string token = await server.CreateClusterAsync("lag", ct);
+        string token = await server.CreateClusterAsync(ct, name: "lag");
         var options = new AgentOptions { Server = new Uri(server.Url + "/"), Token = token };
         await using var agent = new Replicator([DatabaseTarget.FromPath(db)], options, NullAgentLog.Instance);
         await agent.OpenAsync(null, ct);
@@ -368,80 +367,4 @@ internal sealed class AgentBenchmarks : IBenchSuite
         return 0;
     }
 
-
-    /// <summary>The real <c>wayback serve</c> on a free loopback port with the local store.</summary>
-    private sealed class Server : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly HttpClient _http;
-        private readonly string _data;
-
-        private Server(Process process, string url, string data)
-        {
-            _process = process;
-            Url = url;
-            _data = data;
-            _http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(2) };
-        }
-
-        public string Url { get; }
-
-        /// <summary>The server process, for its CPU time.</summary>
-        public Process Process => _process;
-
-        /// <summary>Starts <c>wayback serve</c> on a free loopback port, at Unix nice <paramref name="nice"/> (0: normal priority).</summary>
-        public static async Task<Server> StartAsync(string data, CancellationToken ct, int nice = 0)
-        {
-            int port;
-            using (var l = new TcpListener(IPAddress.Loopback, 0))
-            {
-                l.Start();
-                port = ((IPEndPoint)l.LocalEndpoint).Port;
-            }
-            var p = BenchProcesses.StartDrained("dotnet", [Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken, "--nice", nice.ToString(System.Globalization.CultureInfo.InvariantCulture)], []);
-            var server = new Server(p, $"http://127.0.0.1:{port}", data);
-            var watch = Stopwatch.StartNew();
-            while (true)
-            {
-                if (p.HasExited)
-                    throw new InvalidOperationException("wayback serve exited at startup");
-                try
-                {
-                    using var r = await server._http.GetAsync("/healthz", ct);
-                    if (r.IsSuccessStatusCode)
-                        return server;
-                }
-                catch (HttpRequestException)
-                {
-                }
-                if (watch.Elapsed > TimeSpan.FromSeconds(60))
-                    throw new InvalidOperationException("wayback serve did not start");
-                await Task.Delay(100, ct);
-            }
-        }
-
-        public async Task<string> CreateClusterAsync(string name, CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name }) };
-            req.Headers.TryAddWithoutValidation("Authorization", "Bearer " + AdminToken);
-            using var resp = await _http.SendAsync(req, ct);
-            return JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("token").GetString()!;
-        }
-
-        public async Task<ulong> TxidAsync(string token, string db, CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Get, "/pos");
-            req.Headers.TryAddWithoutValidation("Authorization", "Bearer " + token);
-            using var resp = await _http.SendAsync(req, ct);
-            var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement;
-            return doc.TryGetProperty(db, out var p) ? Convert.ToUInt64(p.GetProperty("txid").GetString(), 16) : 0;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            _http.Dispose();
-            await StopAsync(_process);
-            try { Directory.Delete(_data, recursive: true); } catch (IOException) { }
-        }
-    }
 }

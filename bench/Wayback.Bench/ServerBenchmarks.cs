@@ -16,7 +16,6 @@ namespace Wayback.Bench;
 /// </summary>
 internal sealed class ServerBenchmarks : IBenchSuite
 {
-    private const string AdminToken = "bench-admin-token-0123456789";
     private const uint PageSize = 4096;
     private const int MaxBatch = 256;
 
@@ -27,7 +26,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
         var seconds = TimeSpan.FromSeconds(options.Quick ? 4 : 10);
 
         Harness.Log("server: one database, one client, as fast as it acknowledges");
-        using (var server = await ServerProcess.StartAsync(ct))
+        using (var server = await StartServerAsync([], ct))
         {
             var (txPerSec, batch) = await ThroughputAsync(server, seconds, ct);
             yield return new BenchRow("single-page transactions acknowledged, 1 db, 1 client, loopback, local store",
@@ -36,7 +35,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
 
         // A fresh server, so sealing the previous run's backlog does not share the two cores with this one.
         Harness.Log("server: ack latency at 1,000 tx/s");
-        using (var server = await ServerProcess.StartAsync(ct))
+        using (var server = await StartServerAsync([], ct))
         {
             var (p50, p99, achieved) = await LatencyAsync(server, 1000, seconds, ct);
             double serverP99 = await server.IngestP99BoundMsAsync(ct);
@@ -49,7 +48,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
 
         int dbs = 1000;
         Harness.Log($"server: {dbs} databases at 1 tx/s each");
-        using (var server = await ServerProcess.StartAsync(ct))
+        using (var server = await StartServerAsync([], ct))
         {
             var r = await ManyDatabasesAsync(server, dbs, options.Quick ? TimeSpan.FromSeconds(15) : TimeSpan.FromSeconds(40), ct);
             yield return new BenchRow($"{dbs:N0} databases at 1 tx/s each: all keep up (p99 ack)",
@@ -81,7 +80,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
             var sealedCpu = new List<double>();
             foreach (bool encrypt in new[] { false, true, true, false, false, true })
             {
-                using var server = await ServerProcess.StartAsync(ct, encrypt ? [.. windows, "--encryption-key-file", keys] : windows);
+                using var server = await StartServerAsync(encrypt ? [.. windows, "--encryption-key-file", keys] : windows, ct);
                 var cpu = server.CpuTime;
                 var (tx, _) = await ThroughputAsync(server, seconds, ct);
                 // Server CPU per transaction over the run (its warm-up second counted at the measured rate).
@@ -99,8 +98,8 @@ internal sealed class ServerBenchmarks : IBenchSuite
             int pages = options.Quick ? 16_384 : 65_536;
             string label = $"{pages * (long)PageSize >> 20} MiB";
             Harness.Log($"server: restore download of a {label} database, encryption on vs off");
-            using var plainServer = await ServerProcess.StartAsync(ct, windows);
-            using var encrypted = await ServerProcess.StartAsync(ct, [.. windows, "--encryption-key-file", keys]);
+            using var plainServer = await StartServerAsync(windows, ct);
+            using var encrypted = await StartServerAsync([.. windows, "--encryption-key-file", keys], ct);
             var snapshot = BigSnapshot(pages);
             var plainToken = await StoreSealedAsync(plainServer, snapshot, ct);
             var sealedToken = await StoreSealedAsync(encrypted, snapshot, ct);
@@ -145,9 +144,9 @@ internal sealed class ServerBenchmarks : IBenchSuite
     }
 
     /// <summary>Writes the snapshot as database "big" and waits until it is sealed into the store (its L1 object exists).</summary>
-    private static async Task<string> StoreSealedAsync(ServerProcess server, byte[] snapshot, CancellationToken ct)
+    private static async Task<string> StoreSealedAsync(BenchServers.BenchServe server, byte[] snapshot, CancellationToken ct)
     {
-        string token = await server.CreateClusterAsync("restore", ct);
+        string token = await server.CreateClusterAsync(ct, name: "restore");
         await PostAsync(server, token, "big", [snapshot], ct);
         string l1 = Path.Combine(server.DataDirectory, "store", "clusters", "restore", "dbs", "big", "l1");
         var watch = Stopwatch.StartNew();
@@ -160,7 +159,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
         return token;
     }
 
-    private static async ValueTask DownloadAsync(ServerProcess server, string token, CancellationToken ct)
+    private static async ValueTask DownloadAsync(BenchServers.BenchServe server, string token, CancellationToken ct)
     {
         using var req = new HttpRequestMessage(HttpMethod.Get, "/db/snapshot?db=big&format=sqlite");
         req.Headers.TryAddWithoutValidation("Authorization", token);
@@ -213,7 +212,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
         private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
     }
 
-    private static async Task PostAsync(ServerProcess server, string token, string db, IReadOnlyList<byte[]> files, CancellationToken ct)
+    private static async Task PostAsync(BenchServers.BenchServe server, string token, string db, IReadOnlyList<byte[]> files, CancellationToken ct)
     {
         var content = new ByteArrayContent(files.Count == 1 ? files[0] : files.SelectMany(f => f).ToArray());
         using var req = new HttpRequestMessage(HttpMethod.Post, $"/db/tx?db={db}") { Content = content };
@@ -226,9 +225,9 @@ internal sealed class ServerBenchmarks : IBenchSuite
             throw new InvalidOperationException($"write refused: {(int)resp.StatusCode} {await resp.Content.ReadAsStringAsync(ct)}");
     }
 
-    private static async Task<(double TxPerSec, double Batch)> ThroughputAsync(ServerProcess server, TimeSpan duration, CancellationToken ct)
+    private static async Task<(double TxPerSec, double Batch)> ThroughputAsync(BenchServers.BenchServe server, TimeSpan duration, CancellationToken ct)
     {
-        string token = await server.CreateClusterAsync("throughput", ct);
+        string token = await server.CreateClusterAsync(ct, name: "throughput");
         var db = new ClientDb(1);
         await PostAsync(server, token, "db", [db.Snapshot()], ct);
         var pending = Channel.CreateBounded<byte[]>(4096);
@@ -275,9 +274,9 @@ internal sealed class ServerBenchmarks : IBenchSuite
         return (acked / secs, (double)acked / Math.Max(1, requests));
     }
 
-    private static async Task<(double P50, double P99, double Achieved)> LatencyAsync(ServerProcess server, int rate, TimeSpan duration, CancellationToken ct)
+    private static async Task<(double P50, double P99, double Achieved)> LatencyAsync(BenchServers.BenchServe server, int rate, TimeSpan duration, CancellationToken ct)
     {
-        string token = await server.CreateClusterAsync("latency", ct);
+        string token = await server.CreateClusterAsync(ct, name: "latency");
         var db = new ClientDb(2);
         await PostAsync(server, token, "db", [db.Snapshot()], ct);
         var pending = Channel.CreateUnbounded<(byte[] File, long Due)>();
@@ -319,10 +318,10 @@ internal sealed class ServerBenchmarks : IBenchSuite
 
     private sealed record ManyResult(int KeptUp, double P99Ms, double PeakRssMiB);
 
-    private static async Task<ManyResult> ManyDatabasesAsync(ServerProcess server, int count, TimeSpan duration, CancellationToken ct)
+    private static async Task<ManyResult> ManyDatabasesAsync(BenchServers.BenchServe server, int count, TimeSpan duration, CancellationToken ct)
     {
         ThreadPool.SetMinThreads(Math.Max(256, Environment.ProcessorCount), 256);
-        string token = await server.CreateClusterAsync("many", ct);
+        string token = await server.CreateClusterAsync(ct, name: "many");
         var dbs = Enumerable.Range(0, count).Select(i => new ClientDb(100 + i)).ToArray();
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct },
             async (i, token2) => await PostAsync(server, token, $"db{i:D4}", [dbs[i].Snapshot()], token2));
@@ -355,129 +354,7 @@ internal sealed class ServerBenchmarks : IBenchSuite
         return new ManyResult(keptUp, all[(int)(all.Count * 0.99)], server.PeakRssBytes() / 1048576.0);
     }
 
-    /// <summary>The real <c>wayback serve</c> (wayback.dll next to this benchmark) on a free loopback port.</summary>
-    private sealed class ServerProcess : IDisposable
-    {
-        private readonly Process _process;
-        private readonly string _data;
-
-        private ServerProcess(Process process, string data, HttpClient http)
-        {
-            _process = process;
-            _data = data;
-            Http = http;
-        }
-
-        public HttpClient Http { get; }
-
-        public string DataDirectory => _data;
-
-        /// <summary>CPU time the server has used (user + system): the cost of its work, whatever else shares the cores.</summary>
-        public TimeSpan CpuTime
-        {
-            get
-            {
-                _process.Refresh();
-                return _process.TotalProcessorTime;
-            }
-        }
-
-        public static async Task<ServerProcess> StartAsync(CancellationToken ct, params string[] extra)
-        {
-            string data = Path.Combine(Path.GetTempPath(), "wayback-bench-" + Guid.NewGuid().ToString("n")[..8]);
-            int port;
-            using (var l = new TcpListener(IPAddress.Loopback, 0))
-            {
-                l.Start();
-                port = ((IPEndPoint)l.LocalEndpoint).Port;
-            }
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wayback.dll"), "serve", "--data", data, "--listen", $"127.0.0.1:{port}", "--admin-token", AdminToken }.Concat(extra))
-                psi.ArgumentList.Add(a);
-            var p = Process.Start(psi)!;
-            p.OutputDataReceived += (_, _) => { };
-            p.ErrorDataReceived += (_, e) => { if (e.Data is { } line && line.Contains("fail", StringComparison.Ordinal)) Harness.Log("  server: " + line); };
-            p.BeginOutputReadLine();
-            p.BeginErrorReadLine();
-            var handler = new SocketsHttpHandler { MaxConnectionsPerServer = 256, PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
-            var http = new HttpClient(handler) { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromMinutes(2) };
-            var watch = Stopwatch.StartNew();
-            while (true)
-            {
-                if (p.HasExited)
-                    throw new InvalidOperationException("wayback serve exited at startup");
-                try
-                {
-                    using var r = await http.GetAsync("/healthz", ct);
-                    if (r.IsSuccessStatusCode)
-                        return new ServerProcess(p, data, http);
-                }
-                catch (HttpRequestException)
-                {
-                }
-                if (watch.Elapsed > TimeSpan.FromSeconds(60))
-                    throw new InvalidOperationException("wayback serve did not start");
-                await Task.Delay(100, ct);
-            }
-        }
-
-        public async Task<string> CreateClusterAsync(string name, CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Post, "/admin/clusters") { Content = System.Net.Http.Json.JsonContent.Create(new { name }) };
-            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
-            using var resp = await Http.SendAsync(req, ct);
-            return JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("token").GetString()!;
-        }
-
-        public async Task<Dictionary<string, ulong>> PositionsAsync(string token, CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Get, "/pos");
-            req.Headers.TryAddWithoutValidation("Authorization", token);
-            using var resp = await Http.SendAsync(req, ct);
-            var doc = JsonDocument.Parse(await resp.Content.ReadAsStringAsync(ct)).RootElement;
-            return doc.EnumerateObject().ToDictionary(p => p.Name, p => Convert.ToUInt64(p.Value.GetProperty("txid").GetString(), 16));
-        }
-
-        /// <summary>The upper bound of the histogram bucket that holds the server's 99th-percentile write time.</summary>
-        public async Task<double> IngestP99BoundMsAsync(CancellationToken ct)
-        {
-            using var req = new HttpRequestMessage(HttpMethod.Get, "/metrics");
-            req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
-            using var resp = await Http.SendAsync(req, ct);
-            var buckets = (await resp.Content.ReadAsStringAsync(ct)).Split('\n')
-                .Where(l => l.StartsWith("wayback_ingest_duration_seconds_bucket{le=\"", StringComparison.Ordinal))
-                .Select(l => (Le: l.Split('"')[1], Count: double.Parse(l.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture)))
-                .OrderBy(b => b.Le == "+Inf" ? double.PositiveInfinity : double.Parse(b.Le, System.Globalization.CultureInfo.InvariantCulture))
-                .ToList();
-            double total = buckets[^1].Count;
-            var hit = buckets.First(b => b.Count >= total * 0.99);
-            return hit.Le == "+Inf" ? double.PositiveInfinity : double.Parse(hit.Le, System.Globalization.CultureInfo.InvariantCulture) * 1000;
-        }
-
-        public long PeakRssBytes()
-        {
-            foreach (var line in File.ReadAllLines($"/proc/{_process.Id}/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-            return 0;
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill();
-                _process.WaitForExit();
-            }
-            _process.Dispose();
-            Http.Dispose();
-            try
-            {
-                Directory.Delete(_data, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
-    }
+    /// <summary>A server for the ingest and restore rows: their many senders and big downloads get 2 minutes a request.</summary>
+    private static Task<BenchServers.BenchServe> StartServerAsync(string[] args, CancellationToken ct) =>
+        BenchServers.BenchServe.StartAsync(args, ct, timeout: TimeSpan.FromMinutes(2));
 }
