@@ -131,8 +131,9 @@ public sealed class FaultProxy : IAsyncDisposable
     {
         client.NoDelay = true;
         Socket? upstream = null;
-        Task? answers = null;
+        Task<bool>? answers = null;
         var cut = new CutPoint();
+        bool faulted = false;
         try
         {
             var incoming = new HttpRequestReader(client);
@@ -145,6 +146,7 @@ public sealed class FaultProxy : IAsyncDisposable
                 Counts.Count(fault);
                 int eol = Array.IndexOf(head.Bytes, (byte)'\r');
                 RequestLog.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {fault} {Encoding.ASCII.GetString(head.Bytes, 0, Math.Max(0, eol))}");
+                faulted = fault is Fault.Reset or Fault.Hang or Fault.Error500;
                 switch (fault)
                 {
                     case Fault.Reset:
@@ -182,16 +184,24 @@ public sealed class FaultProxy : IAsyncDisposable
         }
         finally
         {
-            Abort(client);
             if (upstream is not null)
                 Abort(upstream);
-            if (answers is not null)
-                await answers.ConfigureAwait(false);
+            // Everything the upstream answered was forwarded and it closed: close the client gracefully, because a
+            // reset would discard the end of the answer if it is still in the send buffer (a loaded machine).
+            bool forwardedAll = answers is not null && await answers.ConfigureAwait(false);
+            if (forwardedAll && !faulted)
+                client.Close();
+            else
+                Abort(client);
         }
     }
 
-    /// <summary>Copies the upstream's answers to the client until either side closes or a cut point is reached.</summary>
-    private static async Task CopyAnswersAsync(Socket upstream, Socket client, CutPoint cut)
+    /// <summary>
+    /// Copies the upstream's answers to the client until either side closes or a cut point is reached. True when
+    /// the upstream closed after its last answer, all of it forwarded: the client is then sent a FIN after the
+    /// data, not a reset; a cut is a reset.
+    /// </summary>
+    private static async Task<bool> CopyAnswersAsync(Socket upstream, Socket client, CutPoint cut)
     {
         var buffer = new byte[64 * 1024];
         try
@@ -200,7 +210,11 @@ public sealed class FaultProxy : IAsyncDisposable
             {
                 int n = await upstream.ReceiveAsync(buffer, SocketFlags.None);
                 if (n == 0)
-                    break;
+                {
+                    client.Shutdown(SocketShutdown.Send);
+                    Abort(upstream);
+                    return true;
+                }
                 int allowed = cut.Take(n);
                 if (allowed > 0)
                     await client.SendAsync(buffer.AsMemory(0, allowed), SocketFlags.None);
@@ -213,6 +227,7 @@ public sealed class FaultProxy : IAsyncDisposable
         }
         Abort(client);
         Abort(upstream);
+        return false;
     }
 
     private static async Task AnswerInternalErrorAsync(Socket client)
