@@ -11,6 +11,8 @@ missing=()
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 ldconfig -p 2>/dev/null | grep -q 'liblz4.so.1 ' || missing+=(liblz4-1)
 command -v chromium >/dev/null || missing+=(chromium)
+# ./wayback links its native build with clang (PublishedCliTests publishes it as a newcomer would).
+command -v clang >/dev/null || compgen -c clang- | grep -E '^clang-[0-9]+$' >/dev/null || missing+=(clang)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   $sudo_cmd apt-get update -qq

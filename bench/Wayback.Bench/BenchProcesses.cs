@@ -16,7 +16,7 @@ internal static class BenchProcesses
     private static string? _cli;
 
     /// <summary>
-    /// The CLI as a user runs it: the binary the clone's <c>./wayback</c> script publishes (ReadyToRun), here into
+    /// The CLI as a user runs it: the binary the clone's <c>./wayback</c> script publishes (its native build of the client commands where clang is at hand, else ReadyToRun), here into
     /// a home of the bench's own. The rows that time a whole command include its process start, so they time
     /// this one and not <c>dotnet wayback.dll</c>.
     /// </summary>

@@ -1,3 +1,6 @@
+using System.Text;
+using System.Text.Json.Nodes;
+
 namespace Wayback.Cli;
 
 /// <summary>
@@ -14,4 +17,7 @@ internal static class CliHttp
             BaseAddress = server,
             Timeout = timeout,
         };
+
+    /// <summary>A JSON request body. Built as a <see cref="JsonObject"/>: the native build has no reflection to serialize objects with.</summary>
+    public static HttpContent Json(JsonObject body) => new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
 }

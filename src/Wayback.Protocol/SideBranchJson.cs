@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Wayback.Protocol;
 
@@ -64,7 +65,7 @@ public sealed record SideBranchJson(
     public const string SourceJournal = "journal";
 
     /// <summary>How the server stores it and the API writes it (camelCase).</summary>
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    public static JsonSerializerOptions Json => SideBranchJsonContext.Default.Options;
 
     /// <summary>The reason every side branch gives.</summary>
     public static string OvertakenReason(ulong restoredTo, ulong restoreTxid) =>
@@ -81,3 +82,10 @@ public sealed record SideBranchFileJson(ulong MinTxid, ulong MaxTxid, string Pre
 
 /// <summary>The answer to <c>GET /api/branches</c>, newest first.</summary>
 public sealed record SideBranchList(string Cluster, string Db, IReadOnlyList<SideBranchJson> Branches);
+
+/// <summary>Side branches' JSON, generated at compile time: the CLI's native build reads them without reflection.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(SideBranchJson))]
+[JsonSerializable(typeof(SideBranchList))]
+[JsonSerializable(typeof(IReadOnlyList<SideBranchJson>))]
+public sealed partial class SideBranchJsonContext : JsonSerializerContext;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Wayback.Agent.Shipping;
 using Wayback.Cli.Commands.Server;
 using Wayback.Cli.Usage;
@@ -13,6 +14,10 @@ namespace Wayback.Cli.Commands.Migrate;
 /// </summary>
 internal static class MigrateCommand
 {
+    public const string Description =
+        "Import a litefs-backup bucket: every cluster, database and restore point it keeps, each file verified (checksums, chain links) on the way. "
+        + "Clusters that are new get a token, printed once. Running it again imports only what is new.";
+
     /// <summary>The settings of <c>serve</c> that say how to reach a bucket; migrate takes them for the source, as <c>--from-s3-*</c>.</summary>
     private static readonly string[] S3Connection = ["s3-endpoint", "s3-region", "s3-path-style", "s3-profile", "s3-request-timeout"];
 
@@ -27,9 +32,7 @@ internal static class MigrateCommand
         var retention = new Option<string?>("--retention") { Description = "Retention of the clusters it creates, e.g. 720h (default: the server's). Imported points keep their commit times." };
         var server = AdminClient.ServerOption();
         var token = AdminClient.TokenOption();
-        var cmd = new Command("migrate",
-            "Import a litefs-backup bucket: every cluster, database and restore point it keeps, each file verified (checksums, chain links) on the way. "
-            + "Clusters that are new get a token, printed once. Running it again imports only what is new.")
+        var cmd = new Command("migrate", Description)
         {
             from, dryRun, retention, server, token,
         };
@@ -107,7 +110,7 @@ internal static class MigrateCommand
                     JsonElement created;
                     try
                     {
-                        created = (await admin.SendAsync(HttpMethod.Post, "/admin/clusters", new { name, retention }, ct).ConfigureAwait(false))!.Value;
+                        created = (await admin.SendAsync(HttpMethod.Post, "/admin/clusters", new JsonObject { ["name"] = name, ["retention"] = retention }, ct).ConfigureAwait(false))!.Value;
                     }
                     catch (IOException e)
                     {

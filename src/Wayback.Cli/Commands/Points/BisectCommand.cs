@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Wayback.Cli.Commands.Restore;
 
 namespace Wayback.Cli.Commands.Points;
@@ -23,14 +24,14 @@ internal static class BisectCommand
         };
         cmd.SetAction((r, ct) => CliErrors.RunAsync(Console.Error, async () =>
         {
-            var body = new Dictionary<string, object> { ["sql"] = r.GetValue(sql)! };
+            var body = new JsonObject { ["sql"] = r.GetValue(sql)! };
             if (PointArgs.Parse(r.GetValue(good), "--good") is { } g)
                 body["good"] = g;
             if (PointArgs.Parse(r.GetValue(bad), "--bad") is { } b)
                 body["bad"] = b;
             string name = r.GetValue(db)!;
             using var client = ApiClient.Create(r.GetValue(server), r.GetValue(token), r.GetValue(cluster));
-            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/bisect?{client.Query(name)}") { Content = System.Net.Http.Json.JsonContent.Create(body) };
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/bisect?{client.Query(name)}") { Content = CliHttp.Json(body) };
             using var response = await client.SendRawAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false));
             int probe = 0;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Wayback.Cli.Commands.Restore;
 using Wayback.Cli.Commands.Server;
 
@@ -58,12 +59,12 @@ internal static class DiffCommand
         return cmd;
     }
 
-    private static void Add(List<string> query, string name, Dictionary<string, object> point)
+    private static void Add(List<string> query, string name, JsonObject point)
     {
-        if (point.TryGetValue("txid", out var txid))
-            query.Add($"{name}={txid}");
+        if (point["txid"] is { } txid)
+            query.Add($"{name}={txid.ToJsonString()}");
         else
-            query.Add($"{name}Timestamp={Uri.EscapeDataString((string)point["timestamp"])}");
+            query.Add($"{name}Timestamp={Uri.EscapeDataString((string)point["timestamp"]!)}");
     }
 
     private static async Task WriteAsync(TextWriter w, JsonElement diff)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Wayback.Cli.Commands.Restore;
 using Wayback.Cli.Commands.Server;
 
@@ -13,7 +14,7 @@ internal static class PointArgs
     /// A point in a request body: <c>{"txid": N}</c> or <c>{"timestamp": "T"}</c>. A bare number is a TXID
     /// (a time is RFC 3339), so <c>--from 1200 --to 2026-12-02T10:00:00Z</c> reads as one would say it.
     /// </summary>
-    public static Dictionary<string, object>? Parse(string? text, string option)
+    public static JsonObject? Parse(string? text, string option)
     {
         if (text is null)
             return null;
@@ -31,13 +32,13 @@ internal static class PointArgs
     }
 
     /// <summary>The point named by --txid or --timestamp (neither: the latest).</summary>
-    public static Dictionary<string, object> Target(ulong? txid, string? timestamp)
+    public static JsonObject Target(ulong? txid, string? timestamp)
     {
         if (txid is not null && timestamp is not null)
             throw new ArgumentException("give --txid or --timestamp, not both");
         if (txid is { } t)
             return t == 0 ? throw new ArgumentException("--txid must be a positive whole number") : new() { ["txid"] = t };
-        return timestamp is null ? [] : new() { ["timestamp"] = Timestamps.ForServer(Timestamps.Parse(timestamp)) };
+        return timestamp is null ? new() : new() { ["timestamp"] = Timestamps.ForServer(Timestamps.Parse(timestamp)) };
     }
 
     public static string Point(JsonElement p) =>

@@ -11,6 +11,8 @@ namespace Wayback.Cli.Commands.Replicate;
 /// <summary><c>wayback replicate</c>: the agent. Captures every transaction of the databases and ships it.</summary>
 internal static class ReplicateCommand
 {
+    public const string Description = "Back up SQLite databases continuously: every committed transaction, captured from the WAL and shipped to a wayback server.";
+
     public sealed record Settings(
         IReadOnlyList<string> Databases, string? Server, string? Token, string? Config, bool Once, bool RestoreIfMissing,
         string? MetricsAddr, string? JournalLimit, TimeSpan OnceTimeout, int Nice = 0, int RefusedTokenSeconds = 60);
@@ -27,7 +29,7 @@ internal static class ReplicateCommand
         var limit = new Option<string?>("--journal-limit") { Description = "Warn (log and metric) when a database's local journal grows past this size; default 1GiB." };
         var nice = CliOptions.Int("--nice", "Lower the agent's CPU priority (Unix nice 0-19; default 0). An agent that falls behind a busy application makes it wait for a WAL restart, so lowering it rarely helps the application.", 0, 19, 0);
         var refused = CliOptions.Int("--exit-on-refused-token", "Seconds the server may refuse the token (401: wrong or revoked) before the agent exits with code 3, its journal kept (default 60; 0: retry forever).", 0, 86_400, 60);
-        var cmd = new Command("replicate", "Back up SQLite databases continuously: every committed transaction, captured from the WAL and shipped to a wayback server.")
+        var cmd = new Command("replicate", Description)
         {
             dbs, server, token, config, once, restore, metrics, limit, nice, refused,
         };

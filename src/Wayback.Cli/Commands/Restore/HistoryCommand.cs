@@ -161,7 +161,7 @@ internal static class HistoryCommand
         // Servers before side branches do not send them.
         if (!h.TryGetProperty("branches", out var list) || list.ValueKind != JsonValueKind.Array || list.GetArrayLength() == 0)
             return;
-        var branches = list.Deserialize<List<SideBranchJson>>(SideBranchJson.Json)!;
+        var branches = list.Deserialize(SideBranchJsonContext.Default.IReadOnlyListSideBranchJson)!;
         await stdout.WriteLineAsync().ConfigureAwait(false);
         await stdout.WriteLineAsync("side branches (committed by a writer, then overtaken by an in-place restore: kept apart from the history):").ConfigureAwait(false);
         var rows = branches.Select(b => new[]

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using Wayback.Ltx;
 using Wayback.Protocol;
@@ -99,7 +100,7 @@ internal static class ImportCommand
         double seconds = watch.Elapsed.TotalSeconds;
         if (json)
         {
-            await stdout.WriteLineAsync(JsonSerializer.Serialize(new { db, file = path, txid, bytes = total, seconds = Math.Round(seconds, 3) })).ConfigureAwait(false);
+            await stdout.WriteLineAsync(new JsonObject { ["db"] = db, ["file"] = path, ["txid"] = txid, ["bytes"] = total, ["seconds"] = Math.Round(seconds, 3) }.ToJsonString()).ConfigureAwait(false);
             return CliErrors.Ok;
         }
         await stdout.WriteLineAsync($"imported {file} ({ApiClient.Bytes(total)}) into {db} as TXID {ApiClient.Count(txid)} in {seconds:0.0} s").ConfigureAwait(false);

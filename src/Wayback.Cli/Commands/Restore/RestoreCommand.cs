@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using Wayback.Cli.Usage;
 using Wayback.Ltx;
@@ -121,19 +122,19 @@ internal static class RestoreCommand
         long? requested = point is { } r && r.TryGetProperty("requestedMs", out var rq) && rq.ValueKind == JsonValueKind.Number ? rq.GetInt64() : null;
         if (json)
         {
-            await stdout.WriteLineAsync(JsonSerializer.Serialize(new
+            await stdout.WriteLineAsync(new JsonObject
             {
-                db,
-                output = path,
-                txid = got.Txid,
-                timestampMs = committed,
-                committedAt = ApiClient.Time(committed),
-                requestedMs = requested,
-                postApplyChecksum = Hex16.Format(got.Checksum),
-                pages = got.Pages,
-                bytes = got.Bytes,
-                seconds = Math.Round(seconds, 3),
-            })).ConfigureAwait(false);
+                ["db"] = db,
+                ["output"] = path,
+                ["txid"] = got.Txid,
+                ["timestampMs"] = committed,
+                ["committedAt"] = ApiClient.Time(committed),
+                ["requestedMs"] = requested,
+                ["postApplyChecksum"] = Hex16.Format(got.Checksum),
+                ["pages"] = got.Pages,
+                ["bytes"] = got.Bytes,
+                ["seconds"] = Math.Round(seconds, 3),
+            }.ToJsonString()).ConfigureAwait(false);
         }
         else
         {
@@ -237,8 +238,7 @@ internal static class RestoreCommand
     {
         string path = CheckOutput(output, force);
         var watch = Stopwatch.StartNew();
-        var list = JsonSerializer.Deserialize<SideBranchList>(
-            (await client.GetAsync($"{SideBranchPaths.List}?{client.Query(db)}", ct).ConfigureAwait(false)).GetRawText(), SideBranchJson.Json)!;
+        var list = (await client.GetAsync($"{SideBranchPaths.List}?{client.Query(db)}", ct).ConfigureAwait(false)).Deserialize(SideBranchJsonContext.Default.SideBranchList)!;
         var branch = list.Branches.FirstOrDefault(b => b.Id == id)
             ?? throw new ArgumentException(list.Branches.Count == 0
                 ? $"{db} has no side branches (nothing an in-place restore overtook is kept for it)"
@@ -252,19 +252,19 @@ internal static class RestoreCommand
         double seconds = watch.Elapsed.TotalSeconds;
         if (json)
         {
-            await stdout.WriteLineAsync(JsonSerializer.Serialize(new
+            await stdout.WriteLineAsync(new JsonObject
             {
-                db,
-                branch = id,
-                output = path,
-                baseTxid = branch.BaseTxid,
-                minTxid = branch.MinTxid,
-                maxTxid = branch.MaxTxid,
-                postApplyChecksum = branch.PostApplyChecksum,
-                pages = got.Pages,
-                bytes = got.Bytes,
-                seconds = Math.Round(seconds, 3),
-            })).ConfigureAwait(false);
+                ["db"] = db,
+                ["branch"] = id,
+                ["output"] = path,
+                ["baseTxid"] = branch.BaseTxid,
+                ["minTxid"] = branch.MinTxid,
+                ["maxTxid"] = branch.MaxTxid,
+                ["postApplyChecksum"] = branch.PostApplyChecksum,
+                ["pages"] = got.Pages,
+                ["bytes"] = got.Bytes,
+                ["seconds"] = Math.Round(seconds, 3),
+            }.ToJsonString()).ConfigureAwait(false);
         }
         else
         {
@@ -387,20 +387,20 @@ internal static class RestoreCommand
             }
         }
 
-        var answer = await client.PostAsync($"/api/restore?{client.Query(db)}", new { txid, confirm = name }, ct).ConfigureAwait(false);
+        var answer = await client.PostAsync($"/api/restore?{client.Query(db)}", new JsonObject { ["txid"] = txid, ["confirm"] = name }, ct).ConfigureAwait(false);
         ulong newTxid = answer.GetProperty("txid").GetUInt64();
         ulong undo = answer.GetProperty("undoTxid").GetUInt64();
         if (json)
         {
-            await stdout.WriteLineAsync(JsonSerializer.Serialize(new
+            await stdout.WriteLineAsync(new JsonObject
             {
-                cluster,
-                db,
-                restoredTo = new { txid, timestampMs = committed },
-                txid = newTxid,
-                undoTxid = undo,
-                postApplyChecksum = answer.GetProperty("pos").GetProperty("postApplyChecksum").GetString(),
-            })).ConfigureAwait(false);
+                ["cluster"] = cluster,
+                ["db"] = db,
+                ["restoredTo"] = new JsonObject { ["txid"] = txid, ["timestampMs"] = committed },
+                ["txid"] = newTxid,
+                ["undoTxid"] = undo,
+                ["postApplyChecksum"] = answer.GetProperty("pos").GetProperty("postApplyChecksum").GetString(),
+            }.ToJsonString()).ConfigureAwait(false);
         }
         else
         {

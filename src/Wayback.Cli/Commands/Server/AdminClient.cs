@@ -1,6 +1,6 @@
 using System.CommandLine;
-using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Wayback.Protocol;
 
 namespace Wayback.Cli.Commands.Server;
@@ -23,11 +23,11 @@ internal sealed class AdminClient(HttpClient http) : IDisposable
         return new AdminClient(http);
     }
 
-    public async Task<JsonElement?> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    public async Task<JsonElement?> SendAsync(HttpMethod method, string path, JsonObject? body, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
-            request.Content = JsonContent.Create(body);
+            request.Content = CliHttp.Json(body);
         HttpResponseMessage response;
         try
         {

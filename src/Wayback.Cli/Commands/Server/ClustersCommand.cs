@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Wayback.Cli.Commands.Server;
 
@@ -46,10 +47,10 @@ internal static class ClustersCommand
         {
             UrlNames.Cluster(name);
             using var client = AdminClient.Create(server, token);
-            var result = (await client.SendAsync(HttpMethod.Post, "/admin/clusters", new { name, retention }, ct).ConfigureAwait(false))!.Value;
+            var result = (await client.SendAsync(HttpMethod.Post, "/admin/clusters", new JsonObject { ["name"] = name, ["retention"] = retention }, ct).ConfigureAwait(false))!.Value;
             if (json)
             {
-                await stdout.WriteLineAsync(JsonSerializer.Serialize(new { cluster = AdminClient.Str(result, "cluster"), token = AdminClient.Str(result, "token") })).ConfigureAwait(false);
+                await stdout.WriteLineAsync(new JsonObject { ["cluster"] = AdminClient.Str(result, "cluster"), ["token"] = AdminClient.Str(result, "token") }.ToJsonString()).ConfigureAwait(false);
             }
             else
             {
@@ -77,7 +78,7 @@ internal static class ClustersCommand
             if (string.IsNullOrWhiteSpace(retention))
                 throw new ArgumentException("nothing to change: pass --retention, e.g. --retention 720h, --retention every-tx:7d,5m:30d,1h:90d or --retention default (the server's)");
             using var client = AdminClient.Create(server, token);
-            var result = (await client.SendAsync(HttpMethod.Patch, "/admin/clusters/" + segment, new { retention }, ct).ConfigureAwait(false))!.Value;
+            var result = (await client.SendAsync(HttpMethod.Patch, "/admin/clusters/" + segment, new JsonObject { ["retention"] = retention }, ct).ConfigureAwait(false))!.Value;
             if (json)
                 await stdout.WriteLineAsync(result.GetRawText()).ConfigureAwait(false);
             else

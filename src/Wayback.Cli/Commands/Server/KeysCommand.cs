@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Wayback.Storage.Encryption;
 
 namespace Wayback.Cli.Commands.Server;
@@ -39,7 +40,7 @@ internal static class KeysCommand
                 throw new ArgumentException($"name the key file: --key-file FILE (or env {KeyFileEnv})");
             string made = KeyFile.Generate(file, id);
             stdout.WriteLine(json
-                ? JsonSerializer.Serialize(new { keyFile = Path.GetFullPath(file), id = made })
+                ? new JsonObject { ["keyFile"] = Path.GetFullPath(file), ["id"] = made }.ToJsonString()
                 : $"added key '{made}' to {file}; a server started with this file seals new objects with it (then `wayback keys rotate` rewrites older ones). Keep the file secret and backed up apart from the bucket.");
             return CliErrors.Ok;
         }

@@ -9,10 +9,12 @@ namespace Wayback.Cli.Commands.Server;
 /// <summary><c>wayback serve</c>: runs the backup server until Ctrl-C or SIGTERM.</summary>
 internal static class ServeCommand
 {
+    public const string Description = "Run the backup server (LiteFS Cloud protocol, clusters, tokens, compaction, retention).";
+
     public static Command Create()
     {
         var config = new Option<string?>("--config") { Description = "YAML file with settings (keys as the flags without dashes); env WAYBACK_CONFIG." };
-        var cmd = new Command("serve", "Run the backup server (LiteFS Cloud protocol, clusters, tokens, compaction, retention).") { config };
+        var cmd = new Command("serve", Description) { config };
         var settings = SettingOptions.AddTo(cmd, ServerOptions.Settings, s => s.Flag, s => $"{s.Description} Env {s.Env}.");
         cmd.SetAction((r, ct) =>
         {

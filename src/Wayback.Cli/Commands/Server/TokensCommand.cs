@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Wayback.Cli.Commands.Server;
 
@@ -39,7 +40,7 @@ internal static class TokensCommand
             var result = (await client.SendAsync(HttpMethod.Post, path, null, ct).ConfigureAwait(false))!.Value;
             if (json)
             {
-                await stdout.WriteLineAsync(JsonSerializer.Serialize(new { cluster, id = AdminClient.Str(result, "id"), token = AdminClient.Str(result, "token") })).ConfigureAwait(false);
+                await stdout.WriteLineAsync(new JsonObject { ["cluster"] = cluster, ["id"] = AdminClient.Str(result, "id"), ["token"] = AdminClient.Str(result, "token") }.ToJsonString()).ConfigureAwait(false);
             }
             else
             {
@@ -71,7 +72,7 @@ internal static class TokensCommand
             string path = Path(cluster, id);
             using var client = AdminClient.Create(server, token);
             await client.SendAsync(HttpMethod.Delete, path, null, ct).ConfigureAwait(false);
-            await stdout.WriteLineAsync(json ? JsonSerializer.Serialize(new { cluster, revoked = id }) : $"revoked token {id} of cluster {cluster}").ConfigureAwait(false);
+            await stdout.WriteLineAsync(json ? new JsonObject { ["cluster"] = cluster, ["revoked"] = id }.ToJsonString() : $"revoked token {id} of cluster {cluster}").ConfigureAwait(false);
             return CliErrors.Ok;
         });
 }
