@@ -19,7 +19,7 @@ public sealed class PublishedCliTests
     {
         using var dir = new TempDir();
         string home = dir.File("home");
-        var built = await RunAsync(Path.Combine(RepositoryRoot(), "wayback"), ["--version"], new() { ["WAYBACK_HOME"] = home }, TimeSpan.FromMinutes(20));
+        var built = await Processes.RunAsync(Path.Combine(RepositoryRoot(), "wayback"), ["--version"], env: new Dictionary<string, string> { ["WAYBACK_HOME"] = home }, limit: TimeSpan.FromMinutes(20));
         string buildLog = Path.Combine(home, "build.log");
         Assert.True(built.ExitCode == 0, $"./wayback could not publish the CLI: {built.Stderr}\n{(File.Exists(buildLog) ? Tail(File.ReadAllText(buildLog)) : "")}");
         string bin = Path.Combine(home, "bin", "wayback");
@@ -101,32 +101,9 @@ public sealed class PublishedCliTests
 
     private static async Task<string> RunOkAsync(string bin, Dictionary<string, string>? env, params string[] args)
     {
-        var r = await RunAsync(bin, args, env, TimeSpan.FromMinutes(2));
+        var r = await Processes.RunAsync(bin, args, env: env, limit: TimeSpan.FromMinutes(2));
         Assert.True(r.ExitCode == 0, $"wayback {string.Join(' ', args)} exited {r.ExitCode}:\n{r.Stdout}\n{r.Stderr}");
         return r.Stdout;
-    }
-
-    private static async Task<Processes.Result> RunAsync(string file, string[] args, Dictionary<string, string>? env, TimeSpan limit)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? [])
-            psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(limit);
-        try
-        {
-            await p.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {limit.TotalMinutes:0} min");
-        }
-        return new Processes.Result(p.ExitCode, await stdout, await stderr);
     }
 
     private static void Signal(int pid, string signal)

@@ -79,24 +79,34 @@ public static class Processes
         return p;
     }
 
-    public static async Task<Result> RunAsync(string file, string[] args, string? stdin = null, IDictionary<string, string>? env = null)
+    /// <summary>Runs a process to its end; one still running after <paramref name="limit"/> (5 minutes by default) is killed and named.</summary>
+    public static async Task<Result> RunAsync(string file, string[] args, string? stdin = null, IDictionary<string, string>? env = null, TimeSpan? limit = null)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null };
+        // stdin is always a pipe (closed at once without input), so no child ever waits on a terminal.
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var a in args)
             psi.ArgumentList.Add(a);
         if (env is not null)
             foreach (var (k, v) in env)
                 psi.Environment[k] = v;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"{file} not found");
-        if (stdin is not null)
-        {
-            await p.StandardInput.WriteAsync(stdin);
-            p.StandardInput.Close();
-        }
+        // Read before writing: a child that answers before it has read all its input must not fill its pipe and wait.
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        await p.WaitForExitAsync(cts.Token);
+        if (stdin is not null)
+            await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        var deadline = limit ?? TimeSpan.FromMinutes(5);
+        using var cts = new CancellationTokenSource(deadline);
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {deadline.TotalMinutes:0.#} min");
+        }
         return new Result(p.ExitCode, await stdout, await stderr);
     }
 }
