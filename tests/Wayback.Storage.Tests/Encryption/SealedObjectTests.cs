@@ -96,14 +96,16 @@ public sealed class SealedObjectTests : IDisposable
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task A_tampered_chunk_is_reported_when_the_reader_reaches_it_after_the_chunks_before_it(bool ranged)
+    [InlineData(false, 5)]
+    [InlineData(true, 5)]
+    [InlineData(false, 20)]
+    [InlineData(true, 20)] // past the first read of the store (16 chunks)
+    public async Task A_tampered_chunk_is_reported_when_the_reader_reaches_it_after_the_chunks_before_it(bool ranged, int bad)
     {
         var content = TestContent.Bytes(24 * Chunk, seed: 4);
         await Open().PutAsync("a/obj", new MemoryStream(content));
         var stored = await TestContent.ReadAllAsync(await _raw.GetAsync("a/obj"));
-        stored[SealedFormat.HeaderSize + 5 * (Chunk + SealedFormat.TagSize) + 100] ^= 0x01; // in chunk 5
+        stored[SealedFormat.HeaderSize + bad * (Chunk + SealedFormat.TagSize) + 100] ^= 0x01;
         await _raw.PutAsync("a/obj", new MemoryStream(stored));
 
         await using var s = await Open().GetAsync("a/obj", ranged ? new ByteRange(0, content.Length) : null);
@@ -116,8 +118,31 @@ public sealed class SealedObjectTests : IDisposable
                 read.Write(buffer, 0, n);
         });
 
-        Assert.Contains("chunk 5 fails authentication", e.Message);
-        Assert.Equal(content.AsSpan(0, 5 * Chunk).ToArray(), read.ToArray());
+        Assert.Contains($"chunk {bad} fails authentication", e.Message);
+        Assert.Equal(content.AsSpan(0, bad * Chunk).ToArray(), read.ToArray());
+    }
+
+    [Fact]
+    public async Task A_long_range_left_mid_read_or_cancelled_is_disposed_and_the_object_stays_readable()
+    {
+        var content = TestContent.Bytes(48 * Chunk, seed: 6);
+        await Open().PutAsync("a/obj", new MemoryStream(content));
+        var store = Open();
+
+        var s = await store.GetAsync("a/obj", new ByteRange(0, content.Length));
+        var buffer = new byte[1000];
+        Assert.Equal(1000, await s.ReadAsync(buffer));
+        await s.DisposeAsync();
+        using (var cancelled = new CancellationTokenSource())
+        {
+            await using var again = await store.GetAsync("a/obj", new ByteRange(Chunk, 40 * Chunk));
+            cancelled.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await again.ReadExactlyAsync(buffer, cancelled.Token));
+            Assert.Equal(content.AsSpan(Chunk, buffer.Length).ToArray(), buffer.AsSpan(0, await again.ReadAsync(buffer)).ToArray());
+        }
+
+        await store.DeleteAsync("a/obj"); // no handle left open on it
+        Assert.Null(await _raw.StatAsync("a/obj"));
     }
 
     private static async Task<byte[]> ReadInPiecesAsync(Stream stream, int readSize)
