@@ -1,5 +1,7 @@
 # Wayback in a container: `docker build -t wayback .` then see compose.yaml. (Not built by the tests: the
-# machine they run on has no container runtime; the same binary is what ./wayback publishes.)
+# machine they run on has no container runtime.) One composite ReadyToRun build of every command: what ./wayback
+# publishes where no clang is installed. A container runs the server; ./wayback's native client build is for the
+# CLI on a workstation (docs/restore.md, "The CLI's start-up").
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY Directory.Build.props Directory.Packages.props Wayback.slnx ./
