@@ -73,7 +73,8 @@ internal static class HistoryCommand
             {
                 "l3" => "compactions of L2 (restores skip whole hours)",
                 "l2" => "compactions of L1 (restores skip whole L2 windows)",
-                "l1" => "one compaction per sealed L1 window",
+                // A window of one log file needs no compaction of its own: that file is it (its bytes count under log).
+                "l1" => "one compaction per sealed L1 window (of one log file: that file itself)",
                 "log" when liteFs => "the files as uploaded: the last TXID of each is a restore point",
                 "log" => "every transaction on its own: any TXID is a restore point",
                 "buffer" => "received, not yet sealed into the store's L1 objects",
