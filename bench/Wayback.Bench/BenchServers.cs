@@ -18,19 +18,6 @@ internal static class BenchServers
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    internal static Process Start(string file, IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
     /// <summary><c>moto_server</c> on a free loopback port (no signature checks, so buckets are made with a plain PUT).</summary>
     internal sealed class BenchMoto : IDisposable
     {
@@ -52,7 +39,7 @@ internal static class BenchServers
             var exe = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "moto_server")).FirstOrDefault(File.Exists)
                 ?? throw new InvalidOperationException("moto_server is not on PATH (pip install \"moto[server]\")");
             int port = FreePort();
-            var moto = new BenchMoto(Start(exe, ["-H", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]), $"http://127.0.0.1:{port}");
+            var moto = new BenchMoto(BenchProcesses.StartDrained(exe, ["-H", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture)], []), $"http://127.0.0.1:{port}");
             for (var w = Stopwatch.StartNew(); ; await Task.Delay(100, ct))
             {
                 try
