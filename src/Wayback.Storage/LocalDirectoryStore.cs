@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using Wayback.Storage.Local;
 
 namespace Wayback.Storage;
@@ -27,7 +26,6 @@ public sealed class LocalDirectoryStore : IObjectStore
     private const int ReadBufferSize = 64 * 1024;
 
     // A delete prunes empty directories, so a put may find the one it just made gone; it makes it again.
-    private const int MaxDirectoryRaces = 16;
 
     private static readonly EnumerationOptions OneLevel = new()
     {
@@ -38,6 +36,7 @@ public sealed class LocalDirectoryStore : IObjectStore
     };
 
     private readonly FileIo _io;
+    private readonly KeyDirectories _directories;
     private readonly Lock _ifMatchLock = new();
     private long _lastStampTicks;
 
@@ -55,6 +54,7 @@ public sealed class LocalDirectoryStore : IObjectStore
         ArgumentException.ThrowIfNullOrWhiteSpace(rootPath);
         RootPath = Path.TrimEndingDirectorySeparator(Path.GetFullPath(rootPath));
         _io = io;
+        _directories = new KeyDirectories(RootPath, Where);
         try
         {
             Directory.CreateDirectory(RootPath);
@@ -64,7 +64,7 @@ public sealed class LocalDirectoryStore : IObjectStore
             throw new StorageException($"Cannot create the store directory '{RootPath}': {e.Message}", null, e);
         }
 
-        AbandonedTempFilesRemoved = RemoveAbandonedTempFiles();
+        AbandonedTempFilesRemoved = _directories.RemoveAbandonedTempFiles();
     }
 
     /// <summary>The directory that holds the objects.</summary>
@@ -131,7 +131,7 @@ public sealed class LocalDirectoryStore : IObjectStore
         bool createOnly = options.CreateOnly;
         try
         {
-            EnsureDirectory(key, directory);
+            _directories.Ensure(key, directory);
             long size;
             string etag;
             await using (var file = new FileStream(sourcePath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0))
@@ -172,7 +172,7 @@ public sealed class LocalDirectoryStore : IObjectStore
                 File.Delete(sourcePath);
             }
 
-            SyncDirectory(directory);
+            KeyDirectories.Sync(directory);
             Metrics.RecordBytesWritten(size);
             return new PutResult(key, size, etag);
         }
@@ -320,7 +320,7 @@ public sealed class LocalDirectoryStore : IObjectStore
             throw new StorageException($"Deleting '{key}' from {Where} failed: {e.Message}", key, e);
         }
 
-        PruneEmptyDirectories(Path.GetDirectoryName(path)!);
+        _directories.PruneEmpty(Path.GetDirectoryName(path)!);
         return Task.CompletedTask;
     }
 
@@ -345,7 +345,7 @@ public sealed class LocalDirectoryStore : IObjectStore
         string? tempPath = null;
         try
         {
-            (file, tempPath) = CreateTempFile(key, directory);
+            (file, tempPath) = _directories.CreateTempFile(key, directory);
 
             long size = 0;
             var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
@@ -378,7 +378,7 @@ public sealed class LocalDirectoryStore : IObjectStore
 
             Publish(key, tempPath, path, options);
             tempPath = null;
-            SyncDirectory(directory);
+            KeyDirectories.Sync(directory);
             return new PutResult(key, size, etag);
         }
         catch (SourceException e)
@@ -420,61 +420,6 @@ public sealed class LocalDirectoryStore : IObjectStore
         catch (Exception e) when (e is not OperationCanceledException)
         {
             throw new SourceException(e);
-        }
-    }
-
-    private (FileStream File, string Path) CreateTempFile(string key, string directory)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            EnsureDirectory(key, directory);
-            var tempPath = Path.Join(directory, "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)) + ObjectKey.ReservedSuffix);
-            try
-            {
-                // FileShare.None takes an exclusive advisory lock: the mark of a write in progress.
-                var file = new FileStream(tempPath, new FileStreamOptions
-                {
-                    Mode = FileMode.CreateNew,
-                    Access = FileAccess.Write,
-                    Share = FileShare.None,
-                    BufferSize = 0,
-                });
-                return (file, tempPath);
-            }
-            catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException && attempt < MaxDirectoryRaces)
-            {
-                // A concurrent delete pruned the directory after we made it (with CreateNew, a missing
-                // file can only mean a missing directory; .NET names it either way).
-            }
-        }
-    }
-
-    private void EnsureDirectory(string key, string directory)
-    {
-        if (Directory.Exists(directory))
-        {
-            return;
-        }
-
-        var missing = new Stack<string>();
-        for (var d = directory; !Directory.Exists(d); d = Path.GetDirectoryName(d)!)
-        {
-            missing.Push(d);
-        }
-
-        while (missing.TryPop(out var d))
-        {
-            if (File.Exists(d))
-            {
-                throw new StorageException(
-                    $"Cannot write '{key}' to {Where}: '{Path.GetRelativePath(RootPath, d).Replace('\\', '/')}' is an object, so it cannot also hold other keys.",
-                    key);
-            }
-
-            Directory.CreateDirectory(d);
-
-            // The new directory's own name must survive a crash as well as the file put in it.
-            SyncDirectory(Path.GetDirectoryName(d)!);
         }
     }
 
@@ -536,32 +481,6 @@ public sealed class LocalDirectoryStore : IObjectStore
         File.Delete(tempPath);
     }
 
-    private static void SyncDirectory(string directory)
-    {
-        // ENOENT: a concurrent delete pruned the directory, so there is no entry of ours left to make durable
-        // (the put that made it retries; a published object cannot vanish without being deleted).
-        var errno = Wayback.Ltx.Native.DirectorySync.TryFsync(directory);
-        if (errno is not (0 or UnixNative.ENOENT))
-        {
-            throw new IOException($"fsync of directory '{directory}' failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
-        }
-    }
-
-    private void PruneEmptyDirectories(string directory)
-    {
-        for (var d = directory; d.Length > RootPath.Length && d.StartsWith(RootPath, StringComparison.Ordinal); d = Path.GetDirectoryName(d)!)
-        {
-            try
-            {
-                Directory.Delete(d, recursive: false);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return; // not empty (or gone): the keys above it are someone else's
-            }
-        }
-    }
-
     private IEnumerable<ListEntry> ReadDirectory(string directoryKey, string prefix)
     {
         var directory = directoryKey.Length == 0 ? RootPath : PathOf(directoryKey);
@@ -604,31 +523,6 @@ public sealed class LocalDirectoryStore : IObjectStore
 
         entries.Sort((a, b) => ObjectKey.Comparer.Compare(a.SortName, b.SortName));
         return entries.Select(e => e.Entry);
-    }
-
-    private int RemoveAbandonedTempFiles()
-    {
-        var removed = 0;
-        var options = new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = true, RecurseSubdirectories = true };
-        foreach (var path in Directory.EnumerateFiles(RootPath, "*" + ObjectKey.ReservedSuffix, options))
-        {
-            try
-            {
-                // A writer that is still running holds an exclusive lock; only orphans can be opened so.
-                using (new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
-                {
-                    File.Delete(path);
-                }
-
-                removed++;
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // in use by a live writer of another store instance, or already gone
-            }
-        }
-
-        return removed;
     }
 
     private DateTime NextStamp()
