@@ -33,6 +33,15 @@ internal static class BenchProcesses
         return _cli = Path.Combine(home, "bin", "wayback");
     }
 
+    /// <summary>Runs the published CLI (<see cref="PublishedCliAsync"/>) to its end; its stdout, or an exception naming the command and its stderr.</summary>
+    internal static async Task<string> RunCliAsync(Dictionary<string, string>? env, CancellationToken ct, params string[] args)
+    {
+        var r = await RunProcessAsync(await PublishedCliAsync(ct), args, null, ct, env);
+        if (r.Code != 0)
+            throw new InvalidOperationException($"wayback {string.Join(' ', args)} failed ({r.Code}): {r.Stderr}");
+        return r.Stdout;
+    }
+
     internal static string Iso(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     internal static double Median(List<double> values)

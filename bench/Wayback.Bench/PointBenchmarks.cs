@@ -73,11 +73,11 @@ internal sealed class PointBenchmarks : IBenchSuite
             var hand = new List<double>();
             foreach (var p in points)
             {
-                cold.Add(await TimeAsync(() => Cli(env, ct, "query", "app.db", sql, "--txid", Num(p)), ct));
-                warm.Add(await TimeAsync(() => Cli(env, ct, "query", "app.db", sql, "--txid", Num(p)), ct));
+                cold.Add(await TimeAsync(() => RunCliAsync(env, ct, "query", "app.db", sql, "--txid", Num(p)), ct));
+                warm.Add(await TimeAsync(() => RunCliAsync(env, ct, "query", "app.db", sql, "--txid", Num(p)), ct));
                 hand.Add(await TimeAsync(async () =>
                 {
-                    await Cli(env, ct, "restore", "app.db", "-o", byHand, "--txid", Num(p), "--force");
+                    await RunCliAsync(env, ct, "restore", "app.db", "-o", byHand, "--txid", Num(p), "--force");
                     await Sqlite(byHand, sql + ";", ct);
                 }, ct));
             }
@@ -87,12 +87,12 @@ internal sealed class PointBenchmarks : IBenchSuite
 
             // 3. diff between two points; by hand: two restores and a sqlite3 comparison.
             ulong a = first + (ulong)transactions / 4, b = first + (ulong)transactions * 3 / 4;
-            double diff = await TimeAsync(() => Cli(env, ct, "diff", "app.db", "--from", Num(a), "--to", Num(b), "--json"), ct);
+            double diff = await TimeAsync(() => RunCliAsync(env, ct, "diff", "app.db", "--from", Num(a), "--to", Num(b), "--json"), ct);
             string handA = Path.Combine(work, "a.db"), handB = Path.Combine(work, "b.db");
             double diffHand = await TimeAsync(async () =>
             {
-                await Cli(env, ct, "restore", "app.db", "-o", handA, "--txid", Num(a), "--force");
-                await Cli(env, ct, "restore", "app.db", "-o", handB, "--txid", Num(b), "--force");
+                await RunCliAsync(env, ct, "restore", "app.db", "-o", handA, "--txid", Num(a), "--force");
+                await RunCliAsync(env, ct, "restore", "app.db", "-o", handB, "--txid", Num(b), "--force");
                 await Sqlite(handA, $"ATTACH '{handB}' AS b; SELECT count(*) FROM (SELECT * FROM main.t EXCEPT SELECT * FROM b.t);", ct);
             }, ct);
             yield return Row($"diff of two points, {label}", diff, diffHand, 1);
@@ -102,7 +102,7 @@ internal sealed class PointBenchmarks : IBenchSuite
             string found = "";
             double bisect = await TimeAsync(async () =>
             {
-                var r = await Cli(env, ct, "bisect", "app.db", bisectSql, "--good", Num(first), "--json");
+                var r = await RunCliAsync(env, ct, "bisect", "app.db", bisectSql, "--good", Num(first), "--json");
                 var answer = JsonDocument.Parse(r.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]).RootElement.GetProperty("found");
                 found = answer.GetProperty("firstBad").GetProperty("txid").GetUInt64() == markedTxid ? "found it" : "**wrong TXID**";
             }, ct);
@@ -113,7 +113,7 @@ internal sealed class PointBenchmarks : IBenchSuite
                 while (hi - lo > 1)
                 {
                     ulong mid = lo + (hi - lo) / 2;
-                    await Cli(env, ct, "restore", "app.db", "-o", byHand, "--txid", Num(mid), "--force");
+                    await RunCliAsync(env, ct, "restore", "app.db", "-o", byHand, "--txid", Num(mid), "--force");
                     bool changed = (await Sqlite(byHand, bisectSql + ";", ct)).Trim() != "0";
                     (lo, hi) = changed ? (lo, mid) : (mid, hi);
                     probes++;
@@ -131,7 +131,7 @@ internal sealed class PointBenchmarks : IBenchSuite
             {
                 File.Delete(output);
                 await SettleAsync(ct);
-                restore.Add(await TimeAsync(() => Cli(env, ct, "restore", "app.db", "-o", output, "--force"), ct));
+                restore.Add(await TimeAsync(() => RunCliAsync(env, ct, "restore", "app.db", "-o", output, "--force"), ct));
                 string copied = Path.Combine(work, "copied.db");
                 File.Delete(copied);
                 await SettleAsync(ct);
@@ -150,7 +150,7 @@ internal sealed class PointBenchmarks : IBenchSuite
                 throw new InvalidOperationException("wayback replicate --once small.db failed: " + once.Stderr);
             var smallTimes = new List<double>();
             for (int i = 0; i < 5; i++)
-                smallTimes.Add(await TimeAsync(() => Cli(env, ct, "restore", "small.db", "-o", Path.Combine(work, "small-restored.db"), "--force"), ct));
+                smallTimes.Add(await TimeAsync(() => RunCliAsync(env, ct, "restore", "small.db", "-o", Path.Combine(work, "small-restored.db"), "--force"), ct));
             double smallMedian = Median(smallTimes);
             yield return new BenchRow($"restore -o of a {new FileInfo(small).Length / 1024} KiB database, end to end (the CLI process included)",
                 Harness.Format(smallMedian, "s"), "", null, "< 0.2 s", Harness.YesNo(smallMedian < 0.2));
@@ -176,14 +176,6 @@ internal sealed class PointBenchmarks : IBenchSuite
         var watch = Stopwatch.StartNew();
         await body();
         return watch.Elapsed.TotalSeconds;
-    }
-
-    private static async Task<string> Cli(Dictionary<string, string> env, CancellationToken ct, params string[] args)
-    {
-        var r = await RunProcessAsync(await PublishedCliAsync(ct), args, null, ct, env);
-        if (r.Code != 0)
-            throw new InvalidOperationException($"wayback {string.Join(' ', args)} failed ({r.Code}): {r.Stderr}");
-        return r.Stdout;
     }
 
     private static async Task<string> Sqlite(string db, string sql, CancellationToken ct)

@@ -121,16 +121,11 @@ internal sealed class ServerBenchmarks : IBenchSuite
 
             // The restore a user waits for: `wayback restore -o` as ./wayback publishes it, its process, the streamed
             // download, its checksums and fsync included.
-            string cli = await BenchProcesses.PublishedCliAsync(ct);
             string output = Path.Combine(Path.GetTempPath(), "wayback-bench-restored-" + Guid.NewGuid().ToString("n")[..8] + ".db");
             try
             {
-                async ValueTask RestoreAsync(BenchServers.BenchServe server, string token)
-                {
-                    var r = await BenchProcesses.RunProcessAsync(cli, ["restore", "big", "-o", output, "--force", "--server", server.Url, "--token", token], null, ct);
-                    if (r.Code != 0)
-                        throw new InvalidOperationException("wayback restore -o failed: " + r.Stderr);
-                }
+                async ValueTask RestoreAsync(BenchServers.BenchServe server, string token) =>
+                    await BenchProcesses.RunCliAsync(null, ct, "restore", "big", "-o", output, "--force", "--server", server.Url, "--token", token);
                 var (oursCli, peerCli) = await Harness.ComparePairsAsync(options, () => RestoreAsync(encrypted, sealedToken), () => RestoreAsync(plainServer, plainToken),
                     Math.Max(15, options.Repetitions));
                 double cliRatio = Harness.MedianRatio(oursCli, peerCli);

@@ -75,7 +75,7 @@ public sealed class ServeProcess : IAsyncDisposable
     /// <summary>Sends a signal by name (STOP, CONT) with the <c>kill</c> command.</summary>
     public async Task SignalAsync(string signal)
     {
-        var r = await Processes.RunAsync("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        var r = await Processes.SignalAsync(_process.Id, signal);
         Assert.True(r.ExitCode == 0, $"kill -{signal} {_process.Id}: {r.Stderr}");
     }
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Text.Json;
 using Xunit;
 
@@ -19,7 +18,7 @@ public sealed class PublishedCliTests
     {
         using var dir = new TempDir();
         string home = dir.File("home");
-        var built = await Processes.RunAsync(Path.Combine(RepositoryRoot(), "wayback"), ["--version"], env: new Dictionary<string, string> { ["WAYBACK_HOME"] = home }, limit: TimeSpan.FromMinutes(20));
+        var built = await Processes.RunAsync(Path.Combine(Processes.RepositoryRoot(), "wayback"), ["--version"], env: new Dictionary<string, string> { ["WAYBACK_HOME"] = home }, limit: TimeSpan.FromMinutes(20));
         string buildLog = Path.Combine(home, "build.log");
         Assert.True(built.ExitCode == 0, $"./wayback could not publish the CLI: {built.Stderr}\n{(File.Exists(buildLog) ? Tail(File.ReadAllText(buildLog)) : "")}");
         string bin = Path.Combine(home, "bin", "wayback");
@@ -70,7 +69,7 @@ public sealed class PublishedCliTests
         finally
         {
             if (!serve.HasExited)
-                Signal(serve.Id, "TERM");
+                await Processes.SignalAsync(serve.Id, "TERM");
             using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             try
             {
@@ -87,16 +86,6 @@ public sealed class PublishedCliTests
 
     private static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
 
-    private static string RepositoryRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "wayback")) && File.Exists(Path.Combine(d.FullName, "Wayback.slnx")))
-                return d.FullName;
-        }
-        throw new InvalidOperationException($"the clone's ./wayback script is not above {AppContext.BaseDirectory}");
-    }
-
     private static Task<string> RunOkAsync(string bin, params string[] args) => RunOkAsync(bin, null, args);
 
     private static async Task<string> RunOkAsync(string bin, Dictionary<string, string>? env, params string[] args)
@@ -104,11 +93,5 @@ public sealed class PublishedCliTests
         var r = await Processes.RunAsync(bin, args, env: env, limit: TimeSpan.FromMinutes(2));
         Assert.True(r.ExitCode == 0, $"wayback {string.Join(' ', args)} exited {r.ExitCode}:\n{r.Stdout}\n{r.Stderr}");
         return r.Stdout;
-    }
-
-    private static void Signal(int pid, string signal)
-    {
-        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit(10_000);
     }
 }

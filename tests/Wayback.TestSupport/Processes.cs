@@ -79,6 +79,21 @@ public static class Processes
         return p;
     }
 
+    /// <summary>Sends a signal by name (TERM, STOP, CONT) with the <c>kill</c> command; its result says whether it reached the process.</summary>
+    public static Task<Result> SignalAsync(int pid, string signal) =>
+        RunAsync("kill", ["-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], limit: TimeSpan.FromSeconds(30));
+
+    /// <summary>The clone this test runs from: the folder above the test's binaries that holds <c>Wayback.slnx</c>.</summary>
+    public static string RepositoryRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            if (File.Exists(Path.Combine(d.FullName, "Wayback.slnx")))
+                return d.FullName;
+        }
+        throw new DirectoryNotFoundException($"the repository root (Wayback.slnx) is not above {AppContext.BaseDirectory}");
+    }
+
     /// <summary>Runs a process to its end; one still running after <paramref name="limit"/> (5 minutes by default) is killed and named.</summary>
     public static async Task<Result> RunAsync(string file, string[] args, string? stdin = null, IDictionary<string, string>? env = null, TimeSpan? limit = null)
     {
